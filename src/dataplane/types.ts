@@ -1,0 +1,53 @@
+/**
+ * The boundary between the handshake and the packet path (strongSwan's kernel interface, in spirit).
+ * The IKE side installs and removes SAs and routes; it never sees a data packet.
+ */
+
+export interface Endpoint {
+  address: string;
+  port: number;
+}
+
+/** One direction-pair of a negotiated CHILD_SA, as the data plane needs it. */
+export interface ChildSaSpec {
+  connection: string;
+  /** SPIs as 32-bit unsigned integers. */
+  spiIn: number;
+  spiOut: number;
+  /** ESP transform names in strongSwan syntax: encr 'aes256gcm16', integ 'sha256' or null for AEAD. */
+  encr: string;
+  integ: string | null;
+  /** Key material (for AEAD the 4-byte salt is appended to the key, RFC 4106). */
+  encrKeyIn: Buffer;
+  encrKeyOut: Buffer;
+  integKeyIn: Buffer | null;
+  integKeyOut: Buffer | null;
+  esn: boolean;
+  encapsulation: 'udp' | 'esp';
+  local: Endpoint;
+  remote: Endpoint;
+  /** Traffic selectors as CIDR strings (with protocol/ports folded out for now). */
+  tsLocal: string[];
+  tsRemote: string[];
+}
+
+export interface SaCounters {
+  bytesIn: number;
+  bytesOut: number;
+  packetsIn: number;
+  packetsOut: number;
+}
+
+export interface RouteEntry {
+  destination: string;
+  via: { connection: string; weight: number }[];
+  publish: boolean;
+}
+
+export interface DataPlane {
+  installSa(sa: ChildSaSpec): void;
+  removeSa(spiIn: number): void;
+  counters(spiIn: number): SaCounters | undefined;
+  setRoutes(routes: RouteEntry[]): void;
+  close(): Promise<void>;
+}

@@ -1,0 +1,48 @@
+/**
+ * The one event seam: protocol code emits here; logging, metrics, HA and status listen.
+ * Protocol code never calls a logger or metric directly for state changes.
+ */
+import { EventEmitter } from 'node:events';
+
+export type IkeState = 'down' | 'connecting' | 'established' | 'deleting';
+
+export interface TwinsecEvents {
+  /** An IKE SA of a connection changed state. */
+  'ike-state': { connection: string; from: IkeState; to: IkeState; reason: string; spiI?: string; spiR?: string };
+  /** A CHILD_SA was installed in the data plane. */
+  'child-up': {
+    connection: string;
+    spiIn: number;
+    spiOut: number;
+    encr: string;
+    integ: string | null;
+    dh: string | null;
+    encapsulation: 'udp' | 'esp';
+    tsLocal: string[];
+    tsRemote: string[];
+  };
+  /** A CHILD_SA was removed from the data plane. */
+  'child-down': { connection: string; spiIn: number; spiOut: number; reason: string };
+  /** A negotiation failed; `reason` is a short stable token (auth_failed, no_proposal_chosen, timeout, ...). */
+  'ike-failure': { connection: string; reason: string; detail: string };
+  /** An incoming IKE datagram was dropped (malformed, unexpected, unknown SA). */
+  'ike-dropped': { reason: string; detail: string; from: string };
+  /** Free-form protocol progress worth a debug log line. */
+  'ike-debug': { connection: string; message: string };
+}
+
+export type EventName = keyof TwinsecEvents;
+
+export class EventBus {
+  readonly #ee = new EventEmitter();
+  constructor() {
+    this.#ee.setMaxListeners(100);
+  }
+  emit<K extends EventName>(name: K, ev: TwinsecEvents[K]): void {
+    this.#ee.emit(name, ev);
+  }
+  on<K extends EventName>(name: K, fn: (ev: TwinsecEvents[K]) => void): () => void {
+    this.#ee.on(name, fn);
+    return () => this.#ee.off(name, fn);
+  }
+}
