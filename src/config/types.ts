@@ -1,0 +1,44 @@
+/**
+ * The resolved configuration the daemon runs on (after validation and defaults; `pskFile` already read).
+ * The YAML schema lives in schema.ts and produces exactly this shape.
+ */
+
+export interface IkeParams {
+  /** Proposals in strongSwan syntax, e.g. 'aes256gcm16-prfsha256-x25519'. */
+  proposals: string[];
+  /** Seconds. */
+  lifetime: number;
+}
+
+export interface ConnectionConfig {
+  name: string;
+  version: 1 | 2;
+  local: string;
+  remote: string;
+  localId: string;
+  remoteId: string;
+  /** Never log, print or export this. */
+  psk: Buffer;
+  ike: IkeParams;
+  esp: IkeParams;
+  localSubnets: string[];
+  remoteSubnets: string[];
+  start: 'initiate' | 'listen';
+  encapsulation: 'auto' | 'udp' | 'esp';
+}
+
+export interface RouteConfig {
+  destination: string;
+  via: { connection: string; weight: number }[];
+  publish: boolean;
+}
+
+export interface Config {
+  tun: { name: string; mtu: number };
+  control: { socket: string };
+  /** UDP ports for IKE; 500/4500 unless a lab needs otherwise. */
+  ports: { ike: number; natt: number };
+  log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' };
+  connections: Record<string, ConnectionConfig>;
+  routes: RouteConfig[];
+}
