@@ -1,9 +1,14 @@
 /**
- * The daemon: owns the event bus, the data plane and the IKE engine for one configuration.
- * (Skeleton; the IKE engine attaches here.)
+ * The daemon: owns the event bus, the data plane, the IKE transport and the SA manager for one
+ * configuration, and answers status queries from them.
  */
 import type { Config } from './config/types.js';
+import { MemoryDataPlane } from './dataplane/memory.js';
+import type { DataPlane } from './dataplane/types.js';
 import { EventBus } from './events.js';
+import { type IkeTransport, UdpTransport } from './ike/transport.js';
+import type { Timing } from './ike/v2/ike-sa.js';
+import { IkeManager } from './ike/v2/manager.js';
 
 export interface ChildStatus {
   spiIn: string;
@@ -12,8 +17,11 @@ export interface ChildStatus {
   bytesOut: number;
   packetsIn: number;
   packetsOut: number;
-  encr?: string;
-  integ?: string | null;
+  encr: string;
+  integ: string | null;
+  encapsulation: 'udp' | 'esp';
+  tsLocal: string[];
+  tsRemote: string[];
 }
 
 export interface ConnectionStatus {
@@ -29,19 +37,93 @@ export interface StatusReport {
   routes: { destination: string; active: string[] }[];
 }
 
+export interface DaemonOptions {
+  /** Injected in tests; the daemon opens UDP sockets on the configured addresses otherwise. */
+  transport?: IkeTransport;
+  dataplane?: DataPlane;
+  timing?: Partial<Timing>;
+  retry?: { base: number; max: number };
+}
+
+const hex8 = (n: number): string => (n >>> 0).toString(16).padStart(8, '0');
+
 export class Daemon {
   readonly bus = new EventBus();
   readonly config: Config;
-  constructor(config: Config) {
+  readonly #opts: DaemonOptions;
+  #transport: IkeTransport | undefined;
+  #dp: DataPlane | undefined;
+  #ike: IkeManager | undefined;
+
+  constructor(config: Config, opts: DaemonOptions = {}) {
     this.config = config;
+    this.#opts = opts;
   }
-  async start(): Promise<void> {}
-  async stop(): Promise<void> {}
+
+  async start(): Promise<void> {
+    const locals = Object.values(this.config.connections).map((c) => c.local);
+    this.#transport = this.#opts.transport ?? (await UdpTransport.open(locals, this.config.ports));
+    this.#dp = this.#opts.dataplane ?? new MemoryDataPlane();
+    this.#dp.setRoutes(this.config.routes);
+    this.#ike = new IkeManager({
+      config: this.config,
+      transport: this.#transport,
+      dataplane: this.#dp,
+      bus: this.bus,
+      timing: this.#opts.timing,
+      retry: this.#opts.retry,
+    });
+    this.#ike.start();
+  }
+
+  /** Tells every peer (DELETE), then releases sockets and the data plane. */
+  async stop(): Promise<void> {
+    await this.#ike?.stop();
+    await this.#transport?.close();
+    await this.#dp?.close();
+  }
+
+  get ike(): IkeManager | undefined {
+    return this.#ike;
+  }
+
   status(): StatusReport {
     const connections: Record<string, ConnectionStatus> = {};
     for (const c of Object.values(this.config.connections)) {
-      connections[c.name] = { state: 'down', version: c.version, local: c.local, remote: c.remote, children: [] };
+      const sas = this.#ike?.sasOf(c.name) ?? [];
+      const state = sas.some((s) => s.phase === 'established')
+        ? 'established'
+        : sas.some((s) => s.phase === 'init' || s.phase === 'auth')
+          ? 'connecting'
+          : 'down';
+      const children: ChildStatus[] = [];
+      for (const sa of sas) {
+        for (const ch of sa.children) {
+          const n = this.#dp?.counters(ch.spiIn) ?? { bytesIn: 0, bytesOut: 0, packetsIn: 0, packetsOut: 0 };
+          children.push({
+            spiIn: hex8(ch.spiIn),
+            spiOut: hex8(ch.spiOut),
+            ...n,
+            encr: '',
+            integ: null,
+            encapsulation: ch.encapsulation,
+            tsLocal: [],
+            tsRemote: [],
+          });
+        }
+      }
+      connections[c.name] = { state, version: c.version, local: c.local, remote: c.remote, children };
     }
-    return { connections, routes: this.config.routes.map((r) => ({ destination: r.destination, active: [] })) };
+    const up = (name: string): boolean => connections[name]?.state === 'established';
+    const routes = this.config.routes.map((r) => {
+      // Highest-weight established next hops carry the route (health checks refine this later).
+      const live = r.via.filter((v) => up(v.connection));
+      const top = Math.max(...live.map((v) => v.weight));
+      return {
+        destination: r.destination,
+        active: live.filter((v) => v.weight === top).map((v) => v.connection),
+      };
+    });
+    return { connections, routes };
   }
 }

@@ -1,0 +1,148 @@
+/**
+ * CHILD_SA negotiation pieces shared by IKE_AUTH and (later) CREATE_CHILD_SA: ESP proposals with
+ * our inbound SPI, traffic selectors and responder narrowing (§2.9), keys (§2.17), and the hand-off
+ * to the data plane.
+ */
+import { randomBytes } from 'node:crypto';
+import type { ChildSaSpec } from '../../dataplane/types.js';
+import { encrAlg } from '../crypto/encr.js';
+import { integAlg } from '../crypto/integ.js';
+import { deriveChildKeys } from '../crypto/keys.js';
+import {
+  algName,
+  type Chosen,
+  type ProposalSpec,
+  parseProposal,
+  selectProposal,
+  toWireProposal,
+} from '../proposal.js';
+import { PayloadType, ProtocolId, TransformType } from '../wire/constants.js';
+import { cidrToTs, tsIntersect, tsToString } from '../wire/ts.js';
+import type { Payload, SaPayload, TrafficSelector } from '../wire/types.js';
+import type { ChildSa, IkeSa } from './ike-sa.js';
+
+/** An inbound SPI: random, never in the reserved range 0-255 (RFC 4303 §2.1). */
+export function newSpi(): number {
+  for (;;) {
+    const v = randomBytes(4).readUInt32BE(0);
+    if (v > 255) return v;
+  }
+}
+
+export function spiBuffer(spi: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(spi >>> 0);
+  return b;
+}
+
+/** ESP proposals for IKE_AUTH, where no KE is exchanged: PFS groups apply only to rekeys. */
+export function espOffer(sa: IkeSa, withDh: boolean): ProposalSpec[] {
+  return sa.conn.esp.proposals.map((text) => {
+    const spec = parseProposal(text, 'esp');
+    return withDh ? spec : { ...spec, dh: [] };
+  });
+}
+
+export function childRequestPayloads(sa: IkeSa, spiIn: number): Payload[] {
+  const offer = espOffer(sa, false);
+  return [
+    {
+      type: PayloadType.SA,
+      proposals: offer.map((p, i) => toWireProposal(p, i + 1, ProtocolId.ESP, spiBuffer(spiIn))),
+    },
+    { type: PayloadType.TSi, selectors: sa.conn.localSubnets.map((c) => cidrToTs(c)) },
+    { type: PayloadType.TSr, selectors: sa.conn.remoteSubnets.map((c) => cidrToTs(c)) },
+  ];
+}
+
+/** Responder narrowing: every offered selector intersected with every configured one. */
+export function narrow(offered: TrafficSelector[], configured: string[]): TrafficSelector[] {
+  const out: TrafficSelector[] = [];
+  for (const c of configured) {
+    const mine = cidrToTs(c);
+    for (const o of offered) {
+      const x = tsIntersect(o, mine);
+      if (x && !out.some((t) => tsToString(t) === tsToString(x))) out.push(x);
+    }
+  }
+  return out;
+}
+
+/** Initiator check: what the responder returned must lie inside what we asked for. */
+export function withinOffer(returned: TrafficSelector[], configured: string[]): boolean {
+  return returned.every((r) => {
+    const narrowed = narrow([r], configured);
+    return narrowed.length === 1 && tsToString(narrowed[0]!) === tsToString(r);
+  });
+}
+
+export function selectEsp(sa: IkeSa, saP: SaPayload): Chosen | null {
+  return selectProposal(espOffer(sa, false), saP.proposals, ProtocolId.ESP);
+}
+
+/**
+ * Derives the CHILD_SA keys and installs it in the data plane (§2.17: initiator-to-responder keys
+ * come first in KEYMAT).
+ */
+export function installChild(
+  sa: IkeSa,
+  install: (spec: ChildSaSpec) => void,
+  c: {
+    spiIn: number;
+    spiOut: number;
+    chosen: Chosen;
+    tsLocal: TrafficSelector[];
+    tsRemote: TrafficSelector[];
+  },
+): ChildSa {
+  const encr = encrAlg(c.chosen.encr.id, c.chosen.encr.keyLen);
+  const integ = c.chosen.integ ? integAlg(c.chosen.integ) : null;
+  const km = deriveChildKeys(
+    sa.prf!,
+    sa.keys!.skD,
+    encr.keyLen + encr.saltLen,
+    integ ? integ.keyLen : 0,
+    sa.ni,
+    sa.nr,
+  );
+  const [encIn, intIn, encOut, intOut] = sa.initiator
+    ? [km.encrR, km.integR, km.encrI, km.integI]
+    : [km.encrI, km.integI, km.encrR, km.integR];
+  const encapsulation: 'udp' | 'esp' =
+    sa.conn.encapsulation === 'udp' || (sa.conn.encapsulation === 'auto' && (sa.nat.local || sa.nat.remote))
+      ? 'udp'
+      : 'esp';
+  const port = (p: number): number => (encapsulation === 'udp' ? p : 0);
+  const spec: ChildSaSpec = {
+    connection: sa.name,
+    spiIn: c.spiIn,
+    spiOut: c.spiOut,
+    encr: algName(TransformType.ENCR, c.chosen.encr.id, c.chosen.encr.keyLen),
+    integ: integ ? algName(TransformType.INTEG, integ.id) : null,
+    encrKeyIn: encIn,
+    encrKeyOut: encOut,
+    integKeyIn: integ ? intIn : null,
+    integKeyOut: integ ? intOut : null,
+    esn: c.chosen.esn,
+    encapsulation,
+    local: { address: sa.local.address, port: port(sa.local.port) },
+    remote: { address: sa.remote.address, port: port(sa.remote.port) },
+    tsLocal: c.tsLocal.map(tsToString),
+    tsRemote: c.tsRemote.map(tsToString),
+  };
+  install(spec);
+  const child: ChildSa = { ...c, encapsulation };
+  sa.children.push(child);
+  sa.env.bus.emit('child-up', {
+    connection: sa.name,
+    spiIn: c.spiIn,
+    spiOut: c.spiOut,
+    encr: spec.encr,
+    integ: spec.integ,
+    dh: c.chosen.dh ? algName(TransformType.DH, c.chosen.dh) : null,
+    encapsulation,
+    tsLocal: spec.tsLocal,
+    tsRemote: spec.tsRemote,
+  });
+  return child;
+}

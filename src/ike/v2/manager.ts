@@ -1,0 +1,356 @@
+/**
+ * The IKEv2 SA manager: files SAs by our SPI, dispatches datagrams to them, creates responder SAs
+ * for IKE_SA_INIT, initiates and re-initiates connections with backoff, and owns the data-plane
+ * hand-off. Every drop is counted and reported on the bus with its reason.
+ */
+import type { Config, ConnectionConfig } from '../../config/types.js';
+import type { DataPlane } from '../../dataplane/types.js';
+import { CryptoError, WireError } from '../../errors.js';
+import type { EventBus } from '../../events.js';
+import { parseProposal } from '../proposal.js';
+import type { Datagram, IkeTransport } from '../transport.js';
+import { ExchangeType, HeaderFlag } from '../wire/constants.js';
+import { decodeHeader } from '../wire/header.js';
+import { decodeMessage, encodeMessage } from '../wire/message.js';
+import { checkMessageRules } from '../wire/rules.js';
+import type { IkeHeader, Payload } from '../wire/types.js';
+import { type AuthHooks, processAuthRequest, sendAuthRequest } from './auth.js';
+import { DEFAULT_TIMING, IkeSa, type SaEnv, type Timing } from './ike-sa.js';
+import { type InfoHooks, processInfoRequest, rejectCreateChild, sendIkeDelete } from './info.js';
+import { type InitFailure, preferredGroup, processInitRequest, sendInitRequest } from './init.js';
+import { type OpenedMessage, openMessage } from './protect.js';
+
+export interface ManagerOptions {
+  config: Config;
+  transport: IkeTransport;
+  dataplane: DataPlane;
+  bus: EventBus;
+  timing?: Partial<Timing>;
+  /** Re-initiation backoff after a failure (ms): base * 2^attempt, capped. */
+  retry?: { base: number; max: number };
+}
+
+export class IkeManager {
+  readonly #env: SaEnv;
+  readonly #dp: DataPlane;
+  readonly #bus: EventBus;
+  readonly #retryCfg: { base: number; max: number };
+  #conns: Map<string, ConnectionConfig>;
+  readonly #sas = new Map<string, IkeSa>();
+  /** Responder SAs by initiator SPI and address, to recognise a retransmitted IKE_SA_INIT. */
+  readonly #halfOpen = new Map<string, IkeSa>();
+  readonly #retries = new Map<string, { timer?: NodeJS.Timeout; attempt: number }>();
+  readonly dropped = new Map<string, number>();
+  #stopped = false;
+
+  constructor(opts: ManagerOptions) {
+    this.#env = {
+      transport: opts.transport,
+      bus: opts.bus,
+      timing: { ...DEFAULT_TIMING, ...opts.timing },
+      ports: opts.config.ports,
+    };
+    this.#dp = opts.dataplane;
+    this.#bus = opts.bus;
+    this.#retryCfg = opts.retry ?? { base: 2000, max: 60_000 };
+    this.#conns = new Map(
+      Object.values(opts.config.connections)
+        .filter((c) => c.version === 2)
+        .map((c) => [c.name, c]),
+    );
+    opts.transport.onReceive((d) => this.handle(d));
+  }
+
+  start(): void {
+    for (const c of this.#conns.values()) if (c.start === 'initiate') this.initiate(c.name);
+  }
+
+  /** SAs of a connection, newest first. */
+  sasOf(name: string): IkeSa[] {
+    return [...this.#sas.values()].filter((s) => s.conn.name === name && s.phase !== 'dead').reverse();
+  }
+
+  /* ------------------------------------------------------------ initiation */
+
+  initiate(name: string): void {
+    const conn = this.#conns.get(name);
+    if (!conn || this.#stopped) return;
+    if (this.sasOf(name).some((s) => s.phase !== 'deleting')) return;
+    const ports = this.#env.ports;
+    const sa = new IkeSa(this.#env, {
+      initiator: true,
+      conn,
+      local: { address: conn.local, port: ports.ike },
+      remote: { address: conn.remote, port: ports.ike },
+    });
+    sa.ikeOffer = conn.ike.proposals.map((p) => parseProposal(p, 'ike'));
+    sa.dhGroup = preferredGroup(sa.ikeOffer);
+    this.#sas.set(sa.ourSpi.toString('hex'), sa);
+    sa.begin(`initiating to ${conn.remote}`);
+    sendInitRequest(sa, (err) => {
+      if (err) return this.#failed(sa, err);
+      sa.phase = 'auth';
+      sendAuthRequest(sa, this.#authHooks, (err2) => {
+        if (err2) return this.#failed(sa, err2);
+        this.#retries.delete(name);
+      });
+    });
+  }
+
+  #failed(sa: IkeSa, err: InitFailure): void {
+    this.#bus.emit('ike-failure', { connection: sa.name, reason: err.reason, detail: err.message });
+    if (sa.phase === 'established') {
+      // The IKE SA exists on both sides; tell the peer before retrying.
+      sa.transition('deleting', err.reason);
+      sendIkeDelete(sa, () => this.destroy(sa, err.reason));
+    } else {
+      this.destroy(sa, err.reason);
+    }
+    this.#scheduleRetry(sa.conn);
+  }
+
+  #scheduleRetry(conn: ConnectionConfig): void {
+    if (this.#stopped || conn.start !== 'initiate' || this.#conns.get(conn.name) !== conn) return;
+    const r = this.#retries.get(conn.name) ?? { attempt: 0 };
+    if (r.timer) return;
+    const delay =
+      Math.min(this.#retryCfg.max, this.#retryCfg.base * 2 ** r.attempt) * (0.9 + Math.random() * 0.2);
+    r.attempt++;
+    r.timer = setTimeout(() => {
+      r.timer = undefined;
+      this.initiate(conn.name);
+    }, delay);
+    r.timer.unref();
+    this.#retries.set(conn.name, r);
+    this.#bus.emit('ike-debug', { connection: conn.name, message: `retrying in ${Math.round(delay)} ms` });
+  }
+
+  /* ------------------------------------------------------------ teardown */
+
+  destroy(sa: IkeSa, reason: string): void {
+    for (const c of [...sa.children]) this.#removeChild(sa, c.spiIn, reason);
+    this.#sas.delete(sa.ourSpi.toString('hex'));
+    for (const [k, v] of this.#halfOpen) if (v === sa) this.#halfOpen.delete(k);
+    sa.transition('dead', reason);
+  }
+
+  #removeChild(sa: IkeSa, spiIn: number, reason: string): void {
+    const child = sa.children.find((c) => c.spiIn === spiIn);
+    if (!child) return;
+    sa.children = sa.children.filter((c) => c !== child);
+    this.#dp.removeSa(child.spiIn);
+    this.#bus.emit('child-down', { connection: sa.name, spiIn: child.spiIn, spiOut: child.spiOut, reason });
+  }
+
+  /** Sends DELETE for every SA (bounded wait), then forgets them all. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const r of this.#retries.values()) clearTimeout(r.timer);
+    this.#retries.clear();
+    const all = [...this.#sas.values()];
+    await Promise.all(
+      all.map(
+        (sa) =>
+          new Promise<void>((resolve) => {
+            if (sa.phase !== 'established') return resolve();
+            sa.transition('deleting', 'shutdown');
+            const t = setTimeout(resolve, 1500);
+            sendIkeDelete(sa, () => {
+              clearTimeout(t);
+              resolve();
+            });
+          }),
+      ),
+    );
+    for (const sa of all) this.destroy(sa, 'shutdown');
+  }
+
+  readonly #authHooks: AuthHooks = {
+    install: (spec) => this.#dp.installSa(spec),
+    initialContact: (sa) =>
+      ![...this.#sas.values()].some(
+        (o) =>
+          o !== sa &&
+          o.phase !== 'dead' &&
+          o.conn.localId === sa.conn.localId &&
+          o.conn.remoteId === sa.conn.remoteId,
+      ),
+    peerInitialContact: (sa) => {
+      for (const o of [...this.#sas.values()]) {
+        if (o !== sa && o.conn === sa.conn && o.remote.address === sa.remote.address)
+          this.destroy(o, 'peer sent INITIAL_CONTACT');
+      }
+    },
+  };
+
+  readonly #infoHooks: InfoHooks = {
+    removeChild: (sa, spiIn, reason) => this.#removeChild(sa, spiIn, reason),
+    destroy: (sa, reason) => this.destroy(sa, reason),
+  };
+
+  /* ------------------------------------------------------------ dispatch */
+
+  #drop(reason: string, detail: string, d: Datagram): void {
+    this.dropped.set(reason, (this.dropped.get(reason) ?? 0) + 1);
+    this.#bus.emit('ike-dropped', { reason, detail, from: `${d.remote.address}:${d.remote.port}` });
+  }
+
+  handle(d: Datagram): void {
+    try {
+      this.#handle(d);
+    } catch (err) {
+      // A bug or an unforeseen input must cost one datagram, never the daemon.
+      const reason =
+        err instanceof CryptoError ? 'integrity' : err instanceof WireError ? 'malformed' : 'internal_error';
+      this.#drop(reason, (err as Error).message, d);
+    }
+  }
+
+  #handle(d: Datagram): void {
+    if (d.data.length >= 18 && d.data[17] >> 4 !== 2)
+      return this.#drop('unsupported_version', `IKE major version ${d.data[17] >> 4}`, d);
+    const header = decodeHeader(d.data);
+    const isResponse = (header.flags & HeaderFlag.RESPONSE) !== 0;
+    const fromInitiator = (header.flags & HeaderFlag.INITIATOR) !== 0;
+    if (header.exchange === ExchangeType.IKE_SA_INIT && !isResponse) return this.#initRequest(d, header);
+    const ourSpi = fromInitiator ? header.spiR : header.spiI;
+    const sa = this.#sas.get(ourSpi.toString('hex'));
+    if (!sa || sa.initiator === fromInitiator)
+      return this.#drop('unknown_spi', `no IKE SA ${ourSpi.toString('hex')}`, d);
+    if (sa.spiR.some((b) => b !== 0) && !sa.spiR.equals(header.spiR))
+      return this.#drop('unknown_spi', 'responder SPI mismatch', d);
+    let msg: OpenedMessage;
+    if (header.exchange === ExchangeType.IKE_SA_INIT) {
+      const m = decodeMessage(d.data);
+      msg = { header, payloads: m.payloads };
+    } else {
+      if (!sa.skIn)
+        return this.#drop(
+          'unexpected',
+          `${ExchangeType[header.exchange] ?? header.exchange} before keys exist`,
+          d,
+        );
+      msg = openMessage(d.data, sa.skIn);
+    }
+    const bad = checkMessageRules(
+      header.exchange,
+      isResponse,
+      msg.payloads,
+      header.exchange !== ExchangeType.IKE_SA_INIT,
+    );
+    if (bad) return this.#drop('invalid_syntax', bad, d);
+    sa.lastInbound = d.data;
+    if (isResponse) {
+      if (!sa.takeResponse(header, msg))
+        this.#drop('unexpected_response', `message ID ${header.messageId}`, d);
+      return;
+    }
+    const admit = sa.admitRequest(header);
+    if (admit === 'invalid') return this.#drop('invalid_message_id', `message ID ${header.messageId}`, d);
+    if (admit === 'retransmit') return;
+    // A valid, authenticated request: follow the peer's address and port (NAT-T floating, §2.23).
+    sa.local = d.local;
+    sa.remote = d.remote;
+    this.#request(sa, header, msg.payloads, d);
+  }
+
+  #request(sa: IkeSa, header: IkeHeader, ps: Payload[], d: Datagram): void {
+    switch (header.exchange) {
+      case ExchangeType.IKE_AUTH: {
+        if (sa.initiator || sa.phase !== 'auth')
+          return this.#drop('unexpected', 'IKE_AUTH in wrong state', d);
+        const ans = processAuthRequest(sa, this.#authHooks, ps);
+        sa.respond(header.exchange, header.messageId, ans.payloads);
+        if (ans.ok) {
+          this.#halfOpen.delete(`${sa.spiI.toString('hex')}|${sa.remote.address}`);
+          ans.after();
+        } else {
+          this.#bus.emit('ike-failure', { connection: sa.name, reason: ans.reason, detail: ans.detail });
+          this.destroy(sa, ans.reason);
+        }
+        return;
+      }
+      case ExchangeType.INFORMATIONAL: {
+        const ans = processInfoRequest(sa, this.#infoHooks, ps);
+        sa.respond(header.exchange, header.messageId, ans.payloads);
+        ans.after();
+        return;
+      }
+      case ExchangeType.CREATE_CHILD_SA:
+        sa.respond(header.exchange, header.messageId, rejectCreateChild());
+        return;
+      default:
+        this.#drop('unexpected', `exchange ${header.exchange}`, d);
+    }
+  }
+
+  #initRequest(d: Datagram, header: IkeHeader): void {
+    const key = `${header.spiI.toString('hex')}|${d.remote.address}`;
+    const known = this.#halfOpen.get(key);
+    if (known) {
+      if (known.admitRequest(header) !== 'retransmit')
+        this.#drop('unexpected', 'IKE_SA_INIT for a known SA', d);
+      return;
+    }
+    if (header.messageId !== 0 || header.spiR.some((b) => b !== 0))
+      return this.#drop('invalid_syntax', 'bad IKE_SA_INIT header', d);
+    const m = decodeMessage(d.data);
+    const bad = checkMessageRules(ExchangeType.IKE_SA_INIT, false, m.payloads, false);
+    if (bad) return this.#drop('invalid_syntax', bad, d);
+    const all = [...this.#conns.values()].filter((c) => c.local === d.local.address);
+    const exact = all.filter((c) => c.remote === d.remote.address);
+    const candidates = exact.length ? exact : all;
+    if (!candidates.length) {
+      this.#drop('no_connection', `no connection for ${d.remote.address} -> ${d.local.address}`, d);
+      return;
+    }
+    const sa = new IkeSa(this.#env, {
+      initiator: false,
+      conn: candidates[0]!,
+      candidates,
+      local: d.local,
+      remote: d.remote,
+      spiI: Buffer.from(header.spiI),
+    });
+    sa.ikeOffer = sa.conn.ike.proposals.map((p) => parseProposal(p, 'ike'));
+    sa.initRequest = d.data;
+    const ans = processInitRequest(sa, m.payloads);
+    if (ans.kind === 'reject') {
+      // Stateless answer (§2.6 spirit): nothing is kept for a refused IKE_SA_INIT.
+      const reply = encodeMessage({
+        header: {
+          spiI: header.spiI,
+          spiR: Buffer.alloc(8),
+          version: 0x20,
+          exchange: ExchangeType.IKE_SA_INIT,
+          flags: HeaderFlag.RESPONSE,
+          messageId: 0,
+        },
+        payloads: ans.payloads,
+      });
+      this.#env.transport.send(d.local, d.remote, reply);
+      if (ans.reason !== 'invalid_ke_payload') {
+        this.#bus.emit('ike-failure', {
+          connection: sa.name,
+          reason: ans.reason,
+          detail: `refused IKE_SA_INIT from ${d.remote.address}`,
+        });
+      } else {
+        this.#bus.emit('ike-debug', {
+          connection: sa.name,
+          message: `asked ${d.remote.address} for another DH group`,
+        });
+      }
+      return;
+    }
+    this.#sas.set(sa.ourSpi.toString('hex'), sa);
+    this.#halfOpen.set(key, sa);
+    sa.begin(`IKE_SA_INIT from ${d.remote.address}`);
+    sa.initResponse = sa.respond(ExchangeType.IKE_SA_INIT, 0, ans.payloads);
+    ans.armKeys();
+    sa.phase = 'auth';
+    sa.setTimer(this.#env.timing.halfOpenTimeout, () => {
+      if (sa.phase === 'auth') this.destroy(sa, 'half-open timeout');
+    });
+  }
+}

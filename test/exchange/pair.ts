@@ -1,0 +1,107 @@
+/** Two daemons back to back over a FakeNetwork, each with an in-memory data plane. */
+import type { Config, ConnectionConfig } from '../../src/config/types.js';
+import { Daemon } from '../../src/daemon.js';
+import { MemoryDataPlane } from '../../src/dataplane/memory.js';
+import type { TwinsecEvents } from '../../src/events.js';
+import { FakeNetwork } from './fake-network.js';
+
+export const A = '192.0.2.1';
+export const B = '203.0.113.1';
+
+export function conn(name: string, over: Partial<ConnectionConfig> = {}): ConnectionConfig {
+  return {
+    name,
+    version: 2,
+    local: A,
+    remote: B,
+    localId: over.local ?? A,
+    remoteId: over.remote ?? B,
+    psk: Buffer.from('correct horse battery staple'),
+    ike: { proposals: ['aes256gcm16-prfsha256-x25519'], lifetime: 86400 },
+    esp: { proposals: ['aes256gcm16'], lifetime: 3600 },
+    localSubnets: ['198.18.1.0/24'],
+    remoteSubnets: ['198.19.1.0/24'],
+    start: 'initiate',
+    encapsulation: 'auto',
+    ...over,
+  };
+}
+
+/** The mirror image of a connection: what the peer configures. */
+export function mirror(c: ConnectionConfig, over: Partial<ConnectionConfig> = {}): ConnectionConfig {
+  return {
+    ...c,
+    local: c.remote,
+    remote: c.local,
+    localId: c.remoteId,
+    remoteId: c.localId,
+    localSubnets: c.remoteSubnets,
+    remoteSubnets: c.localSubnets,
+    start: 'listen',
+    ...over,
+  };
+}
+
+export function config(conns: ConnectionConfig[]): Config {
+  return {
+    tun: { name: 'tsw-test', mtu: 1400 },
+    control: { socket: '/nonexistent' },
+    ports: { ike: 500, natt: 4500 },
+    log: { level: 'info' },
+    connections: Object.fromEntries(conns.map((c) => [c.name, c])),
+    routes: [],
+  };
+}
+
+export interface Side {
+  daemon: Daemon;
+  dp: MemoryDataPlane;
+  events: { name: string; ev: unknown }[];
+  failures: TwinsecEvents['ike-failure'][];
+}
+
+export async function pair(
+  a: ConnectionConfig[],
+  b: ConnectionConfig[],
+): Promise<{ net: FakeNetwork; a: Side; b: Side; stop: () => Promise<void> }> {
+  const net = new FakeNetwork();
+  const make = (conns: ConnectionConfig[]): Side => {
+    const dp = new MemoryDataPlane();
+    const addrs = [...new Set(conns.map((c) => c.local))];
+    const daemon = new Daemon(config(conns), {
+      transport: net.transport(addrs),
+      dataplane: dp,
+      timing: { retransmitBase: 40, retransmitFactor: 1.5, retransmitTries: 3, halfOpenTimeout: 2000 },
+      retry: { base: 50, max: 200 },
+    });
+    const side: Side = { daemon, dp, events: [], failures: [] };
+    daemon.bus.on('ike-state', (ev) => side.events.push({ name: 'ike-state', ev }));
+    daemon.bus.on('child-up', (ev) => side.events.push({ name: 'child-up', ev }));
+    daemon.bus.on('ike-failure', (ev) => side.failures.push(ev));
+    return side;
+  };
+  const sa = make(a);
+  const sb = make(b);
+  await sb.daemon.start();
+  await sa.daemon.start();
+  return {
+    net,
+    a: sa,
+    b: sb,
+    stop: async () => {
+      await sa.daemon.stop();
+      await sb.daemon.stop();
+    },
+  };
+}
+
+export async function until(pred: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+export const state = (s: Side, name: string): string =>
+  s.daemon.status().connections[name]?.state ?? 'missing';
