@@ -21,7 +21,7 @@ export function addrToBytes(addr: string): Buffer {
     const t = parse(tail);
     const groups = tail === undefined ? h : [...h, ...new Array(8 - h.length - t.length).fill(0), ...t];
     const out = Buffer.alloc(16);
-    groups.forEach((g, i) => out.writeUInt16BE(g, i * 2));
+    for (const [i, g] of groups.entries()) out.writeUInt16BE(g, i * 2);
     return out;
   }
   throw new TwinsecError('ERR_ADDRESS', `not an IP address: '${addr}'`);

@@ -207,7 +207,7 @@ function respondChild(
   const tsr = findTs(ps, PayloadType.TSr);
   if (!saP || !tsi || !tsr) return { payloads: [] }; // childless IKE SA (RFC 6023)
   const chosen = selectEsp(sa, saP);
-  if (!chosen || chosen.spi.length !== 4) {
+  if (chosen?.spi.length !== 4) {
     sa.env.bus.emit('ike-failure', {
       connection: sa.name,
       reason: 'no_proposal_chosen',

@@ -65,6 +65,14 @@ interface Pending {
 
 let nextSerial = 1;
 
+const PHASE_STATE: Record<SaPhase, IkeState> = {
+  init: 'connecting',
+  auth: 'connecting',
+  established: 'established',
+  deleting: 'deleting',
+  dead: 'down',
+};
+
 export class IkeSa {
   readonly serial = nextSerial++;
   readonly initiator: boolean;
@@ -138,17 +146,7 @@ export class IkeSa {
   }
 
   get ikeState(): IkeState {
-    switch (this.phase) {
-      case 'init':
-      case 'auth':
-        return 'connecting';
-      case 'established':
-        return 'established';
-      case 'deleting':
-        return 'deleting';
-      case 'dead':
-        return 'down';
-    }
+    return PHASE_STATE[this.phase];
   }
 
   /** The one place the SA changes phase: every change is an event (logs, metrics and HA listen). */

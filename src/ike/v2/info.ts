@@ -47,7 +47,12 @@ export function processInfoRequest(
         } satisfies DeletePayload,
       ]
     : [];
-  return { payloads, after: () => gone.forEach((spi) => hooks.removeChild(sa, spi, 'deleted by peer')) };
+  return {
+    payloads,
+    after: () => {
+      for (const spi of gone) hooks.removeChild(sa, spi, 'deleted by peer');
+    },
+  };
 }
 
 export function rejectCreateChild(): Payload[] {
