@@ -1,0 +1,27 @@
+// TUN device management: create, configure and close a Linux TUN interface.
+// No protocol logic here; errors are returned as errno values for the binding layer to report.
+#ifndef TWINSEC_NATIVE_TUN_H_
+#define TWINSEC_NATIVE_TUN_H_
+
+#include <string>
+
+namespace twinsec {
+
+struct TunResult {
+  int fd = -1;
+  std::string name;
+  // On failure: errno of the failing call and the step that failed (e.g. "TUNSETIFF").
+  int err = 0;
+  std::string step;
+};
+
+// Creates (or attaches to) an IFF_TUN | IFF_NO_PI device called `name` (empty: kernel picks tunN),
+// sets its MTU and brings it up. The returned fd is non-blocking and close-on-exec.
+TunResult OpenTun(const std::string& name, int mtu);
+
+// Closes a TUN fd; returns 0 or errno.
+int CloseTun(int fd);
+
+}  // namespace twinsec
+
+#endif  // TWINSEC_NATIVE_TUN_H_
