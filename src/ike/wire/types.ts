@@ -93,6 +93,17 @@ export interface SkPayload extends Base {
   firstInner: number;
   data: Buffer;
 }
+/**
+ * Encrypted and Authenticated Fragment (RFC 7383 §2.5): one piece of an SK payload. `firstInner`
+ * is the first inner payload type in fragment 1 and 0 in the others; `data` is IV || ciphertext || ICV.
+ */
+export interface SkfPayload extends Base {
+  type: 53;
+  firstInner: number;
+  fragmentNumber: number;
+  totalFragments: number;
+  data: Buffer;
+}
 /** Any payload the codec does not interpret (CERT, CERTREQ, CP, EAP, ...), kept byte-exact. */
 export interface UnknownPayload {
   type: number;
@@ -111,6 +122,7 @@ export type Payload =
   | VendorPayload
   | TsPayload
   | SkPayload
+  | SkfPayload
   | UnknownPayload;
 
 export interface IkeMessage {
