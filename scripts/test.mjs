@@ -187,7 +187,8 @@ async function main() {
 }
 
 main().catch((e) => {
-  console.error(e instanceof Error ? e.message : e);
+  // stdout only, so the message stays before the closing line.
+  console.log(e instanceof Error ? e.message : e);
   console.log('0 passed, 1 failed');
   process.exitCode = 2;
 });
