@@ -346,7 +346,7 @@ export class Lab {
 
   /** Ends all processes, deletes the namespaces and temp dirs. Idempotent. */
   async cleanup(): Promise<void> {
-    if (this.#closed) return;
+    if (this.#closed && this.namespaces.length === 0) return;
     this.#closed = true;
     // SIGTERM everything at once (tracked processes and whatever else is inside the namespaces), give it
     // a grace period, then SIGKILL what is left; node reaps the tracked ones.
@@ -361,19 +361,20 @@ export class Lab {
     for (const p of await everything()) killQuiet(p, 'SIGKILL');
     for (let i = 0; i < 40 && (await everything()).length > 0; i++) await sleep(50);
     await Promise.all(this.processes.map((p) => p.stop('SIGKILL', 1000)));
-    for (const ns of this.namespaces) await run('ip', ['netns', 'del', ns], { check: false });
-    this.namespaces.length = 0;
+    while (this.namespaces.length > 0) {
+      await run('ip', ['netns', 'del', this.namespaces[0]!], { check: false });
+      this.namespaces.shift();
+    }
     this.#removeDirs();
     liveLabs.delete(this);
   }
 
   /** Synchronous variant for exit/signal handlers. */
   cleanupSync(): void {
-    if (this.#closed) return;
+    // Also runs when an async cleanup() was interrupted (by a signal): whatever namespaces remain go.
     this.#closed = true;
-    for (const p of this.processes) if (p.running) killQuiet(p.pid ?? -1, 'SIGTERM');
-    for (const ns of this.namespaces) destroyNamespaceSync(ns);
-    this.namespaces.length = 0;
+    for (const p of this.processes) if (p.running && p.pid) killQuiet(p.pid, 'SIGTERM');
+    while (this.namespaces.length > 0) destroyNamespaceSync(this.namespaces.shift()!);
     this.#removeDirs();
     liveLabs.delete(this);
   }
