@@ -6,9 +6,12 @@ import type { Config } from './config/types.js';
 import { MemoryDataPlane } from './dataplane/memory.js';
 import type { DataPlane } from './dataplane/types.js';
 import { EventBus } from './events.js';
+import { algName } from './ike/proposal.js';
 import { type IkeTransport, UdpTransport } from './ike/transport.js';
 import type { Timing } from './ike/v2/ike-sa.js';
 import { IkeManager } from './ike/v2/manager.js';
+import { TransformType } from './ike/wire/constants.js';
+import { tsToString } from './ike/wire/ts.js';
 
 export interface ChildStatus {
   spiIn: string;
@@ -104,11 +107,11 @@ export class Daemon {
             spiIn: hex8(ch.spiIn),
             spiOut: hex8(ch.spiOut),
             ...n,
-            encr: '',
-            integ: null,
+            encr: algName(TransformType.ENCR, ch.chosen.encr.id, ch.chosen.encr.keyLen),
+            integ: ch.chosen.integ ? algName(TransformType.INTEG, ch.chosen.integ) : null,
             encapsulation: ch.encapsulation,
-            tsLocal: [],
-            tsRemote: [],
+            tsLocal: ch.tsLocal.map(tsToString),
+            tsRemote: ch.tsRemote.map(tsToString),
           });
         }
       }

@@ -8,7 +8,7 @@
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { TwinsecError } from '../errors.js';
-import { addrToBytes, bytesToAddr } from './addr.js';
+import { formatAddress, parseAddress } from './wire/ts.js';
 
 export const ID_IPV4_ADDR = 1;
 export const ID_FQDN = 2;
@@ -25,8 +25,8 @@ export const ANY_ID: Identity = { type: 0, data: Buffer.alloc(0) };
 
 export function parseIdentity(text: string): Identity {
   if (text === '%any' || text === '') return ANY_ID;
-  if (isIPv4(text)) return { type: ID_IPV4_ADDR, data: addrToBytes(text) };
-  if (isIPv6(text)) return { type: ID_IPV6_ADDR, data: addrToBytes(text) };
+  if (isIPv4(text)) return { type: ID_IPV4_ADDR, data: parseAddress(text) };
+  if (isIPv6(text)) return { type: ID_IPV6_ADDR, data: parseAddress(text) };
   if (text.startsWith('@#')) {
     const hex = text.slice(2).replace(/:/g, '');
     if (!/^([0-9a-fA-F]{2})+$/.test(hex)) throw new TwinsecError('ERR_IDENTITY', `invalid key ID '${text}'`);
@@ -43,7 +43,7 @@ export function identityToString(id: Identity): string {
       return '%any';
     case ID_IPV4_ADDR:
     case ID_IPV6_ADDR:
-      return bytesToAddr(id.data);
+      return formatAddress(id.data);
     case ID_FQDN:
     case ID_RFC822_ADDR:
       // Printable only: identities reach logs, so control characters are escaped.

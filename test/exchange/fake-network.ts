@@ -68,7 +68,10 @@ export class FakeTransport implements IkeTransport {
   send(local: Endpoint, remote: Endpoint, data: Buffer): void {
     this.#net.deliver(local, remote, data);
   }
-  sendKeepalive(): void {}
+  readonly keepalives: { from: Endpoint; to: Endpoint }[] = [];
+  sendKeepalive(local: Endpoint, remote: Endpoint): void {
+    this.keepalives.push({ from: local, to: remote });
+  }
   onReceive(handler: (d: Datagram) => void): void {
     this.#handler = handler;
   }

@@ -28,6 +28,9 @@ const suites = [
   { ike: 'aes256-sha384-ecp384', esp: 'aes256-sha512', encr: 'aes256', integ: 'sha512' },
   { ike: 'aes192-sha1-ecp256', esp: 'aes192-sha1', encr: 'aes192', integ: 'sha1' },
   { ike: 'aes128gcm16-prfsha512-modp3072', esp: 'aes128gcm16', encr: 'aes128gcm16', integ: null },
+  // A PFS group in the ESP proposal applies to rekeys; IKE_AUTH negotiates without it.
+  { ike: 'aes256gcm16-prfsha384-ecp256', esp: 'aes256gcm16-x25519', encr: 'aes256gcm16', integ: null },
+  { ike: 'aes256-sha512-modp4096', esp: 'aes256-sha384-modp2048', encr: 'aes256', integ: 'sha384' },
 ];
 
 for (const s of suites) {
@@ -200,3 +203,32 @@ t.test('garbage and truncated datagrams are dropped and counted, never fatal', a
   t.notOk(mgr.dropped.get('internal_error'), 'no internal errors');
   t.equal(state(p.b, 't1'), 'established', 'the established SA is untouched');
 });
+
+t.test(
+  'encapsulation: udp fakes NAT detection: both sides float to 4500, ESP-in-UDP, keep-alives',
+  async (t) => {
+    const c = conn('t1', { encapsulation: 'udp' });
+    const p = await pair([c], [mirror(c, { encapsulation: 'auto' })]);
+    t.teardown(p.stop);
+    await until(() => p.a.dp.sas.size === 1 && p.b.dp.sas.size === 1);
+    t.same(p.net.steps(), [INIT_REQ, INIT_RESP, AUTH_REQ, AUTH_RESP]);
+    const auth = p.net.log.filter((s) => s.exchange === 35);
+    t.same(
+      auth.map((s) => [s.from.port, s.to.port]),
+      [
+        [4500, 4500],
+        [4500, 4500],
+      ],
+      'IKE_AUTH on port 4500',
+    );
+    const [x] = [...p.a.dp.sas.values()];
+    const [y] = [...p.b.dp.sas.values()];
+    t.equal(x!.encapsulation, 'udp');
+    t.equal(y!.encapsulation, 'udp', 'the peer saw the (fake) NAT and chose UDP too');
+    t.same(x!.remote, { address: B, port: 4500 });
+    t.same(y!.remote, { address: A, port: 4500 });
+    await until(() => p.a.transport.keepalives.length >= 2);
+    t.same(p.a.transport.keepalives[0], { from: { address: A, port: 4500 }, to: { address: B, port: 4500 } });
+    t.equal(p.b.transport.keepalives.length, 0, 'the side not behind a NAT sends none');
+  },
+);

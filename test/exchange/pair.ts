@@ -3,7 +3,7 @@ import type { Config, ConnectionConfig } from '../../src/config/types.js';
 import { Daemon } from '../../src/daemon.js';
 import { MemoryDataPlane } from '../../src/dataplane/memory.js';
 import type { TwinsecEvents } from '../../src/events.js';
-import { FakeNetwork } from './fake-network.js';
+import { FakeNetwork, type FakeTransport } from './fake-network.js';
 
 export const A = '192.0.2.1';
 export const B = '203.0.113.1';
@@ -55,6 +55,7 @@ export function config(conns: ConnectionConfig[]): Config {
 
 export interface Side {
   daemon: Daemon;
+  transport: FakeTransport;
   dp: MemoryDataPlane;
   events: { name: string; ev: unknown }[];
   failures: TwinsecEvents['ike-failure'][];
@@ -68,13 +69,20 @@ export async function pair(
   const make = (conns: ConnectionConfig[]): Side => {
     const dp = new MemoryDataPlane();
     const addrs = [...new Set(conns.map((c) => c.local))];
+    const transport = net.transport(addrs);
     const daemon = new Daemon(config(conns), {
-      transport: net.transport(addrs),
+      transport,
       dataplane: dp,
-      timing: { retransmitBase: 40, retransmitFactor: 1.5, retransmitTries: 3, halfOpenTimeout: 2000 },
+      timing: {
+        retransmitBase: 40,
+        retransmitFactor: 1.5,
+        retransmitTries: 3,
+        halfOpenTimeout: 2000,
+        keepalive: 30,
+      },
       retry: { base: 50, max: 200 },
     });
-    const side: Side = { daemon, dp, events: [], failures: [] };
+    const side: Side = { daemon, transport, dp, events: [], failures: [] };
     daemon.bus.on('ike-state', (ev) => side.events.push({ name: 'ike-state', ev }));
     daemon.bus.on('child-up', (ev) => side.events.push({ name: 'child-up', ev }));
     daemon.bus.on('ike-failure', (ev) => side.failures.push(ev));

@@ -123,7 +123,7 @@ function processAuthResponse(sa: IkeSa, hooks: AuthHooks, ps: Payload[], spiIn: 
   if (!saP || !tsi || !tsr || saP.proposals.length !== 1)
     throw new InitFailure('invalid_syntax', 'IKE_AUTH response lacks SA/TSi/TSr');
   const chosen = wireToChosen(saP.proposals[0]!);
-  if (chosen.spi.length !== 4 || !checkChosenInOffer(chosen, espOffer(sa, false))) {
+  if (chosen.spi.length !== 4 || !checkChosenInOffer(chosen, espOffer(sa), { ignoreDh: true })) {
     throw new InitFailure('no_proposal_chosen', 'responder chose an ESP proposal we did not offer');
   }
   if (

@@ -12,7 +12,7 @@ import {
   algName,
   type Chosen,
   type ProposalSpec,
-  parseProposal,
+  parseProposals,
   selectProposal,
   toWireProposal,
 } from '../proposal.js';
@@ -35,20 +35,22 @@ export function spiBuffer(spi: number): Buffer {
   return b;
 }
 
-/** ESP proposals for IKE_AUTH, where no KE is exchanged: PFS groups apply only to rekeys. */
-export function espOffer(sa: IkeSa, withDh: boolean): ProposalSpec[] {
-  return sa.conn.esp.proposals.map((text) => {
-    const spec = parseProposal(text, 'esp');
-    return withDh ? spec : { ...spec, dh: [] };
-  });
+export function espOffer(sa: IkeSa): ProposalSpec[] {
+  return parseProposals(sa.conn.esp.proposals, 'esp');
 }
 
+/**
+ * IKE_AUTH carries no KE, so its ESP proposals leave out DH groups (which apply to rekeys only) and
+ * selection ignores any the peer sends, as strongSwan does.
+ */
 export function childRequestPayloads(sa: IkeSa, spiIn: number): Payload[] {
-  const offer = espOffer(sa, false);
+  const offer = espOffer(sa);
   return [
     {
       type: PayloadType.SA,
-      proposals: offer.map((p, i) => toWireProposal(p, i + 1, ProtocolId.ESP, spiBuffer(spiIn))),
+      proposals: offer.map((p, i) =>
+        toWireProposal(p, i + 1, ProtocolId.ESP, spiBuffer(spiIn), { omitDh: true }),
+      ),
     },
     { type: PayloadType.TSi, selectors: sa.conn.localSubnets.map((c) => cidrToTs(c)) },
     { type: PayloadType.TSr, selectors: sa.conn.remoteSubnets.map((c) => cidrToTs(c)) },
@@ -77,7 +79,7 @@ export function withinOffer(returned: TrafficSelector[], configured: string[]): 
 }
 
 export function selectEsp(sa: IkeSa, saP: SaPayload): Chosen | null {
-  return selectProposal(espOffer(sa, false), saP.proposals, ProtocolId.ESP);
+  return selectProposal(espOffer(sa), saP.proposals, ProtocolId.ESP, { ignoreDh: true });
 }
 
 /**

@@ -27,6 +27,8 @@ export interface Timing {
   retransmitTries: number;
   /** A responder SA that has not completed IKE_AUTH within this time is dropped (ms). */
   halfOpenTimeout: number;
+  /** NAT keep-alive interval (ms); strongSwan's default is 20 s as well. */
+  keepalive: number;
 }
 
 export const DEFAULT_TIMING: Timing = {
@@ -34,6 +36,7 @@ export const DEFAULT_TIMING: Timing = {
   retransmitFactor: 1.8,
   retransmitTries: 5,
   halfOpenTimeout: 30_000,
+  keepalive: 20_000,
 };
 
 export interface ChildSa {
@@ -106,6 +109,7 @@ export class IkeSa {
   nat = { local: false, remote: false };
   cookie: Buffer | undefined;
   children: ChildSa[] = [];
+  lastSent = 0;
   /** Set when this SA's failure should not be retried (e.g. deleted by an operator). */
   failureReason = '';
 
@@ -147,6 +151,19 @@ export class IkeSa {
 
   get ikeState(): IkeState {
     return PHASE_STATE[this.phase];
+  }
+
+  /**
+   * RFC 3948 §2.3: behind a NAT, send a one-byte keep-alive when nothing else went out for
+   * `interval` ms, so the NAT mapping for port 4500 never expires.
+   */
+  startKeepalives(interval: number): void {
+    const tick = (): void => {
+      if (this.phase !== 'established') return;
+      if (Date.now() - this.lastSent >= interval) this.env.transport.sendKeepalive(this.local, this.remote);
+      this.setTimer(interval, tick);
+    };
+    this.setTimer(interval, tick);
   }
 
   /** The one place the SA changes phase: every change is an event (logs, metrics and HA listen). */
@@ -219,6 +236,7 @@ export class IkeSa {
   }
 
   #transmit(bytes: Buffer): void {
+    this.lastSent = Date.now();
     this.env.transport.send(this.local, this.remote, bytes);
   }
 

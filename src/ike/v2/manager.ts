@@ -7,11 +7,11 @@ import type { Config, ConnectionConfig } from '../../config/types.js';
 import type { DataPlane } from '../../dataplane/types.js';
 import { CryptoError, WireError } from '../../errors.js';
 import type { EventBus } from '../../events.js';
-import { parseProposal } from '../proposal.js';
+import { parseProposals } from '../proposal.js';
 import type { Datagram, IkeTransport } from '../transport.js';
 import { ExchangeType, HeaderFlag } from '../wire/constants.js';
 import { decodeHeader } from '../wire/header.js';
-import { decodeMessage, encodeMessage } from '../wire/message.js';
+import { decodeMessage, encodeMessage, peekVersion } from '../wire/message.js';
 import { checkMessageRules } from '../wire/rules.js';
 import type { IkeHeader, Payload } from '../wire/types.js';
 import { type AuthHooks, processAuthRequest, sendAuthRequest } from './auth.js';
@@ -83,7 +83,7 @@ export class IkeManager {
       local: { address: conn.local, port: ports.ike },
       remote: { address: conn.remote, port: ports.ike },
     });
-    sa.ikeOffer = conn.ike.proposals.map((p) => parseProposal(p, 'ike'));
+    sa.ikeOffer = parseProposals(conn.ike.proposals, 'ike');
     sa.dhGroup = preferredGroup(sa.ikeOffer);
     this.#sas.set(sa.ourSpi.toString('hex'), sa);
     sa.begin(`initiating to ${conn.remote}`);
@@ -93,6 +93,7 @@ export class IkeManager {
       sendAuthRequest(sa, this.#authHooks, (err2) => {
         if (err2) return this.#failed(sa, err2);
         this.#retries.delete(name);
+        this.#established(sa);
       });
     });
   }
@@ -123,6 +124,10 @@ export class IkeManager {
     r.timer.unref();
     this.#retries.set(conn.name, r);
     this.#bus.emit('ike-debug', { connection: conn.name, message: `retrying in ${Math.round(delay)} ms` });
+  }
+
+  #established(sa: IkeSa): void {
+    if (sa.nat.local) sa.startKeepalives(this.#env.timing.keepalive);
   }
 
   /* ------------------------------------------------------------ teardown */
@@ -264,6 +269,7 @@ export class IkeManager {
         if (ans.ok) {
           this.#halfOpen.delete(`${sa.spiI.toString('hex')}|${sa.remote.address}`);
           ans.after();
+          this.#established(sa);
         } else {
           this.#bus.emit('ike-failure', { connection: sa.name, reason: ans.reason, detail: ans.detail });
           this.destroy(sa, ans.reason);
@@ -312,7 +318,7 @@ export class IkeManager {
       remote: d.remote,
       spiI: Buffer.from(header.spiI),
     });
-    sa.ikeOffer = sa.conn.ike.proposals.map((p) => parseProposal(p, 'ike'));
+    sa.ikeOffer = parseProposals(sa.conn.ike.proposals, 'ike');
     sa.initRequest = d.data;
     const ans = processInitRequest(sa, m.payloads);
     if (ans.kind === 'reject') {

@@ -5,12 +5,12 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Endpoint } from '../../dataplane/types.js';
-import { addrToBytes } from '../addr.js';
+import { parseAddress } from '../wire/ts.js';
 
 export function natHash(spiI: Buffer, spiR: Buffer, ep: Endpoint): Buffer {
   const port = Buffer.alloc(2);
   port.writeUInt16BE(ep.port);
-  return createHash('sha1').update(spiI).update(spiR).update(addrToBytes(ep.address)).update(port).digest();
+  return createHash('sha1').update(spiI).update(spiR).update(parseAddress(ep.address)).update(port).digest();
 }
 
 /** A source hash that never matches: announces a NAT so the peer floats to UDP encapsulation. */
