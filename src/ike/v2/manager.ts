@@ -212,8 +212,8 @@ export class IkeManager {
   }
 
   #handle(d: Datagram): void {
-    if (d.data.length >= 18 && d.data[17] >> 4 !== 2)
-      return this.#drop('unsupported_version', `IKE major version ${d.data[17] >> 4}`, d);
+    const version = peekVersion(d.data);
+    if (version !== 2) return this.#drop('unsupported_version', `IKE major version ${version}`, d);
     const header = decodeHeader(d.data);
     const isResponse = (header.flags & HeaderFlag.RESPONSE) !== 0;
     const fromInitiator = (header.flags & HeaderFlag.INITIATOR) !== 0;
