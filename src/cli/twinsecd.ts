@@ -1,0 +1,154 @@
+#!/usr/bin/env node
+/**
+ * twinsecd: the gateway daemon, run in the foreground (systemd/docker supervise it).
+ *   twinsecd --config FILE          run
+ *   twinsecd --check --config FILE  validate and exit
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../config/load.js';
+import type { Config } from '../config/types.js';
+import { startControlServer } from '../control/server.js';
+import { ConfigError } from '../errors.js';
+import { attachEventLogging, createLogger, type Logger } from '../log.js';
+
+const USAGE = `usage: twinsecd --config FILE [--check]
+
+  -c, --config FILE  configuration file (YAML)
+      --check        validate the configuration and exit (0 if valid)
+  -h, --help         show this help
+  -V, --version      show the version
+`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+function fail(message: string, code = 1): never {
+  process.stderr.write(`twinsecd: ${message}\n`);
+  process.exit(code);
+}
+
+function parseCli(): { config: string; check: boolean } {
+  try {
+    const { values } = parseArgs({
+      options: {
+        config: { type: 'string', short: 'c' },
+        check: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'V' },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+    if (values.help) {
+      process.stdout.write(USAGE);
+      process.exit(0);
+    }
+    if (values.version) {
+      process.stdout.write(`twinsecd ${version()}\n`);
+      process.exit(0);
+    }
+    if (!values.config) fail(`--config FILE is required\n${USAGE}`, 2);
+    return { config: values.config, check: values.check === true };
+  } catch (err) {
+    return fail(`${(err as Error).message}\n${USAGE}`, 2);
+  }
+}
+
+function readConfig(path: string): Config {
+  try {
+    return loadConfig(path);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      const issues = err.issues;
+      const n = issues.length;
+      process.stderr.write(`twinsecd: ${path}: ${n} problem${n === 1 ? '' : 's'}\n${issues.join('\n')}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}
+
+async function run(config: Config, configPath: string): Promise<void> {
+  const log = createLogger(config.log.level);
+  const fatal = (err: unknown, what: string): never => {
+    log.fatal({ err }, `${what}: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  };
+  process.on('uncaughtException', (err) => fatal(err, 'uncaught exception'));
+  process.on('unhandledRejection', (err) => fatal(err, 'unhandled rejection'));
+
+  // Loaded lazily so `--check` never pulls in the data plane (which may need the native addon).
+  const { Daemon } = await import('../daemon.js');
+  const daemon = new Daemon(config);
+  attachEventLogging(daemon.bus, log);
+
+  try {
+    await daemon.start();
+  } catch (err) {
+    fatal(err, 'cannot start');
+  }
+  let control: Awaited<ReturnType<typeof startControlServer>>;
+  try {
+    control = await startControlServer(
+      config.control.socket,
+      { status: () => daemon.status() },
+      { onError: (err) => log.warn({ err }, `control socket: ${err.message}`) },
+    );
+  } catch (err) {
+    await daemon.stop().catch(() => {});
+    return fatal(err, 'cannot open control socket');
+  }
+  const n = Object.keys(config.connections).length;
+  log.info(`twinsecd ${version()} started from ${configPath}: ${n} connections, control ${control.path}`);
+
+  installSignals(log, async () => {
+    await control.close();
+    await daemon.stop();
+  });
+}
+
+function installSignals(log: Logger, shutdown: () => Promise<void>): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn(`${signal} again: exiting without a clean shutdown`);
+      process.exit(1);
+    }
+    stopping = true;
+    log.info(`${signal}: shutting down`);
+    shutdown().then(
+      () => {
+        log.info('stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        log.error({ err }, `shutdown failed: ${err instanceof Error ? err.message : String(err)}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  // SIGHUP would otherwise kill the daemon; reload is a later feature, so say so and carry on.
+  process.on('SIGHUP', () => log.warn('SIGHUP: configuration reload is not supported yet; ignoring'));
+}
+
+async function main(): Promise<void> {
+  const args = parseCli();
+  const config = readConfig(args.config);
+  if (args.check) {
+    const routes = config.routes.length;
+    process.stdout.write(
+      `configuration OK: ${Object.keys(config.connections).length} connections, ${routes} routes\n`,
+    );
+    return;
+  }
+  await run(config, args.config);
+}
+
+main().catch((err: unknown) => fail(err instanceof Error ? err.message : String(err)));

@@ -1,0 +1,262 @@
+/**
+ * YAML text -> validated, defaulted Config. Every problem is collected and reported together as
+ * "path: message" so an operator fixes a file in one pass. Messages never echo values of secret
+ * fields: issue text is built from field paths and types, not from zod's raw input.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { dirname, resolve as resolvePath } from 'node:path';
+import { inspect } from 'node:util';
+import { LineCounter, parseDocument } from 'yaml';
+import type { core } from 'zod';
+import { ConfigError } from '../errors.js';
+import { canonicalCidr, configSchema, parseCidr, type RawConfig } from './schema.js';
+import type { Config, ConnectionConfig } from './types.js';
+
+export interface ParseOptions {
+  /** Directory that relative pskFile and control.socket paths resolve against (default: cwd). */
+  baseDir?: string;
+}
+
+/** Longest unix socket path Linux accepts (sun_path is 108 bytes including NUL). */
+const MAX_SOCKET_PATH = 107;
+/** A PSK file larger than this is almost certainly the wrong file. */
+const MAX_PSK_FILE = 4096;
+
+export function loadConfig(path: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`${path}: cannot read (${errnoText(err)})`]);
+  }
+  return parseConfig(text, { baseDir: dirname(resolvePath(path)) });
+}
+
+export function parseConfig(text: string, opts: ParseOptions = {}): Config {
+  const baseDir = opts.baseDir ?? process.cwd();
+  const issues: string[] = [];
+  const raw = parseYaml(text, issues);
+  if (issues.length > 0) throw new ConfigError(issues);
+
+  const result = configSchema.safeParse(raw, { reportInput: true });
+  if (!result.success) for (const issue of result.error.issues) issues.push(...formatIssue(issue));
+  const psks = crossCheck(raw, baseDir, issues);
+  if (issues.length > 0 || !result.success) throw new ConfigError([...new Set(issues)]);
+  return resolveConfig(result.data, psks, baseDir);
+}
+
+function parseYaml(text: string, issues: string[]): unknown {
+  const lineCounter = new LineCounter();
+  // prettyErrors off: pretty errors quote the offending source line, which may hold a PSK.
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  for (const e of doc.errors) {
+    const { line, col } = lineCounter.linePos(e.pos[0]);
+    issues.push(`yaml: line ${line}, column ${col}: ${e.message}`);
+  }
+  if (issues.length > 0) return undefined;
+  try {
+    return doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (err) {
+    // e.g. an unresolved alias; yaml's message names the alias, not field values.
+    issues.push(`yaml: ${err instanceof Error ? err.message : String(err)}`);
+    return undefined;
+  }
+}
+
+/** Renders a path like `connections.t1.ike.proposals[0]`; odd keys are quoted. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else if (/^[A-Za-z0-9_-]+$/.test(String(seg))) out += out ? `.${String(seg)}` : String(seg);
+    else out += `[${JSON.stringify(String(seg))}]`;
+  }
+  return out || '(root)';
+}
+
+const TYPE_NAMES: Record<string, string> = { object: 'a mapping', record: 'a mapping', array: 'a list' };
+
+function typeOf(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  return typeof v;
+}
+
+/** One zod issue -> one or more "path: message" lines; never includes the offending value. */
+function formatIssue(issue: core.$ZodIssue): string[] {
+  const path = formatPath(issue.path);
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return issue.keys.map((k) => `${formatPath([...issue.path, k])}: unknown field`);
+    case 'invalid_type': {
+      if (issue.input === undefined) return [`${path}: required`];
+      if (issue.expected === 'int' && typeof issue.input === 'number') return [`${path}: must be an integer`];
+      const expected =
+        issue.expected === 'int' ? 'an integer' : (TYPE_NAMES[issue.expected] ?? issue.expected);
+      return [`${path}: expected ${expected}, got ${typeOf(issue.input)}`];
+    }
+    case 'too_small': {
+      const n = String(issue.minimum);
+      if (issue.origin === 'array') return [`${path}: must have at least ${n} item${n === '1' ? '' : 's'}`];
+      if (issue.origin === 'string')
+        return [`${path}: must not be ${n === '1' ? 'empty' : `shorter than ${n}`}`];
+      return [`${path}: must be >= ${n}`];
+    }
+    case 'too_big':
+      if (issue.origin === 'string') return [`${path}: must be at most ${String(issue.maximum)} characters`];
+      if (issue.origin === 'array') return [`${path}: must have at most ${String(issue.maximum)} items`];
+      return [`${path}: must be <= ${String(issue.maximum)}`];
+    case 'invalid_value':
+      return [`${path}: must be one of ${issue.values.map(String).join(', ')}`];
+    case 'invalid_key':
+      return [`${path}: ${issue.issues[0]?.message ?? 'invalid key'}`];
+    default:
+      // custom/invalid_format carry our own messages (see schema.ts).
+      return [`${path}: ${issue.message}`];
+  }
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Checks spanning several fields, run on the raw document (not the zod output) so they are
+ * reported even when zod found unrelated problems. Returns PSKs read from pskFile by connection.
+ */
+function crossCheck(raw: unknown, baseDir: string, issues: string[]): Map<string, Buffer> {
+  const psks = new Map<string, Buffer>();
+  if (!isObj(raw)) return psks;
+  const conns = isObj(raw.connections) ? raw.connections : {};
+  for (const [name, c] of Object.entries(conns)) {
+    if (!isObj(c)) continue;
+    const p = formatPath(['connections', name]);
+    if (c.psk === undefined && c.pskFile === undefined) issues.push(`${p}.psk: required (psk or pskFile)`);
+    else if (c.psk !== undefined && c.pskFile !== undefined) {
+      issues.push(`${p}.psk: give either psk or pskFile, not both`);
+    } else if (typeof c.pskFile === 'string' && c.pskFile !== '') {
+      const psk = readPskFile(resolvePath(baseDir, c.pskFile), `${p}.pskFile`, issues);
+      if (psk) psks.set(name, psk);
+    }
+    if (typeof c.local === 'string' && typeof c.remote === 'string') {
+      const lf = isIP(c.local);
+      const rf = isIP(c.remote);
+      if (lf && rf && lf !== rf) issues.push(`${p}.remote: IPv${rf} address but local is IPv${lf}`);
+    }
+  }
+
+  const routes = Array.isArray(raw.routes) ? raw.routes : [];
+  const seen = new Map<string, number>();
+  routes.forEach((r, i) => {
+    if (!isObj(r)) return;
+    if (typeof r.destination === 'string') {
+      const c = parseCidr(r.destination);
+      if (typeof c !== 'string') {
+        const key = canonicalCidr(c);
+        const first = seen.get(key);
+        if (first !== undefined) issues.push(`routes[${i}].destination: duplicate of routes[${first}]`);
+        else seen.set(key, i);
+      }
+    }
+    const via = Array.isArray(r.via) ? r.via : [];
+    const used = new Set<string>();
+    via.forEach((v, j) => {
+      if (!isObj(v) || typeof v.connection !== 'string' || v.connection === '') return;
+      const at = `routes[${i}].via[${j}].connection`;
+      if (!Object.hasOwn(conns, v.connection)) issues.push(`${at}: unknown connection '${v.connection}'`);
+      else if (used.has(v.connection)) issues.push(`${at}: connection '${v.connection}' listed twice`);
+      used.add(v.connection);
+    });
+  });
+
+  const ports = isObj(raw.ports) ? raw.ports : {};
+  if ((ports.ike ?? 500) === (ports.natt ?? 4500)) issues.push('ports.natt: must differ from ports.ike');
+
+  const control = isObj(raw.control) ? raw.control : {};
+  if (typeof control.socket === 'string' && control.socket !== '') {
+    const len = Buffer.byteLength(resolvePath(baseDir, control.socket));
+    if (len > MAX_SOCKET_PATH)
+      issues.push(`control.socket: path too long (${len} bytes, max ${MAX_SOCKET_PATH})`);
+  }
+  return psks;
+}
+
+/** Reads a PSK file; errors name the file and cause, never the content. */
+function readPskFile(file: string, at: string, issues: string[]): Buffer | undefined {
+  try {
+    const st = statSync(file);
+    if (!st.isFile()) {
+      issues.push(`${at}: '${file}' is not a regular file`);
+      return undefined;
+    }
+    if (st.size > MAX_PSK_FILE) {
+      issues.push(`${at}: '${file}' is too large (max ${MAX_PSK_FILE} bytes)`);
+      return undefined;
+    }
+    let data = readFileSync(file);
+    // Editors add a final newline; it is never part of the key.
+    if (data.at(-1) === 0x0a) data = data.subarray(0, data.at(-2) === 0x0d ? -2 : -1);
+    if (data.length === 0) {
+      issues.push(`${at}: '${file}' is empty`);
+      return undefined;
+    }
+    return secret(data);
+  } catch (err) {
+    issues.push(`${at}: cannot read '${file}' (${errnoText(err)})`);
+    return undefined;
+  }
+}
+
+function errnoText(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const known: Record<string, string> = {
+    ENOENT: 'no such file',
+    EACCES: 'permission denied',
+    EISDIR: 'is a directory',
+    ENOTDIR: 'not a directory',
+  };
+  return (code && known[code]) ?? code ?? 'unknown error';
+}
+
+/**
+ * Copies the key into its own allocation (not Buffer's shared pool) and makes JSON.stringify,
+ * util.inspect and therefore pino print a placeholder instead of the bytes.
+ */
+export function secret(src: Buffer | string): Buffer {
+  const from = typeof src === 'string' ? Buffer.from(src, 'utf8') : src;
+  const buf = Buffer.alloc(from.length);
+  from.copy(buf);
+  Object.defineProperty(buf, 'toJSON', { value: () => '[redacted]', enumerable: false });
+  Object.defineProperty(buf, inspect.custom, { value: () => '<redacted psk>', enumerable: false });
+  return buf;
+}
+
+function resolveConfig(raw: RawConfig, psks: Map<string, Buffer>, baseDir: string): Config {
+  const connections: Record<string, ConnectionConfig> = {};
+  for (const [name, c] of Object.entries(raw.connections)) {
+    connections[name] = {
+      name,
+      version: c.version,
+      local: c.local,
+      remote: c.remote,
+      localId: c.localId ?? c.local,
+      remoteId: c.remoteId ?? c.remote,
+      psk: c.psk !== undefined ? secret(c.psk) : psks.get(name)!,
+      ike: { proposals: [...c.ike.proposals], lifetime: c.ike.lifetime },
+      esp: { proposals: [...c.esp.proposals], lifetime: c.esp.lifetime },
+      localSubnets: c.localSubnets,
+      remoteSubnets: c.remoteSubnets,
+      start: c.start,
+      encapsulation: c.encapsulation,
+    };
+  }
+  return {
+    tun: raw.tun,
+    control: { socket: resolvePath(baseDir, raw.control.socket) },
+    ports: raw.ports,
+    log: raw.log,
+    connections,
+    routes: raw.routes.map((r) => ({ destination: r.destination, via: r.via, publish: r.publish })),
+  };
+}

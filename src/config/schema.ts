@@ -1,0 +1,196 @@
+/**
+ * The YAML configuration schema (zod 4). Structural and per-field checks live here; checks that
+ * span fields (psk/pskFile, address families, route references) live in load.ts so that every
+ * problem is reported at once even when unrelated fields are broken.
+ *
+ * Extending: add a field to the relevant strictObject below with a default, then map it in
+ * load.ts `resolve()` and in types.ts. Keep fields JSON-Schema representable (no transforms).
+ */
+import { isIP } from 'node:net';
+import * as z from 'zod';
+import { parseIdentity } from '../ike/identity.js';
+import { parseProposal } from '../ike/proposal.js';
+
+export const CONNECTION_NAME = /^[A-Za-z0-9_-]{1,32}$/;
+/** Linux IFNAMSIZ is 16 including the terminating NUL. */
+const TUN_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
+
+export const DEFAULT_IKE_PROPOSALS = ['aes256gcm16-prfsha256-x25519', 'aes256-sha256-modp2048'];
+export const DEFAULT_ESP_PROPOSALS = ['aes256gcm16', 'aes256-sha256'];
+
+/** A parsed CIDR prefix: `address` is the network address as written (family from isIP). */
+export interface Cidr {
+  address: string;
+  prefix: number;
+  family: 4 | 6;
+}
+
+/** Address bytes for IPv4 or IPv6 text (which must already pass isIP). */
+export function addressBytes(addr: string): Uint8Array {
+  if (isIP(addr) === 4) return Uint8Array.from(addr.split('.').map(Number));
+  // Expand '::' and an embedded dotted IPv4 tail into 8 groups.
+  let text = addr.split('%')[0]!;
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4) {
+    const b = v4[1]!.split('.').map(Number);
+    text = `${text.slice(0, -v4[1]!.length)}${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
+  }
+  const [head, tail] = text.split('::') as [string, string | undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  const out = new Uint8Array(16);
+  groups.forEach((g, i) => {
+    const v = Number.parseInt(g, 16);
+    out[i * 2] = v >> 8;
+    out[i * 2 + 1] = v & 0xff;
+  });
+  return out;
+}
+
+/** Parses `addr/prefix`; returns an error message instead of throwing so callers can collect issues. */
+export function parseCidr(text: string): Cidr | string {
+  const slash = text.indexOf('/');
+  if (slash < 0) return `invalid CIDR '${text}' (expected address/prefix)`;
+  const address = text.slice(0, slash);
+  const prefixText = text.slice(slash + 1);
+  const family = isIP(address);
+  if (family === 0 || address.includes('%')) return `invalid CIDR '${text}' (bad address)`;
+  const max = family === 4 ? 32 : 128;
+  if (!/^\d{1,3}$/.test(prefixText) || Number(prefixText) > max) {
+    return `invalid CIDR '${text}' (prefix must be 0..${max})`;
+  }
+  const prefix = Number(prefixText);
+  const bytes = addressBytes(address);
+  for (let bit = prefix; bit < max; bit++) {
+    if (bytes[bit >> 3]! & (0x80 >> (bit & 7))) return `host bits set in '${text}'`;
+  }
+  return { address, prefix, family: family as 4 | 6 };
+}
+
+/** Canonical text of a CIDR, so `2001:db8::/32` and `2001:0db8:0::/32` compare equal. */
+export function canonicalCidr(c: Cidr): string {
+  const b = addressBytes(c.address);
+  if (c.family === 4) return `${b.join('.')}/${c.prefix}`;
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((b[i]! << 8) | b[i + 1]!).toString(16));
+  return `${groups.join(':')}/${c.prefix}`;
+}
+
+const ipAddress = z.string().refine((s) => isIP(s) !== 0, { message: 'invalid IP address' });
+
+const cidr = z.string().superRefine((s, ctx) => {
+  const r = parseCidr(s);
+  if (typeof r === 'string') ctx.addIssue({ code: 'custom', message: r });
+});
+
+/** IKE identity in strongSwan syntax (IP, FQDN, user@FQDN, @#hex key ID); the IKE layer parses it. */
+function identity(role: 'local' | 'remote') {
+  return z
+    .string()
+    .min(1)
+    .max(255)
+    .superRefine((s, ctx) => {
+      if (/[\s\p{Cc}]/u.test(s))
+        ctx.addIssue({ code: 'custom', message: 'identity must not contain whitespace' });
+      else if (s === '%any' && role === 'local') {
+        ctx.addIssue({ code: 'custom', message: "'%any' is only valid as remoteId" });
+      } else {
+        try {
+          parseIdentity(s);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
+        }
+      }
+    });
+}
+
+function proposal(kind: 'ike' | 'esp') {
+  return z.string().superRefine((s, ctx) => {
+    try {
+      parseProposal(s, kind);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
+    }
+  });
+}
+
+/** Seconds; 60+ is sane in production, down to 10 is accepted so tests can exercise rekeying. */
+const lifetime = (def: number) => z.number().int().min(10).max(31_536_000).default(def);
+
+export const ikeParamsSchema = z.strictObject({
+  proposals: z.array(proposal('ike')).min(1).default(DEFAULT_IKE_PROPOSALS),
+  lifetime: lifetime(86_400),
+});
+
+export const espParamsSchema = z.strictObject({
+  proposals: z.array(proposal('esp')).min(1).default(DEFAULT_ESP_PROPOSALS),
+  lifetime: lifetime(3600),
+});
+
+export const connectionSchema = z.strictObject({
+  version: z.literal([1, 2]).default(2),
+  local: ipAddress,
+  remote: ipAddress,
+  localId: identity('local').optional(),
+  remoteId: identity('remote').optional(),
+  // Exactly one of psk/pskFile is enforced in load.ts (it needs to see both fields together).
+  psk: z.string().min(1).optional(),
+  pskFile: z.string().min(1).optional(),
+  ike: ikeParamsSchema.prefault({}),
+  esp: espParamsSchema.prefault({}),
+  localSubnets: z.array(cidr).min(1),
+  remoteSubnets: z.array(cidr).min(1),
+  start: z.enum(['initiate', 'listen']).default('initiate'),
+  encapsulation: z.enum(['auto', 'udp', 'esp']).default('auto'),
+});
+
+export const routeSchema = z.strictObject({
+  destination: cidr,
+  via: z
+    .array(
+      z.strictObject({
+        connection: z.string().min(1),
+        // 100 primary, 0 standby (used only while no higher-weight next hop is up).
+        weight: z.number().int().min(0).max(65_535).default(100),
+      }),
+    )
+    .min(1),
+  publish: z.boolean().default(false),
+});
+
+const port = z.number().int().min(1).max(65_535);
+
+export const configSchema = z.strictObject({
+  tun: z
+    .strictObject({
+      name: z.string().regex(TUN_NAME, { message: 'must be 1-15 of A-Z a-z 0-9 _ . -' }).default('twinsec0'),
+      mtu: z.number().int().min(576).max(9000).default(1400),
+    })
+    .prefault({}),
+  control: z
+    .strictObject({
+      socket: z.string().min(1).default('/run/twinsec/control.sock'),
+    })
+    .prefault({}),
+  ports: z.strictObject({ ike: port.default(500), natt: port.default(4500) }).prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
+    })
+    .prefault({}),
+  connections: z.record(
+    z.string().regex(CONNECTION_NAME, { message: 'invalid connection name (use 1-32 of A-Z a-z 0-9 _ -)' }),
+    connectionSchema,
+  ),
+  routes: z.array(routeSchema).default([]),
+});
+
+/** The schema's output before cross-field checks and resolution (psk still text, pskFile unread). */
+export type RawConfig = z.output<typeof configSchema>;
+export type RawConnection = z.output<typeof connectionSchema>;
+
+/** JSON Schema of the YAML input, for editor completion and validation. */
+export function configJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+}

@@ -1,0 +1,74 @@
+/**
+ * Human-readable rendering of control responses for the `twinsec` CLI. Kept apart from the CLI
+ * entry point so it can be unit-tested without spawning a process.
+ */
+import type { StatusReport } from '../daemon.js';
+
+/** Left-aligned columns separated by two spaces; trailing whitespace trimmed. */
+export function table(rows: string[][]): string[] {
+  const widths: number[] = [];
+  for (const row of rows) {
+    row.forEach((cell, i) => {
+      widths[i] = Math.max(widths[i] ?? 0, cell.length);
+    });
+  }
+  return rows.map((row) =>
+    row
+      .map((cell, i) => cell.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd(),
+  );
+}
+
+const list = (xs: string[] | undefined): string => (xs && xs.length > 0 ? xs.join(',') : '*');
+
+export function formatStatus(report: StatusReport): string {
+  const out: string[] = [];
+  const names = Object.keys(report.connections).sort();
+  if (names.length === 0) out.push('no connections');
+  else {
+    const rows: string[][] = [['CONNECTION', 'STATE', 'IKE', 'LOCAL -> REMOTE']];
+    const children: string[][] = [];
+    for (const name of names) {
+      const c = report.connections[name]!;
+      rows.push([name, c.state, `v${c.version}`, `${c.local} -> ${c.remote}`]);
+    }
+    out.push(...table(rows));
+    for (const name of names) {
+      for (const ch of report.connections[name]!.children) {
+        const algs = [ch.encr, ch.integ].filter((a) => a).join('/');
+        const ts =
+          ch.tsLocal?.length || ch.tsRemote?.length ? `${list(ch.tsLocal)} <-> ${list(ch.tsRemote)}` : '';
+        children.push([
+          name,
+          ch.spiIn,
+          ch.spiOut,
+          algs || '-',
+          ch.encapsulation ?? '-',
+          `${ch.bytesIn}/${ch.bytesOut}`,
+          `${ch.packetsIn}/${ch.packetsOut}`,
+          ts,
+        ]);
+      }
+    }
+    if (children.length > 0) {
+      out.push('');
+      out.push(
+        ...table([
+          ['CHILD SA OF', 'SPI IN', 'SPI OUT', 'ALGORITHMS', 'BYTES IN/OUT', 'PACKETS IN/OUT'],
+          ...children,
+        ]),
+      );
+    }
+  }
+  out.push('');
+  if (report.routes.length === 0) out.push('no routes');
+  else {
+    const rows = report.routes.map((r) => [
+      r.destination,
+      r.active.length > 0 ? r.active.join(', ') : '(none)',
+    ]);
+    out.push(...table([['ROUTE', 'ACTIVE VIA'], ...rows]));
+  }
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,105 @@
+/**
+ * Logging: pino to stderr, human-readable on a terminal and JSON lines otherwise (journald,
+ * docker, log shippers). State changes reach the log only through the event bus (events.ts).
+ */
+import pino, { type DestinationStream, type Logger } from 'pino';
+import pretty from 'pino-pretty';
+import type { Config } from './config/types.js';
+import type { EventBus } from './events.js';
+
+export type { Logger } from 'pino';
+export type LogLevel = Config['log']['level'];
+
+export interface LoggerOptions {
+  /** Force pretty (true) or JSON (false) output; default: pretty iff stderr is a TTY. */
+  pretty?: boolean;
+  /** Where to write (default stderr); tests pass a capture stream. */
+  destination?: DestinationStream;
+}
+
+export function createLogger(level: LogLevel, opts: LoggerOptions = {}): Logger {
+  const usePretty = opts.pretty ?? process.stderr.isTTY === true;
+  // Both streams are synchronous: no worker thread, and nothing is lost on process.exit().
+  const stream: DestinationStream = usePretty
+    ? pretty({
+        sync: true,
+        destination: opts.destination ?? 2,
+        colorize: opts.destination === undefined && process.stderr.isTTY === true,
+        translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l',
+        // Event messages are self-contained; their fields are for JSON consumers. Errors still show.
+        hideObject: true,
+        ignore: 'pid,hostname',
+      })
+    : (opts.destination ?? pino.destination({ dest: 2, sync: true }));
+  return pino(
+    {
+      level,
+      base: { pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      // Defence in depth: the PSK Buffer already serialises as "[redacted]" (config/load.ts).
+      redact: {
+        paths: ['psk', '*.psk', 'connections.*.psk', 'config.connections.*.psk'],
+        censor: '[redacted]',
+      },
+    },
+    stream,
+  );
+}
+
+/** Same SPI spelling as `twinsec status` (8 lowercase hex digits) so log lines and status correlate. */
+const hex = (spi: number): string => (spi >>> 0).toString(16).padStart(8, '0');
+
+/**
+ * One log line per event. Returns a function that detaches all listeners.
+ * Fields repeat the event payload so JSON consumers need not parse messages.
+ */
+export function attachEventLogging(bus: EventBus, log: Logger): () => void {
+  const offs = [
+    bus.on('ike-state', (e) => {
+      log.info(
+        {
+          event: 'ike-state',
+          connection: e.connection,
+          from: e.from,
+          to: e.to,
+          reason: e.reason,
+          spiI: e.spiI,
+          spiR: e.spiR,
+        },
+        `${e.connection}: ${e.from} -> ${e.to} (${e.reason})`,
+      );
+    }),
+    bus.on('child-up', (e) => {
+      const algs = [e.encr, e.integ, e.dh].filter((a) => a !== null).join('/');
+      log.info(
+        { event: 'child-up', ...e, spiIn: hex(e.spiIn), spiOut: hex(e.spiOut) },
+        `${e.connection}: CHILD_SA up, spi in ${hex(e.spiIn)} out ${hex(e.spiOut)} (${algs}, ${e.encapsulation}) ` +
+          `${e.tsLocal.join(',')} <-> ${e.tsRemote.join(',')}`,
+      );
+    }),
+    bus.on('child-down', (e) => {
+      log.info(
+        { event: 'child-down', ...e, spiIn: hex(e.spiIn), spiOut: hex(e.spiOut) },
+        `${e.connection}: CHILD_SA down, spi in ${hex(e.spiIn)} out ${hex(e.spiOut)} (${e.reason})`,
+      );
+    }),
+    bus.on('ike-failure', (e) => {
+      log.warn(
+        { event: 'ike-failure', ...e },
+        `${e.connection}: negotiation failed: ${e.reason} (${e.detail})`,
+      );
+    }),
+    bus.on('ike-dropped', (e) => {
+      log.debug(
+        { event: 'ike-dropped', ...e },
+        `dropped IKE datagram from ${e.from}: ${e.reason} (${e.detail})`,
+      );
+    }),
+    bus.on('ike-debug', (e) => {
+      log.debug({ event: 'ike-debug', connection: e.connection }, `${e.connection}: ${e.message}`);
+    }),
+  ];
+  return () => {
+    for (const off of offs) off();
+  };
+}
