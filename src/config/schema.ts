@@ -10,6 +10,7 @@ import { isIP } from 'node:net';
 import * as z from 'zod';
 import { parseIdentity } from '../ike/identity.js';
 import { parseProposal } from '../ike/proposal.js';
+import { parseAddress } from '../ike/wire/ts.js';
 
 export const CONNECTION_NAME = /^[A-Za-z0-9_-]{1,32}$/;
 /** Linux IFNAMSIZ is 16 including the terminating NUL. */
@@ -25,29 +26,6 @@ export interface Cidr {
   family: 4 | 6;
 }
 
-/** Address bytes for IPv4 or IPv6 text (which must already pass isIP). */
-export function addressBytes(addr: string): Uint8Array {
-  if (isIP(addr) === 4) return Uint8Array.from(addr.split('.').map(Number));
-  // Expand '::' and an embedded dotted IPv4 tail into 8 groups.
-  let text = addr.split('%')[0]!;
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (v4) {
-    const b = v4[1]!.split('.').map(Number);
-    text = `${text.slice(0, -v4[1]!.length)}${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
-  }
-  const [head, tail] = text.split('::') as [string, string | undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
-  const out = new Uint8Array(16);
-  groups.forEach((g, i) => {
-    const v = Number.parseInt(g, 16);
-    out[i * 2] = v >> 8;
-    out[i * 2 + 1] = v & 0xff;
-  });
-  return out;
-}
-
 /** Parses `addr/prefix`; returns an error message instead of throwing so callers can collect issues. */
 export function parseCidr(text: string): Cidr | string {
   const slash = text.indexOf('/');
@@ -61,7 +39,7 @@ export function parseCidr(text: string): Cidr | string {
     return `invalid CIDR '${text}' (prefix must be 0..${max})`;
   }
   const prefix = Number(prefixText);
-  const bytes = addressBytes(address);
+  const bytes = parseAddress(address);
   for (let bit = prefix; bit < max; bit++) {
     if (bytes[bit >> 3]! & (0x80 >> (bit & 7))) return `host bits set in '${text}'`;
   }
@@ -70,7 +48,7 @@ export function parseCidr(text: string): Cidr | string {
 
 /** Canonical text of a CIDR, so `2001:db8::/32` and `2001:0db8:0::/32` compare equal. */
 export function canonicalCidr(c: Cidr): string {
-  const b = addressBytes(c.address);
+  const b = parseAddress(c.address);
   if (c.family === 4) return `${b.join('.')}/${c.prefix}`;
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(((b[i]! << 8) | b[i + 1]!).toString(16));
@@ -129,7 +107,12 @@ export const espParamsSchema = z.strictObject({
 });
 
 export const connectionSchema = z.strictObject({
-  version: z.literal([1, 2]).default(2),
+  // IKEv1 (RFC 2409) is part of the contract but not implemented yet: refuse it up front rather
+  // than accept a connection that would silently never come up.
+  version: z
+    .literal([1, 2])
+    .default(2)
+    .refine((v) => v === 2, { message: 'IKEv1 is not implemented yet; use version 2' }),
   local: ipAddress,
   remote: ipAddress,
   localId: identity('local').optional(),

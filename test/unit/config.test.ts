@@ -70,7 +70,7 @@ t.test('route weight and publish defaults; FQDN identity; IPv6', async (t) => {
   const c = parseConfig(`
 connections:
   v6:
-    version: 1
+    version: 2
     local: "2001:db8::1"
     remote: "2001:db8:ffff::1"
     localId: gw.example.com
@@ -83,7 +83,7 @@ routes:
     via: [ { connection: v6 } ]
 `);
   const v6 = c.connections.v6!;
-  t.equal(v6.version, 1);
+  t.equal(v6.version, 2);
   t.equal(v6.localId, 'gw.example.com');
   t.equal(v6.remoteId, '2001:db8:ffff::1');
   t.equal(v6.start, 'listen');
@@ -295,4 +295,9 @@ t.test('configJsonSchema describes the input', async (t) => {
   t.ok(s.properties.connections);
   t.same(s.properties.tun?.default, {});
   t.doesNotThrow(() => JSON.stringify(s));
+});
+
+t.test('IKEv1 connections are refused until IKEv1 lands', async (t) => {
+  const text = withConn().replace('  t1:\n', '  t1:\n    version: 1\n');
+  t.match(issuesOf(text), [/^connections\.t1\.version: IKEv1 is not implemented yet/]);
 });
