@@ -8,7 +8,14 @@ export type IkeState = 'down' | 'connecting' | 'established' | 'deleting';
 
 export interface TwinsecEvents {
   /** An IKE SA of a connection changed state. */
-  'ike-state': { connection: string; from: IkeState; to: IkeState; reason: string; spiI?: string; spiR?: string };
+  'ike-state': {
+    connection: string;
+    from: IkeState;
+    to: IkeState;
+    reason: string;
+    spiI?: string;
+    spiR?: string;
+  };
   /** A CHILD_SA was installed in the data plane. */
   'child-up': {
     connection: string;

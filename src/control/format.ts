@@ -55,7 +55,16 @@ export function formatStatus(report: StatusReport): string {
       out.push('');
       out.push(
         ...table([
-          ['CHILD SA OF', 'SPI IN', 'SPI OUT', 'ALGORITHMS', 'BYTES IN/OUT', 'PACKETS IN/OUT'],
+          [
+            'CHILD SA OF',
+            'SPI IN',
+            'SPI OUT',
+            'ALGORITHMS',
+            'ENCAP',
+            'BYTES IN/OUT',
+            'PACKETS IN/OUT',
+            'SELECTORS',
+          ],
           ...children,
         ]),
       );
