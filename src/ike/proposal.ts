@@ -15,7 +15,6 @@
  */
 import { TwinsecError } from '../errors.js';
 import { isAeadEncr } from './crypto/encr.js';
-import { DH_ID, ENCR_ID, ESN_ID, INTEG_ID, PROTO_ID, XFORM } from './crypto/ids.js';
 import {
   ALG_TOKENS,
   algName,
@@ -24,6 +23,7 @@ import {
   DEFAULT_PRFS,
   INTEG_TO_PRF,
 } from './crypto/names.js';
+import { DhId, EncrId, EsnId, IntegId, ProtocolId, TransformType } from './wire/constants.js';
 import type { Proposal, Transform } from './wire/types.js';
 
 export { algName } from './crypto/names.js';
@@ -82,9 +82,9 @@ export function defaultProposals(kind: 'ike' | 'esp'): ProposalSpec[] {
     integ: [...integ],
     prf: ike ? [...DEFAULT_PRFS] : [],
     dh: ike ? [...DEFAULT_DH] : [],
-    esn: ike ? [] : [ESN_ID.NO],
+    esn: ike ? [] : [EsnId.NO],
   });
-  return [make(ENCR_ID.AES_CBC, DEFAULT_INTEG), make(ENCR_ID.AES_GCM_16, [])];
+  return [make(EncrId.AES_CBC, DEFAULT_INTEG), make(EncrId.AES_GCM_16, [])];
 }
 
 const pushUnique = <T>(list: T[], v: T, eq: (a: T, b: T) => boolean = (a, b) => a === b): void => {
@@ -105,20 +105,20 @@ export function parseProposal(text: string, kind: 'ike' | 'esp'): ProposalSpec {
     const token = ALG_TOKENS.get(t);
     if (!token) return fail(`unknown algorithm '${t}'`);
     switch (token.type) {
-      case XFORM.ENCR:
+      case TransformType.ENCR:
         pushUnique(
           spec.encr,
           { id: token.id, keyLen: token.keyLen },
           (a, b) => a.id === b.id && a.keyLen === b.keyLen,
         );
         break;
-      case XFORM.INTEG:
+      case TransformType.INTEG:
         pushUnique(spec.integ, token.id);
         break;
-      case XFORM.PRF:
+      case TransformType.PRF:
         pushUnique(spec.prf, token.id);
         break;
-      case XFORM.DH:
+      case TransformType.DH:
         pushUnique(spec.dh, token.id);
         break;
       default:
@@ -138,12 +138,12 @@ export function parseProposal(text: string, kind: 'ike' | 'esp'): ProposalSpec {
       for (const i of spec.integ) pushUnique(spec.prf, INTEG_TO_PRF.get(i) as number);
       if (spec.prf.length === 0 && allAead) spec.prf = [...DEFAULT_PRFS];
     }
-    spec.dh = spec.dh.filter((d) => d !== DH_ID.NONE);
+    spec.dh = spec.dh.filter((d) => d !== DhId.NONE);
     if (spec.dh.length === 0) fail('a DH group is mandatory in IKE proposals');
   } else {
     spec.prf = [];
-    if (spec.dh.length === 1 && spec.dh[0] === DH_ID.NONE) spec.dh = [];
-    if (spec.esn.length === 0) spec.esn = [ESN_ID.NO];
+    if (spec.dh.length === 1 && spec.dh[0] === DhId.NONE) spec.dh = [];
+    if (spec.esn.length === 0) spec.esn = [EsnId.NO];
   }
   if (allAead) spec.integ = [];
   else if (spec.integ.length === 0) {
@@ -170,25 +170,29 @@ export function parseProposals(list: string | string[], kind: 'ike' | 'esp'): Pr
 /** Canonical strongSwan-style text of a proposal, e.g. aes256gcm16-prfsha384-ecp384. */
 export function specToString(spec: ProposalSpec): string {
   return [
-    ...spec.encr.map((e) => algName(XFORM.ENCR, e.id, e.keyLen)),
-    ...spec.integ.map((i) => algName(XFORM.INTEG, i)),
-    ...spec.prf.map((p) => algName(XFORM.PRF, p)),
-    ...spec.dh.map((d) => algName(XFORM.DH, d)),
-    ...spec.esn.map((e) => algName(XFORM.ESN, e)),
+    ...spec.encr.map((e) => algName(TransformType.ENCR, e.id, e.keyLen)),
+    ...spec.integ.map((i) => algName(TransformType.INTEG, i)),
+    ...spec.prf.map((p) => algName(TransformType.PRF, p)),
+    ...spec.dh.map((d) => algName(TransformType.DH, d)),
+    ...spec.esn.map((e) => algName(TransformType.ESN, e)),
   ].join('-');
 }
 
 /** Canonical text of a negotiated proposal, for logs and status. */
 export function chosenToString(c: Chosen): string {
-  const parts = [algName(XFORM.ENCR, c.encr.id, c.encr.keyLen)];
-  if (c.integ !== null) parts.push(algName(XFORM.INTEG, c.integ));
-  if (c.prf !== null) parts.push(algName(XFORM.PRF, c.prf));
-  if (c.dh !== null) parts.push(algName(XFORM.DH, c.dh));
+  const parts = [algName(TransformType.ENCR, c.encr.id, c.encr.keyLen)];
+  if (c.integ !== null) parts.push(algName(TransformType.INTEG, c.integ));
+  if (c.prf !== null) parts.push(algName(TransformType.PRF, c.prf));
+  if (c.dh !== null) parts.push(algName(TransformType.DH, c.dh));
   if (c.esn) parts.push('esn');
   return parts.join('-');
 }
 
-const encrTransform = (e: EncrSpec): Transform => ({ type: XFORM.ENCR, id: e.id, keyLength: e.keyLen });
+const encrTransform = (e: EncrSpec): Transform => ({
+  type: TransformType.ENCR,
+  id: e.id,
+  keyLength: e.keyLen,
+});
 
 /**
  * Wire proposal for an offer. IKE gets ENCR, PRF, INTEG, DH; ESP gets ENCR, INTEG, DH (only with
@@ -201,13 +205,14 @@ export function toWireProposal(
   spi: Buffer,
   opts: { omitDh?: boolean } = {},
 ): Proposal {
-  const ike = protocolId === PROTO_ID.IKE;
+  const ike = protocolId === ProtocolId.IKE;
   const transforms: Transform[] = spec.encr.map(encrTransform);
-  if (ike) for (const id of spec.prf) transforms.push({ type: XFORM.PRF, id });
-  for (const id of spec.integ) transforms.push({ type: XFORM.INTEG, id });
-  if (!opts.omitDh) for (const id of spec.dh) transforms.push({ type: XFORM.DH, id });
+  if (ike) for (const id of spec.prf) transforms.push({ type: TransformType.PRF, id });
+  for (const id of spec.integ) transforms.push({ type: TransformType.INTEG, id });
+  if (!opts.omitDh) for (const id of spec.dh) transforms.push({ type: TransformType.DH, id });
   if (!ike) {
-    for (const id of spec.esn.length > 0 ? spec.esn : [ESN_ID.NO]) transforms.push({ type: XFORM.ESN, id });
+    for (const id of spec.esn.length > 0 ? spec.esn : [EsnId.NO])
+      transforms.push({ type: TransformType.ESN, id });
   }
   return { num, protocolId, spi, transforms };
 }
@@ -218,10 +223,11 @@ export function toWireProposal(
  */
 export function chosenToWire(c: Chosen, protocolId: number, spi?: Buffer): Proposal {
   const transforms: Transform[] = [encrTransform(c.encr)];
-  if (c.prf !== null) transforms.push({ type: XFORM.PRF, id: c.prf });
-  if (c.integ !== null) transforms.push({ type: XFORM.INTEG, id: c.integ });
-  if (c.dh !== null) transforms.push({ type: XFORM.DH, id: c.dh });
-  if (protocolId !== PROTO_ID.IKE) transforms.push({ type: XFORM.ESN, id: c.esn ? ESN_ID.YES : ESN_ID.NO });
+  if (c.prf !== null) transforms.push({ type: TransformType.PRF, id: c.prf });
+  if (c.integ !== null) transforms.push({ type: TransformType.INTEG, id: c.integ });
+  if (c.dh !== null) transforms.push({ type: TransformType.DH, id: c.dh });
+  if (protocolId !== ProtocolId.IKE)
+    transforms.push({ type: TransformType.ESN, id: c.esn ? EsnId.YES : EsnId.NO });
   return { num: c.num, protocolId, spi: spi ?? c.spi, transforms };
 }
 
@@ -236,7 +242,7 @@ export function wireToChosen(p: Proposal): Chosen {
       if (t.id !== 0) fail(`unsupported additional key exchange in proposal ${p.num}`);
       continue;
     }
-    if (t.type < XFORM.ENCR || t.type > XFORM.ESN)
+    if (t.type < TransformType.ENCR || t.type > TransformType.ESN)
       fail(`unknown transform type ${t.type} in proposal ${p.num}`);
     by.set(t.type, [...(by.get(t.type) ?? []), t]);
   }
@@ -244,7 +250,7 @@ export function wireToChosen(p: Proposal): Chosen {
     if (ts.length > 1) fail(`selected proposal ${p.num} has several transforms of type ${type}`);
   }
   const one = (type: number): Transform | undefined => by.get(type)?.[0];
-  const encr = one(XFORM.ENCR);
+  const encr = one(TransformType.ENCR);
   if (!encr) return fail(`selected proposal ${p.num} has no encryption algorithm`);
   const opt = (type: number): number | null => {
     const id = one(type)?.id;
@@ -254,10 +260,10 @@ export function wireToChosen(p: Proposal): Chosen {
     num: p.num,
     spi: p.spi,
     encr: { id: encr.id, keyLen: encr.keyLength ?? 0 },
-    integ: opt(XFORM.INTEG),
-    prf: opt(XFORM.PRF),
-    dh: opt(XFORM.DH),
-    esn: one(XFORM.ESN)?.id === ESN_ID.YES,
+    integ: opt(TransformType.INTEG),
+    prf: opt(TransformType.PRF),
+    dh: opt(TransformType.DH),
+    esn: one(TransformType.ESN)?.id === EsnId.YES,
   };
 }
 
@@ -273,9 +279,9 @@ export function checkChosenInOffer(
       return false;
     if (s.prf.length > 0 ? !s.prf.includes(chosen.prf as number) : chosen.prf !== null) return false;
     if (chosen.dh === null) {
-      if (!opts.ignoreDh && s.dh.length > 0 && !s.dh.includes(DH_ID.NONE)) return false;
+      if (!opts.ignoreDh && s.dh.length > 0 && !s.dh.includes(DhId.NONE)) return false;
     } else if (!s.dh.includes(chosen.dh)) return false;
-    const esn = chosen.esn ? ESN_ID.YES : ESN_ID.NO;
+    const esn = chosen.esn ? EsnId.YES : EsnId.NO;
     return s.esn.length > 0 ? s.esn.includes(esn) : !chosen.esn;
   });
 }
@@ -295,19 +301,19 @@ function offerFromWire(p: Proposal): Offer | null {
   const o: Offer = { encr: [], integ: [], prf: [], dh: [], esn: [], addKe: new Map() };
   for (const t of p.transforms) {
     switch (t.type) {
-      case XFORM.ENCR:
+      case TransformType.ENCR:
         o.encr.push({ id: t.id, keyLen: t.keyLength ?? 0 });
         break;
-      case XFORM.PRF:
+      case TransformType.PRF:
         o.prf.push(t.id);
         break;
-      case XFORM.INTEG:
+      case TransformType.INTEG:
         o.integ.push(t.id);
         break;
-      case XFORM.DH:
+      case TransformType.DH:
         o.dh.push(t.id);
         break;
-      case XFORM.ESN:
+      case TransformType.ESN:
         o.esn.push(t.id);
         break;
       default:
@@ -347,7 +353,7 @@ function selectPair(
   let integ: number | null = null;
   if (!isAeadEncr(encr.id)) {
     const i = pick(prefer.integ, match.integ, false);
-    if (i === NO_MATCH || i === null || i === INTEG_ID.NONE) return null;
+    if (i === NO_MATCH || i === null || i === IntegId.NONE) return null;
     integ = i;
   }
   const prf = pick(prefer.prf, match.prf, false);
@@ -355,8 +361,8 @@ function selectPair(
   let dh: number | null = null;
   if (!opts.ignoreDh) {
     const d = pick(prefer.dh, match.dh, !ike);
-    if (d === NO_MATCH || (ike && (d === null || d === DH_ID.NONE))) return null;
-    dh = d === DH_ID.NONE ? null : d;
+    if (d === NO_MATCH || (ike && (d === null || d === DhId.NONE))) return null;
+    dh = d === DhId.NONE ? null : d;
     for (const type of new Set([...prefer.addKe.keys(), ...match.addKe.keys()])) {
       const r = pick(prefer.addKe.get(type) ?? [], match.addKe.get(type) ?? [], true);
       if (r !== null && r !== 0) return null;
@@ -364,7 +370,7 @@ function selectPair(
   }
   const esn = pick(prefer.esn, match.esn, false);
   if (esn === NO_MATCH) return null;
-  return { encr: { ...encr }, integ, prf: prf === 0 ? null : prf, dh, esn: esn === ESN_ID.YES };
+  return { encr: { ...encr }, integ, prf: prf === 0 ? null : prf, dh, esn: esn === EsnId.YES };
 }
 
 /**
@@ -378,7 +384,7 @@ export function selectProposal(
   protocolId: number,
   opts: SelectOptions = {},
 ): Chosen | null {
-  const ike = protocolId === PROTO_ID.IKE;
+  const ike = protocolId === ProtocolId.IKE;
   const mine: Offer[] = ours.map((s) => ({ ...s, addKe: new Map() }));
   const peer: { p: Proposal; o: Offer }[] = [];
   for (const p of theirs) {

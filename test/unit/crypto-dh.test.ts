@@ -2,17 +2,17 @@ import { getDiffieHellman } from 'node:crypto';
 import t from 'tap';
 import { CryptoError } from '../../src/errors.js';
 import { dhAlg, dhGenerate, dhKeyPairFromPrivate } from '../../src/ike/crypto/dh.js';
-import { DH_ID } from '../../src/ike/crypto/ids.js';
+import { DhId } from '../../src/ike/wire/constants.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
 t.test('X25519: RFC 7748 §6.1 Diffie-Hellman vector', async (t) => {
   const alice = dhKeyPairFromPrivate(
-    DH_ID.CURVE25519,
+    DhId.CURVE25519,
     hex('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a'),
   );
   const bob = dhKeyPairFromPrivate(
-    DH_ID.CURVE25519,
+    DhId.CURVE25519,
     hex('5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb'),
   );
   t.equal(
@@ -39,12 +39,12 @@ t.test('X25519: RFC 7748 §5.2 scalar multiplication vectors', async (t) => {
     ],
   ] as const;
   for (const [k, u, out] of vectors) {
-    t.equal(dhKeyPairFromPrivate(DH_ID.CURVE25519, hex(k)).computeSecret(hex(u)).toString('hex'), out);
+    t.equal(dhKeyPairFromPrivate(DhId.CURVE25519, hex(k)).computeSecret(hex(u)).toString('hex'), out);
   }
 });
 
 t.test('X25519 rejects low-order points and wrong lengths', async (t) => {
-  const kp = dhGenerate(DH_ID.CURVE25519);
+  const kp = dhGenerate(DhId.CURVE25519);
   t.equal(kp.publicKey.length, 32);
   t.throws(() => kp.computeSecret(Buffer.alloc(32)), CryptoError, 'u = 0');
   t.throws(() => kp.computeSecret(hex(`01${'00'.repeat(31)}`)), CryptoError, 'u = 1');
@@ -59,7 +59,7 @@ t.test('X25519 rejects low-order points and wrong lengths', async (t) => {
 
 t.test('ECP-256: RFC 5903 §8.1 vector (x || y, secret = x)', async (t) => {
   const i = dhKeyPairFromPrivate(
-    DH_ID.ECP256,
+    DhId.ECP256,
     hex('C88F01F5 10D9AC3F 70A292DA A2316DE5 44E9AAB8 AFE84049 C62A9C57 862D1433'),
   );
   t.same(
@@ -79,7 +79,7 @@ t.test('ECP-256: RFC 5903 §8.1 vector (x || y, secret = x)', async (t) => {
 // RFC 5114 Appendix A.6 / A.7 ECDH vectors (dA, dB, QA = x||y, QB, Z = x).
 const ECP_VECTORS = [
   {
-    group: DH_ID.ECP256,
+    group: DhId.ECP256,
     dA: '814264145f2f56f2e96a8e337a1284993faf432a5abce59e867b7291d507a3af',
     dB: '2ce1788ec197e096db95a200cc0ab26a19ce6bccad562b8eee1b593761cf7f41',
     qA:
@@ -91,7 +91,7 @@ const ECP_VECTORS = [
     z: 'dd0f5396219d1ea393310412d19a08f1f5811e9dc8ec8eea7f80d21c820c2788',
   },
   {
-    group: DH_ID.ECP384,
+    group: DhId.ECP384,
     dA: 'd27335ea71664af244dd14e9fd1260715dfd8a7965571c48d709ee7a7962a156d706a90cbcb5df2986f05feadb9376f1',
     dB: '52d1791fdb4b70f89c0f00d456c2f7023b6125262c36a7df1f80231121cce3d39be52e00c194a4132c4a6c768bcd94d2',
     qA:
@@ -117,7 +117,7 @@ t.test('ECP-256/384: RFC 5114 A.6/A.7 vectors', async (t) => {
 });
 
 t.test('ECP rejects points off the curve and wrong encodings', async (t) => {
-  for (const g of [DH_ID.ECP256, DH_ID.ECP384]) {
+  for (const g of [DhId.ECP256, DhId.ECP384]) {
     const kp = dhGenerate(g);
     const len = dhAlg(g).publicLen;
     t.equal(kp.publicKey.length, len);
@@ -155,8 +155,8 @@ const MODP2048S256 = {
 };
 
 t.test('MODP-2048-256 (group 24): RFC 5114 A.3 vector', async (t) => {
-  const a = dhKeyPairFromPrivate(DH_ID.MODP2048S256, hex(MODP2048S256.xA));
-  const b = dhKeyPairFromPrivate(DH_ID.MODP2048S256, hex(MODP2048S256.xB));
+  const a = dhKeyPairFromPrivate(DhId.MODP2048S256, hex(MODP2048S256.xA));
+  const b = dhKeyPairFromPrivate(DhId.MODP2048S256, hex(MODP2048S256.xB));
   t.equal(a.publicKey.toString('hex'), MODP2048S256.yA);
   t.equal(a.computeSecret(b.publicKey).toString('hex'), MODP2048S256.z);
   t.equal(b.computeSecret(a.publicKey).toString('hex'), MODP2048S256.z);
@@ -167,11 +167,11 @@ t.test('MODP-2048-256 (group 24): RFC 5114 A.3 vector', async (t) => {
 
 t.test('MODP groups: lengths, agreement, left padding', async (t) => {
   const sizes: [number, number][] = [
-    [DH_ID.MODP1024, 128],
-    [DH_ID.MODP1536, 192],
-    [DH_ID.MODP2048, 256],
-    [DH_ID.MODP3072, 384],
-    [DH_ID.MODP4096, 512],
+    [DhId.MODP1024, 128],
+    [DhId.MODP1536, 192],
+    [DhId.MODP2048, 256],
+    [DhId.MODP3072, 384],
+    [DhId.MODP4096, 512],
   ];
   for (const [g, len] of sizes) {
     t.match(dhAlg(g), { publicLen: len, secretLen: len });
@@ -184,13 +184,13 @@ t.test('MODP groups: lengths, agreement, left padding', async (t) => {
     t.same(s, b.computeSecret(a.publicKey), 'agreement');
   }
   // A private key of 1 gives g^1 = 2: the public value must still come out 256 bytes long.
-  const small = dhKeyPairFromPrivate(DH_ID.MODP2048, Buffer.of(1));
+  const small = dhKeyPairFromPrivate(DhId.MODP2048, Buffer.of(1));
   t.equal(small.publicKey.length, 256);
   t.equal(small.publicKey.toString('hex'), `${'00'.repeat(255)}02`);
 });
 
 t.test('MODP rejects degenerate and malformed peer values', async (t) => {
-  const kp = dhGenerate(DH_ID.MODP2048);
+  const kp = dhGenerate(DhId.MODP2048);
   const p = getDiffieHellman('modp14').getPrime();
   const val = (n: bigint) => Buffer.from(n.toString(16).padStart(512, '0'), 'hex');
   const P = BigInt(`0x${p.toString('hex')}`);
@@ -213,7 +213,7 @@ t.test('unknown groups', async (t) => {
   t.throws(() => dhAlg(21), CryptoError, 'ECP-521 not implemented');
   t.throws(() => dhGenerate(0), CryptoError, 'NONE is not a group');
   t.throws(() => dhGenerate(32), { code: 'ERR_CRYPTO' });
-  t.match(dhAlg(DH_ID.CURVE25519), { id: 31, name: 'x25519', publicLen: 32, secretLen: 32 });
-  t.match(dhAlg(DH_ID.ECP384), { name: 'ecp384', publicLen: 96, secretLen: 48 });
-  t.notOk('kind' in dhAlg(DH_ID.ECP256), 'no internals leak');
+  t.match(dhAlg(DhId.CURVE25519), { id: 31, name: 'x25519', publicLen: 32, secretLen: 32 });
+  t.match(dhAlg(DhId.ECP384), { name: 'ecp384', publicLen: 96, secretLen: 48 });
+  t.notOk('kind' in dhAlg(DhId.ECP256), 'no internals leak');
 });

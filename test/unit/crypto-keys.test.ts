@@ -2,10 +2,10 @@ import { createHmac, randomBytes } from 'node:crypto';
 import t from 'tap';
 import { CryptoError } from '../../src/errors.js';
 import { encrAlg } from '../../src/ike/crypto/encr.js';
-import { ENCR_ID, INTEG_ID, PRF_ID } from '../../src/ike/crypto/ids.js';
 import { integAlg } from '../../src/ike/crypto/integ.js';
 import { deriveChildKeys, deriveIkeKeys, deriveIkeKeysRekey, pskAuth } from '../../src/ike/crypto/keys.js';
 import { prfAlg, prfPlus } from '../../src/ike/crypto/prf.js';
+import { EncrId, IntegId, PrfId } from '../../src/ike/wire/constants.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -37,10 +37,10 @@ const CAVS = {
 };
 
 t.test('IKE SA keys against the CAVS KDF vector', async (t) => {
-  const prf = prfAlg(PRF_ID.HMAC_SHA1);
+  const prf = prfAlg(PrfId.HMAC_SHA1);
   // aes128 + sha1: 20 + 2*20 + 2*16 + 2*20 = 132 bytes, exactly the vector's DKM length.
-  const encr = encrAlg(ENCR_ID.AES_CBC, 128);
-  const integ = integAlg(INTEG_ID.HMAC_SHA1_96);
+  const encr = encrAlg(EncrId.AES_CBC, 128);
+  const integ = integAlg(IntegId.HMAC_SHA1_96);
   const k = deriveIkeKeys(prf, encr, integ, CAVS.ni, CAVS.nr, CAVS.gir, CAVS.spiI, CAVS.spiR);
   t.equal(k.skeyseed.toString('hex'), CAVS.skeyseed, 'SKEYSEED');
   const all = Buffer.concat([k.skD, k.skAi, k.skAr, k.skEi, k.skEr, k.skPi, k.skPr]);
@@ -60,7 +60,7 @@ t.test('IKE SA keys against the CAVS KDF vector', async (t) => {
 });
 
 t.test('CHILD_SA KEYMAT against the CAVS KDF vector', async (t) => {
-  const prf = prfAlg(PRF_ID.HMAC_SHA1);
+  const prf = prfAlg(PrfId.HMAC_SHA1);
   const skD = hex(CAVS.dkm).subarray(0, 20);
   // 2 * (46 + 20) = 132: the whole vector, sliced encrI | integI | encrR | integR.
   const c = deriveChildKeys(prf, skD, 46, 20, CAVS.ni, CAVS.nr);
@@ -85,8 +85,8 @@ t.test('CHILD_SA KEYMAT against the CAVS KDF vector', async (t) => {
 });
 
 t.test('AES-GCM IKE keys: salt included in SK_e, no SK_a', async (t) => {
-  const prf = prfAlg(PRF_ID.HMAC_SHA2_256);
-  const encr = encrAlg(ENCR_ID.AES_GCM_16, 256);
+  const prf = prfAlg(PrfId.HMAC_SHA2_256);
+  const encr = encrAlg(EncrId.AES_GCM_16, 256);
   const ni = randomBytes(32);
   const nr = randomBytes(32);
   const gir = randomBytes(32);
@@ -110,7 +110,7 @@ t.test('AES-GCM IKE keys: salt included in SK_e, no SK_a', async (t) => {
 });
 
 t.test('pskAuth follows RFC 7296 §2.15', async (t) => {
-  const prf = prfAlg(PRF_ID.HMAC_SHA2_256);
+  const prf = prfAlg(PrfId.HMAC_SHA2_256);
   const psk = Buffer.from('s3cret-psk');
   const msg = randomBytes(300);
   const nonce = randomBytes(32);

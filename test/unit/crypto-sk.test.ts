@@ -2,9 +2,9 @@ import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:
 import t from 'tap';
 import { CryptoError } from '../../src/errors.js';
 import { encrAlg } from '../../src/ike/crypto/encr.js';
-import { ENCR_ID, INTEG_ID } from '../../src/ike/crypto/ids.js';
 import { integAlg } from '../../src/ike/crypto/integ.js';
 import { SkProtector } from '../../src/ike/crypto/sk.js';
+import { EncrId, IntegId } from '../../src/ike/wire/constants.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const flip = (b: Buffer, i: number): Buffer => {
@@ -41,7 +41,7 @@ const GCM_VECTORS = [
 
 t.test('AES-GCM known answers through open (salt || IV nonce, AAD, tag)', async (t) => {
   for (const v of GCM_VECTORS) {
-    const encr = encrAlg(ENCR_ID.AES_GCM_16, v.bits);
+    const encr = encrAlg(EncrId.AES_GCM_16, v.bits);
     const sk = new SkProtector(encr, null, hex(`${v.key}cafebabe`), null);
     const body = hex(`facedbaddecaf888${v.c}${v.tag}`);
     const plain = hex(GCM_P);
@@ -56,7 +56,7 @@ t.test('AES-GCM known answers through open (salt || IV nonce, AAD, tag)', async 
 });
 
 t.test('AES-GCM seal output decrypts independently; IVs never repeat', async (t) => {
-  const encr = encrAlg(ENCR_ID.AES_GCM_16, 256);
+  const encr = encrAlg(EncrId.AES_GCM_16, 256);
   const km = randomBytes(36);
   const sk = new SkProtector(encr, null, km, null);
   const aad = randomBytes(32);
@@ -84,15 +84,15 @@ t.test('AES-GCM seal output decrypts independently; IVs never repeat', async (t)
 });
 
 const CBC_CASES = [
-  { bits: 128, integ: INTEG_ID.HMAC_SHA1_96 },
-  { bits: 192, integ: INTEG_ID.HMAC_SHA2_256_128 },
-  { bits: 256, integ: INTEG_ID.HMAC_SHA2_384_192 },
-  { bits: 256, integ: INTEG_ID.HMAC_SHA2_512_256 },
+  { bits: 128, integ: IntegId.HMAC_SHA1_96 },
+  { bits: 192, integ: IntegId.HMAC_SHA2_256_128 },
+  { bits: 256, integ: IntegId.HMAC_SHA2_384_192 },
+  { bits: 256, integ: IntegId.HMAC_SHA2_512_256 },
 ];
 
 t.test('AES-CBC + HMAC: independent construction opens, seal output verifies', async (t) => {
   for (const c of CBC_CASES) {
-    const encr = encrAlg(ENCR_ID.AES_CBC, c.bits);
+    const encr = encrAlg(EncrId.AES_CBC, c.bits);
     const integ = integAlg(c.integ);
     const ek = randomBytes(encr.keyLen);
     const ak = randomBytes(integ.keyLen);
@@ -126,8 +126,8 @@ t.test('AES-CBC + HMAC: independent construction opens, seal output verifies', a
 });
 
 t.test('CBC padding: minimal, any plaintext length', async (t) => {
-  const encr = encrAlg(ENCR_ID.AES_CBC, 128);
-  const integ = integAlg(INTEG_ID.HMAC_SHA2_256_128);
+  const encr = encrAlg(EncrId.AES_CBC, 128);
+  const integ = integAlg(IntegId.HMAC_SHA2_256_128);
   const sk = new SkProtector(encr, integ, randomBytes(16), randomBytes(32));
   for (let n = 0; n <= 40; n++) {
     const plain = randomBytes(n);
@@ -138,8 +138,8 @@ t.test('CBC padding: minimal, any plaintext length', async (t) => {
 });
 
 t.test('tampering and malformed bodies are CryptoErrors', async (t) => {
-  const encr = encrAlg(ENCR_ID.AES_CBC, 256);
-  const integ = integAlg(INTEG_ID.HMAC_SHA2_256_128);
+  const encr = encrAlg(EncrId.AES_CBC, 256);
+  const integ = integAlg(IntegId.HMAC_SHA2_256_128);
   const sk = new SkProtector(encr, integ, randomBytes(32), randomBytes(32));
   const aad = randomBytes(32);
   const body = sk.seal(Buffer.from('some inner payload bytes'), aad);
@@ -155,8 +155,8 @@ t.test('tampering and malformed bodies are CryptoErrors', async (t) => {
 });
 
 t.test('a pad length that does not fit is rejected after authentication', async (t) => {
-  const encr = encrAlg(ENCR_ID.AES_CBC, 128);
-  const integ = integAlg(INTEG_ID.HMAC_SHA1_96);
+  const encr = encrAlg(EncrId.AES_CBC, 128);
+  const integ = integAlg(IntegId.HMAC_SHA1_96);
   const ek = randomBytes(16);
   const ak = randomBytes(20);
   const sk = new SkProtector(encr, integ, ek, ak);
@@ -182,7 +182,7 @@ t.test('a pad length that does not fit is rejected after authentication', async 
     .subarray(0, 12);
   t.equal(sk.open(Buffer.concat([iv, ct2, icv2]), Buffer.alloc(0)).length, 0);
 
-  const gcm = new SkProtector(encrAlg(ENCR_ID.AES_GCM_16, 128), null, Buffer.alloc(20, 1), null);
+  const gcm = new SkProtector(encrAlg(EncrId.AES_GCM_16, 128), null, Buffer.alloc(20, 1), null);
   const c = createCipheriv(
     'aes-128-gcm',
     Buffer.alloc(16, 1),
@@ -195,9 +195,9 @@ t.test('a pad length that does not fit is rejected after authentication', async 
 });
 
 t.test('constructor validates algorithms and key sizes without echoing keys', async (t) => {
-  const cbc = encrAlg(ENCR_ID.AES_CBC, 128);
-  const gcm = encrAlg(ENCR_ID.AES_GCM_16, 128);
-  const sha = integAlg(INTEG_ID.HMAC_SHA2_256_128);
+  const cbc = encrAlg(EncrId.AES_CBC, 128);
+  const gcm = encrAlg(EncrId.AES_GCM_16, 128);
+  const sha = integAlg(IntegId.HMAC_SHA2_256_128);
   const key = Buffer.alloc(16, 0xab);
   t.throws(() => new SkProtector(cbc, sha, Buffer.alloc(15), Buffer.alloc(32)), CryptoError);
   t.throws(() => new SkProtector(cbc, null, key, null), CryptoError, 'CBC needs integrity');
@@ -212,7 +212,7 @@ t.test('constructor validates algorithms and key sizes without echoing keys', as
 });
 
 t.test('encrAlg parameters', async (t) => {
-  t.match(encrAlg(ENCR_ID.AES_CBC, 256), {
+  t.match(encrAlg(EncrId.AES_CBC, 256), {
     name: 'aes256',
     keyLen: 32,
     saltLen: 0,
@@ -222,7 +222,7 @@ t.test('encrAlg parameters', async (t) => {
     aead: false,
     icvLen: 0,
   });
-  t.match(encrAlg(ENCR_ID.AES_GCM_16, 192), {
+  t.match(encrAlg(EncrId.AES_GCM_16, 192), {
     name: 'aes192gcm16',
     keyLen: 24,
     saltLen: 4,
@@ -232,7 +232,7 @@ t.test('encrAlg parameters', async (t) => {
     aead: true,
     icvLen: 16,
   });
-  t.throws(() => encrAlg(ENCR_ID.AES_CBC, 0), CryptoError, 'key length attribute is mandatory');
-  t.throws(() => encrAlg(ENCR_ID.AES_CBC, 512), CryptoError);
+  t.throws(() => encrAlg(EncrId.AES_CBC, 0), CryptoError, 'key length attribute is mandatory');
+  t.throws(() => encrAlg(EncrId.AES_CBC, 512), CryptoError);
   t.throws(() => encrAlg(3, 192), CryptoError, '3DES is not implemented');
 });

@@ -1,6 +1,5 @@
 import t from 'tap';
 import { TwinsecError } from '../../src/errors.js';
-import { DH_ID, ENCR_ID, ESN_ID, INTEG_ID, PRF_ID, PROTO_ID, XFORM } from '../../src/ike/crypto/ids.js';
 import {
   algName,
   chosenToString,
@@ -10,9 +9,18 @@ import {
   specToString,
   toWireProposal,
 } from '../../src/ike/proposal.js';
+import {
+  DhId,
+  EncrId,
+  EsnId,
+  IntegId,
+  PrfId,
+  ProtocolId,
+  TransformType,
+} from '../../src/ike/wire/constants.js';
 
-const CBC = ENCR_ID.AES_CBC;
-const GCM = ENCR_ID.AES_GCM_16;
+const CBC = EncrId.AES_CBC;
+const GCM = EncrId.AES_GCM_16;
 
 t.test('every keyword maps to its transform', async (t) => {
   const encr: [string, number, number][] = [
@@ -34,41 +42,41 @@ t.test('every keyword maps to its transform', async (t) => {
     t.same(parseProposal(`${kw}${integ}-modp2048`, 'ike').encr, [{ id, keyLen }], kw);
   }
   const integ: [string, number][] = [
-    ['sha', INTEG_ID.HMAC_SHA1_96],
-    ['sha1', INTEG_ID.HMAC_SHA1_96],
-    ['sha256', INTEG_ID.HMAC_SHA2_256_128],
-    ['sha2_256', INTEG_ID.HMAC_SHA2_256_128],
-    ['sha384', INTEG_ID.HMAC_SHA2_384_192],
-    ['sha2_384', INTEG_ID.HMAC_SHA2_384_192],
-    ['sha512', INTEG_ID.HMAC_SHA2_512_256],
-    ['sha2_512', INTEG_ID.HMAC_SHA2_512_256],
-    ['md5', INTEG_ID.HMAC_MD5_96],
+    ['sha', IntegId.HMAC_SHA1_96],
+    ['sha1', IntegId.HMAC_SHA1_96],
+    ['sha256', IntegId.HMAC_SHA2_256_128],
+    ['sha2_256', IntegId.HMAC_SHA2_256_128],
+    ['sha384', IntegId.HMAC_SHA2_384_192],
+    ['sha2_384', IntegId.HMAC_SHA2_384_192],
+    ['sha512', IntegId.HMAC_SHA2_512_256],
+    ['sha2_512', IntegId.HMAC_SHA2_512_256],
+    ['md5', IntegId.HMAC_MD5_96],
   ];
   for (const [kw, id] of integ) t.same(parseProposal(`aes128-${kw}`, 'esp').integ, [id], kw);
   const prf: [string, number][] = [
-    ['prfsha1', PRF_ID.HMAC_SHA1],
-    ['prfsha256', PRF_ID.HMAC_SHA2_256],
-    ['prfsha384', PRF_ID.HMAC_SHA2_384],
-    ['prfsha512', PRF_ID.HMAC_SHA2_512],
-    ['prfmd5', PRF_ID.HMAC_MD5],
+    ['prfsha1', PrfId.HMAC_SHA1],
+    ['prfsha256', PrfId.HMAC_SHA2_256],
+    ['prfsha384', PrfId.HMAC_SHA2_384],
+    ['prfsha512', PrfId.HMAC_SHA2_512],
+    ['prfmd5', PrfId.HMAC_MD5],
   ];
   for (const [kw, id] of prf) t.same(parseProposal(`aes128-sha256-${kw}-ecp256`, 'ike').prf, [id], kw);
   const dh: [string, number][] = [
-    ['modp1024', DH_ID.MODP1024],
-    ['modp1536', DH_ID.MODP1536],
-    ['modp2048', DH_ID.MODP2048],
-    ['modp3072', DH_ID.MODP3072],
-    ['modp4096', DH_ID.MODP4096],
-    ['modp2048s256', DH_ID.MODP2048S256],
-    ['ecp256', DH_ID.ECP256],
-    ['ecp384', DH_ID.ECP384],
-    ['x25519', DH_ID.CURVE25519],
-    ['curve25519', DH_ID.CURVE25519],
+    ['modp1024', DhId.MODP1024],
+    ['modp1536', DhId.MODP1536],
+    ['modp2048', DhId.MODP2048],
+    ['modp3072', DhId.MODP3072],
+    ['modp4096', DhId.MODP4096],
+    ['modp2048s256', DhId.MODP2048S256],
+    ['ecp256', DhId.ECP256],
+    ['ecp384', DhId.ECP384],
+    ['x25519', DhId.CURVE25519],
+    ['curve25519', DhId.CURVE25519],
   ];
   for (const [kw, id] of dh) t.same(parseProposal(`aes128-sha256-${kw}`, 'ike').dh, [id], kw);
-  t.same(parseProposal('aes128-sha256-esn', 'esp').esn, [ESN_ID.YES]);
-  t.same(parseProposal('aes128-sha256-noesn', 'esp').esn, [ESN_ID.NO]);
-  t.same(parseProposal('aes128-sha256-esn-noesn', 'esp').esn, [ESN_ID.YES, ESN_ID.NO], 'both, in order');
+  t.same(parseProposal('aes128-sha256-esn', 'esp').esn, [EsnId.YES]);
+  t.same(parseProposal('aes128-sha256-noesn', 'esp').esn, [EsnId.NO]);
+  t.same(parseProposal('aes128-sha256-esn-noesn', 'esp').esn, [EsnId.YES, EsnId.NO], 'both, in order');
 });
 
 t.test('order is preference, duplicates collapse, case and blanks are tolerated', async (t) => {
@@ -77,44 +85,44 @@ t.test('order is preference, duplicates collapse, case and blanks are tolerated'
     { id: CBC, keyLen: 256 },
     { id: CBC, keyLen: 128 },
   ]);
-  t.same(s.integ, [INTEG_ID.HMAC_SHA2_384_192, INTEG_ID.HMAC_SHA2_256_128]);
-  t.same(s.dh, [DH_ID.ECP384, DH_ID.CURVE25519]);
+  t.same(s.integ, [IntegId.HMAC_SHA2_384_192, IntegId.HMAC_SHA2_256_128]);
+  t.same(s.dh, [DhId.ECP384, DhId.CURVE25519]);
   t.equal(s.text, 'AES256-aes128-SHA384-sha256-aes256-ECP384-x25519');
 });
 
 t.test('IKE PRF rules', async (t) => {
   t.same(
     parseProposal('aes128-sha256-sha1-modp2048', 'ike').prf,
-    [PRF_ID.HMAC_SHA2_256, PRF_ID.HMAC_SHA1],
+    [PrfId.HMAC_SHA2_256, PrfId.HMAC_SHA1],
     'derived from integrity algorithms, in order',
   );
   t.same(
     parseProposal('aes128-sha256-prfsha384-modp2048', 'ike').prf,
-    [PRF_ID.HMAC_SHA2_384],
+    [PrfId.HMAC_SHA2_384],
     'explicit PRF wins',
   );
   const aead = parseProposal('aes256gcm16-ecp256', 'ike');
   t.same(
     aead.prf,
-    [PRF_ID.HMAC_SHA2_256, PRF_ID.HMAC_SHA2_384, PRF_ID.HMAC_SHA2_512, PRF_ID.HMAC_SHA1],
+    [PrfId.HMAC_SHA2_256, PrfId.HMAC_SHA2_384, PrfId.HMAC_SHA2_512, PrfId.HMAC_SHA1],
     'AEAD without PRF: default PRF list',
   );
   t.same(aead.integ, []);
   const aeadInteg = parseProposal('aes256gcm16-sha384-ecp384', 'ike');
-  t.same(aeadInteg.prf, [PRF_ID.HMAC_SHA2_384], 'AEAD: integrity keyword implies the PRF (strongSwan)');
+  t.same(aeadInteg.prf, [PrfId.HMAC_SHA2_384], 'AEAD: integrity keyword implies the PRF (strongSwan)');
   t.same(aeadInteg.integ, [], '...and is then dropped');
   t.same(parseProposal('aes256gcm16-prfsha256-x25519', 'ike'), {
     text: 'aes256gcm16-prfsha256-x25519',
     encr: [{ id: GCM, keyLen: 256 }],
     integ: [],
-    prf: [PRF_ID.HMAC_SHA2_256],
-    dh: [DH_ID.CURVE25519],
+    prf: [PrfId.HMAC_SHA2_256],
+    dh: [DhId.CURVE25519],
     esn: [],
   });
 });
 
 t.test('IKE DH rules', async (t) => {
-  t.same(parseProposal('aes128-sha256-none-modp2048', 'ike').dh, [DH_ID.MODP2048], 'none is dropped in IKE');
+  t.same(parseProposal('aes128-sha256-none-modp2048', 'ike').dh, [DhId.MODP2048], 'none is dropped in IKE');
   t.throws(() => parseProposal('aes128-sha256-none', 'ike'), { message: /DH group is mandatory/ });
   t.throws(() => parseProposal('aes128-sha256', 'ike'), { code: 'ERR_PROPOSAL', message: /DH group/ });
 });
@@ -126,14 +134,10 @@ t.test('ESP rules', async (t) => {
     integ: [],
     prf: [],
     dh: [],
-    esn: [ESN_ID.NO],
+    esn: [EsnId.NO],
   });
-  t.same(parseProposal('aes128-sha256-modp2048', 'esp').dh, [DH_ID.MODP2048], 'DH group = PFS');
-  t.same(
-    parseProposal('aes128-sha256-modp2048-none', 'esp').dh,
-    [DH_ID.MODP2048, DH_ID.NONE],
-    'optional PFS',
-  );
+  t.same(parseProposal('aes128-sha256-modp2048', 'esp').dh, [DhId.MODP2048], 'DH group = PFS');
+  t.same(parseProposal('aes128-sha256-modp2048-none', 'esp').dh, [DhId.MODP2048, DhId.NONE], 'optional PFS');
   t.same(parseProposal('aes128-sha256-none', 'esp').dh, [], 'none alone = no PFS');
   t.same(parseProposal('aes128-sha256-prfsha512', 'esp').prf, [], 'PRFs are ignored in ESP');
   t.same(parseProposal('aes128gcm16-sha256', 'esp').integ, [], 'AEAD drops integrity');
@@ -191,18 +195,18 @@ t.test('the config defaults parse', async (t) => {
 });
 
 t.test('algName and string forms use strongSwan keywords', async (t) => {
-  t.equal(algName(XFORM.ENCR, GCM, 256), 'aes256gcm16');
-  t.equal(algName(XFORM.ENCR, CBC, 128), 'aes128');
-  t.equal(algName(XFORM.ENCR, 23, 128), 'encr_23_128');
-  t.equal(algName(XFORM.INTEG, INTEG_ID.HMAC_SHA2_256_128), 'sha256');
-  t.equal(algName(XFORM.INTEG, INTEG_ID.HMAC_SHA1_96), 'sha1');
-  t.equal(algName(XFORM.PRF, PRF_ID.HMAC_SHA2_256), 'prfsha256');
-  t.equal(algName(XFORM.DH, DH_ID.CURVE25519), 'x25519');
-  t.equal(algName(XFORM.DH, DH_ID.MODP2048), 'modp2048');
-  t.equal(algName(XFORM.DH, DH_ID.ECP256), 'ecp256');
-  t.equal(algName(XFORM.DH, 21), 'ke_21');
-  t.equal(algName(XFORM.ESN, ESN_ID.YES), 'esn');
-  t.equal(algName(XFORM.ESN, ESN_ID.NO), 'noesn');
+  t.equal(algName(TransformType.ENCR, GCM, 256), 'aes256gcm16');
+  t.equal(algName(TransformType.ENCR, CBC, 128), 'aes128');
+  t.equal(algName(TransformType.ENCR, 23, 128), 'encr_23_128');
+  t.equal(algName(TransformType.INTEG, IntegId.HMAC_SHA2_256_128), 'sha256');
+  t.equal(algName(TransformType.INTEG, IntegId.HMAC_SHA1_96), 'sha1');
+  t.equal(algName(TransformType.PRF, PrfId.HMAC_SHA2_256), 'prfsha256');
+  t.equal(algName(TransformType.DH, DhId.CURVE25519), 'x25519');
+  t.equal(algName(TransformType.DH, DhId.MODP2048), 'modp2048');
+  t.equal(algName(TransformType.DH, DhId.ECP256), 'ecp256');
+  t.equal(algName(TransformType.DH, 21), 'ke_21');
+  t.equal(algName(TransformType.ESN, EsnId.YES), 'esn');
+  t.equal(algName(TransformType.ESN, EsnId.NO), 'noesn');
   t.equal(algName(9, 1), 'transform_9_1');
   for (const text of [
     'aes256gcm16-prfsha384-ecp384',
@@ -218,8 +222,8 @@ t.test('algName and string forms use strongSwan keywords', async (t) => {
       spi: Buffer.alloc(0),
       encr: { id: GCM, keyLen: 128 },
       integ: null,
-      prf: PRF_ID.HMAC_SHA2_256,
-      dh: DH_ID.ECP256,
+      prf: PrfId.HMAC_SHA2_256,
+      dh: DhId.ECP256,
       esn: false,
     }),
     'aes128gcm16-prfsha256-ecp256',
@@ -235,32 +239,34 @@ t.test('toWireProposal', async (t) => {
   );
   t.same(ike, {
     num: 1,
-    protocolId: PROTO_ID.IKE,
+    protocolId: ProtocolId.IKE,
     spi: Buffer.alloc(0),
     transforms: [
-      { type: XFORM.ENCR, id: CBC, keyLength: 256 },
-      { type: XFORM.ENCR, id: CBC, keyLength: 128 },
-      { type: XFORM.PRF, id: PRF_ID.HMAC_SHA2_256 },
-      { type: XFORM.INTEG, id: INTEG_ID.HMAC_SHA2_256_128 },
-      { type: XFORM.DH, id: DH_ID.ECP256 },
-      { type: XFORM.DH, id: DH_ID.MODP2048 },
+      { type: TransformType.ENCR, id: CBC, keyLength: 256 },
+      { type: TransformType.ENCR, id: CBC, keyLength: 128 },
+      { type: TransformType.PRF, id: PrfId.HMAC_SHA2_256 },
+      { type: TransformType.INTEG, id: IntegId.HMAC_SHA2_256_128 },
+      { type: TransformType.DH, id: DhId.ECP256 },
+      { type: TransformType.DH, id: DhId.MODP2048 },
     ],
   });
   const spi = Buffer.from('c0ffee01', 'hex');
-  t.same(toWireProposal(parseProposal('aes128gcm16', 'esp'), 2, PROTO_ID.ESP, spi).transforms, [
-    { type: XFORM.ENCR, id: GCM, keyLength: 128 },
-    { type: XFORM.ESN, id: ESN_ID.NO },
+  t.same(toWireProposal(parseProposal('aes128gcm16', 'esp'), 2, ProtocolId.ESP, spi).transforms, [
+    { type: TransformType.ENCR, id: GCM, keyLength: 128 },
+    { type: TransformType.ESN, id: EsnId.NO },
   ]);
   const pfs = parseProposal('aes128-sha256-x25519-esn', 'esp');
-  t.same(toWireProposal(pfs, 1, PROTO_ID.ESP, spi).transforms, [
-    { type: XFORM.ENCR, id: CBC, keyLength: 128 },
-    { type: XFORM.INTEG, id: INTEG_ID.HMAC_SHA2_256_128 },
-    { type: XFORM.DH, id: DH_ID.CURVE25519 },
-    { type: XFORM.ESN, id: ESN_ID.YES },
+  t.same(toWireProposal(pfs, 1, ProtocolId.ESP, spi).transforms, [
+    { type: TransformType.ENCR, id: CBC, keyLength: 128 },
+    { type: TransformType.INTEG, id: IntegId.HMAC_SHA2_256_128 },
+    { type: TransformType.DH, id: DhId.CURVE25519 },
+    { type: TransformType.ESN, id: EsnId.YES },
   ]);
   t.notOk(
-    toWireProposal(pfs, 1, PROTO_ID.ESP, spi, { omitDh: true }).transforms.some((x) => x.type === XFORM.DH),
+    toWireProposal(pfs, 1, ProtocolId.ESP, spi, { omitDh: true }).transforms.some(
+      (x) => x.type === TransformType.DH,
+    ),
     'omitDh for IKE_AUTH',
   );
-  t.same(toWireProposal(pfs, 1, PROTO_ID.ESP, spi).spi, spi);
+  t.same(toWireProposal(pfs, 1, ProtocolId.ESP, spi).spi, spi);
 });

@@ -1,5 +1,4 @@
 import t from 'tap';
-import { DH_ID, ENCR_ID, ESN_ID, INTEG_ID, PRF_ID, PROTO_ID, XFORM } from '../../src/ike/crypto/ids.js';
 import {
   type Chosen,
   checkChosenInOffer,
@@ -10,10 +9,19 @@ import {
   toWireProposal,
   wireToChosen,
 } from '../../src/ike/proposal.js';
+import {
+  DhId,
+  EncrId,
+  EsnId,
+  IntegId,
+  PrfId,
+  ProtocolId,
+  TransformType,
+} from '../../src/ike/wire/constants.js';
 import type { Proposal } from '../../src/ike/wire/types.js';
 
-const IKE = PROTO_ID.IKE;
-const ESP = PROTO_ID.ESP;
+const IKE = ProtocolId.IKE;
+const ESP = ProtocolId.ESP;
 const NO_SPI = Buffer.alloc(0);
 const ike = (...texts: string[]) => texts.map((x) => parseProposal(x, 'ike'));
 const esp = (...texts: string[]) => texts.map((x) => parseProposal(x, 'esp'));
@@ -33,17 +41,17 @@ t.test('IKE: basic selection carries the peer proposal number and SPI', async (t
   t.same(c, {
     num: 1,
     spi: NO_SPI,
-    encr: { id: ENCR_ID.AES_GCM_16, keyLen: 256 },
+    encr: { id: EncrId.AES_GCM_16, keyLen: 256 },
     integ: null,
-    prf: PRF_ID.HMAC_SHA2_256,
-    dh: DH_ID.CURVE25519,
+    prf: PrfId.HMAC_SHA2_256,
+    dh: DhId.CURVE25519,
     esn: false,
   });
   const theirs = offer('ike', ['aes128-sha1-modp1024', 'aes256-sha256-modp2048']);
   const c2 = selectProposal(ike('aes256-sha256-modp2048'), theirs, IKE);
   t.equal(c2?.num, 2);
-  t.equal(c2?.integ, INTEG_ID.HMAC_SHA2_256_128);
-  t.equal(c2?.prf, PRF_ID.HMAC_SHA2_256);
+  t.equal(c2?.integ, IntegId.HMAC_SHA2_256_128);
+  t.equal(c2?.prf, PrfId.HMAC_SHA2_256);
 });
 
 t.test('algorithm preference: ours by default, theirs with preferOurs=false', async (t) => {
@@ -52,13 +60,10 @@ t.test('algorithm preference: ours by default, theirs with preferOurs=false', as
   const a = selectProposal(ours, theirs, IKE)!;
   t.same(
     [a.encr.keyLen, a.integ, a.prf, a.dh],
-    [256, INTEG_ID.HMAC_SHA2_256_128, PRF_ID.HMAC_SHA2_256, DH_ID.ECP256],
+    [256, IntegId.HMAC_SHA2_256_128, PrfId.HMAC_SHA2_256, DhId.ECP256],
   );
   const b = selectProposal(ours, theirs, IKE, { preferOurs: false })!;
-  t.same(
-    [b.encr.keyLen, b.integ, b.prf, b.dh],
-    [128, INTEG_ID.HMAC_SHA1_96, PRF_ID.HMAC_SHA1, DH_ID.MODP2048],
-  );
+  t.same([b.encr.keyLen, b.integ, b.prf, b.dh], [128, IntegId.HMAC_SHA1_96, PrfId.HMAC_SHA1, DhId.MODP2048]);
 });
 
 t.test('proposal preference across proposals', async (t) => {
@@ -66,10 +71,10 @@ t.test('proposal preference across proposals', async (t) => {
   const theirs = offer('ike', ['aes256-sha256-modp2048', 'aes256gcm16-prfsha256-x25519']);
   const a = selectProposal(ours, theirs, IKE)!;
   t.equal(a.num, 2, 'our first proposal, found in their second');
-  t.equal(a.encr.id, ENCR_ID.AES_GCM_16);
+  t.equal(a.encr.id, EncrId.AES_GCM_16);
   const b = selectProposal(ours, theirs, IKE, { preferOurs: false })!;
   t.equal(b.num, 1, 'their first proposal');
-  t.equal(b.encr.id, ENCR_ID.AES_CBC);
+  t.equal(b.encr.id, EncrId.AES_CBC);
 });
 
 t.test('IKE mismatches yield null', async (t) => {
@@ -85,17 +90,17 @@ t.test('IKE mismatches yield null', async (t) => {
     protocolId: IKE,
     spi: NO_SPI,
     transforms: [
-      { type: XFORM.ENCR, id: ENCR_ID.AES_CBC },
-      { type: XFORM.PRF, id: PRF_ID.HMAC_SHA2_256 },
-      { type: XFORM.INTEG, id: INTEG_ID.HMAC_SHA2_256_128 },
-      { type: XFORM.DH, id: DH_ID.MODP2048 },
+      { type: TransformType.ENCR, id: EncrId.AES_CBC },
+      { type: TransformType.PRF, id: PrfId.HMAC_SHA2_256 },
+      { type: TransformType.INTEG, id: IntegId.HMAC_SHA2_256_128 },
+      { type: TransformType.DH, id: DhId.MODP2048 },
     ],
   };
   t.equal(selectProposal(ours, [noKeyLen], IKE), null, 'AES without a key length attribute');
   const noDh = {
     ...noKeyLen,
     transforms: [
-      { type: XFORM.ENCR, id: ENCR_ID.AES_CBC, keyLength: 256 },
+      { type: TransformType.ENCR, id: EncrId.AES_CBC, keyLength: 256 },
       ...noKeyLen.transforms.slice(1, 3),
     ],
   };
@@ -110,16 +115,16 @@ t.test('AEAD: integrity transforms in the peer offer are ignored', async (t) => 
       protocolId: IKE,
       spi: NO_SPI,
       transforms: [
-        { type: XFORM.ENCR, id: ENCR_ID.AES_GCM_16, keyLength: 128 },
-        { type: XFORM.INTEG, id: INTEG_ID.HMAC_SHA2_256_128 },
-        { type: XFORM.PRF, id: PRF_ID.HMAC_SHA2_256 },
-        { type: XFORM.DH, id: DH_ID.ECP256 },
+        { type: TransformType.ENCR, id: EncrId.AES_GCM_16, keyLength: 128 },
+        { type: TransformType.INTEG, id: IntegId.HMAC_SHA2_256_128 },
+        { type: TransformType.PRF, id: PrfId.HMAC_SHA2_256 },
+        { type: TransformType.DH, id: DhId.ECP256 },
       ],
     },
   ];
   const c = selectProposal(ike('aes128gcm16-prfsha256-ecp256'), theirs, IKE)!;
   t.equal(c.integ, null);
-  t.notOk(chosenToWire(c, IKE).transforms.some((x) => x.type === XFORM.INTEG));
+  t.notOk(chosenToWire(c, IKE).transforms.some((x) => x.type === TransformType.INTEG));
 });
 
 t.test('unknown transform types and RFC 9370 additional key exchanges', async (t) => {
@@ -142,7 +147,7 @@ t.test('ESP PFS semantics (strongSwan select_algo)', async (t) => {
   const sel = (ours: string, theirs: string, opts = {}) =>
     selectProposal(esp(ours), offer('esp', [theirs]), ESP, opts);
   t.equal(sel('aes128gcm16', 'aes128gcm16')?.dh, null, 'no PFS either side');
-  t.equal(sel('aes128gcm16-modp2048', 'aes128gcm16-modp2048')?.dh, DH_ID.MODP2048, 'PFS both sides');
+  t.equal(sel('aes128gcm16-modp2048', 'aes128gcm16-modp2048')?.dh, DhId.MODP2048, 'PFS both sides');
   t.equal(sel('aes128gcm16-modp2048', 'aes128gcm16'), null, 'we require PFS, they offer none');
   t.equal(sel('aes128gcm16', 'aes128gcm16-modp2048'), null, 'they require PFS, we have none');
   t.equal(sel('aes128gcm16', 'aes128gcm16-modp2048-none')?.dh, null, 'they make PFS optional');
@@ -150,7 +155,7 @@ t.test('ESP PFS semantics (strongSwan select_algo)', async (t) => {
   t.equal(sel('aes128gcm16-none-modp2048', 'aes128gcm16-modp2048-none')?.dh, null, 'our order: none first');
   t.equal(
     sel('aes128gcm16-modp2048-none', 'aes128gcm16-none-modp2048')?.dh,
-    DH_ID.MODP2048,
+    DhId.MODP2048,
     'our order: group first',
   );
   t.equal(sel('aes128gcm16-ecp256', 'aes128gcm16-modp2048'), null, 'different groups');
@@ -171,12 +176,12 @@ t.test('ESP ESN semantics', async (t) => {
     num: 1,
     protocolId: ESP,
     spi: Buffer.alloc(4, 1),
-    transforms: [{ type: XFORM.ENCR, id: ENCR_ID.AES_GCM_16, keyLength: 128 }],
+    transforms: [{ type: TransformType.ENCR, id: EncrId.AES_GCM_16, keyLength: 128 }],
   };
   t.equal(selectProposal(esp('aes128gcm16'), [noEsn], ESP), null, 'ESP without an ESN transform');
   const withPrf = {
     ...noEsn,
-    transforms: [...noEsn.transforms, { type: XFORM.PRF, id: 5 }, { type: XFORM.ESN, id: 0 }],
+    transforms: [...noEsn.transforms, { type: TransformType.PRF, id: 5 }, { type: TransformType.ESN, id: 0 }],
   };
   t.equal(selectProposal(esp('aes128gcm16'), [withPrf], ESP), null, 'ESP with a PRF transform');
 });
@@ -189,7 +194,7 @@ t.test('ESP classic: key lengths and integrity', async (t) => {
   )!;
   t.same(
     [c.num, c.encr, c.integ, c.prf, c.dh, c.esn],
-    [2, { id: ENCR_ID.AES_CBC, keyLen: 128 }, INTEG_ID.HMAC_SHA2_256_128, null, null, false],
+    [2, { id: EncrId.AES_CBC, keyLen: 128 }, IntegId.HMAC_SHA2_256_128, null, null, false],
   );
   t.same(c.spi, Buffer.from('0a0b0c0d', 'hex'), 'their SPI');
   t.equal(selectProposal(esp('aes192-sha256'), offer('esp', ['aes128-aes256-sha256']), ESP), null);
@@ -209,9 +214,9 @@ t.test('responder reply and initiator validation round trip', async (t) => {
     protocolId: IKE,
     spi: NO_SPI,
     transforms: [
-      { type: XFORM.ENCR, id: ENCR_ID.AES_GCM_16, keyLength: 128 },
-      { type: XFORM.PRF, id: PRF_ID.HMAC_SHA2_256 },
-      { type: XFORM.DH, id: DH_ID.CURVE25519 },
+      { type: TransformType.ENCR, id: EncrId.AES_GCM_16, keyLength: 128 },
+      { type: TransformType.PRF, id: PrfId.HMAC_SHA2_256 },
+      { type: TransformType.DH, id: DhId.CURVE25519 },
     ],
   });
   const back = wireToChosen(reply);
@@ -219,17 +224,17 @@ t.test('responder reply and initiator validation round trip', async (t) => {
   t.ok(checkChosenInOffer(back, initiatorOffer));
 
   const tweak = (c: Partial<Chosen>) => checkChosenInOffer({ ...back, ...c }, initiatorOffer);
-  t.notOk(tweak({ encr: { id: ENCR_ID.AES_GCM_16, keyLen: 192 } }), 'key length not offered');
-  t.notOk(tweak({ prf: PRF_ID.HMAC_SHA2_512 }), 'PRF not offered');
-  t.notOk(tweak({ dh: DH_ID.MODP2048 }), 'group offered only with the other cipher');
-  t.notOk(tweak({ integ: INTEG_ID.HMAC_SHA2_256_128 }), 'integrity with AEAD');
+  t.notOk(tweak({ encr: { id: EncrId.AES_GCM_16, keyLen: 192 } }), 'key length not offered');
+  t.notOk(tweak({ prf: PrfId.HMAC_SHA2_512 }), 'PRF not offered');
+  t.notOk(tweak({ dh: DhId.MODP2048 }), 'group offered only with the other cipher');
+  t.notOk(tweak({ integ: IntegId.HMAC_SHA2_256_128 }), 'integrity with AEAD');
   t.notOk(tweak({ dh: null }), 'IKE without DH');
   t.notOk(tweak({ esn: true }), 'ESN in IKE');
   t.ok(
     tweak({
-      encr: { id: ENCR_ID.AES_CBC, keyLen: 256 },
-      integ: INTEG_ID.HMAC_SHA2_256_128,
-      dh: DH_ID.MODP2048,
+      encr: { id: EncrId.AES_CBC, keyLen: 256 },
+      integ: IntegId.HMAC_SHA2_256_128,
+      dh: DhId.MODP2048,
     }),
     'second proposal',
   );
@@ -241,8 +246,11 @@ t.test('ESP reply: responder SPI, ESN always present, PFS check', async (t) => {
   const mySpi = Buffer.from('11223344', 'hex');
   const reply = chosenToWire(chosen, ESP, mySpi);
   t.same(reply.spi, mySpi, 'responder SPI overrides');
-  t.same(reply.transforms.at(-1), { type: XFORM.ESN, id: ESN_ID.YES });
-  t.same(chosenToWire({ ...chosen, esn: false }, ESP).transforms.at(-1), { type: XFORM.ESN, id: ESN_ID.NO });
+  t.same(reply.transforms.at(-1), { type: TransformType.ESN, id: EsnId.YES });
+  t.same(chosenToWire({ ...chosen, esn: false }, ESP).transforms.at(-1), {
+    type: TransformType.ESN,
+    id: EsnId.NO,
+  });
   const back = wireToChosen(reply);
   t.equal(back.esn, true);
   t.ok(checkChosenInOffer(back, esp('aes256gcm16-esn')));
@@ -250,7 +258,7 @@ t.test('ESP reply: responder SPI, ESN always present, PFS check', async (t) => {
   const pfsOffer = esp('aes256gcm16-modp2048');
   t.notOk(checkChosenInOffer({ ...back, esn: false }, pfsOffer), 'PFS required but none chosen');
   t.ok(checkChosenInOffer({ ...back, esn: false }, pfsOffer, { ignoreDh: true }), 'IKE_AUTH: DH ignored');
-  t.ok(checkChosenInOffer({ ...back, esn: false, dh: DH_ID.MODP2048 }, pfsOffer));
+  t.ok(checkChosenInOffer({ ...back, esn: false, dh: DhId.MODP2048 }, pfsOffer));
   t.ok(checkChosenInOffer({ ...back, esn: false }, esp('aes256gcm16-modp2048-none')), 'optional PFS');
 });
 
@@ -261,12 +269,12 @@ t.test('wireToChosen validates the reply shape', async (t) => {
     spi: Buffer.alloc(4),
     transforms,
   });
-  const gcm = { type: XFORM.ENCR, id: ENCR_ID.AES_GCM_16, keyLength: 128 };
+  const gcm = { type: TransformType.ENCR, id: EncrId.AES_GCM_16, keyLength: 128 };
   t.throws(() => wireToChosen(p([gcm, { ...gcm, keyLength: 256 }])), {
     code: 'ERR_PROPOSAL',
     message: /several/,
   });
-  t.throws(() => wireToChosen(p([{ type: XFORM.ESN, id: 0 }])), {
+  t.throws(() => wireToChosen(p([{ type: TransformType.ESN, id: 0 }])), {
     code: 'ERR_PROPOSAL',
     message: /no encryption/,
   });
@@ -276,11 +284,13 @@ t.test('wireToChosen validates the reply shape', async (t) => {
   });
   t.throws(() => wireToChosen(p([gcm, { type: 6, id: 36 }])), { code: 'ERR_PROPOSAL' });
   t.same(
-    wireToChosen(p([gcm, { type: 6, id: 0 }, { type: XFORM.DH, id: 0 }, { type: XFORM.INTEG, id: 0 }])),
+    wireToChosen(
+      p([gcm, { type: 6, id: 0 }, { type: TransformType.DH, id: 0 }, { type: TransformType.INTEG, id: 0 }]),
+    ),
     {
       num: 1,
       spi: Buffer.alloc(4),
-      encr: { id: ENCR_ID.AES_GCM_16, keyLen: 128 },
+      encr: { id: EncrId.AES_GCM_16, keyLen: 128 },
       integ: null,
       prf: null,
       dh: null,
@@ -288,7 +298,7 @@ t.test('wireToChosen validates the reply shape', async (t) => {
     },
   );
   t.equal(
-    wireToChosen(p([{ type: XFORM.ENCR, id: ENCR_ID.AES_CBC }])).encr.keyLen,
+    wireToChosen(p([{ type: TransformType.ENCR, id: EncrId.AES_CBC }])).encr.keyLen,
     0,
     'missing key length is 0',
   );

@@ -18,7 +18,7 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import { CryptoError } from '../../errors.js';
-import { DH_ID } from './ids.js';
+import { DhId } from '../wire/constants.js';
 
 export interface DhAlg {
   id: number;
@@ -45,15 +45,15 @@ interface Group extends DhAlg {
 const GROUPS: ReadonlyMap<number, Group> = new Map(
   (
     [
-      { id: DH_ID.MODP1024, name: 'modp1024', len: 128, kind: { t: 'modp', named: 'modp2' } },
-      { id: DH_ID.MODP1536, name: 'modp1536', len: 192, kind: { t: 'modp', named: 'modp5' } },
-      { id: DH_ID.MODP2048, name: 'modp2048', len: 256, kind: { t: 'modp', named: 'modp14' } },
-      { id: DH_ID.MODP3072, name: 'modp3072', len: 384, kind: { t: 'modp', named: 'modp15' } },
-      { id: DH_ID.MODP4096, name: 'modp4096', len: 512, kind: { t: 'modp', named: 'modp16' } },
-      { id: DH_ID.MODP2048S256, name: 'modp2048s256', len: 256, kind: { t: 'modpsub' } },
-      { id: DH_ID.ECP256, name: 'ecp256', len: 32, kind: { t: 'ecp', curve: 'prime256v1' } },
-      { id: DH_ID.ECP384, name: 'ecp384', len: 48, kind: { t: 'ecp', curve: 'secp384r1' } },
-      { id: DH_ID.CURVE25519, name: 'x25519', len: 32, kind: { t: 'x25519' } },
+      { id: DhId.MODP1024, name: 'modp1024', len: 128, kind: { t: 'modp', named: 'modp2' } },
+      { id: DhId.MODP1536, name: 'modp1536', len: 192, kind: { t: 'modp', named: 'modp5' } },
+      { id: DhId.MODP2048, name: 'modp2048', len: 256, kind: { t: 'modp', named: 'modp14' } },
+      { id: DhId.MODP3072, name: 'modp3072', len: 384, kind: { t: 'modp', named: 'modp15' } },
+      { id: DhId.MODP4096, name: 'modp4096', len: 512, kind: { t: 'modp', named: 'modp16' } },
+      { id: DhId.MODP2048S256, name: 'modp2048s256', len: 256, kind: { t: 'modpsub' } },
+      { id: DhId.ECP256, name: 'ecp256', len: 32, kind: { t: 'ecp', curve: 'prime256v1' } },
+      { id: DhId.ECP384, name: 'ecp384', len: 48, kind: { t: 'ecp', curve: 'secp384r1' } },
+      { id: DhId.CURVE25519, name: 'x25519', len: 32, kind: { t: 'x25519' } },
     ] as { id: number; name: string; len: number; kind: Kind }[]
   ).map((g) => {
     const publicLen = g.kind.t === 'ecp' ? 2 * g.len : g.len;

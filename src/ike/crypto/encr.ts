@@ -3,7 +3,7 @@
  * ICV (RFC 5282).
  */
 import { CryptoError } from '../../errors.js';
-import { ENCR_ID } from './ids.js';
+import { EncrId } from '../wire/constants.js';
 
 export interface EncrAlg {
   id: number;
@@ -41,7 +41,7 @@ export function encrAlg(id: number, keyLenBits: number): EncrAlg {
   }
   const keyLen = keyLenBits / 8;
   switch (id) {
-    case ENCR_ID.AES_CBC:
+    case EncrId.AES_CBC:
       return Object.freeze({
         id,
         name: `aes${keyLenBits}`,
@@ -54,7 +54,7 @@ export function encrAlg(id: number, keyLenBits: number): EncrAlg {
         icvLen: 0,
         cipher: `aes-${keyLenBits}-cbc`,
       });
-    case ENCR_ID.AES_GCM_16:
+    case EncrId.AES_GCM_16:
       return Object.freeze({
         id,
         name: `aes${keyLenBits}gcm16`,
@@ -74,5 +74,5 @@ export function encrAlg(id: number, keyLenBits: number): EncrAlg {
 
 /** True for the AEAD encryption transform IDs this module knows (whatever the key length). */
 export function isAeadEncr(id: number): boolean {
-  return id === ENCR_ID.AES_GCM_16;
+  return id === EncrId.AES_GCM_16;
 }

@@ -3,7 +3,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { CryptoError } from '../../errors.js';
-import { INTEG_ID } from './ids.js';
+import { IntegId } from '../wire/constants.js';
 
 export interface IntegAlg {
   id: number;
@@ -18,11 +18,11 @@ export interface IntegAlg {
 
 const INTEGS: ReadonlyMap<number, IntegAlg> = new Map(
   [
-    { id: INTEG_ID.HMAC_MD5_96, name: 'md5', hash: 'md5', keyLen: 16, icvLen: 12 },
-    { id: INTEG_ID.HMAC_SHA1_96, name: 'sha1', hash: 'sha1', keyLen: 20, icvLen: 12 },
-    { id: INTEG_ID.HMAC_SHA2_256_128, name: 'sha256', hash: 'sha256', keyLen: 32, icvLen: 16 },
-    { id: INTEG_ID.HMAC_SHA2_384_192, name: 'sha384', hash: 'sha384', keyLen: 48, icvLen: 24 },
-    { id: INTEG_ID.HMAC_SHA2_512_256, name: 'sha512', hash: 'sha512', keyLen: 64, icvLen: 32 },
+    { id: IntegId.HMAC_MD5_96, name: 'md5', hash: 'md5', keyLen: 16, icvLen: 12 },
+    { id: IntegId.HMAC_SHA1_96, name: 'sha1', hash: 'sha1', keyLen: 20, icvLen: 12 },
+    { id: IntegId.HMAC_SHA2_256_128, name: 'sha256', hash: 'sha256', keyLen: 32, icvLen: 16 },
+    { id: IntegId.HMAC_SHA2_384_192, name: 'sha384', hash: 'sha384', keyLen: 48, icvLen: 24 },
+    { id: IntegId.HMAC_SHA2_512_256, name: 'sha512', hash: 'sha512', keyLen: 64, icvLen: 32 },
   ].map((a) => [a.id, Object.freeze(a)]),
 );
 

@@ -3,7 +3,7 @@
  * twinsec implements, in both directions: keyword -> transform for parsing, transform -> canonical
  * keyword for logs and status output.
  */
-import { DH_ID, ENCR_ID, ESN_ID, INTEG_ID, PRF_ID, XFORM } from './ids.js';
+import { DhId, EncrId, EsnId, IntegId, PrfId, TransformType } from '../wire/constants.js';
 
 export interface AlgToken {
   type: number;
@@ -16,47 +16,47 @@ const tok = (type: number, id: number, keyLen = 0): AlgToken => Object.freeze({ 
 
 function buildTokens(): Map<string, AlgToken> {
   const m = new Map<string, AlgToken>();
-  m.set('aes', tok(XFORM.ENCR, ENCR_ID.AES_CBC, 128));
+  m.set('aes', tok(TransformType.ENCR, EncrId.AES_CBC, 128));
   for (const bits of [128, 192, 256]) {
-    m.set(`aes${bits}`, tok(XFORM.ENCR, ENCR_ID.AES_CBC, bits));
+    m.set(`aes${bits}`, tok(TransformType.ENCR, EncrId.AES_CBC, bits));
     // strongSwan accepts the ICV length in bytes (16) or bits (128), or none (16 implied).
     for (const suffix of ['gcm16', 'gcm128', 'gcm']) {
-      m.set(`aes${bits}${suffix}`, tok(XFORM.ENCR, ENCR_ID.AES_GCM_16, bits));
+      m.set(`aes${bits}${suffix}`, tok(TransformType.ENCR, EncrId.AES_GCM_16, bits));
     }
   }
   const integ: [string[], number][] = [
-    [['sha', 'sha1'], INTEG_ID.HMAC_SHA1_96],
-    [['sha256', 'sha2_256'], INTEG_ID.HMAC_SHA2_256_128],
-    [['sha384', 'sha2_384'], INTEG_ID.HMAC_SHA2_384_192],
-    [['sha512', 'sha2_512'], INTEG_ID.HMAC_SHA2_512_256],
-    [['md5'], INTEG_ID.HMAC_MD5_96],
+    [['sha', 'sha1'], IntegId.HMAC_SHA1_96],
+    [['sha256', 'sha2_256'], IntegId.HMAC_SHA2_256_128],
+    [['sha384', 'sha2_384'], IntegId.HMAC_SHA2_384_192],
+    [['sha512', 'sha2_512'], IntegId.HMAC_SHA2_512_256],
+    [['md5'], IntegId.HMAC_MD5_96],
   ];
-  for (const [names, id] of integ) for (const n of names) m.set(n, tok(XFORM.INTEG, id));
+  for (const [names, id] of integ) for (const n of names) m.set(n, tok(TransformType.INTEG, id));
   const prfs: [string, number][] = [
-    ['prfmd5', PRF_ID.HMAC_MD5],
-    ['prfsha1', PRF_ID.HMAC_SHA1],
-    ['prfsha256', PRF_ID.HMAC_SHA2_256],
-    ['prfsha384', PRF_ID.HMAC_SHA2_384],
-    ['prfsha512', PRF_ID.HMAC_SHA2_512],
+    ['prfmd5', PrfId.HMAC_MD5],
+    ['prfsha1', PrfId.HMAC_SHA1],
+    ['prfsha256', PrfId.HMAC_SHA2_256],
+    ['prfsha384', PrfId.HMAC_SHA2_384],
+    ['prfsha512', PrfId.HMAC_SHA2_512],
   ];
-  for (const [n, id] of prfs) m.set(n, tok(XFORM.PRF, id));
+  for (const [n, id] of prfs) m.set(n, tok(TransformType.PRF, id));
   const dh: [string, number][] = [
-    ['none', DH_ID.NONE],
-    ['modpnone', DH_ID.NONE],
-    ['modp1024', DH_ID.MODP1024],
-    ['modp1536', DH_ID.MODP1536],
-    ['modp2048', DH_ID.MODP2048],
-    ['modp3072', DH_ID.MODP3072],
-    ['modp4096', DH_ID.MODP4096],
-    ['modp2048s256', DH_ID.MODP2048S256],
-    ['ecp256', DH_ID.ECP256],
-    ['ecp384', DH_ID.ECP384],
-    ['x25519', DH_ID.CURVE25519],
-    ['curve25519', DH_ID.CURVE25519],
+    ['none', DhId.NONE],
+    ['modpnone', DhId.NONE],
+    ['modp1024', DhId.MODP1024],
+    ['modp1536', DhId.MODP1536],
+    ['modp2048', DhId.MODP2048],
+    ['modp3072', DhId.MODP3072],
+    ['modp4096', DhId.MODP4096],
+    ['modp2048s256', DhId.MODP2048S256],
+    ['ecp256', DhId.ECP256],
+    ['ecp384', DhId.ECP384],
+    ['x25519', DhId.CURVE25519],
+    ['curve25519', DhId.CURVE25519],
   ];
-  for (const [n, id] of dh) m.set(n, tok(XFORM.DH, id));
-  m.set('esn', tok(XFORM.ESN, ESN_ID.YES));
-  m.set('noesn', tok(XFORM.ESN, ESN_ID.NO));
+  for (const [n, id] of dh) m.set(n, tok(TransformType.DH, id));
+  m.set('esn', tok(TransformType.ESN, EsnId.YES));
+  m.set('noesn', tok(TransformType.ESN, EsnId.NO));
   return m;
 }
 
@@ -64,31 +64,31 @@ function buildTokens(): Map<string, AlgToken> {
 export const ALG_TOKENS: ReadonlyMap<string, AlgToken> = buildTokens();
 
 const INTEG_NAMES = new Map<number, string>([
-  [INTEG_ID.NONE, 'none'],
-  [INTEG_ID.HMAC_MD5_96, 'md5'],
-  [INTEG_ID.HMAC_SHA1_96, 'sha1'],
-  [INTEG_ID.HMAC_SHA2_256_128, 'sha256'],
-  [INTEG_ID.HMAC_SHA2_384_192, 'sha384'],
-  [INTEG_ID.HMAC_SHA2_512_256, 'sha512'],
+  [IntegId.NONE, 'none'],
+  [IntegId.HMAC_MD5_96, 'md5'],
+  [IntegId.HMAC_SHA1_96, 'sha1'],
+  [IntegId.HMAC_SHA2_256_128, 'sha256'],
+  [IntegId.HMAC_SHA2_384_192, 'sha384'],
+  [IntegId.HMAC_SHA2_512_256, 'sha512'],
 ]);
 const PRF_NAMES = new Map<number, string>([
-  [PRF_ID.HMAC_MD5, 'prfmd5'],
-  [PRF_ID.HMAC_SHA1, 'prfsha1'],
-  [PRF_ID.HMAC_SHA2_256, 'prfsha256'],
-  [PRF_ID.HMAC_SHA2_384, 'prfsha384'],
-  [PRF_ID.HMAC_SHA2_512, 'prfsha512'],
+  [PrfId.HMAC_MD5, 'prfmd5'],
+  [PrfId.HMAC_SHA1, 'prfsha1'],
+  [PrfId.HMAC_SHA2_256, 'prfsha256'],
+  [PrfId.HMAC_SHA2_384, 'prfsha384'],
+  [PrfId.HMAC_SHA2_512, 'prfsha512'],
 ]);
 const DH_NAMES = new Map<number, string>([
-  [DH_ID.NONE, 'none'],
-  [DH_ID.MODP1024, 'modp1024'],
-  [DH_ID.MODP1536, 'modp1536'],
-  [DH_ID.MODP2048, 'modp2048'],
-  [DH_ID.MODP3072, 'modp3072'],
-  [DH_ID.MODP4096, 'modp4096'],
-  [DH_ID.MODP2048S256, 'modp2048s256'],
-  [DH_ID.ECP256, 'ecp256'],
-  [DH_ID.ECP384, 'ecp384'],
-  [DH_ID.CURVE25519, 'x25519'],
+  [DhId.NONE, 'none'],
+  [DhId.MODP1024, 'modp1024'],
+  [DhId.MODP1536, 'modp1536'],
+  [DhId.MODP2048, 'modp2048'],
+  [DhId.MODP3072, 'modp3072'],
+  [DhId.MODP4096, 'modp4096'],
+  [DhId.MODP2048S256, 'modp2048s256'],
+  [DhId.ECP256, 'ecp256'],
+  [DhId.ECP384, 'ecp384'],
+  [DhId.CURVE25519, 'x25519'],
 ]);
 
 /**
@@ -98,18 +98,18 @@ const DH_NAMES = new Map<number, string>([
  */
 export function algName(type: number, id: number, keyLen?: number): string {
   switch (type) {
-    case XFORM.ENCR:
-      if (id === ENCR_ID.AES_CBC && keyLen) return `aes${keyLen}`;
-      if (id === ENCR_ID.AES_GCM_16 && keyLen) return `aes${keyLen}gcm16`;
+    case TransformType.ENCR:
+      if (id === EncrId.AES_CBC && keyLen) return `aes${keyLen}`;
+      if (id === EncrId.AES_GCM_16 && keyLen) return `aes${keyLen}gcm16`;
       return keyLen ? `encr_${id}_${keyLen}` : `encr_${id}`;
-    case XFORM.PRF:
+    case TransformType.PRF:
       return PRF_NAMES.get(id) ?? `prf_${id}`;
-    case XFORM.INTEG:
+    case TransformType.INTEG:
       return INTEG_NAMES.get(id) ?? `integ_${id}`;
-    case XFORM.DH:
+    case TransformType.DH:
       return DH_NAMES.get(id) ?? `ke_${id}`;
-    case XFORM.ESN:
-      return id === ESN_ID.YES ? 'esn' : id === ESN_ID.NO ? 'noesn' : `esn_${id}`;
+    case TransformType.ESN:
+      return id === EsnId.YES ? 'esn' : id === EsnId.NO ? 'noesn' : `esn_${id}`;
     default:
       return `transform_${type}_${id}`;
   }
@@ -117,31 +117,31 @@ export function algName(type: number, id: number, keyLen?: number): string {
 
 /** strongSwan's integ_prf_map: the PRF implied by an integrity algorithm in IKE proposals. */
 export const INTEG_TO_PRF: ReadonlyMap<number, number> = new Map<number, number>([
-  [INTEG_ID.HMAC_MD5_96, PRF_ID.HMAC_MD5],
-  [INTEG_ID.HMAC_SHA1_96, PRF_ID.HMAC_SHA1],
-  [INTEG_ID.HMAC_SHA2_256_128, PRF_ID.HMAC_SHA2_256],
-  [INTEG_ID.HMAC_SHA2_384_192, PRF_ID.HMAC_SHA2_384],
-  [INTEG_ID.HMAC_SHA2_512_256, PRF_ID.HMAC_SHA2_512],
+  [IntegId.HMAC_MD5_96, PrfId.HMAC_MD5],
+  [IntegId.HMAC_SHA1_96, PrfId.HMAC_SHA1],
+  [IntegId.HMAC_SHA2_256_128, PrfId.HMAC_SHA2_256],
+  [IntegId.HMAC_SHA2_384_192, PrfId.HMAC_SHA2_384],
+  [IntegId.HMAC_SHA2_512_256, PrfId.HMAC_SHA2_512],
 ]);
 
 /** The `default` keyword's PRFs, DH groups and integrity algorithms, limited to what twinsec implements. */
 export const DEFAULT_PRFS: readonly number[] = [
-  PRF_ID.HMAC_SHA2_256,
-  PRF_ID.HMAC_SHA2_384,
-  PRF_ID.HMAC_SHA2_512,
-  PRF_ID.HMAC_SHA1,
+  PrfId.HMAC_SHA2_256,
+  PrfId.HMAC_SHA2_384,
+  PrfId.HMAC_SHA2_512,
+  PrfId.HMAC_SHA1,
 ];
 export const DEFAULT_DH: readonly number[] = [
-  DH_ID.ECP256,
-  DH_ID.ECP384,
-  DH_ID.CURVE25519,
-  DH_ID.MODP3072,
-  DH_ID.MODP4096,
-  DH_ID.MODP2048,
+  DhId.ECP256,
+  DhId.ECP384,
+  DhId.CURVE25519,
+  DhId.MODP3072,
+  DhId.MODP4096,
+  DhId.MODP2048,
 ];
 export const DEFAULT_INTEG: readonly number[] = [
-  INTEG_ID.HMAC_SHA2_256_128,
-  INTEG_ID.HMAC_SHA2_384_192,
-  INTEG_ID.HMAC_SHA2_512_256,
-  INTEG_ID.HMAC_SHA1_96,
+  IntegId.HMAC_SHA2_256_128,
+  IntegId.HMAC_SHA2_384_192,
+  IntegId.HMAC_SHA2_512_256,
+  IntegId.HMAC_SHA1_96,
 ];

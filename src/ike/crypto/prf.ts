@@ -3,7 +3,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { CryptoError } from '../../errors.js';
-import { PRF_ID } from './ids.js';
+import { PrfId } from '../wire/constants.js';
 
 export interface PrfAlg {
   id: number;
@@ -16,11 +16,11 @@ export interface PrfAlg {
 
 const PRFS: ReadonlyMap<number, PrfAlg> = new Map(
   [
-    { id: PRF_ID.HMAC_MD5, name: 'prfmd5', hash: 'md5', outLen: 16 },
-    { id: PRF_ID.HMAC_SHA1, name: 'prfsha1', hash: 'sha1', outLen: 20 },
-    { id: PRF_ID.HMAC_SHA2_256, name: 'prfsha256', hash: 'sha256', outLen: 32 },
-    { id: PRF_ID.HMAC_SHA2_384, name: 'prfsha384', hash: 'sha384', outLen: 48 },
-    { id: PRF_ID.HMAC_SHA2_512, name: 'prfsha512', hash: 'sha512', outLen: 64 },
+    { id: PrfId.HMAC_MD5, name: 'prfmd5', hash: 'md5', outLen: 16 },
+    { id: PrfId.HMAC_SHA1, name: 'prfsha1', hash: 'sha1', outLen: 20 },
+    { id: PrfId.HMAC_SHA2_256, name: 'prfsha256', hash: 'sha256', outLen: 32 },
+    { id: PrfId.HMAC_SHA2_384, name: 'prfsha384', hash: 'sha384', outLen: 48 },
+    { id: PrfId.HMAC_SHA2_512, name: 'prfsha512', hash: 'sha512', outLen: 64 },
   ].map((a) => [a.id, Object.freeze(a)]),
 );
 
