@@ -232,3 +232,24 @@ t.test(
     t.equal(p.b.transport.keepalives.length, 0, 'the side not behind a NAT sends none');
   },
 );
+
+t.test('an authenticated request that breaks the message rules is answered INVALID_SYNTAX', async (t) => {
+  const c = conn('t1');
+  const p = await pair([c], [mirror(c)]);
+  t.teardown(p.stop);
+  await until(() => state(p.a, 't1') === 'established' && state(p.b, 't1') === 'established');
+  const sa = p.a.daemon.ike!.sasOf('t1')[0]!;
+  // An INFORMATIONAL may not carry a KE payload.
+  const { PayloadType } = await import('../../src/ike/wire/constants.js');
+  const answer = await new Promise<number[]>((resolve) =>
+    sa.request(
+      37,
+      [{ type: PayloadType.KE, group: 31, data: Buffer.alloc(32, 1) }],
+      (m) => resolve(m.payloads.map((x) => (x as { notifyType?: number }).notifyType ?? -1)),
+      () => resolve([]),
+    ),
+  );
+  t.same(answer, [7], 'INVALID_SYNTAX (7)');
+  t.equal(p.b.daemon.ike!.dropped.get('invalid_syntax'), 1);
+  t.equal(state(p.b, 't1'), 'established');
+});

@@ -9,7 +9,7 @@ import { CryptoError, WireError } from '../../errors.js';
 import type { EventBus } from '../../events.js';
 import { parseProposals } from '../proposal.js';
 import type { Datagram, IkeTransport } from '../transport.js';
-import { ExchangeType, HeaderFlag } from '../wire/constants.js';
+import { ExchangeType, HeaderFlag, NotifyType } from '../wire/constants.js';
 import { decodeHeader } from '../wire/header.js';
 import { decodeMessage, encodeMessage, peekVersion } from '../wire/message.js';
 import { checkMessageRules } from '../wire/rules.js';
@@ -18,6 +18,7 @@ import { type AuthHooks, processAuthRequest, sendAuthRequest } from './auth.js';
 import { DEFAULT_TIMING, IkeSa, type SaEnv, type Timing } from './ike-sa.js';
 import { type InfoHooks, processInfoRequest, rejectCreateChild, sendIkeDelete } from './info.js';
 import { type InitFailure, preferredGroup, processInitRequest, sendInitRequest } from './init.js';
+import { notify } from './payload-find.js';
 import { type OpenedMessage, openMessage } from './protect.js';
 
 export interface ManagerOptions {
@@ -243,7 +244,15 @@ export class IkeManager {
       msg.payloads,
       header.exchange !== ExchangeType.IKE_SA_INIT,
     );
-    if (bad) return this.#drop('invalid_syntax', bad, d);
+    if (bad) {
+      // §3.10.1: an authenticated request that breaks the message rules is answered INVALID_SYNTAX;
+      // during IKE_AUTH that also ends the half-made IKE SA.
+      if (!isResponse && sa.skIn && sa.admitRequest(header) === 'new') {
+        sa.respond(header.exchange, header.messageId, [notify(NotifyType.INVALID_SYNTAX)]);
+        if (header.exchange === ExchangeType.IKE_AUTH) this.destroy(sa, 'invalid_syntax');
+      }
+      return this.#drop('invalid_syntax', bad, d);
+    }
     sa.lastInbound = d.data;
     if (isResponse) {
       if (!sa.takeResponse(header, msg))
