@@ -3,7 +3,8 @@
  * configuration, and answers status queries from them.
  */
 import type { Config } from './config/types.js';
-import { MemoryDataPlane } from './dataplane/memory.js';
+import { NativeDataPlane } from './dataplane/native.js';
+import { publishRoute } from './dataplane/os-routes.js';
 import type { DataPlane } from './dataplane/types.js';
 import { EventBus } from './events.js';
 import { algName } from './ike/proposal.js';
@@ -12,6 +13,7 @@ import type { Timing } from './ike/v2/ike-sa.js';
 import { IkeManager } from './ike/v2/manager.js';
 import { TransformType } from './ike/wire/constants.js';
 import { tsToString } from './ike/wire/ts.js';
+import { selectNextHops } from './routing/select.js';
 
 export interface ChildStatus {
   spiIn: string;
@@ -41,11 +43,19 @@ export interface StatusReport {
 }
 
 export interface DaemonOptions {
-  /** Injected in tests; the daemon opens UDP sockets on the configured addresses otherwise. */
+  /**
+   * Injected in tests. Without a data plane the daemon runs the native ESP engine (TUN device,
+   * ESP sockets) and opens its IKE sockets on the configured addresses.
+   */
   transport?: IkeTransport;
   dataplane?: DataPlane;
   timing?: Partial<Timing>;
   retry?: { base: number; max: number };
+  /**
+   * Test-only seam: wraps the data plane the daemon built (the wire-check tests record SA keys
+   * here to decrypt captures with tshark). twinsecd never sets it.
+   */
+  wrapDataPlane?: (dp: DataPlane) => DataPlane;
 }
 
 const hex8 = (n: number): string => (n >>> 0).toString(16).padStart(8, '0');
@@ -64,14 +74,21 @@ export class Daemon {
   }
 
   async start(): Promise<void> {
-    const locals = Object.values(this.config.connections).map((c) => c.local);
-    this.#transport = this.#opts.transport ?? (await UdpTransport.open(locals, this.config.ports));
-    this.#dp = this.#opts.dataplane ?? new MemoryDataPlane();
-    this.#dp.setRoutes(this.config.routes);
+    const locals = [...new Set(Object.values(this.config.connections).map((c) => c.local))];
+    if (this.#opts.dataplane) {
+      this.#dp = this.#opts.dataplane;
+      this.#transport = this.#opts.transport ?? (await UdpTransport.open(locals, this.config.ports));
+    } else {
+      await this.#startNative(locals);
+    }
+    if (this.#opts.wrapDataPlane) this.#dp = this.#opts.wrapDataPlane(this.#dp!);
+    this.bus.on('child-up', () => this.#refreshRoutes());
+    this.bus.on('child-down', () => this.#refreshRoutes());
+    this.#refreshRoutes();
     this.#ike = new IkeManager({
       config: this.config,
-      transport: this.#transport,
-      dataplane: this.#dp,
+      transport: this.#transport!,
+      dataplane: this.#dp!,
       bus: this.bus,
       timing: this.#opts.timing,
       retry: this.#opts.retry,
@@ -79,7 +96,46 @@ export class Daemon {
     this.#ike.start();
   }
 
-  /** Tells every peer (DELETE), then releases sockets and the data plane. */
+  async #startNative(locals: string[]): Promise<void> {
+    let transport: UdpTransport | undefined;
+    const dp = new NativeDataPlane({
+      tunName: this.config.tun.name,
+      mtu: this.config.tun.mtu,
+      nattPort: this.config.ports.natt,
+      localAddresses: locals,
+      onIke: (data, local, localPort, remote, remotePort) =>
+        transport?.deliver(data, { address: local, port: localPort }, { address: remote, port: remotePort }),
+      onProbe: () => {},
+    });
+    this.#dp = dp;
+    try {
+      transport = await UdpTransport.open(locals, this.config.ports, dp.engine);
+      this.#transport = transport;
+      for (const r of this.config.routes) {
+        if (r.publish) await publishRoute(r.destination, this.config.tun.name);
+      }
+    } catch (err) {
+      await this.#transport?.close();
+      await dp.close();
+      throw err;
+    }
+  }
+
+  /** Connections with an installed CHILD_SA (health checks refine this in the HA layer). */
+  #usable(name: string): boolean {
+    return (this.#ike?.sasOf(name) ?? []).some((s) => s.phase === 'established' && s.children.length > 0);
+  }
+
+  #refreshRoutes(): void {
+    this.#dp?.setRoutes(
+      this.config.routes.map((r) => ({
+        destination: r.destination,
+        connections: selectNextHops(r, (c) => this.#usable(c)).connections,
+      })),
+    );
+  }
+
+  /** Tells every peer (DELETE), then releases sockets and the data plane (which removes the TUN). */
   async stop(): Promise<void> {
     await this.#ike?.stop();
     await this.#transport?.close();

@@ -53,7 +53,15 @@ export interface EngineCounters {
   packetsOut: number;
 }
 
-export type DropReason = 'malformed' | 'noSa' | 'replay' | 'integrity' | 'policy' | 'noRoute' | 'mtu' | 'queue';
+export type DropReason =
+  | 'malformed'
+  | 'noSa'
+  | 'replay'
+  | 'integrity'
+  | 'policy'
+  | 'noRoute'
+  | 'mtu'
+  | 'queue';
 
 export interface NativeEngine {
   /** Sends an IKE message from local:nattPort with the non-ESP marker. */

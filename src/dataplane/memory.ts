@@ -2,11 +2,11 @@
  * In-memory data plane: records installed SAs and routes. Used by exchange tests and until the
  * native ESP engine is attached; counters stay at zero because no packet crosses it.
  */
-import type { ChildSaSpec, DataPlane, RouteEntry, SaCounters } from './types.js';
+import type { ChildSaSpec, DataPlane, ForwardingEntry, SaCounters } from './types.js';
 
 export class MemoryDataPlane implements DataPlane {
   readonly sas = new Map<number, ChildSaSpec>();
-  routes: RouteEntry[] = [];
+  routes: ForwardingEntry[] = [];
 
   installSa(sa: ChildSaSpec): void {
     this.sas.set(sa.spiIn >>> 0, sa);
@@ -18,8 +18,11 @@ export class MemoryDataPlane implements DataPlane {
     if (!this.sas.has(spiIn >>> 0)) return undefined;
     return { bytesIn: 0, bytesOut: 0, packetsIn: 0, packetsOut: 0 };
   }
-  setRoutes(routes: RouteEntry[]): void {
-    this.routes = routes.map((r) => ({ ...r, via: r.via.map((v) => ({ ...v })) }));
+  setRoutes(routes: ForwardingEntry[]): void {
+    this.routes = routes.map((r) => ({ destination: r.destination, connections: [...r.connections] }));
+  }
+  drops(): Record<string, number> {
+    return {};
   }
   async close(): Promise<void> {
     this.sas.clear();

@@ -1,11 +1,13 @@
 /**
- * The TypeScript face of the native addon (build/Release/twinsec_native.node, built by node-gyp).
- * This issue exposes only the TUN device; the ESP fast path comes next.
+ * The TypeScript face of the native addon (build/Release/twinsec_native.node, built by node-gyp):
+ * the loader, and NativeDataPlane, which maps the IKE side's SAs and routes onto the ESP engine.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { CreateEngine, EngineOptions, NativeEngine } from './engine-api.js';
+import type { ChildSaSpec, DataPlane, ForwardingEntry, SaCounters } from './types.js';
 
 export interface TunHandle {
   /** Non-blocking, close-on-exec file descriptor of the TUN queue. */
@@ -18,6 +20,7 @@ export interface NativeAddon {
   /** Creates an IFF_TUN|IFF_NO_PI device, sets its MTU and brings it up; throws with errno text. */
   openTun(name: string, mtu: number): TunHandle;
   closeTun(fd: number): void;
+  createEngine: CreateEngine;
 }
 
 const ADDON = join('build', 'Release', 'twinsec_native.node');
@@ -52,4 +55,58 @@ export function openTun(name: string, mtu: number): TunHandle {
 
 export function closeTun(fd: number): void {
   loadNative().closeTun(fd);
+}
+
+/** The ESP data plane in native threads: packets never reach JavaScript. */
+export class NativeDataPlane implements DataPlane {
+  readonly engine: NativeEngine;
+  #closed = false;
+
+  constructor(opts: EngineOptions) {
+    this.engine = loadNative().createEngine(opts);
+  }
+
+  installSa(sa: ChildSaSpec): void {
+    this.engine.installSa({
+      connection: sa.connection,
+      spiIn: sa.spiIn,
+      spiOut: sa.spiOut,
+      encr: sa.encr,
+      integ: sa.integ,
+      encrKeyIn: sa.encrKeyIn,
+      encrKeyOut: sa.encrKeyOut,
+      integKeyIn: sa.integKeyIn,
+      integKeyOut: sa.integKeyOut,
+      esn: sa.esn,
+      encapsulation: sa.encapsulation,
+      local: sa.local.address,
+      localPort: sa.local.port,
+      remote: sa.remote.address,
+      remotePort: sa.remote.port,
+      tsLocal: sa.tsLocal,
+      tsRemote: sa.tsRemote,
+    });
+  }
+
+  removeSa(spiIn: number): void {
+    this.engine.removeSa(spiIn);
+  }
+
+  counters(spiIn: number): SaCounters | undefined {
+    return this.engine.counters(spiIn);
+  }
+
+  setRoutes(routes: ForwardingEntry[]): void {
+    this.engine.setRoutes(routes);
+  }
+
+  drops(): Record<string, number> {
+    return this.engine.drops();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.engine.close();
+  }
 }

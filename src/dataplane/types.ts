@@ -38,16 +38,20 @@ export interface SaCounters {
   packetsOut: number;
 }
 
-export interface RouteEntry {
+/** One forwarding entry as the data plane sees it: the connections carrying a prefix right now. */
+export interface ForwardingEntry {
   destination: string;
-  via: { connection: string; weight: number }[];
-  publish: boolean;
+  /** Several connections share the prefix by a per-flow hash; empty means drop (no route). */
+  connections: string[];
 }
 
 export interface DataPlane {
   installSa(sa: ChildSaSpec): void;
   removeSa(spiIn: number): void;
   counters(spiIn: number): SaCounters | undefined;
-  setRoutes(routes: RouteEntry[]): void;
+  /** Replaces the forwarding table atomically. */
+  setRoutes(routes: ForwardingEntry[]): void;
+  /** Packets dropped since start, by reason (malformed, replay, integrity, ...). */
+  drops(): Record<string, number>;
   close(): Promise<void>;
 }

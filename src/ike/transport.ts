@@ -25,21 +25,38 @@ export interface IkeTransport {
 
 const NON_ESP_MARKER = Buffer.alloc(4);
 
+/**
+ * The NAT-T port when the native ESP engine owns it: ESP-in-UDP and IKE share one socket
+ * (RFC 3948), so IKE on port 4500 goes out through the engine and comes back via `deliver`.
+ */
+export interface NattChannel {
+  sendIke(local: string, remote: string, remotePort: number, data: Buffer): void;
+  sendKeepalive(local: string, remote: string, remotePort: number): void;
+}
+
 export class UdpTransport implements IkeTransport {
   readonly dropped = { keepalive: 0, esp: 0, runt: 0 };
   readonly #sockets = new Map<string, dgram.Socket>();
   readonly #natt: number;
+  readonly #channel: NattChannel | undefined;
   #handler: (d: Datagram) => void = () => {};
 
-  private constructor(natt: number) {
+  private constructor(natt: number, channel: NattChannel | undefined) {
     this.#natt = natt;
+    this.#channel = channel;
   }
 
-  static async open(addresses: string[], ports: { ike: number; natt: number }): Promise<UdpTransport> {
-    const t = new UdpTransport(ports.natt);
+  /** Binds port 500 (and 4500 unless a NattChannel owns it) on every local address. */
+  static async open(
+    addresses: string[],
+    ports: { ike: number; natt: number },
+    channel?: NattChannel,
+  ): Promise<UdpTransport> {
+    const t = new UdpTransport(ports.natt, channel);
     try {
       for (const address of new Set(addresses)) {
-        for (const port of [ports.ike, ports.natt]) await t.#bind(address, port);
+        await t.#bind(address, ports.ike);
+        if (!channel) await t.#bind(address, ports.natt);
       }
     } catch (err) {
       await t.close();
@@ -87,11 +104,20 @@ export class UdpTransport implements IkeTransport {
     this.#handler({ data: msg.subarray(4), local, remote });
   }
 
+  /** An IKE message from the NattChannel (marker already stripped). */
+  deliver(data: Buffer, local: Endpoint, remote: Endpoint): void {
+    this.#handler({ data, local, remote });
+  }
+
   onReceive(handler: (d: Datagram) => void): void {
     this.#handler = handler;
   }
 
   send(local: Endpoint, remote: Endpoint, data: Buffer): void {
+    if (this.#channel && local.port === this.#natt) {
+      this.#channel.sendIke(local.address, remote.address, remote.port, data);
+      return;
+    }
     const sock = this.#sockets.get(`${local.address}|${local.port}`);
     if (!sock) return;
     const out = local.port === this.#natt ? Buffer.concat([NON_ESP_MARKER, data]) : data;
@@ -99,6 +125,10 @@ export class UdpTransport implements IkeTransport {
   }
 
   sendKeepalive(local: Endpoint, remote: Endpoint): void {
+    if (this.#channel) {
+      this.#channel.sendKeepalive(local.address, remote.address, remote.port);
+      return;
+    }
     const sock = this.#sockets.get(`${local.address}|${this.#natt}`);
     sock?.send(Buffer.from([0xff]), remote.port, remote.address);
   }
