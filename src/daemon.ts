@@ -40,6 +40,8 @@ export interface ConnectionStatus {
 export interface StatusReport {
   connections: Record<string, ConnectionStatus>;
   routes: { destination: string; active: string[] }[];
+  /** Packets and datagrams dropped since start, by reason: ESP in the data plane, IKE in the manager. */
+  drops: { esp: Record<string, number>; ike: Record<string, number> };
 }
 
 export interface DaemonOptions {
@@ -183,6 +185,10 @@ export class Daemon {
         active: live.filter((v) => v.weight === top).map((v) => v.connection),
       };
     });
-    return { connections, routes };
+    const drops = {
+      esp: this.#dp?.drops() ?? {},
+      ike: Object.fromEntries(this.#ike?.dropped ?? []),
+    };
+    return { connections, routes, drops };
   }
 }

@@ -79,5 +79,16 @@ export function formatStatus(report: StatusReport): string {
     ]);
     out.push(...table([['ROUTE', 'ACTIVE VIA'], ...rows]));
   }
+  const nonzero = (d: Record<string, number> | undefined): string =>
+    Object.entries(d ?? {})
+      .filter(([, n]) => n > 0)
+      .map(([k, n]) => `${k}=${n}`)
+      .join(' ');
+  const esp = nonzero(report.drops?.esp);
+  const ike = nonzero(report.drops?.ike);
+  if (esp || ike) {
+    out.push('');
+    out.push(`dropped: ESP ${esp || 'none'}; IKE ${ike || 'none'}`);
+  }
   return `${out.join('\n')}\n`;
 }

@@ -61,6 +61,7 @@ const REPORT: StatusReport = {
     },
   },
   routes: [{ destination: '198.19.1.0/24', active: ['t1'] }],
+  drops: { esp: { replay: 2 }, ike: {} },
 };
 
 t.test('twinsecd --check accepts a valid file', async (t) => {

@@ -41,6 +41,7 @@ const REPORT: StatusReport = {
     t2: { state: 'down', version: 1, local: '192.0.2.1', remote: '203.0.113.2', children: [] },
   },
   routes: [{ destination: '198.19.1.0/24', active: ['t1'] }],
+  drops: { esp: { replay: 2 }, ike: {} },
 };
 
 function tempDir(t: { teardown(fn: () => void): void }): string {
@@ -196,5 +197,9 @@ t.test('formatStatus renders connections, children and routes', async (t) => {
     /^t1\s+0xc0ffee01\s+0xdeadbeef\s+aes256gcm16\s+udp\s+1024\/2048\s+10\/20\s+198\.18\.1\.0\/24 <-> 198\.19\.1\.0\/24$/m,
   );
   t.match(text, /^198\.19\.1\.0\/24\s+t1$/m);
-  t.match(formatStatus({ connections: {}, routes: [] }), /no connections\n\nno routes/);
+  t.match(text, /^dropped: ESP replay=2; IKE none$/m);
+  t.match(
+    formatStatus({ connections: {}, routes: [], drops: { esp: {}, ike: {} } }),
+    /no connections\n\nno routes/,
+  );
 });
