@@ -52,15 +52,20 @@ struct InnerInfo {
   // Any fragment (IPv4 MF set or offset != 0; IPv6 fragment header). Ports and ICMP fields are
   // left 0 for every fragment, also the first one, so all fragments of a datagram hash alike.
   bool fragment;
+  // A fragment other than the first: the bytes at l4Offset continue some earlier fragment and
+  // are not an upper-layer header.
+  bool laterFragment;
   size_t totalLen;  // IPv4 total length / IPv6 40 + payload length; <= the buffer length
-  size_t l4Offset;  // offset of the upper-layer header within the packet
+  size_t l4Offset;  // offset of the upper-layer header (or fragment data) within the packet
 };
 
 // Parses an IPv4 (with options) or IPv6 packet. Checks the version, the header length against
 // the buffer and the total/payload length against the buffer (the buffer may be longer: ESP
-// TFC padding, RFC 4303 §2.7). Reads nothing beyond `len`. Ports and ICMP fields are filled when
-// the upper-layer header is wholly present, and left 0 otherwise (the packet is still valid).
-// IPv6 jumbograms (payload length 0) are rejected. The IPv4 header checksum is not verified.
+// TFC padding, RFC 4303 §2.7). Reads nothing beyond `len`. Ports (first 4 bytes of the
+// upper-layer header) and ICMP fields (type; identifier of an 8-byte echo header) are filled when
+// those bytes lie within the total length, and left 0 otherwise (the packet is still valid). An
+// IPv6 extension header running past the payload makes the packet invalid. IPv6 jumbograms
+// (payload length 0) are rejected. The IPv4 header checksum is not verified.
 bool ParseInner(const uint8_t* pkt, size_t len, InnerInfo* out);
 
 // Stable hash of family, addresses, protocol, and ports (or the echo identifier). Murmur3-based,
