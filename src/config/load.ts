@@ -249,6 +249,7 @@ function resolveConfig(raw: RawConfig, psks: Map<string, Buffer>, baseDir: strin
       remoteSubnets: c.remoteSubnets,
       start: c.start,
       encapsulation: c.encapsulation,
+      ...(c.healthCheck ? { healthCheck: { ...c.healthCheck } } : {}),
     };
   }
   return {
@@ -257,6 +258,11 @@ function resolveConfig(raw: RawConfig, psks: Map<string, Buffer>, baseDir: strin
     ports: raw.ports,
     log: raw.log,
     connections,
-    routes: raw.routes.map((r) => ({ destination: r.destination, via: r.via, publish: r.publish })),
+    routes: raw.routes.map((r) => ({
+      destination: r.destination,
+      via: r.via,
+      publish: r.publish,
+      holdDown: r.holdDown,
+    })),
   };
 }

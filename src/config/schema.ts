@@ -106,6 +106,16 @@ export const espParamsSchema = z.strictObject({
   lifetime: lifetime(3600),
 });
 
+/** Health check per connection (the seed's: source IP, destination IP, retry interval, retry count). */
+export const healthCheckSchema = z.strictObject({
+  source: ipAddress,
+  destination: ipAddress,
+  /** Seconds between probes; fractions allowed (0.1 = 10 probes/s). */
+  interval: z.number().min(0.01).max(3600).default(1),
+  /** Consecutive lost probes that mark the connection down. */
+  retries: z.number().int().min(1).max(100).default(3),
+});
+
 export const connectionSchema = z.strictObject({
   // IKEv1 (RFC 2409) is part of the contract but not implemented yet: refuse it up front rather
   // than accept a connection that would silently never come up.
@@ -126,6 +136,7 @@ export const connectionSchema = z.strictObject({
   remoteSubnets: z.array(cidr).min(1),
   start: z.enum(['initiate', 'listen']).default('initiate'),
   encapsulation: z.enum(['auto', 'udp', 'esp']).default('auto'),
+  healthCheck: healthCheckSchema.optional(),
 });
 
 export const routeSchema = z.strictObject({
@@ -140,6 +151,8 @@ export const routeSchema = z.strictObject({
     )
     .min(1),
   publish: z.boolean().default(false),
+  /** Seconds a recovered higher-weight next hop must stay healthy before traffic moves back. */
+  holdDown: z.number().min(0).max(3600).default(3),
 });
 
 const port = z.number().int().min(1).max(65_535);

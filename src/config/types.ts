@@ -25,12 +25,16 @@ export interface ConnectionConfig {
   remoteSubnets: string[];
   start: 'initiate' | 'listen';
   encapsulation: 'auto' | 'udp' | 'esp';
+  /** Absent: the connection's health follows its SA state. */
+  healthCheck?: { source: string; destination: string; interval: number; retries: number };
 }
 
 export interface RouteConfig {
   destination: string;
   via: { connection: string; weight: number }[];
   publish: boolean;
+  /** Seconds a recovered higher-weight next hop must stay healthy before it takes traffic back. */
+  holdDown: number;
 }
 
 export interface Config {

@@ -24,7 +24,6 @@ export interface RouteSwitch {
 
 export interface RouterOptions {
   routes: RouteConfig[];
-  holdDownMs: number;
   usability: (connection: string) => Usability;
   /** Programs the data plane with the active next hops of every route. */
   apply: (entries: { destination: string; connections: string[] }[]) => void;
@@ -82,7 +81,7 @@ export class Router {
           target = cur;
         } else {
           // Back to a recovered (or an additional equal-weight) next hop: after the hold-down.
-          const ready = Math.max(...newcomers.map((c) => u(c).since + this.#o.holdDownMs));
+          const ready = Math.max(...newcomers.map((c) => u(c).since + route.holdDown * 1000));
           if (ready > now) {
             nextCheck = Math.min(nextCheck, ready);
             target = cur;

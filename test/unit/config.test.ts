@@ -43,7 +43,7 @@ t.test('the documented example loads', async (t) => {
   t.same(t1.ike, { proposals: ['aes256gcm16-prfsha256-x25519'], lifetime: 86400 });
   t.same(t1.esp, { proposals: ['aes256gcm16'], lifetime: 3600 });
   t.same(c.routes, [
-    { destination: '198.19.1.0/24', via: [{ connection: 't1', weight: 100 }], publish: true },
+    { destination: '198.19.1.0/24', via: [{ connection: 't1', weight: 100 }], publish: true, holdDown: 3 },
   ]);
 });
 
@@ -91,6 +91,7 @@ routes:
     destination: '2001:db8:2::/48',
     via: [{ connection: 'v6', weight: 100 }],
     publish: false,
+    holdDown: 3,
   });
 });
 
@@ -300,4 +301,23 @@ t.test('configJsonSchema describes the input', async (t) => {
 t.test('IKEv1 connections are refused until IKEv1 lands', async (t) => {
   const text = withConn().replace('  t1:\n', '  t1:\n    version: 1\n');
   t.match(issuesOf(text), [/^connections\.t1\.version: IKEv1 is not implemented yet/]);
+});
+
+t.test('healthCheck and holdDown: defaults and errors by path', async (t) => {
+  const c = parseConfig(
+    withConn(
+      '    healthCheck: { source: 198.18.1.1, destination: 198.19.1.1, interval: 0.1 }\nroutes:\n  - destination: 198.19.1.0/24\n    via: [ { connection: t1, weight: 100 } ]\n',
+    ),
+  );
+  t.same(c.connections.t1!.healthCheck, {
+    source: '198.18.1.1',
+    destination: '198.19.1.1',
+    interval: 0.1,
+    retries: 3,
+  });
+  t.equal(c.routes[0]!.holdDown, 3);
+  t.same(issuesOf(withConn('    healthCheck: { source: nope, destination: 198.19.1.1, retries: 0 }\n')), [
+    'connections.t1.healthCheck.source: invalid IP address',
+    'connections.t1.healthCheck.retries: must be >= 1',
+  ]);
 });

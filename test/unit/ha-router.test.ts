@@ -2,7 +2,7 @@ import t from 'tap';
 import type { RouteConfig } from '../../src/config/types.js';
 import { Router, type RouteSwitch, type Usability } from '../../src/ha/router.js';
 
-function setup(routes: RouteConfig[], holdDownMs = 3000) {
+function setup(routes: RouteConfig[]) {
   let now = 1_000_000;
   const state = new Map<string, Usability>();
   const applied: { destination: string; connections: string[] }[][] = [];
@@ -11,7 +11,6 @@ function setup(routes: RouteConfig[], holdDownMs = 3000) {
     state.set(c, { usable, since: now, reason });
   const r = new Router({
     routes,
-    holdDownMs,
     usability: (c) => state.get(c) ?? { usable: false, since: 0, reason: 'down: no CHILD_SA' },
     apply: (e) => applied.push(e),
     onSwitch: (s) => switches.push(s),
@@ -36,6 +35,7 @@ const route: RouteConfig = {
     { connection: 't2', weight: 0 },
   ],
   publish: true,
+  holdDown: 3,
 };
 
 t.test(
@@ -75,7 +75,7 @@ t.test(
 );
 
 t.test('a flapping primary does not drag traffic back before the hold-down', async (t) => {
-  const s = setup([route], 3000);
+  const s = setup([route]);
   s.set('t1', true);
   s.set('t2', true);
   s.r.evaluate();
@@ -116,6 +116,7 @@ t.test('equal weights share the route; a member that fails leaves at once', asyn
         { connection: 'b', weight: 50 },
       ],
       publish: false,
+      holdDown: 3,
     },
   ]);
   s.set('a', true);
@@ -129,7 +130,7 @@ t.test('equal weights share the route; a member that fails leaves at once', asyn
 });
 
 t.test('the hold-down re-evaluates by itself', async (t) => {
-  const s = setup([route], 50);
+  const s = setup([{ ...route, holdDown: 0.05 }]);
   s.set('t1', false);
   s.set('t2', true);
   s.r.evaluate();
