@@ -71,6 +71,11 @@ export interface StartTwinsecOptions {
   /** Wait for the control socket to appear (default true). */
   waitReady?: boolean;
   readyTimeoutMs?: number;
+  /**
+   * Run this script instead of twinsecd (same `--config FILE` argument, plus `args`), e.g. the test-only
+   * keylog-daemon entry. It must serve the control socket like twinsecd.
+   */
+  daemon?: { script: string; args?: string[] };
 }
 
 export class Twinsec {
@@ -185,10 +190,16 @@ export async function startTwinsec(
   const configFile = join(dir, 'twinsec.yaml');
   writeFileSync(configFile, YAML.stringify(cfg), { mode: 0o600 });
 
-  const proc = lab.spawn(ns, process.execPath, [TWINSECD, '--config', configFile], {
-    env: opts.env,
-    logFile: join(dir, 'twinsecd.log'),
-  });
+  const script = opts.daemon?.script ?? TWINSECD;
+  const proc = lab.spawn(
+    ns,
+    process.execPath,
+    [script, '--config', configFile, ...(opts.daemon?.args ?? [])],
+    {
+      env: opts.env,
+      logFile: join(dir, 'twinsecd.log'),
+    },
+  );
   const d = new Twinsec(lab, ns, dir, configFile, cfg, proc);
   if (opts.waitReady ?? true) {
     await waitFor(

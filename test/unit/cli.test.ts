@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { startControlServer } from '../../src/control/server.js';
 import type { StatusReport } from '../../src/daemon.js';
+import { Lab, labUnavailable } from '../lab/netns.js';
 
 // Compiled to dist/test/unit; the CLIs are in dist/src/cli, fixtures in the source tree.
 const TWINSECD = fileURLToPath(new URL('../../src/cli/twinsecd.js', import.meta.url));
@@ -149,15 +151,24 @@ t.test('twinsec errors', async (t) => {
   t.match((await run(TWINSEC, ['--help'])).stdout, /status/);
 });
 
-t.test('twinsecd runs, serves status and stops on SIGTERM', async (t) => {
-  const dir = tempDir(t);
-  const sock = join(dir, 'run', 'control.sock');
-  const cfg = join(dir, 'twinsec.yaml');
-  // Loopback addresses and unprivileged ports so the test needs no root and no real peer.
-  const base = 20000 + (process.pid % 20000);
-  writeFileSync(
-    cfg,
-    `control: { socket: ${sock} }
+// The daemon creates a real TUN device and ESP sockets: it runs as root in a fresh network namespace.
+const daemonSkip = labUnavailable();
+t.test(
+  'twinsecd runs, serves status and stops on SIGTERM',
+  { skip: daemonSkip ? `the daemon needs a network namespace with a TUN device: ${daemonSkip}` : false },
+  async (t) => {
+    const lab = new Lab(t);
+    const ns = await lab.addNamespace('cli');
+    const dir = tempDir(t);
+    const sock = join(dir, 'run', 'control.sock');
+    const cfg = join(dir, 'twinsec.yaml');
+    const tun = `tsw${randomBytes(4).toString('hex')}`;
+    // Loopback addresses in the namespace and unprivileged ports: no real peer needed.
+    const base = 20000 + (process.pid % 20000);
+    writeFileSync(
+      cfg,
+      `tun: { name: ${tun} }
+control: { socket: ${sock} }
 ports: { ike: ${base}, natt: ${base + 1} }
 log: { level: debug }
 connections:
@@ -169,39 +180,49 @@ connections:
     remoteSubnets: [198.19.1.0/24]
     start: listen
 `,
-  );
-  const child: ChildProcess = spawn(process.execPath, [TWINSECD, '--config', cfg], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.on('data', (d) => (stderr += d));
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  t.teardown(() => {
-    child.kill('SIGKILL');
-  });
+    );
+    // `ip netns exec` execs: the child's pid is the daemon's own.
+    const child: ChildProcess = spawn(
+      'ip',
+      ['netns', 'exec', ns, process.execPath, TWINSECD, '--config', cfg],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    t.teardown(() => {
+      child.kill('SIGKILL');
+    });
+    const tunExists = async () =>
+      (await lab.exec(ns, 'ip', ['link', 'show', 'dev', tun], { check: false })).code === 0;
 
-  const deadline = Date.now() + 10_000;
-  while (!existsSync(sock) && child.exitCode === null && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  t.ok(existsSync(sock), 'control socket appears', { stderr });
-  if (!existsSync(sock)) return;
+    const deadline = Date.now() + 10_000;
+    while (!existsSync(sock) && child.exitCode === null && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    t.ok(existsSync(sock), 'control socket appears', { stderr });
+    if (!existsSync(sock)) return;
+    t.ok(await tunExists(), `TUN device ${tun} exists while the daemon runs`);
 
-  const status = await run(TWINSEC, ['--socket', sock, 'status', '--json']);
-  t.equal(status.code, 0, status.stderr);
-  const report = JSON.parse(status.stdout) as StatusReport;
-  t.equal(report.connections.t1?.local, '127.0.0.1');
-  t.same(report.routes, []);
+    const status = await run(TWINSEC, ['--socket', sock, 'status', '--json']);
+    t.equal(status.code, 0, status.stderr);
+    const report = JSON.parse(status.stdout) as StatusReport;
+    t.equal(report.connections.t1?.local, '127.0.0.1');
+    t.same(report.routes, []);
 
-  child.kill('SIGTERM');
-  t.equal(await exited, 0, 'clean exit on SIGTERM');
-  t.notOk(existsSync(sock), 'socket removed on shutdown');
-  t.notMatch(stderr, 'daemon-test-secret', 'PSK never logged');
-  // Not a TTY: JSON lines.
-  const lines = stderr.trim().split('\n');
-  t.ok(
-    lines.every((l) => l.startsWith('{')),
-    'JSON log lines',
-  );
-  t.ok(lines.some((l) => /"msg":"twinsecd [^"]* started/.test(l)));
-});
+    child.kill('SIGTERM');
+    t.equal(await exited, 0, 'clean exit on SIGTERM');
+    t.notOk(existsSync(sock), 'socket removed on shutdown');
+    t.notOk(await tunExists(), `TUN device ${tun} removed on shutdown`);
+    t.notMatch(stderr, 'daemon-test-secret', 'PSK never logged');
+    // Not a TTY: JSON lines.
+    const lines = stderr.trim().split('\n');
+    t.ok(
+      lines.every((l) => l.startsWith('{')),
+      'JSON log lines',
+    );
+    t.ok(lines.some((l) => /"msg":"twinsecd [^"]* started/.test(l)));
+  },
+);
