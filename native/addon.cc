@@ -1,9 +1,11 @@
-// N-API binding for twinsec's native data plane. This issue: the TUN device only.
+// N-API entry point of twinsec's native data plane: the bare TUN helpers (openTun/closeTun) and
+// the ESP engine (createEngine, napi_engine.cc).
 #include <napi.h>
 #include <string.h>
 
 #include <string>
 
+#include "napi_engine.h"
 #include "tun.h"
 
 namespace {
@@ -51,6 +53,10 @@ Napi::Value CloseTun(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openTun", Napi::Function::New(env, OpenTun, "openTun"));
   exports.Set("closeTun", Napi::Function::New(env, CloseTun, "closeTun"));
+  auto* data = new twinsec::AddonData();
+  env.SetInstanceData(data);  // freed by Node when the environment goes away
+  twinsec::InitEngine(env, data);
+  exports.Set("createEngine", Napi::Function::New(env, twinsec::CreateEngine, "createEngine"));
   return exports;
 }
 

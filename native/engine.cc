@@ -1,0 +1,323 @@
+// Engine control path: creation, SA and route installation, counters, IKE sends, shutdown.
+// Everything here runs on the JavaScript thread; the packet loops are in engine_tx.cc and
+// engine_rx.cc.
+#include "engine.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "tun.h"
+
+namespace twinsec {
+
+namespace {
+
+void Wipe(std::vector<uint8_t>* v) {
+  // A volatile store loop the compiler cannot drop, then release: key bytes do not outlive the
+  // crypto contexts that needed them.
+  volatile uint8_t* p = v->data();
+  for (size_t i = 0; i < v->size(); i++) p[i] = 0;
+  v->clear();
+  v->shrink_to_fit();
+}
+
+void WipeKeys(SaConfig* c) {
+  Wipe(&c->encrKeyIn);
+  Wipe(&c->encrKeyOut);
+  Wipe(&c->integKeyIn);
+  Wipe(&c->integKeyOut);
+}
+
+bool SetErr(EngineError* e, int err, std::string msg) {
+  e->err = err;
+  e->message = std::move(msg);
+  return false;
+}
+
+}  // namespace
+
+std::unique_ptr<Engine> Engine::Create(const EngineOptions& opts, EngineSink* sink,
+                                       EngineError* err) {
+  std::unique_ptr<Engine> e(new Engine());
+  e->mtu_ = opts.mtu;
+  e->nattPort_ = opts.nattPort;
+  e->sink_ = sink;
+  e->tables_ = std::make_shared<const Tables>();
+
+  for (const std::string& a : opts.localAddresses) {
+    LocalSocks s;
+    if (!ParseSockAddr(a, opts.nattPort, &s.addr)) {
+      SetErr(err, 0, "localAddresses: not an IP address: " + a);
+      return nullptr;
+    }
+    e->socks_.push_back(s);  // fds opened below; Close() handles a partial set
+  }
+
+  TunResult t = OpenTun(opts.tunName, opts.mtu);
+  if (t.fd < 0) {
+    SetErr(err, t.err, "open TUN " + opts.tunName + ": " + t.step);
+    return nullptr;
+  }
+  e->tun_ = t.fd;
+  e->tunName_ = t.name;
+
+  for (LocalSocks& s : e->socks_) {
+    const std::string where = AddrText(s.addr.sa()) + ":" + std::to_string(opts.nattPort);
+    SockResult u = OpenUdpSocket(s.addr);
+    if (u.fd < 0) {
+      SetErr(err, u.err, "UDP socket " + where + ": " + u.step);
+      e->Close();
+      return nullptr;
+    }
+    s.udp = u.fd;
+    SockResult r = OpenEspSocket(s.addr);
+    if (r.fd < 0) {
+      SetErr(err, r.err, "raw ESP socket " + AddrText(s.addr.sa()) + ": " + r.step);
+      e->Close();
+      return nullptr;
+    }
+    s.esp = r.fd;
+  }
+
+  e->txWake_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  e->rxWake_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (e->txWake_ < 0 || e->rxWake_ < 0) {
+    SetErr(err, errno, "eventfd");
+    e->Close();
+    return nullptr;
+  }
+  Engine* raw = e.get();
+  e->tx_ = std::thread([raw] { RunTx(raw); });
+  e->rx_ = std::thread([raw] { RunRx(raw); });
+  return e;
+}
+
+Engine::~Engine() { Close(); }
+
+void Engine::Wake(int fd) {
+  if (fd < 0) return;
+  uint64_t one = 1;
+  // Cannot fail short of overflowing the counter; a missed wake-up only delays a refresh.
+  ssize_t r = write(fd, &one, sizeof(one));
+  (void)r;
+}
+
+void Engine::Close() {
+  std::lock_guard<std::mutex> lock(ctl_);
+  if (closed_) return;
+  closed_ = true;
+  stop_.store(true, std::memory_order_release);
+  Wake(txWake_);
+  Wake(rxWake_);
+  if (tx_.joinable()) tx_.join();
+  if (rx_.joinable()) rx_.join();
+  for (LocalSocks& s : socks_) {
+    if (s.udp >= 0) close(s.udp);
+    if (s.esp >= 0) close(s.esp);
+    s.udp = s.esp = -1;
+  }
+  // Closing the last fd of a non-persistent TUN device removes the device.
+  if (tun_ >= 0) CloseTun(tun_);
+  tun_ = -1;
+  for (int* fd : {&txWake_, &rxWake_}) {
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+  }
+  Probe p;
+  while (probes_.Pop(&p)) {
+  }
+  std::atomic_store(&tables_, std::make_shared<const Tables>());
+}
+
+int Engine::FindSocket(const std::string& local, EngineError* err) const {
+  SockAddr a;
+  if (!ParseSockAddr(local, 0, &a)) {
+    SetErr(err, 0, "not an IP address: " + local);
+    return -1;
+  }
+  for (size_t i = 0; i < socks_.size(); i++) {
+    if (SameAddr(socks_[i].addr, a)) return static_cast<int>(i);
+  }
+  SetErr(err, 0, "not one of the engine's localAddresses: " + local);
+  return -1;
+}
+
+bool Engine::SendIke(const std::string& local, const std::string& remote, uint16_t remotePort,
+                     const uint8_t* data, size_t len, EngineError* err) {
+  std::lock_guard<std::mutex> lock(ctl_);
+  if (closed_) return SetErr(err, EBADF, "engine closed");
+  int i = FindSocket(local, err);
+  if (i < 0) return false;
+  SockAddr to;
+  if (!ParseSockAddr(remote, remotePort, &to) || to.family() != socks_[i].addr.family())
+    return SetErr(err, 0, "remote is not an address of the local address's family: " + remote);
+  // RFC 3948 §2.2: IKE on the NAT-T port carries four zero bytes where ESP has its SPI.
+  static const uint8_t kMarker[4] = {0, 0, 0, 0};
+  iovec iov[2] = {{const_cast<uint8_t*>(kMarker), 4}, {const_cast<uint8_t*>(data), len}};
+  msghdr m{};
+  m.msg_name = const_cast<sockaddr*>(to.sa());
+  m.msg_namelen = to.len;
+  m.msg_iov = iov;
+  m.msg_iovlen = 2;
+  if (sendmsg(socks_[i].udp, &m, MSG_DONTWAIT) < 0) return SetErr(err, errno, "sendIke");
+  return true;
+}
+
+bool Engine::SendKeepalive(const std::string& local, const std::string& remote, uint16_t remotePort,
+                           EngineError* err) {
+  std::lock_guard<std::mutex> lock(ctl_);
+  if (closed_) return SetErr(err, EBADF, "engine closed");
+  int i = FindSocket(local, err);
+  if (i < 0) return false;
+  SockAddr to;
+  if (!ParseSockAddr(remote, remotePort, &to) || to.family() != socks_[i].addr.family())
+    return SetErr(err, 0, "remote is not an address of the local address's family: " + remote);
+  // RFC 3948 §2.3: a NAT-keepalive is a single 0xFF octet.
+  const uint8_t ka = 0xff;
+  if (sendto(socks_[i].udp, &ka, 1, MSG_DONTWAIT, to.sa(), to.len) < 0)
+    return SetErr(err, errno, "sendKeepalive");
+  return true;
+}
+
+void Engine::Resolve(Tables* t) {
+  t->current.clear();
+  for (auto& kv : t->bySpi) {
+    Sa* sa = kv.second.get();
+    auto it = t->current.find(sa->connection);
+    if (it == t->current.end() || it->second->serial < sa->serial) t->current[sa->connection] = sa;
+  }
+  t->fwd = FwdTable();
+  t->slots.clear();
+  for (const RouteSpec& r : t->routes) {
+    std::vector<Sa*> sas;
+    for (const std::string& c : r.connections) {
+      auto it = t->current.find(c);
+      if (it != t->current.end()) sas.push_back(it->second);
+    }
+    t->fwd.Add(r.destination, static_cast<int>(t->slots.size()));
+    t->slots.push_back(std::move(sas));
+  }
+}
+
+void Engine::Publish(std::shared_ptr<Tables> t) {
+  Resolve(t.get());
+  std::atomic_store(&tables_, std::shared_ptr<const Tables>(std::move(t)));
+  version_.fetch_add(1, std::memory_order_release);
+  // Let idle threads pick the new snapshot up now, so the old one (and the keys of a removed SA)
+  // is released promptly rather than at the next packet.
+  Wake(txWake_);
+  Wake(rxWake_);
+}
+
+bool Engine::InstallSa(SaConfig* cfg, EngineError* err) {
+  struct Wiper {
+    SaConfig* c;
+    ~Wiper() { WipeKeys(c); }
+  } wiper{cfg};
+  std::lock_guard<std::mutex> lock(ctl_);
+  if (closed_) return SetErr(err, EBADF, "engine closed");
+  if (cfg->spiIn == 0 || cfg->spiOut == 0)
+    return SetErr(err, 0, "SPIs 0 are reserved (RFC 4303 §2.1)");
+  int sock = FindSocket(cfg->local, err);
+  if (sock < 0) return false;
+
+  auto sa = std::make_shared<Sa>(cfg->esn);
+  sa->connection = cfg->connection;
+  sa->spiIn = cfg->spiIn;
+  sa->spiOut = cfg->spiOut;
+  sa->esn = cfg->esn;
+  sa->udp = cfg->udp;
+  sa->sockIndex = static_cast<size_t>(sock);
+  // Raw ESP has no ports; ESP-in-UDP goes to the peer's (possibly NAT-mapped) port.
+  if (!ParseSockAddr(cfg->remote, cfg->udp ? cfg->remotePort : 0, &sa->remote) ||
+      sa->remote.family() != socks_[sock].addr.family())
+    return SetErr(err, 0, "remote is not an address of the local address's family: " + cfg->remote);
+  sa->tsLocal = cfg->tsLocal;
+  sa->tsRemote = cfg->tsRemote;
+
+  std::string why;
+  sa->rxCrypto =
+      EspCrypto::Create(cfg->encr, cfg->integ, cfg->encrKeyIn.data(), cfg->encrKeyIn.size(),
+                        cfg->integKeyIn.data(), cfg->integKeyIn.size(), &why);
+  if (!sa->rxCrypto) return SetErr(err, 0, "inbound SA: " + why);
+  sa->txCrypto =
+      EspCrypto::Create(cfg->encr, cfg->integ, cfg->encrKeyOut.data(), cfg->encrKeyOut.size(),
+                        cfg->integKeyOut.data(), cfg->integKeyOut.size(), &why);
+  if (!sa->txCrypto) return SetErr(err, 0, "outbound SA: " + why);
+
+  auto t = std::make_shared<Tables>(*Snapshot());
+  sa->serial = ++serial_;
+  // Reinstalling under the same inbound SPI replaces the pair (counters and replay restart).
+  t->bySpi[sa->spiIn] = std::move(sa);
+  Publish(std::move(t));
+  return true;
+}
+
+void Engine::RemoveSa(uint32_t spiIn) {
+  std::lock_guard<std::mutex> lock(ctl_);
+  if (closed_) return;
+  auto cur = Snapshot();
+  if (cur->bySpi.find(spiIn) == cur->bySpi.end()) return;
+  auto t = std::make_shared<Tables>(*cur);
+  t->bySpi.erase(spiIn);
+  Publish(std::move(t));
+}
+
+void Engine::SetRoutes(std::vector<RouteSpec> routes) {
+  std::lock_guard<std::mutex> lock(ctl_);
+  if (closed_) return;
+  auto t = std::make_shared<Tables>(*Snapshot());
+  t->routes = std::move(routes);
+  Publish(std::move(t));
+}
+
+bool Engine::Counters(uint32_t spiIn, SaCounters* out) const {
+  auto t = Snapshot();
+  auto it = t->bySpi.find(spiIn);
+  if (it == t->bySpi.end()) return false;
+  const Sa& sa = *it->second;
+  out->bytesIn = sa.in.bytes.load(std::memory_order_relaxed);
+  out->packetsIn = sa.in.packets.load(std::memory_order_relaxed);
+  out->bytesOut = sa.out.bytes.load(std::memory_order_relaxed);
+  out->packetsOut = sa.out.packets.load(std::memory_order_relaxed);
+  return true;
+}
+
+void Engine::Drops(uint64_t out[static_cast<int>(Drop::kCount)]) const {
+  for (int i = 0; i < static_cast<int>(Drop::kCount); i++) {
+    out[i] = txDrops_.n[i].load(std::memory_order_relaxed) +
+             rxDrops_.n[i].load(std::memory_order_relaxed) +
+             ctlDrops_.n[i].load(std::memory_order_relaxed);
+  }
+}
+
+bool Engine::InjectProbe(const std::string& connection, const uint8_t* pkt, size_t len) {
+  std::lock_guard<std::mutex> lock(ctl_);
+  if (closed_) return false;
+  auto t = Snapshot();
+  auto it = t->current.find(connection);
+  if (it == t->current.end()) return false;
+  Probe p;
+  p.sa = t->bySpi.at(it->second->spiIn);
+  p.pkt.assign(pkt, pkt + len);
+  if (!probes_.Push(std::move(p))) {
+    ctlDrops_.Count(Drop::kQueue);
+    return false;
+  }
+  Wake(txWake_);
+  return true;
+}
+
+void Engine::WatchProbe(uint16_t icmpId, bool on) {
+  uint64_t bit = uint64_t{1} << (icmpId & 63);
+  if (on)
+    watch_[icmpId >> 6].fetch_or(bit, std::memory_order_relaxed);
+  else
+    watch_[icmpId >> 6].fetch_and(~bit, std::memory_order_relaxed);
+}
+
+}  // namespace twinsec

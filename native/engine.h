@@ -1,0 +1,234 @@
+// The native ESP engine (RFC 4303 tunnel mode, RFC 3948 ESP-in-UDP): a TUN device, sockets, a
+// forwarding table and two packet threads. N-API free, so it can be driven from any C++ caller;
+// addon.cc and napi_engine.cc give it its JavaScript face (src/dataplane/engine-api.ts).
+//
+// Threads:
+//   TX  TUN -> route lookup -> encrypt -> sendmmsg   (also encrypts injected probes)
+//   RX  recvmmsg (UDP + raw ESP) -> replay check -> decrypt -> policy -> TUN   (and IKE, probes)
+// Control calls (install/remove SA, routes, counters) come from one JavaScript thread.
+//
+// Sharing: the packet threads read an immutable `Tables` snapshot published with
+// std::atomic_store and announced by a version counter; each thread re-reads it between batches,
+// never per packet, and drops its reference to the old one then, so an old snapshot (and any SA
+// only it still holds) is freed as soon as no thread can use it. Mutable per-SA state lives in
+// `Sa` objects that snapshots share: the sequence counter is atomic, the replay window and the
+// inbound crypto context belong to the RX thread, the outbound crypto context to the TX thread.
+#ifndef TWINSEC_ENGINE_H_
+#define TWINSEC_ENGINE_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "esp.h"
+#include "fwd.h"
+#include "packet.h"
+#include "replay.h"
+#include "sockets.h"
+
+namespace twinsec {
+
+struct EngineOptions {
+  std::string tunName;
+  int mtu = 1400;
+  uint16_t nattPort = 4500;
+  std::vector<std::string> localAddresses;
+};
+
+// What the packet threads report upwards. Called from the RX thread; must never block: return
+// false when the event cannot be queued (the engine counts it as Drop::kQueue).
+class EngineSink {
+ public:
+  virtual ~EngineSink() = default;
+  // An IKE message (non-ESP marker stripped) that arrived on local:nattPort.
+  virtual bool OnIke(const uint8_t* data, size_t len, const sockaddr* local,
+                     const sockaddr* remote) = 0;
+  // A decrypted ICMP/ICMPv6 echo reply whose identifier is watched; CLOCK_MONOTONIC ns.
+  virtual bool OnProbe(const std::string& connection, const uint8_t* pkt, size_t len,
+                       uint64_t monotonicNs) = 0;
+};
+
+// One CHILD_SA pair as the control plane negotiated it. Key vectors are wiped by the engine once
+// the crypto contexts hold them.
+struct SaConfig {
+  std::string connection;
+  uint32_t spiIn = 0, spiOut = 0;
+  std::string encr, integ;  // strongSwan names; integ "" for AEAD
+  std::vector<uint8_t> encrKeyIn, encrKeyOut, integKeyIn, integKeyOut;
+  bool esn = false;
+  bool udp = true;  // ESP-in-UDP (RFC 3948) or raw ESP (IP protocol 50)
+  std::string local, remote;
+  uint16_t localPort = 0, remotePort = 0;
+  std::vector<Prefix> tsLocal, tsRemote;
+};
+
+struct SaCounters {
+  uint64_t bytesIn = 0, bytesOut = 0, packetsIn = 0, packetsOut = 0;
+};
+
+struct EngineError {
+  int err = 0;          // errno, or 0 for an invalid argument
+  std::string message;  // without the errno text
+};
+
+// Counters written by one thread, read by any: relaxed atomics on their own cache line, so the
+// writer's increments never bounce a line the other packet thread writes.
+struct alignas(64) DirCounters {
+  std::atomic<uint64_t> bytes{0};
+  std::atomic<uint64_t> packets{0};
+};
+
+struct alignas(64) DropCounters {
+  std::atomic<uint64_t> n[static_cast<int>(Drop::kCount)] = {};
+  void Count(Drop d) { n[static_cast<int>(d)].fetch_add(1, std::memory_order_relaxed); }
+};
+
+// An installed SA pair. Immutable fields first, then per-thread state.
+struct Sa {
+  Sa(bool esn) : replay(esn) {}
+
+  std::string connection;
+  uint32_t spiIn = 0, spiOut = 0;
+  bool esn = false;
+  bool udp = true;
+  size_t sockIndex = 0;  // which local address (Engine::socks_) sends it
+  SockAddr remote;
+  std::vector<Prefix> tsLocal, tsRemote;
+  uint64_t serial = 0;  // install order: a connection's newest SA is its current outbound one
+
+  // RX thread only.
+  std::unique_ptr<EspCrypto> rxCrypto;
+  ReplayWindow replay;
+  // TX thread only (it also encrypts the injected probes).
+  std::unique_ptr<EspCrypto> txCrypto;
+
+  alignas(64) std::atomic<uint64_t> seqOut{0};  // last sequence number sent (RFC 4303 §3.3.3)
+  DirCounters in, out;
+};
+
+// An immutable snapshot of everything the packet threads look up.
+struct Tables {
+  std::unordered_map<uint32_t, std::shared_ptr<Sa>> bySpi;  // by inbound SPI; owns the SAs
+  std::unordered_map<std::string, Sa*> current;             // connection -> newest SA
+  std::vector<RouteSpec> routes;                            // as given, re-resolved on SA changes
+  FwdTable fwd;
+  std::vector<std::vector<Sa*>> slots;  // fwd slot -> current SAs of the route's connections
+};
+
+// Single-producer (the JavaScript thread) single-consumer (the TX thread) ring: the TX thread
+// never waits for the producer.
+template <typename T, size_t N>
+class SpscRing {
+ public:
+  bool Push(T&& v) {
+    size_t h = head_.load(std::memory_order_relaxed);
+    if (h - tail_.load(std::memory_order_acquire) == N) return false;
+    slots_[h % N] = std::move(v);
+    head_.store(h + 1, std::memory_order_release);
+    return true;
+  }
+  bool Pop(T* v) {
+    size_t t = tail_.load(std::memory_order_relaxed);
+    if (t == head_.load(std::memory_order_acquire)) return false;
+    *v = std::move(slots_[t % N]);
+    slots_[t % N] = T();
+    tail_.store(t + 1, std::memory_order_release);
+    return true;
+  }
+
+ private:
+  std::array<T, N> slots_;
+  alignas(64) std::atomic<size_t> head_{0};
+  alignas(64) std::atomic<size_t> tail_{0};
+};
+
+class Engine {
+ public:
+  // Creates the TUN device and the sockets and starts the packet threads; nullptr and *err on
+  // failure (nothing left behind).
+  static std::unique_ptr<Engine> Create(const EngineOptions& opts, EngineSink* sink,
+                                        EngineError* err);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  bool SendIke(const std::string& local, const std::string& remote, uint16_t remotePort,
+               const uint8_t* data, size_t len, EngineError* err);
+  bool SendKeepalive(const std::string& local, const std::string& remote, uint16_t remotePort,
+                     EngineError* err);
+  bool InstallSa(SaConfig* cfg, EngineError* err);
+  void RemoveSa(uint32_t spiIn);
+  void SetRoutes(std::vector<RouteSpec> routes);
+  bool Counters(uint32_t spiIn, SaCounters* out) const;
+  void Drops(uint64_t out[static_cast<int>(Drop::kCount)]) const;
+  // False when the connection has no outbound SA or the probe queue is full.
+  bool InjectProbe(const std::string& connection, const uint8_t* pkt, size_t len);
+  void WatchProbe(uint16_t icmpId, bool on);
+  // Stops the threads, closes the sockets and the TUN (which removes the device). Idempotent.
+  void Close();
+
+  const std::string& tunName() const { return tunName_; }
+  bool closed() const { return closed_; }
+
+  static constexpr size_t kBatch = 64;         // packets per recvmmsg/sendmmsg
+  static constexpr size_t kProbeQueue = 64;    // injected probes waiting for the TX thread
+  static constexpr size_t kMaxPacket = 65536;  // largest datagram / TUN read
+
+ private:
+  struct LocalSocks {
+    SockAddr addr;
+    int udp = -1;
+    int esp = -1;
+  };
+  struct Probe {
+    std::shared_ptr<Sa> sa;
+    std::vector<uint8_t> pkt;
+  };
+  class TxPath;                  // engine_tx.cc
+  class RxPath;                  // engine_rx.cc
+  static void RunTx(Engine* e);  // thread bodies
+  static void RunRx(Engine* e);
+
+  Engine() = default;
+  void Publish(std::shared_ptr<Tables> t);  // control mutex held
+  static void Resolve(Tables* t);           // current SAs and route slots from bySpi + routes
+  std::shared_ptr<const Tables> Snapshot() const { return std::atomic_load(&tables_); }
+  int FindSocket(const std::string& local, EngineError* err) const;
+  bool Watched(uint16_t id) const {
+    return (watch_[id >> 6].load(std::memory_order_relaxed) >> (id & 63)) & 1;
+  }
+  void Wake(int fd);
+
+  std::string tunName_;
+  int mtu_ = 0;
+  uint16_t nattPort_ = 0;
+  int tun_ = -1;
+  int txWake_ = -1, rxWake_ = -1;  // eventfds: stop, new tables, probes
+  std::vector<LocalSocks> socks_;
+  EngineSink* sink_ = nullptr;
+
+  mutable std::mutex ctl_;  // serialises control calls; never taken by the packet threads
+  std::shared_ptr<const Tables> tables_;
+  std::atomic<uint64_t> version_{0};
+  uint64_t serial_ = 0;
+
+  SpscRing<Probe, kProbeQueue> probes_;
+  std::array<std::atomic<uint64_t>, 65536 / 64> watch_{};  // echo ids watched by probes
+  DropCounters txDrops_, rxDrops_, ctlDrops_;
+
+  std::atomic<bool> stop_{false};
+  std::thread tx_, rx_;
+  bool closed_ = false;
+};
+
+}  // namespace twinsec
+
+#endif  // TWINSEC_ENGINE_H_

@@ -1,0 +1,211 @@
+// The RX thread: recvmmsg on every UDP (NAT-T) and raw ESP socket -> SPI lookup -> replay check
+// -> verify and decrypt -> replay update -> traffic selector check -> TUN. IKE datagrams and
+// watched probe replies go up through the EngineSink instead.
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine.h"
+
+namespace twinsec {
+
+class Engine::RxPath {
+ public:
+  explicit RxPath(Engine* e)
+      : e_(e), bufs_(new uint8_t[kBatch * kMaxPacket]), out_(new uint8_t[kMaxPacket]) {
+    for (size_t i = 0; i < kBatch; i++) {
+      iov_[i].iov_base = bufs_.get() + i * kMaxPacket;
+      iov_[i].iov_len = kMaxPacket;
+    }
+  }
+
+  void Run();
+
+ private:
+  static constexpr uint64_t kWakeTag = ~uint64_t{0};
+  // recvmmsg rounds per socket per wake-up: the others get a turn, epoll reports it again.
+  static constexpr int kRounds = 16;
+
+  void Refresh();
+  void Drain(size_t sock, bool esp);
+  void Datagram(size_t sock, bool esp, uint8_t* d, size_t len, const sockaddr* from, uint64_t ns);
+  void Esp(const uint8_t* d, size_t len, uint64_t ns);
+  bool Allowed(const Sa& sa, const InnerInfo& info) const;
+  void Count(Drop d) { e_->rxDrops_.Count(d); }
+
+  Engine* e_;
+  std::shared_ptr<const Tables> t_;
+  uint64_t ver_ = ~uint64_t{0};
+  std::unique_ptr<uint8_t[]> bufs_;  // kBatch datagrams
+  std::unique_ptr<uint8_t[]> out_;   // the decrypted packet on its way to the TUN
+  mmsghdr msgs_[kBatch];
+  iovec iov_[kBatch];
+  sockaddr_storage from_[kBatch];
+};
+
+void Engine::RunRx(Engine* e) {
+  std::unique_ptr<RxPath> rx(new RxPath(e));
+  rx->Run();
+}
+
+namespace {
+
+uint64_t MonotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
+}  // namespace
+
+void Engine::RxPath::Refresh() {
+  uint64_t v = e_->version_.load(std::memory_order_acquire);
+  if (v == ver_) return;
+  t_ = std::atomic_load(&e_->tables_);
+  ver_ = v;
+}
+
+void Engine::RxPath::Run() {
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0) return;
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  for (size_t i = 0; i < e_->socks_.size(); i++) {
+    ev.data.u64 = i * 2;
+    epoll_ctl(ep, EPOLL_CTL_ADD, e_->socks_[i].udp, &ev);
+    ev.data.u64 = i * 2 + 1;
+    epoll_ctl(ep, EPOLL_CTL_ADD, e_->socks_[i].esp, &ev);
+  }
+  ev.data.u64 = kWakeTag;
+  epoll_ctl(ep, EPOLL_CTL_ADD, e_->rxWake_, &ev);
+  while (!e_->stop_.load(std::memory_order_acquire)) {
+    epoll_event evs[16];
+    int k = epoll_wait(ep, evs, 16, -1);
+    if (k < 0 && errno != EINTR) break;
+    if (e_->stop_.load(std::memory_order_acquire)) break;
+    Refresh();
+    for (int i = 0; i < k; i++) {
+      uint64_t tag = evs[i].data.u64;
+      if (tag == kWakeTag) {
+        uint64_t v;
+        ssize_t r = read(e_->rxWake_, &v, sizeof(v));
+        (void)r;
+        continue;
+      }
+      Drain(static_cast<size_t>(tag / 2), (tag & 1) != 0);
+    }
+  }
+  close(ep);
+  t_.reset();
+}
+
+void Engine::RxPath::Drain(size_t sock, bool esp) {
+  const LocalSocks& s = e_->socks_[sock];
+  int fd = esp ? s.esp : s.udp;
+  for (int round = 0; round < kRounds; round++) {
+    for (size_t i = 0; i < kBatch; i++) {
+      msghdr& m = msgs_[i].msg_hdr;
+      m = msghdr();
+      m.msg_name = &from_[i];
+      m.msg_namelen = sizeof(from_[i]);
+      m.msg_iov = &iov_[i];
+      m.msg_iovlen = 1;
+    }
+    int k = recvmmsg(fd, msgs_, kBatch, MSG_DONTWAIT, nullptr);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return;
+    uint64_t ns = MonotonicNs();
+    for (int i = 0; i < k; i++) {
+      if (msgs_[i].msg_hdr.msg_flags & MSG_TRUNC) {
+        Count(Drop::kMalformed);
+        continue;
+      }
+      Datagram(sock, esp, static_cast<uint8_t*>(iov_[i].iov_base), msgs_[i].msg_len,
+               reinterpret_cast<const sockaddr*>(&from_[i]), ns);
+    }
+    if (static_cast<size_t>(k) < kBatch || e_->stop_.load(std::memory_order_relaxed)) return;
+    Refresh();
+  }
+}
+
+void Engine::RxPath::Datagram(size_t sock, bool esp, uint8_t* d, size_t len, const sockaddr* from,
+                              uint64_t ns) {
+  const LocalSocks& s = e_->socks_[sock];
+  if (!esp) {
+    // RFC 3948 §2.3: a one-octet 0xFF datagram is a NAT-keepalive; it only refreshes the NAT.
+    if (len == 1 && d[0] == 0xff) return;
+    // RFC 3948 §2.2: four zero octets where the SPI would be mark IKE (SPI 0 is reserved).
+    if (len >= 4 && d[0] == 0 && d[1] == 0 && d[2] == 0 && d[3] == 0) {
+      if (len == 4) return Count(Drop::kMalformed);
+      if (!e_->sink_->OnIke(d + 4, len - 4, s.addr.sa(), from)) Count(Drop::kQueue);
+      return;
+    }
+  } else if (s.addr.family() == AF_INET) {
+    // IPv4 raw sockets deliver the IP header (raw(7)); IPv6 ones do not.
+    if (len < 20 || (d[0] >> 4) != 4) return Count(Drop::kMalformed);
+    size_t ihl = size_t(d[0] & 0x0f) * 4;
+    if (ihl < 20 || ihl > len) return Count(Drop::kMalformed);
+    d += ihl;
+    len -= ihl;
+  }
+  Esp(d, len, ns);
+}
+
+bool Engine::RxPath::Allowed(const Sa& sa, const InnerInfo& info) const {
+  // RFC 4301 §5.2: after decryption the inner header must match the SA's selectors.
+  bool src = false, dst = false;
+  for (const Prefix& p : sa.tsRemote) {
+    if (PrefixContains(p, info.src, info.family)) {
+      src = true;
+      break;
+    }
+  }
+  if (!src) return false;
+  for (const Prefix& p : sa.tsLocal) {
+    if (PrefixContains(p, info.dst, info.family)) {
+      dst = true;
+      break;
+    }
+  }
+  return dst;
+}
+
+void Engine::RxPath::Esp(const uint8_t* d, size_t len, uint64_t ns) {
+  uint32_t spi, seqLow;
+  if (!EspHeader(d, len, &spi, &seqLow)) return Count(Drop::kMalformed);
+  auto it = t_->bySpi.find(spi);
+  if (it == t_->bySpi.end()) return Count(Drop::kNoSa);
+  Sa& sa = *it->second;
+  // RFC 4303 §3.4.3: the replay check comes before the (costly) integrity check, the window
+  // update only after it, so forged packets cannot move the window.
+  uint64_t seq;
+  if (!sa.replay.Check(seqLow, &seq)) return Count(Drop::kReplay);
+  uint8_t nh = 0;
+  Drop why = Drop::kNone;
+  uint8_t* out = out_.get();
+  ssize_t n = sa.rxCrypto->Decrypt(d, len, seq, sa.esn, out, kMaxPacket, &nh, &why);
+  if (n < 0) return Count(why == Drop::kNone ? Drop::kMalformed : why);
+  sa.replay.Update(seq);
+  if (nh == 59) return;  // RFC 4303 §2.6: a dummy (traffic flow confidentiality) packet
+  InnerInfo info;
+  if ((nh != 4 && nh != 41) || !ParseInner(out, static_cast<size_t>(n), &info) ||
+      info.family != (nh == 4 ? kFamily4 : kFamily6))
+    return Count(Drop::kMalformed);
+  if (!Allowed(sa, info)) return Count(Drop::kPolicy);
+  sa.in.bytes.fetch_add(info.totalLen, std::memory_order_relaxed);
+  sa.in.packets.fetch_add(1, std::memory_order_relaxed);
+  // Echo replies to our own health probes end here, stamped with their arrival time.
+  bool reply =
+      (info.proto == 1 && info.icmpType == 0) || (info.proto == 58 && info.icmpType == 129);
+  if (reply && !info.fragment && e_->Watched(info.icmpId)) {
+    if (!e_->sink_->OnProbe(sa.connection, out, info.totalLen, ns)) Count(Drop::kQueue);
+    return;
+  }
+  // Only the inner packet: TFC padding after it (RFC 4303 §2.7) is not written.
+  if (write(e_->tun_, out, info.totalLen) < 0) Count(Drop::kQueue);
+}
+
+}  // namespace twinsec

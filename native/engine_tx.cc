@@ -1,0 +1,253 @@
+// The TX thread: TUN -> longest prefix match -> connection's current SA -> ESP -> sendmmsg.
+// One TUN read per packet (a TUN queue gives one packet per read), up to kBatch packets per
+// sendmmsg, reads until EAGAIN per wake-up. No allocation, lock or table lookup by name per
+// packet.
+#include <errno.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "engine.h"
+
+namespace twinsec {
+
+class Engine::TxPath {
+ public:
+  explicit TxPath(Engine* e)
+      : e_(e),
+        in_(new uint8_t[kMaxPacket]),
+        slotSize_(kMaxPacket + 512),  // any inner packet plus the largest ESP overhead
+        out_(new uint8_t[kBatch * slotSize_]) {}
+
+  void Run();
+
+ private:
+  void Refresh();
+  void ReadTun();
+  void Packet(const uint8_t* p, size_t len);
+  void DrainProbes();
+  ssize_t Encrypt(Sa* sa, int family, const uint8_t* p, size_t len, uint8_t* out);
+  void TooBig(const uint8_t* p, size_t len, int family);
+  int SocketOf(const Sa* sa) const {
+    const LocalSocks& s = e_->socks_[sa->sockIndex];
+    return sa->udp ? s.udp : s.esp;
+  }
+  void Flush();
+  void SendRun(size_t from, size_t to);
+  void Count(Drop d) { e_->txDrops_.Count(d); }
+
+  Engine* e_;
+  std::shared_ptr<const Tables> t_;
+  uint64_t ver_ = ~uint64_t{0};
+  std::unique_ptr<uint8_t[]> in_;
+  size_t slotSize_;
+  std::unique_ptr<uint8_t[]> out_;  // kBatch slots of slotSize_
+  struct Pending {
+    int fd;
+    Sa* sa;  // kept alive by t_, which is not refreshed while packets are pending
+    size_t innerLen;
+  };
+  Pending pend_[kBatch];
+  mmsghdr msgs_[kBatch];
+  iovec iov_[kBatch];
+  size_t n_ = 0;
+  uint8_t icmp_[kIcmp6ErrorMax];
+};
+
+void Engine::RunTx(Engine* e) {
+  std::unique_ptr<TxPath> tx(new TxPath(e));
+  tx->Run();
+}
+
+void Engine::TxPath::Refresh() {
+  uint64_t v = e_->version_.load(std::memory_order_acquire);
+  if (v == ver_) return;
+  t_ = std::atomic_load(&e_->tables_);
+  ver_ = v;
+}
+
+void Engine::TxPath::Run() {
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0) return;
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u32 = 0;
+  epoll_ctl(ep, EPOLL_CTL_ADD, e_->tun_, &ev);
+  ev.data.u32 = 1;
+  epoll_ctl(ep, EPOLL_CTL_ADD, e_->txWake_, &ev);
+  while (!e_->stop_.load(std::memory_order_acquire)) {
+    epoll_event evs[2];
+    int k = epoll_wait(ep, evs, 2, -1);
+    if (k < 0 && errno != EINTR) break;
+    for (int i = 0; i < k; i++) {
+      if (evs[i].data.u32 == 1) {
+        uint64_t v;
+        ssize_t r = read(e_->txWake_, &v, sizeof(v));
+        (void)r;
+      }
+    }
+    if (e_->stop_.load(std::memory_order_acquire)) break;
+    Refresh();
+    DrainProbes();
+    ReadTun();
+  }
+  close(ep);
+  t_.reset();
+}
+
+void Engine::TxPath::ReadTun() {
+  for (;;) {
+    bool empty = false;
+    size_t got = 0;
+    while (got < kBatch) {
+      ssize_t r = read(e_->tun_, in_.get(), kMaxPacket);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        empty = true;  // EAGAIN (or a dead device): wait for epoll
+        break;
+      }
+      got++;
+      Packet(in_.get(), static_cast<size_t>(r));
+    }
+    Flush();
+    if (empty || e_->stop_.load(std::memory_order_relaxed)) return;
+    // A long burst: let table changes and probes in between batches.
+    Refresh();
+    DrainProbes();
+  }
+}
+
+ssize_t Engine::TxPath::Encrypt(Sa* sa, int family, const uint8_t* p, size_t len, uint8_t* out) {
+  uint64_t seq = sa->seqOut.fetch_add(1, std::memory_order_relaxed) + 1;
+  // RFC 4303 §3.3.3: without ESN the counter must not cycle; the SA is used up until the control
+  // plane rekeys it.
+  if (!sa->esn && seq > 0xffffffffull) {
+    Count(Drop::kNoSa);
+    return -1;
+  }
+  // RFC 4303 §2.6 / RFC 4301: next header 4 (IPv4) or 41 (IPv6) in tunnel mode.
+  uint8_t nh = family == kFamily4 ? 4 : 41;
+  ssize_t r = sa->txCrypto->Encrypt(sa->spiOut, seq, sa->esn, nh, p, len, out, slotSize_);
+  if (r < 0) Count(Drop::kMalformed);
+  return r;
+}
+
+void Engine::TxPath::TooBig(const uint8_t* p, size_t len, int family) {
+  // The tunnel endpoint acts as the router whose next hop is too small: RFC 1191 §4 (IPv4, only
+  // with DF) and RFC 8201 / RFC 4443 §3.2 (IPv6, always). Sent back into the TUN so the sending
+  // host (local or behind us) lowers its path MTU.
+  size_t n = family == kFamily4 ? BuildIcmpFragNeeded(p, len, static_cast<uint16_t>(e_->mtu_),
+                                                      nullptr, icmp_, sizeof(icmp_))
+                                : BuildIcmp6TooBig(p, len, static_cast<uint32_t>(e_->mtu_), nullptr,
+                                                   icmp_, sizeof(icmp_));
+  if (n > 0) {
+    ssize_t r = write(e_->tun_, icmp_, n);
+    (void)r;
+  }
+}
+
+void Engine::TxPath::Packet(const uint8_t* p, size_t len) {
+  InnerInfo info;
+  if (!ParseInner(p, len, &info)) return Count(Drop::kMalformed);
+  int slot = t_->fwd.Lookup(info.family, info.dst);
+  if (slot < 0) return Count(Drop::kNoRoute);
+  const std::vector<Sa*>& sas = t_->slots[static_cast<size_t>(slot)];
+  if (sas.empty()) return Count(Drop::kNoSa);
+  // Several connections share a prefix by flow, so that one flow's packets stay in order.
+  Sa* sa = sas.size() == 1 ? sas[0] : sas[FlowHash(info) % sas.size()];
+  if (info.totalLen > static_cast<size_t>(e_->mtu_) && info.df) {
+    // Without DF the packet goes on and the outer datagram is fragmented (IP_PMTUDISC_DONT).
+    TooBig(p, len, info.family);
+    return Count(Drop::kMtu);
+  }
+  if (n_ == kBatch) Flush();
+  uint8_t* out = out_.get() + n_ * slotSize_;
+  ssize_t r = Encrypt(sa, info.family, p, info.totalLen, out);
+  if (r < 0) return;
+  Pending& pd = pend_[n_];
+  pd.fd = SocketOf(sa);
+  pd.sa = sa;
+  pd.innerLen = info.totalLen;
+  iov_[n_].iov_base = out;
+  iov_[n_].iov_len = static_cast<size_t>(r);
+  msghdr& m = msgs_[n_].msg_hdr;
+  m = msghdr();
+  m.msg_name = &sa->remote.ss;
+  m.msg_namelen = sa->remote.len;
+  m.msg_iov = &iov_[n_];
+  m.msg_iovlen = 1;
+  n_++;
+}
+
+void Engine::TxPath::DrainProbes() {
+  Probe pr;
+  // Probes are rare and small: encrypt and send each on its own, outside any batch (n_ is 0
+  // here, so slot 0 is free).
+  while (e_->probes_.Pop(&pr)) {
+    InnerInfo info;
+    if (!ParseInner(pr.pkt.data(), pr.pkt.size(), &info)) {
+      Count(Drop::kMalformed);
+      continue;
+    }
+    Sa* sa = pr.sa.get();
+    ssize_t r = Encrypt(sa, info.family, pr.pkt.data(), info.totalLen, out_.get());
+    if (r < 0) continue;
+    if (sendto(SocketOf(sa), out_.get(), static_cast<size_t>(r), MSG_DONTWAIT, sa->remote.sa(),
+               sa->remote.len) < 0) {
+      Count(Drop::kQueue);
+      continue;
+    }
+    sa->out.bytes.fetch_add(info.totalLen, std::memory_order_relaxed);
+    sa->out.packets.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void Engine::TxPath::Flush() {
+  size_t i = 0;
+  while (i < n_) {
+    size_t j = i + 1;
+    while (j < n_ && pend_[j].fd == pend_[i].fd) j++;
+    SendRun(i, j);
+    i = j;
+  }
+  n_ = 0;
+}
+
+void Engine::TxPath::SendRun(size_t from, size_t to) {
+  int fd = pend_[from].fd;
+  size_t k = from;
+  int waits = 0;
+  while (k < to) {
+    int r = sendmmsg(fd, &msgs_[k], static_cast<unsigned>(to - k), 0);
+    if (r > 0) {
+      for (size_t i = k; i < k + static_cast<size_t>(r); i++) {
+        pend_[i].sa->out.bytes.fetch_add(pend_[i].innerLen, std::memory_order_relaxed);
+        pend_[i].sa->out.packets.fetch_add(1, std::memory_order_relaxed);
+      }
+      k += static_cast<size_t>(r);
+      continue;
+    }
+    int err = errno;
+    if (err == EINTR) continue;
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+      // Socket buffer full: wait a little (back-pressure towards the TUN queue, which the kernel
+      // bounds), but never long enough to hold up shutdown or build seconds of queue.
+      pollfd pfd{fd, POLLOUT, 0};
+      if (waits++ < 5 && !e_->stop_.load(std::memory_order_relaxed) && poll(&pfd, 1, 10) > 0)
+        continue;
+      for (; k < to; k++) Count(Drop::kQueue);
+      return;
+    }
+    // The first message of the run failed on its own (the rest may go): count it and move on.
+    if (err == EMSGSIZE)
+      Count(Drop::kMtu);
+    else if (err == ENETUNREACH || err == EHOSTUNREACH || err == EADDRNOTAVAIL || err == EPERM)
+      Count(Drop::kNoRoute);
+    else
+      Count(Drop::kQueue);
+    k++;
+  }
+}
+
+}  // namespace twinsec

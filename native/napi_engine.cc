@@ -1,0 +1,468 @@
+// JavaScript face of the ESP engine: createEngine(opts) -> NativeEngine, exactly as
+// src/dataplane/engine-api.ts declares it. Validates every argument (TypeError naming the field),
+// copies key buffers (never logged, wiped once the crypto contexts hold them), turns errno
+// failures into Errors carrying `errno`, and brings IKE messages and probe replies from the RX
+// thread to JavaScript through one thread-safe function whose queue is bounded: when it is full
+// the event is dropped and counted (Drop::kQueue), the packet thread never waits for JavaScript.
+#include "napi_engine.h"
+
+#include <string.h>
+
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine.h"
+
+namespace twinsec {
+
+namespace {
+
+constexpr size_t kEventQueue = 256;  // IKE messages + probe replies waiting for the JS thread
+
+struct Event {
+  bool probe = false;
+  std::vector<uint8_t> data;
+  std::string a, b;  // IKE: local, remote address. Probe: connection.
+  uint16_t aPort = 0, bPort = 0;
+  uint64_t ns = 0;
+};
+
+struct JsCallbacks {
+  Napi::FunctionReference onIke, onProbe;
+};
+
+void CallJs(Napi::Env env, Napi::Function, JsCallbacks* cb, Event* raw) {
+  std::unique_ptr<Event> ev(raw);
+  if (env == nullptr || cb == nullptr || ev == nullptr) return;  // being torn down
+  Napi::HandleScope scope(env);
+  Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::Copy(env, ev->data.data(), ev->data.size());
+  if (ev->probe) {
+    cb->onProbe.Call({Napi::String::New(env, ev->a), buf, Napi::BigInt::New(env, ev->ns)});
+  } else {
+    cb->onIke.Call({buf, Napi::String::New(env, ev->a), Napi::Number::New(env, ev->aPort),
+                    Napi::String::New(env, ev->b), Napi::Number::New(env, ev->bPort)});
+  }
+}
+
+using Tsfn = Napi::TypedThreadSafeFunction<JsCallbacks, Event, CallJs>;
+
+class Sink : public EngineSink {
+ public:
+  Tsfn tsfn;
+
+  bool OnIke(const uint8_t* data, size_t len, const sockaddr* local,
+             const sockaddr* remote) override {
+    auto ev = std::make_unique<Event>();
+    ev->data.assign(data, data + len);
+    ev->a = AddrText(local);
+    ev->aPort = AddrPort(local);
+    ev->b = AddrText(remote);
+    ev->bPort = AddrPort(remote);
+    return Post(std::move(ev));
+  }
+
+  bool OnProbe(const std::string& connection, const uint8_t* pkt, size_t len,
+               uint64_t monotonicNs) override {
+    auto ev = std::make_unique<Event>();
+    ev->probe = true;
+    ev->data.assign(pkt, pkt + len);
+    ev->a = connection;
+    ev->ns = monotonicNs;
+    return Post(std::move(ev));
+  }
+
+ private:
+  bool Post(std::unique_ptr<Event> ev) {
+    // Non-blocking: napi_queue_full (or a closing function) drops the event.
+    if (tsfn.NonBlockingCall(ev.get()) != napi_ok) return false;
+    ev.release();
+    return true;
+  }
+};
+
+// ---- argument validation ----------------------------------------------------------------------
+
+bool TypeErr(Napi::Env env, const std::string& msg) {
+  Napi::TypeError::New(env, msg).ThrowAsJavaScriptException();
+  return false;
+}
+
+Napi::Value ThrowType(Napi::Env env, const std::string& msg) {
+  TypeErr(env, msg);
+  return env.Undefined();
+}
+
+void ThrowEngineError(Napi::Env env, const std::string& what, const EngineError& e) {
+  if (e.err == 0) {
+    TypeErr(env, what + ": " + e.message);
+    return;
+  }
+  Napi::Error err = Napi::Error::New(env, what + ": " + e.message + ": " + strerror(e.err));
+  err.Set("errno", Napi::Number::New(env, e.err));
+  err.Set("code", Napi::String::New(env, "ERR_NATIVE"));
+  err.ThrowAsJavaScriptException();
+}
+
+bool GetString(Napi::Env env, Napi::Value v, const std::string& name, std::string* out) {
+  if (!v.IsString()) return TypeErr(env, name + " must be a string");
+  *out = v.As<Napi::String>().Utf8Value();
+  return true;
+}
+
+bool GetUint(Napi::Env env, Napi::Value v, const std::string& name, double min, double max,
+             double* out) {
+  if (!v.IsNumber()) return TypeErr(env, name + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || std::floor(d) != d || d < min || d > max) {
+    return TypeErr(env, name + " must be an integer in " + std::to_string(uint64_t(min)) + ".." +
+                            std::to_string(uint64_t(max)));
+  }
+  *out = d;
+  return true;
+}
+
+bool GetBytes(Napi::Env env, Napi::Value v, const std::string& name, bool nullable,
+              std::vector<uint8_t>* out) {
+  out->clear();
+  if (nullable && (v.IsNull() || v.IsUndefined())) return true;
+  if (!v.IsBuffer())
+    return TypeErr(env, name + (nullable ? " must be a Buffer or null" : " must be a Buffer"));
+  auto b = v.As<Napi::Buffer<uint8_t>>();
+  out->assign(b.Data(), b.Data() + b.Length());
+  return true;
+}
+
+bool GetStrings(Napi::Env env, Napi::Value v, const std::string& name,
+                std::vector<std::string>* out) {
+  if (!v.IsArray()) return TypeErr(env, name + " must be an array of strings");
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    std::string s;
+    if (!GetString(env, a.Get(i), name + "[" + std::to_string(i) + "]", &s)) return false;
+    out->push_back(std::move(s));
+  }
+  return true;
+}
+
+bool GetPrefixes(Napi::Env env, Napi::Value v, const std::string& name, std::vector<Prefix>* out) {
+  std::vector<std::string> cidrs;
+  if (!GetStrings(env, v, name, &cidrs)) return false;
+  for (const std::string& c : cidrs) {
+    Prefix p;
+    if (!ParsePrefix(c, &p)) return TypeErr(env, name + ": not a CIDR prefix: " + c);
+    out->push_back(p);
+  }
+  return true;
+}
+
+bool GetFunction(Napi::Env env, Napi::Value v, const std::string& name, Napi::Function* out) {
+  if (!v.IsFunction()) return TypeErr(env, name + " must be a function");
+  *out = v.As<Napi::Function>();
+  return true;
+}
+
+bool ParseSa(Napi::Env env, Napi::Value v, SaConfig* c) {
+  if (!v.IsObject()) return TypeErr(env, "installSa(sa): sa must be an object");
+  Napi::Object o = v.As<Napi::Object>();
+  double n;
+  std::string encap;
+  if (!GetString(env, o.Get("connection"), "sa.connection", &c->connection)) return false;
+  if (!GetUint(env, o.Get("spiIn"), "sa.spiIn", 1, 4294967295.0, &n)) return false;
+  c->spiIn = static_cast<uint32_t>(n);
+  if (!GetUint(env, o.Get("spiOut"), "sa.spiOut", 1, 4294967295.0, &n)) return false;
+  c->spiOut = static_cast<uint32_t>(n);
+  if (!GetString(env, o.Get("encr"), "sa.encr", &c->encr)) return false;
+  Napi::Value integ = o.Get("integ");
+  if (!integ.IsNull() && !integ.IsUndefined() && !GetString(env, integ, "sa.integ", &c->integ))
+    return false;
+  if (!GetBytes(env, o.Get("encrKeyIn"), "sa.encrKeyIn", false, &c->encrKeyIn) ||
+      !GetBytes(env, o.Get("encrKeyOut"), "sa.encrKeyOut", false, &c->encrKeyOut) ||
+      !GetBytes(env, o.Get("integKeyIn"), "sa.integKeyIn", true, &c->integKeyIn) ||
+      !GetBytes(env, o.Get("integKeyOut"), "sa.integKeyOut", true, &c->integKeyOut))
+    return false;
+  Napi::Value esn = o.Get("esn");
+  if (!esn.IsBoolean()) return TypeErr(env, "sa.esn must be a boolean");
+  c->esn = esn.As<Napi::Boolean>().Value();
+  if (!GetString(env, o.Get("encapsulation"), "sa.encapsulation", &encap)) return false;
+  if (encap != "udp" && encap != "esp")
+    return TypeErr(env, "sa.encapsulation must be 'udp' or 'esp'");
+  c->udp = encap == "udp";
+  if (!GetString(env, o.Get("local"), "sa.local", &c->local) ||
+      !GetString(env, o.Get("remote"), "sa.remote", &c->remote))
+    return false;
+  if (!GetUint(env, o.Get("localPort"), "sa.localPort", 0, 65535, &n)) return false;
+  c->localPort = static_cast<uint16_t>(n);
+  if (!GetUint(env, o.Get("remotePort"), "sa.remotePort", c->udp ? 1 : 0, 65535, &n)) return false;
+  c->remotePort = static_cast<uint16_t>(n);
+  return GetPrefixes(env, o.Get("tsLocal"), "sa.tsLocal", &c->tsLocal) &&
+         GetPrefixes(env, o.Get("tsRemote"), "sa.tsRemote", &c->tsRemote);
+}
+
+// ---- the NativeEngine object ------------------------------------------------------------------
+
+class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativeEngine",
+                       {InstanceMethod("sendIke", &EngineWrap::SendIke),
+                        InstanceMethod("sendKeepalive", &EngineWrap::SendKeepalive),
+                        InstanceMethod("installSa", &EngineWrap::InstallSa),
+                        InstanceMethod("removeSa", &EngineWrap::RemoveSa),
+                        InstanceMethod("setRoutes", &EngineWrap::SetRoutes),
+                        InstanceMethod("counters", &EngineWrap::Counters),
+                        InstanceMethod("drops", &EngineWrap::Drops),
+                        InstanceMethod("injectProbe", &EngineWrap::InjectProbe),
+                        InstanceMethod("watchProbe", &EngineWrap::WatchProbe),
+                        InstanceMethod("close", &EngineWrap::Close)});
+  }
+
+  explicit EngineWrap(const Napi::CallbackInfo& info);
+  ~EngineWrap() override { Shutdown(false); }
+
+ private:
+  bool Usable(Napi::Env env, const char* what) {
+    if (engine_ && !engine_->closed()) return true;
+    Napi::Error::New(env, std::string(what) + ": engine is closed").ThrowAsJavaScriptException();
+    return false;
+  }
+  // Stops the engine; `release` gives the thread-safe function back (not at environment
+  // teardown, where Node finalizes it itself).
+  void Shutdown(bool release);
+  static void OnEnvCleanup(void* arg) {
+    auto* self = static_cast<EngineWrap*>(arg);
+    self->hook_ = false;
+    self->Shutdown(false);
+  }
+
+  Napi::Value SendIke(const Napi::CallbackInfo& info);
+  Napi::Value SendKeepalive(const Napi::CallbackInfo& info);
+  Napi::Value InstallSa(const Napi::CallbackInfo& info);
+  Napi::Value RemoveSa(const Napi::CallbackInfo& info);
+  Napi::Value SetRoutes(const Napi::CallbackInfo& info);
+  Napi::Value Counters(const Napi::CallbackInfo& info);
+  Napi::Value Drops(const Napi::CallbackInfo& info);
+  Napi::Value InjectProbe(const Napi::CallbackInfo& info);
+  Napi::Value WatchProbe(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+
+  napi_env env_ = nullptr;
+  std::unique_ptr<Sink> sink_;
+  std::unique_ptr<Engine> engine_;
+  bool tsfnLive_ = false;
+  bool hook_ = false;
+  bool referenced_ = false;
+};
+
+EngineWrap::EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
+  Napi::Env env = info.Env();
+  env_ = env;
+  if (info.Length() < 1 || !info[0].IsObject()) {
+    TypeErr(env, "createEngine(opts): opts must be an object");
+    return;
+  }
+  Napi::Object o = info[0].As<Napi::Object>();
+  EngineOptions opts;
+  double n;
+  Napi::Function onIke, onProbe;
+  if (!GetString(env, o.Get("tunName"), "opts.tunName", &opts.tunName) ||
+      !GetUint(env, o.Get("mtu"), "opts.mtu", 68, 65535, &n))
+    return;
+  opts.mtu = static_cast<int>(n);
+  if (!GetUint(env, o.Get("nattPort"), "opts.nattPort", 1, 65535, &n)) return;
+  opts.nattPort = static_cast<uint16_t>(n);
+  if (!GetStrings(env, o.Get("localAddresses"), "opts.localAddresses", &opts.localAddresses) ||
+      !GetFunction(env, o.Get("onIke"), "opts.onIke", &onIke) ||
+      !GetFunction(env, o.Get("onProbe"), "opts.onProbe", &onProbe))
+    return;
+
+  auto* cbs = new JsCallbacks();
+  cbs->onIke = Napi::Persistent(onIke);
+  cbs->onProbe = Napi::Persistent(onProbe);
+  sink_ = std::make_unique<Sink>();
+  // One "thread" (the RX thread's uses are covered by this reference until Shutdown releases
+  // it); the finalizer frees the callbacks after the last queued event ran.
+  sink_->tsfn = Tsfn::New(env, "twinsec-engine", kEventQueue, 1, cbs,
+                          [](Napi::Env, void*, JsCallbacks* c) { delete c; });
+  tsfnLive_ = true;
+
+  EngineError err;
+  engine_ = Engine::Create(opts, sink_.get(), &err);
+  if (!engine_) {
+    Shutdown(true);
+    ThrowEngineError(env, "createEngine", err);
+    return;
+  }
+  // Open engines stay reachable (like a listening socket) until close(), and are closed at
+  // environment teardown so worker threads and the TUN never outlive the process's JS side.
+  Ref();
+  referenced_ = true;
+  hook_ = napi_add_env_cleanup_hook(env, OnEnvCleanup, this) == napi_ok;
+}
+
+void EngineWrap::Shutdown(bool release) {
+  if (engine_) engine_->Close();  // joins the packet threads: no more events after this
+  if (release && tsfnLive_) sink_->tsfn.Release();
+  tsfnLive_ = false;
+  if (hook_) napi_remove_env_cleanup_hook(env_, OnEnvCleanup, this);
+  hook_ = false;
+}
+
+Napi::Value EngineWrap::SendIke(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string local, remote;
+  double port;
+  if (!GetString(env, info[0], "sendIke: local", &local) ||
+      !GetString(env, info[1], "sendIke: remote", &remote) ||
+      !GetUint(env, info[2], "sendIke: remotePort", 1, 65535, &port))
+    return env.Undefined();
+  if (!info[3].IsBuffer()) return ThrowType(env, "sendIke: data must be a Buffer");
+  if (!Usable(env, "sendIke")) return env.Undefined();
+  auto data = info[3].As<Napi::Buffer<uint8_t>>();
+  EngineError err;
+  if (!engine_->SendIke(local, remote, static_cast<uint16_t>(port), data.Data(), data.Length(),
+                        &err))
+    ThrowEngineError(env, "sendIke", err);
+  return env.Undefined();
+}
+
+Napi::Value EngineWrap::SendKeepalive(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string local, remote;
+  double port;
+  if (!GetString(env, info[0], "sendKeepalive: local", &local) ||
+      !GetString(env, info[1], "sendKeepalive: remote", &remote) ||
+      !GetUint(env, info[2], "sendKeepalive: remotePort", 1, 65535, &port) ||
+      !Usable(env, "sendKeepalive"))
+    return env.Undefined();
+  EngineError err;
+  if (!engine_->SendKeepalive(local, remote, static_cast<uint16_t>(port), &err))
+    ThrowEngineError(env, "sendKeepalive", err);
+  return env.Undefined();
+}
+
+Napi::Value EngineWrap::InstallSa(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SaConfig cfg;
+  bool ok = ParseSa(env, info[0], &cfg);
+  if (ok && Usable(env, "installSa")) {
+    EngineError err;
+    if (!engine_->InstallSa(&cfg, &err)) ThrowEngineError(env, "installSa", err);
+  }
+  // InstallSa wipes the key copies; on the early returns they are wiped here.
+  for (auto* k : {&cfg.encrKeyIn, &cfg.encrKeyOut, &cfg.integKeyIn, &cfg.integKeyOut}) {
+    volatile uint8_t* p = k->data();
+    for (size_t i = 0; i < k->size(); i++) p[i] = 0;
+  }
+  return env.Undefined();
+}
+
+Napi::Value EngineWrap::RemoveSa(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double spi;
+  if (!GetUint(env, info[0], "removeSa: spiIn", 0, 4294967295.0, &spi) || !Usable(env, "removeSa"))
+    return env.Undefined();
+  engine_->RemoveSa(static_cast<uint32_t>(spi));
+  return env.Undefined();
+}
+
+Napi::Value EngineWrap::SetRoutes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray()) return ThrowType(env, "setRoutes: routes must be an array");
+  Napi::Array a = info[0].As<Napi::Array>();
+  std::vector<RouteSpec> routes;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    std::string at = "setRoutes: routes[" + std::to_string(i) + "]";
+    Napi::Value v = a.Get(i);
+    if (!v.IsObject()) return ThrowType(env, at + " must be an object");
+    Napi::Object o = v.As<Napi::Object>();
+    RouteSpec r;
+    std::string dst;
+    if (!GetString(env, o.Get("destination"), at + ".destination", &dst)) return env.Undefined();
+    if (!ParsePrefix(dst, &r.destination))
+      return ThrowType(env, at + ".destination: not a CIDR prefix: " + dst);
+    if (!GetStrings(env, o.Get("connections"), at + ".connections", &r.connections))
+      return env.Undefined();
+    routes.push_back(std::move(r));
+  }
+  if (Usable(env, "setRoutes")) engine_->SetRoutes(std::move(routes));
+  return env.Undefined();
+}
+
+Napi::Value EngineWrap::Counters(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double spi;
+  if (!GetUint(env, info[0], "counters: spiIn", 0, 4294967295.0, &spi)) return env.Undefined();
+  SaCounters c;
+  if (!engine_ || !engine_->Counters(static_cast<uint32_t>(spi), &c)) return env.Undefined();
+  Napi::Object o = Napi::Object::New(env);
+  // Doubles are exact up to 2^53 bytes: beyond any SA lifetime.
+  o.Set("bytesIn", Napi::Number::New(env, double(c.bytesIn)));
+  o.Set("bytesOut", Napi::Number::New(env, double(c.bytesOut)));
+  o.Set("packetsIn", Napi::Number::New(env, double(c.packetsIn)));
+  o.Set("packetsOut", Napi::Number::New(env, double(c.packetsOut)));
+  return o;
+}
+
+Napi::Value EngineWrap::Drops(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  static const char* const kNames[] = {"malformed", "noSa",    "replay", "integrity",
+                                       "policy",    "noRoute", "mtu",    "queue"};
+  static_assert(sizeof(kNames) / sizeof(kNames[0]) == size_t(Drop::kCount) - 1,
+                "one JavaScript name per Drop reason");
+  uint64_t d[size_t(Drop::kCount)] = {};
+  if (engine_) engine_->Drops(d);
+  Napi::Object o = Napi::Object::New(env);
+  for (size_t i = 1; i < size_t(Drop::kCount); i++)
+    o.Set(kNames[i - 1], Napi::Number::New(env, double(d[i])));
+  return o;
+}
+
+Napi::Value EngineWrap::InjectProbe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string connection;
+  if (!GetString(env, info[0], "injectProbe: connection", &connection)) return env.Undefined();
+  if (!info[1].IsBuffer()) return ThrowType(env, "injectProbe: packet must be a Buffer");
+  auto pkt = info[1].As<Napi::Buffer<uint8_t>>();
+  if (pkt.Length() < 20 || pkt.Length() > 65535)
+    return ThrowType(env, "injectProbe: packet must be an IP packet (20..65535 bytes)");
+  if (!Usable(env, "injectProbe")) return env.Undefined();
+  return Napi::Boolean::New(env, engine_->InjectProbe(connection, pkt.Data(), pkt.Length()));
+}
+
+Napi::Value EngineWrap::WatchProbe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double id;
+  if (!GetUint(env, info[0], "watchProbe: icmpId", 0, 65535, &id)) return env.Undefined();
+  if (!info[1].IsBoolean()) return ThrowType(env, "watchProbe: on must be a boolean");
+  if (engine_) engine_->WatchProbe(static_cast<uint16_t>(id), info[1].As<Napi::Boolean>().Value());
+  return env.Undefined();
+}
+
+Napi::Value EngineWrap::Close(const Napi::CallbackInfo& info) {
+  Shutdown(true);
+  if (referenced_) {
+    referenced_ = false;
+    Unref();
+  }
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto* data = env.GetInstanceData<AddonData>();
+  if (info.Length() < 1 || !info[0].IsObject()) {
+    TypeErr(env, "createEngine(opts): opts must be an object");
+    return env.Undefined();
+  }
+  return data->engineCtor.New({info[0]});
+}
+
+void InitEngine(Napi::Env env, AddonData* data) {
+  data->engineCtor = Napi::Persistent(EngineWrap::Define(env));
+}
+
+}  // namespace twinsec

@@ -1,0 +1,52 @@
+// The ESP engine's sockets: per local address one UDP socket on the NAT-T port (ESP-in-UDP and
+// IKE share it, RFC 3948) and one raw socket for IP protocol 50 (plain ESP, RFC 4303), plus the
+// address conversions between JavaScript strings and sockaddrs.
+#ifndef TWINSEC_SOCKETS_H_
+#define TWINSEC_SOCKETS_H_
+
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <string>
+
+namespace twinsec {
+
+struct SockAddr {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+
+  int family() const { return ss.ss_family; }
+  const sockaddr* sa() const { return reinterpret_cast<const sockaddr*>(&ss); }
+};
+
+// "192.0.2.1" or "2001:db8::1" with `port` (host order) -> sockaddr. False on anything else.
+bool ParseSockAddr(const std::string& ip, uint16_t port, SockAddr* out);
+
+// Address text and port (host order) of an AF_INET/AF_INET6 sockaddr; "" for other families.
+std::string AddrText(const sockaddr* sa);
+uint16_t AddrPort(const sockaddr* sa);
+
+// True if both hold the same address (ports ignored).
+bool SameAddr(const SockAddr& a, const SockAddr& b);
+
+// Result of opening a socket: the fd, or errno and the failing step.
+struct SockResult {
+  int fd = -1;
+  int err = 0;
+  std::string step;
+};
+
+// Non-blocking UDP socket bound to `local` (address and port). IP_PMTUDISC_DONT so that
+// encapsulated packets larger than the path MTU are fragmented by the kernel instead of being
+// refused (the inner packet already passed the tunnel MTU check), and larger socket buffers so a
+// burst between two wake-ups of the packet threads is not lost.
+SockResult OpenUdpSocket(const SockAddr& local);
+
+// Non-blocking raw socket for IP protocol 50 bound to `local`'s address. IPv4 raw sockets
+// deliver the IP header on receive (the engine skips it); IPv6 ones do not (RFC 3542 §3).
+SockResult OpenEspSocket(const SockAddr& local);
+
+}  // namespace twinsec
+
+#endif  // TWINSEC_SOCKETS_H_

@@ -1,0 +1,449 @@
+/**
+ * The native ESP engine end to end: two engines in two network namespaces (each run by
+ * fixtures/engine-peer.js under `ip netns exec`) with mirrored SAs, the kernel's ping across the
+ * tunnel for AES-GCM over UDP and raw ESP and for AES-CBC + HMAC-SHA-256 with ESN, counters,
+ * ESP packets crafted here with node:crypto (accepted once, then dropped as a replay; bit-flipped:
+ * integrity; unknown SPI; selector violation), IKE and keep-alives on the shared NAT-T port, probes
+ * with monotonic timestamps, ICMP "fragmentation needed" and outer fragmentation, and close()
+ * removing the TUN. Needs root; namespaces are removed even when a case fails.
+ */
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { type CipherGCMTypes, createCipheriv, randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import type { EngineOptions } from '../../src/dataplane/engine-api.js';
+import { loadNative } from '../../src/dataplane/native.js';
+import { Lab, labUnavailable } from '../lab/netns.js';
+
+const PEER_JS = fileURLToPath(new URL('./fixtures/engine-peer.js', import.meta.url));
+const TUN = 'tsw0';
+const NATT = 4500;
+
+type Msg = Record<string, unknown>;
+
+/** One engine in a namespace, driven over the fixture's JSON lines. */
+class Peer {
+  readonly events: Msg[] = [];
+  #child: ChildProcessWithoutNullStreams;
+  #next = 1;
+  #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  #waiters = new Set<() => void>();
+  #stderr = '';
+
+  constructor(ns: string, opts: Omit<EngineOptions, 'onIke' | 'onProbe'>) {
+    this.#child = spawn('ip', ['netns', 'exec', ns, process.execPath, PEER_JS, JSON.stringify(opts)]);
+    this.#child.stderr.on('data', (d) => {
+      this.#stderr += d;
+    });
+    createInterface({ input: this.#child.stdout }).on('line', (line) => {
+      const m = JSON.parse(line) as Msg;
+      if (typeof m.id === 'number') {
+        const p = this.#pending.get(m.id);
+        this.#pending.delete(m.id);
+        if (m.ok) p?.resolve(m.result);
+        else p?.reject(Object.assign(new Error(String(m.error)), { name: String(m.name) }));
+      } else {
+        this.events.push(m);
+        for (const w of this.#waiters) w();
+      }
+    });
+    this.#child.on('exit', () => {
+      for (const p of this.#pending.values()) p.reject(new Error(`engine peer exited: ${this.#stderr}`));
+      this.#pending.clear();
+    });
+  }
+
+  call<T = unknown>(cmd: string, args: Msg = {}): Promise<T> {
+    const id = this.#next++;
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.#child.stdin.write(`${JSON.stringify({ id, cmd, ...args })}\n`);
+    });
+  }
+
+  /** The first event (already seen or future) matching `pred`. */
+  event(pred: (m: Msg) => boolean, timeoutMs = 5000): Promise<Msg> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const hit = this.events.find(pred);
+        if (!hit) return false;
+        this.#waiters.delete(check);
+        clearTimeout(timer);
+        resolve(hit);
+        return true;
+      };
+      const timer = setTimeout(() => {
+        this.#waiters.delete(check);
+        reject(new Error(`no matching event within ${timeoutMs} ms: ${JSON.stringify(this.events)}`));
+      }, timeoutMs);
+      if (!check()) this.#waiters.add(check);
+    });
+  }
+
+  counters(spiIn: number) {
+    return this.call<{ bytesIn: number; bytesOut: number; packetsIn: number; packetsOut: number } | null>(
+      'counters',
+      { spiIn },
+    );
+  }
+
+  drops() {
+    return this.call<Record<string, number>>('drops');
+  }
+
+  stop(): void {
+    this.#child.stdin.end();
+  }
+}
+
+interface Keys {
+  encr: string;
+  integ: string | null;
+  aToB: Buffer;
+  bToA: Buffer;
+  integAToB: Buffer | null;
+  integBToA: Buffer | null;
+}
+
+function keys(encr: string, encrLen: number, integ: string | null, integLen: number): Keys {
+  return {
+    encr,
+    integ,
+    aToB: randomBytes(encrLen),
+    bToA: randomBytes(encrLen),
+    integAToB: integ ? randomBytes(integLen) : null,
+    integBToA: integ ? randomBytes(integLen) : null,
+  };
+}
+
+const A = { wan: '192.0.2.1', lan: '198.18.1.1', net: '198.18.0.0/16', net6: '2001:db8:a::/48' };
+const B = { wan: '192.0.2.2', lan: '198.19.1.1', net: '198.19.0.0/16', net6: '2001:db8:b::/48' };
+
+/** The mirrored SA pair: A sends on `spiAB`, B on `spiBA`. */
+function saPair(k: Keys, spiAB: number, spiBA: number, encapsulation: 'udp' | 'esp', esn = false) {
+  const common = { connection: 'c1', encr: k.encr, integ: k.integ, esn, encapsulation };
+  const sa = (me: typeof A, peer: typeof A, spiIn: number, spiOut: number, kin: Buffer, kout: Buffer) => ({
+    ...common,
+    spiIn,
+    spiOut,
+    encrKeyIn: kin.toString('hex'),
+    encrKeyOut: kout.toString('hex'),
+    integKeyIn: null as string | null,
+    integKeyOut: null as string | null,
+    local: me.wan,
+    localPort: NATT,
+    remote: peer.wan,
+    remotePort: NATT,
+    tsLocal: [me.net, me.net6],
+    tsRemote: [peer.net, peer.net6],
+  });
+  const a = sa(A, B, spiBA, spiAB, k.bToA, k.aToB);
+  const b = sa(B, A, spiAB, spiBA, k.aToB, k.bToA);
+  if (k.integ) {
+    a.integKeyIn = k.integBToA!.toString('hex');
+    a.integKeyOut = k.integAToB!.toString('hex');
+    b.integKeyIn = k.integAToB!.toString('hex');
+    b.integKeyOut = k.integBToA!.toString('hex');
+  }
+  return { a, b };
+}
+
+function checksum(buf: Buffer): number {
+  let sum = 0;
+  for (let i = 0; i + 1 < buf.length; i += 2) sum += buf.readUInt16BE(i);
+  if (buf.length % 2) sum += buf[buf.length - 1]! << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}
+
+/** An IPv4 ICMP echo (request type 8) from `src` to `dst`. */
+function echo(src: string, dst: string, id: number, seq: number, type = 8): Buffer {
+  const icmp = Buffer.alloc(8 + 16, 0x61);
+  icmp.writeUInt8(type, 0);
+  icmp.writeUInt8(0, 1);
+  icmp.writeUInt16BE(0, 2);
+  icmp.writeUInt16BE(id, 4);
+  icmp.writeUInt16BE(seq, 6);
+  icmp.writeUInt16BE(checksum(icmp), 2);
+  const ip = Buffer.alloc(20);
+  ip.writeUInt8(0x45, 0);
+  ip.writeUInt16BE(20 + icmp.length, 2);
+  ip.writeUInt16BE(seq, 4);
+  ip.writeUInt8(64, 8);
+  ip.writeUInt8(1, 9);
+  Buffer.from(src.split('.').map(Number)).copy(ip, 12);
+  Buffer.from(dst.split('.').map(Number)).copy(ip, 16);
+  ip.writeUInt16BE(checksum(ip), 10);
+  return Buffer.concat([ip, icmp]);
+}
+
+/** ESP with AES-GCM-16 (RFC 4106) in tunnel mode, built independently of the engine. */
+function espGcm(keyAndSalt: Buffer, spi: number, seq: number, inner: Buffer): Buffer {
+  const key = keyAndSalt.subarray(0, keyAndSalt.length - 4);
+  const salt = keyAndSalt.subarray(keyAndSalt.length - 4);
+  const hdr = Buffer.alloc(8);
+  hdr.writeUInt32BE(spi, 0);
+  hdr.writeUInt32BE(seq, 4);
+  const iv = randomBytes(8);
+  // RFC 4303 §2.4: pad so that pad length and next header end on a 4-byte boundary.
+  const padLen = (4 - ((inner.length + 2) % 4)) % 4;
+  const pad = Buffer.from(Array.from({ length: padLen }, (_, i) => i + 1));
+  const plain = Buffer.concat([inner, pad, Buffer.from([padLen, 4])]);
+  const c = createCipheriv(`aes-${key.length * 8}-gcm` as CipherGCMTypes, key, Buffer.concat([salt, iv]), {
+    authTagLength: 16,
+  });
+  c.setAAD(hdr);
+  const body = Buffer.concat([c.update(plain), c.final()]);
+  return Buffer.concat([hdr, iv, body, c.getAuthTag()]);
+}
+
+t.test('createEngine validates its arguments before touching the system', async (t) => {
+  const { createEngine } = loadNative();
+  const ok = {
+    tunName: 'tswx',
+    mtu: 1400,
+    nattPort: 4500,
+    localAddresses: ['192.0.2.1'],
+    onIke: () => {},
+    onProbe: () => {},
+  };
+  const bad = (o: unknown) => () => createEngine(o as EngineOptions);
+  t.throws(bad(undefined), TypeError, 'no options');
+  t.throws(bad({ ...ok, tunName: 5 }), /opts\.tunName must be a string/);
+  t.throws(bad({ ...ok, mtu: 20 }), /opts\.mtu must be an integer in 68\.\.65535/);
+  t.throws(bad({ ...ok, nattPort: 1.5 }), /opts\.nattPort/);
+  t.throws(bad({ ...ok, localAddresses: ['nope'] }), /not an IP address: nope/);
+  t.throws(bad({ ...ok, onIke: 'x' }), /opts\.onIke must be a function/);
+});
+
+const skip = labUnavailable();
+t.test('two engines in two namespaces', { skip }, async (t) => {
+  const lab = new Lab(t);
+  const nsA = await lab.addNamespace('a');
+  const nsB = await lab.addNamespace('b');
+  const tag = lab.id.slice(-4);
+  await lab.link(
+    { ns: nsA, ifname: `tswv${tag}a`, address: `${A.wan}/24` },
+    { ns: nsB, ifname: `tswv${tag}b`, address: `${B.wan}/24` },
+  );
+  await lab.loopbackAddresses(nsA, `${A.lan}/32`, '2001:db8:a::1/128');
+  await lab.loopbackAddresses(nsB, `${B.lan}/32`, '2001:db8:b::1/128');
+
+  const engineOpts = (wan: string) => ({ tunName: TUN, mtu: 1400, nattPort: NATT, localAddresses: [wan] });
+  const a = new Peer(nsA, engineOpts(A.wan));
+  const b = new Peer(nsB, engineOpts(B.wan));
+  t.teardown(() => {
+    a.stop();
+    b.stop();
+  });
+  await a
+    .event((m) => m.event === 'ready' || m.event === 'error')
+    .then((m) => t.equal(m.event, 'ready', 'A up'));
+  await b
+    .event((m) => m.event === 'ready' || m.event === 'error')
+    .then((m) => t.equal(m.event, 'ready', 'B up'));
+
+  for (const [ns, me, peer] of [
+    [nsA, A, B],
+    [nsB, B, A],
+  ] as const) {
+    const v6src = me === A ? '2001:db8:a::1' : '2001:db8:b::1';
+    await lab.exec(ns, 'ip', ['route', 'add', peer.net, 'dev', TUN, 'src', me.lan]);
+    await lab.exec(ns, 'ip', ['-6', 'route', 'add', peer.net6, 'dev', TUN, 'src', v6src]);
+  }
+  await a.call('setRoutes', {
+    routes: [
+      { destination: B.net, connections: ['c1'] },
+      { destination: B.net6, connections: ['c1'] },
+    ],
+  });
+  await b.call('setRoutes', {
+    routes: [
+      { destination: A.net, connections: ['c1'] },
+      { destination: A.net6, connections: ['c1'] },
+    ],
+  });
+
+  /** A counter from the namespace's /proc/net/snmp, e.g. ('Ip', 'FragCreates'). */
+  const snmp = async (ns: string, proto: string, field: string) => {
+    const lines = (await lab.exec(ns, 'cat', ['/proc/net/snmp'])).stdout.split('\n');
+    const [names, values] = lines.filter((l) => l.startsWith(`${proto}: `)).map((l) => l.split(/\s+/));
+    return Number(values![names!.indexOf(field)]);
+  };
+  const ping = (args: string[], check = true) =>
+    lab.exec(nsA, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', ...args], { check });
+  const gcm = keys('aes256gcm16', 36, null, 0);
+
+  await t.test('AES-256-GCM over UDP: ping both ways, IPv4 and IPv6 inside, counters move', async (t) => {
+    const { a: sa, b: sb } = saPair(gcm, 0x1001, 0x2001, 'udp');
+    await a.call('installSa', { sa });
+    await b.call('installSa', { sa: sb });
+    const r = await ping(['-I', A.lan, B.lan]);
+    t.match(r.stdout, /3 received/, 'IPv4 ping across the tunnel');
+    const r6 = await ping(['-6', '-I', '2001:db8:a::1', '2001:db8:b::1']);
+    t.match(r6.stdout, /3 received/, 'IPv6 ping across the tunnel');
+    const ca = await a.counters(0x2001);
+    const cb = await b.counters(0x1001);
+    t.ok(
+      ca && ca.packetsOut >= 6 && ca.packetsIn >= 6 && ca.bytesOut >= 6 * 84,
+      `A counters ${JSON.stringify(ca)}`,
+    );
+    t.ok(cb && cb.packetsOut >= 6 && cb.packetsIn >= 6, `B counters ${JSON.stringify(cb)}`);
+    t.equal(await a.counters(0x9999), null, 'unknown SPI has no counters');
+  });
+
+  await t.test('crafted ESP: accepted once, then replay, integrity, unknown SPI, policy', async (t) => {
+    const before = await b.drops();
+    const c0 = (await b.counters(0x1001))!;
+    const send = (...packets: Buffer[]) =>
+      a.call('udpSend', {
+        local: A.wan,
+        to: B.wan,
+        port: NATT,
+        packets: packets.map((p) => p.toString('hex')),
+      });
+    const good = espGcm(gcm.aToB, 0x1001, 1000, echo(A.lan, B.lan, 0x77, 1));
+    await send(good);
+    await send(good); // the same packet again: a replay
+    const flipped = espGcm(gcm.aToB, 0x1001, 1001, echo(A.lan, B.lan, 0x77, 2));
+    flipped[flipped.length - 20]! ^= 0x01;
+    await send(flipped);
+    await send(espGcm(gcm.aToB, 0x5555, 1, echo(A.lan, B.lan, 0x77, 3)));
+    await send(espGcm(gcm.aToB, 0x1001, 1002, echo('203.0.113.9', B.lan, 0x77, 4)));
+    await new Promise((r) => setTimeout(r, 300));
+    const after = await b.drops();
+    const c1 = (await b.counters(0x1001))!;
+    t.equal(c1.packetsIn - c0.packetsIn, 1, 'the crafted packet was decrypted once');
+    t.equal(after.replay! - before.replay!, 1, 'replayed packet dropped as replay');
+    t.equal(after.integrity! - before.integrity!, 1, 'bit-flipped packet dropped by the ICV');
+    t.equal(after.noSa! - before.noSa!, 1, 'unknown SPI dropped');
+    t.equal(after.policy! - before.policy!, 1, 'inner source outside tsRemote dropped');
+  });
+
+  await t.test('IKE and keep-alives share the NAT-T socket', async (t) => {
+    const before = await b.drops();
+    await a.call('sendKeepalive', { local: A.wan, remote: B.wan, remotePort: NATT });
+    await a.call('sendIke', {
+      local: A.wan,
+      remote: B.wan,
+      remotePort: NATT,
+      hex: Buffer.from('ike-hello').toString('hex'),
+    });
+    const ev = await b.event((m) => m.event === 'ike');
+    t.equal(Buffer.from(String(ev.hex), 'hex').toString(), 'ike-hello', 'marker stripped, payload intact');
+    t.match(ev, { local: B.wan, localPort: NATT, remote: A.wan, remotePort: NATT }, 'addresses and ports');
+    const marked = Buffer.concat([Buffer.alloc(4), Buffer.from('from-ephemeral')]);
+    await a.call('udpSend', { local: A.wan, to: B.wan, port: NATT, packets: [marked.toString('hex')] });
+    const ev2 = await b.event((m) => m.event === 'ike' && m.remotePort !== NATT);
+    t.equal(Buffer.from(String(ev2.hex), 'hex').toString(), 'from-ephemeral', 'IKE from any source port');
+    t.same(await b.drops(), before, 'keep-alive neither delivered nor counted as a drop');
+    await t.rejects(
+      a.call('sendIke', { local: '192.0.2.99', remote: B.wan, remotePort: NATT, hex: '00' }),
+      /localAddresses/,
+    );
+  });
+
+  await t.test('injectProbe / watchProbe: the echo reply comes back timestamped', async (t) => {
+    await a.call('watchProbe', { icmpId: 0x4242, on: true });
+    const t0 = BigInt(await a.call<string>('hrtime'));
+    const sent = await a.call('injectProbe', {
+      connection: 'c1',
+      hex: echo(A.lan, B.lan, 0x4242, 7).toString('hex'),
+    });
+    t.equal(sent, true, 'probe accepted');
+    const ev = await a.event((m) => m.event === 'probe');
+    const t1 = BigInt(await a.call<string>('hrtime'));
+    const pkt = Buffer.from(String(ev.hex), 'hex');
+    t.equal(ev.connection, 'c1');
+    t.equal(pkt[20], 0, 'ICMP echo reply');
+    t.equal(pkt.readUInt16BE(24), 0x4242, 'our identifier');
+    const ns = BigInt(String(ev.ns));
+    t.ok(ns >= t0 && ns <= t1, `timestamp ${ns} within [${t0}, ${t1}] (CLOCK_MONOTONIC)`);
+    t.equal(
+      await a.call('injectProbe', { connection: 'nope', hex: echo(A.lan, B.lan, 1, 1).toString('hex') }),
+      false,
+      'no SA: false',
+    );
+    await a.call('watchProbe', { icmpId: 0x4242, on: false });
+  });
+
+  await t.test('raw ESP (IP protocol 50), AES-256-GCM', async (t) => {
+    const k = keys('aes256gcm16', 36, null, 0);
+    const { a: sa, b: sb } = saPair(k, 0x1002, 0x2002, 'esp');
+    await a.call('installSa', { sa });
+    await b.call('installSa', { sa: sb });
+    const old = await a.counters(0x2001);
+    const udpIn = await snmp(nsB, 'Udp', 'InDatagrams');
+    const r = await ping(['-I', A.lan, B.lan]);
+    t.match(r.stdout, /3 received/, 'ping over raw ESP');
+    t.equal(await snmp(nsB, 'Udp', 'InDatagrams'), udpIn, 'no UDP datagram reached B');
+    const c = await a.counters(0x2002);
+    t.ok(c && c.packetsOut >= 3 && c.packetsIn >= 3, `new SA carries the traffic ${JSON.stringify(c)}`);
+    t.same(await a.counters(0x2001), old, 'the previous (UDP) SA is idle');
+    await a.call('removeSa', { spiIn: 0x2001 });
+    await b.call('removeSa', { spiIn: 0x1001 });
+    t.equal(await a.counters(0x2001), null, 'removed');
+  });
+
+  await t.test('AES-128-CBC + HMAC-SHA-256 with ESN over UDP', async (t) => {
+    const k = keys('aes128', 16, 'sha256', 32);
+    const { a: sa, b: sb } = saPair(k, 0x1003, 0x2003, 'udp', true);
+    await a.call('installSa', { sa });
+    await b.call('installSa', { sa: sb });
+    const r = await ping(['-I', A.lan, B.lan]);
+    t.match(r.stdout, /3 received/, 'ping with CBC/HMAC');
+    const c = await b.counters(0x1003);
+    t.ok(c && c.packetsIn >= 3 && c.packetsOut >= 3, `counters ${JSON.stringify(c)}`);
+    await t.rejects(
+      a.call('installSa', { sa: { ...sa, spiIn: 0x3000, encr: 'des' } }),
+      { name: 'TypeError' },
+      'unknown algorithm',
+    );
+    await t.rejects(
+      a.call('installSa', { sa: { ...sa, spiIn: 0x3000, encrKeyIn: '0011' } }),
+      /key/,
+      'bad key length',
+    );
+  });
+
+  await t.test('too big for the tunnel: outer fragments without DF, ICMP back with DF', async (t) => {
+    // Raise the device MTU above the engine's tunnel MTU so that big packets reach the engine.
+    await lab.exec(nsA, 'ip', ['link', 'set', TUN, 'mtu', '1500']);
+    const frags = await snmp(nsA, 'Ip', 'FragCreates');
+    const big = await lab.exec(
+      nsA,
+      'ping',
+      ['-c', '1', '-W', '2', '-M', 'dont', '-s', '1450', '-I', A.lan, B.lan],
+      { check: false },
+    );
+    t.match(big.stdout, /1 received/, 'no DF: encrypted anyway');
+    t.ok((await snmp(nsA, 'Ip', 'FragCreates')) >= frags + 2, 'the outer packet was fragmented');
+    const before = await a.drops();
+    const df = await lab.exec(
+      nsA,
+      'ping',
+      ['-c', '1', '-W', '2', '-M', 'do', '-s', '1450', '-I', A.lan, B.lan],
+      { check: false },
+    );
+    t.match(
+      df.stdout + df.stderr,
+      /mtu = 1400|message too long/i,
+      'DF: fragmentation needed with the tunnel MTU',
+    );
+    t.ok((await a.drops()).mtu! > before.mtu!, 'counted as mtu drop');
+  });
+
+  await t.test('close() removes the TUN device', async (t) => {
+    await b.call('close');
+    const r = await lab.exec(nsB, 'ip', ['link', 'show', 'dev', TUN], { check: false });
+    t.not(r.code, 0, 'tsw0 is gone');
+    await b.call('close');
+    t.pass('close is idempotent');
+    await t.rejects(
+      b.call('installSa', { sa: saPair(gcm, 1, 2, 'udp').b }),
+      /closed/,
+      'calls after close throw',
+    );
+  });
+});
