@@ -388,9 +388,14 @@ export async function startCapture(
   filter: string,
   file: string,
 ): Promise<Capture> {
-  const proc = lab.spawn(ns, 'tcpdump', ['-i', ifname, '-n', '-U', '-s', '0', '-w', file, filter], {
-    logFile: `${file}.log`,
-  });
+  const proc = lab.spawn(
+    ns,
+    'tcpdump',
+    ['-i', ifname, '-n', '--immediate-mode', '-U', '-s', '0', '-w', file, filter],
+    {
+      logFile: `${file}.log`,
+    },
+  );
   await waitFor(
     () => {
       if (!proc.running) throw new WaitAbort(`tcpdump exited: ${proc.log()}`);
