@@ -402,7 +402,10 @@ if (skip) {
     badSpi[esp.espOffset]! ^= 0xff;
     await rawSend(lab, nsA, [badSpi]);
     await waitCounters('unknown SPI dropped as noSa', (d) => n(d, 'noSa') === n(d3, 'noSa') + 1);
+    // A fresh sequence number (seen ones are replays before anything else is looked at), 100 ahead: still
+    // inside the window, and a window wrongly advanced by a malformed packet would not reject real ones.
     const truncated = Buffer.from(resendable(held.ip).subarray(0, esp.espOffset + 10));
+    truncated.writeUInt32BE(esp.seq + 100, esp.espOffset + 4);
     truncated.writeUInt16BE(truncated.length, 2);
     if (encap === 'udp') truncated.writeUInt16BE(truncated.length - esp.espOffset + 8, esp.espOffset - 4);
     await rawSend(lab, nsA, [truncated]);
