@@ -44,6 +44,8 @@ interface Result {
   rtt?: { min: number; avg: number; max: number; loss: number; floodMbps: number };
   /** A ping gets through within 10 s after the flood. */
   recovered?: boolean;
+  /** ESP drop counters at the end (twinsec). */
+  drops?: string;
   error?: string;
 }
 
@@ -56,6 +58,8 @@ interface Topology {
   /** Address the client binds to and the server listens on. */
   from: string;
   to: string;
+  /** Data-plane drop counters (non-zero ones) of each gateway, read at the end. */
+  drops?: () => Promise<string>;
 }
 
 const CLK_TCK = (() => {
@@ -166,7 +170,12 @@ async function setupTwinsec(lab: Lab, encapsulation: 'esp' | 'udp'): Promise<Top
       `${(e as Error).message}\n--- twinsecd a ---\n${ta.log()}\n--- twinsecd b ---\n${tb.log()}`,
     );
   }
-  return { lab, a, b, daemons: [ta.proc, tb.proc], from: A_HOST, to: B_HOST };
+  const nonZero = async (tw: typeof ta) => {
+    const st = (await tw.status()) as { drops?: { esp?: Record<string, number> } };
+    return JSON.stringify(Object.fromEntries(Object.entries(st.drops?.esp ?? {}).filter(([, v]) => v > 0)));
+  };
+  const drops = async () => `a ${await nonZero(ta)}, b ${await nonZero(tb)}`;
+  return { lab, a, b, daemons: [ta.proc, tb.proc], from: A_HOST, to: B_HOST, drops };
 }
 
 async function startIperfServer(topo: Topology, port: number): Promise<LabProcess> {
@@ -295,6 +304,7 @@ async function measure(
     await tcpRun(topo, seconds, r);
     process.stderr.write(`bench: ${label}: ping under UDP flood\n`);
     await latencyUnderLoad(topo, r);
+    if (topo.drops) r.drops = await topo.drops();
   } catch (e) {
     r.error = (e as Error).message;
   } finally {
@@ -413,6 +423,9 @@ async function main(): Promise<number> {
   console.log(table(results));
   for (const r of results) {
     if (r.error) console.log(`\n${r.path}: ${r.error}`);
+  }
+  for (const r of results) {
+    if (r.drops) console.log(`${r.path}: ESP drops by reason at the end: ${r.drops}`);
   }
   const tw = results.filter((r) => r.path.startsWith('twinsec') && r.rtt);
   for (const r of tw) {

@@ -192,6 +192,12 @@ if (skip) {
     t.ok((ca.packetsOut ?? 0) >= 5 && (ca.packetsIn ?? 0) >= 5, `a counted packets ${JSON.stringify(ca)}`);
     t.ok((cb.packetsOut ?? 0) >= 5 && (cb.packetsIn ?? 0) >= 5, `b counted packets ${JSON.stringify(cb)}`);
     t.ok(ca.bytesOut > 0 && ca.bytesIn > 0, 'a counted bytes both ways');
+    // Nothing is lost on a veth at ping rates: what one side sent, the other received, byte for byte.
+    t.same(
+      [ca.packetsOut, ca.bytesOut, ca.packetsIn, ca.bytesIn],
+      [cb.packetsIn, cb.bytesIn, cb.packetsOut, cb.bytesOut],
+      "a's out counters equal b's in counters and vice versa",
+    );
   });
 
   const WIRE_CASES: { name: string; esp: string; encr: string; integ: string | null }[] = [
