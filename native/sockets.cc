@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/udp.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -9,10 +10,13 @@ namespace twinsec {
 
 namespace {
 
-// Socket buffers: large enough to absorb a burst of a few milliseconds at multi-Gbit/s between
-// two wake-ups of a packet thread, small enough that a flood does not queue for long (under a
-// saturating flood every queued byte is latency for the tunnel's other flows).
-constexpr int kSockBuf = 2 * 1024 * 1024;
+// Socket buffers. The receive buffer is the queue in front of the RX thread: when a peer sends
+// faster than we decrypt (a flood), every byte in it is latency for the tunnel's other flows, so
+// it is kept to a few milliseconds of traffic (the kernel doubles the value for bookkeeping:
+// 1 MiB, a few hundred full-size datagrams). The send buffer only needs to absorb one sendmmsg
+// burst of GSO super-packets.
+constexpr int kRcvBuf = 512 * 1024;
+constexpr int kSndBuf = 2 * 1024 * 1024;
 
 SockResult Fail(int fd, const char* step) {
   SockResult r;
@@ -25,9 +29,10 @@ SockResult Fail(int fd, const char* step) {
 void SetBuffers(int fd) {
   // SO_*BUFFORCE ignores net.core.[rw]mem_max but needs CAP_NET_ADMIN; fall back quietly, the
   // defaults still work, just with more loss under bursts.
-  int v = kSockBuf;
+  int v = kRcvBuf;
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof(v)) < 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
+  v = kSndBuf;
   if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)) < 0)
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
 }
@@ -119,7 +124,14 @@ bool SameAddr(const SockAddr& a, const SockAddr& b) {
 }
 
 SockResult OpenUdpSocket(const SockAddr& local) {
-  return Open(local, SOCK_DGRAM, IPPROTO_UDP, true);
+  SockResult r = Open(local, SOCK_DGRAM, IPPROTO_UDP, true);
+  if (r.fd >= 0) {
+    // Let the kernel coalesce consecutive ESP-in-UDP datagrams of one peer (UDP GRO, Linux
+    // 5.0+): one socket enqueue and one recvmmsg entry for many packets. Best effort.
+    int one = 1;
+    setsockopt(r.fd, SOL_UDP, UDP_GRO, &one, sizeof(one));
+  }
+  return r;
 }
 
 SockResult OpenEspSocket(const SockAddr& local) {
