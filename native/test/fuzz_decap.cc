@@ -6,7 +6,8 @@
 // ESP packet (the input's tail is encrypted as the inner packet under the inferred sequence
 // number) and then optionally damaged (a byte flipped, truncated or extended), which drives the
 // fuzzer into the padding checks, the in-place paths and the inner packet parser. Unmodified
-// genuine packets must decrypt to exactly their input: the harness aborts otherwise.
+// genuine packets must decrypt to exactly their input: the harness aborts otherwise. With flag
+// bit 7 the body is also parsed as a CIDR prefix and matched against the inner addresses.
 //
 // libFuzzer (clang; apt-get install clang):
 //   make -C native/test fuzz
@@ -37,6 +38,11 @@ struct Sa {
   std::unique_ptr<EspCrypto> tx, rx;
   size_t ivLen;
 };
+
+// Outcome counts, printed by the standalone driver to show which paths the inputs reach.
+struct Stats {
+  long inputs, genuine, decrypted, malformed, integrity, parsed;
+} g_stats;
 
 Sa MakeSa(const char* encr, const char* integ, size_t keyLen, size_t integKeyLen, size_t ivLen) {
   uint8_t key[64], ikey[64];
@@ -77,10 +83,29 @@ void Check(bool cond, const char* what) {
   }
 }
 
+// Prefix parsing on the body read as text; a parsed prefix must contain its own address and
+// have no host bits set. Returns whether `*out` was filled.
+bool PrefixFrom(const uint8_t* body, size_t len, twinsec::Prefix* out) {
+  std::string cidr(reinterpret_cast<const char*>(body), len < 64 ? len : 64);
+  if (!twinsec::ParsePrefix(cidr, out)) return false;
+  int max = out->family == twinsec::kFamily4 ? 32 : 128;
+  Check(out->len <= max, "prefix length");
+  Check(twinsec::PrefixContains(*out, out->addr, out->family), "prefix contains itself");
+  for (int bit = out->len; bit < 128; bit++) {
+    Check((out->addr[bit / 8] & (0x80 >> (bit % 8))) == 0, "host bits cleared");
+  }
+  return true;
+}
+
 // Inner packet checks on decrypted output: parse, hash, and build the ICMP errors about it.
-void Inner(const uint8_t* p, size_t n) {
+void Inner(const uint8_t* p, size_t n, const twinsec::Prefix* prefix) {
   twinsec::InnerInfo info;
   if (!twinsec::ParseInner(p, n, &info)) return;
+  g_stats.parsed++;
+  if (prefix != nullptr) {
+    twinsec::PrefixContains(*prefix, info.src, info.family);
+    twinsec::PrefixContains(*prefix, info.dst, info.family);
+  }
   Check(info.totalLen <= n && info.l4Offset <= info.totalLen, "ParseInner lengths");
   volatile uint32_t h = twinsec::FlowHash(info);
   (void)h;
@@ -101,15 +126,36 @@ void Inner(const uint8_t* p, size_t n) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Layout: flags (1) | window top (8) | sequence low (4) | mutation (3) | body.
   if (size < 16 || size > kMaxInput) return 0;
+  g_stats.inputs++;
   const uint8_t flags = data[0];
   const bool cbc = flags & 1, esn = flags & 2, genuine = flags & 4, inPlace = flags & 8;
   Sa& sa = cbc ? Cbc() : Gcm();
   uint64_t top = Get64(data + 1);
   if (!esn) top &= 0xffffffffu;
-  uint32_t seqLow = static_cast<uint32_t>(Get64(data + 5) >> 32);
+  uint32_t seqLow = static_cast<uint32_t>(data[9]) << 24 | static_cast<uint32_t>(data[10]) << 16 |
+                    static_cast<uint32_t>(data[11]) << 8 | data[12];
   const uint8_t mutKind = data[13], mutAt = data[14], mutVal = data[15];
   const uint8_t* body = data + 16;
   size_t bodyLen = size - 16;
+  static uint8_t fixed[kMaxInput];
+  if ((flags & 64) && bodyLen >= 40) {
+    // Make the body a plausible IP packet (version and length fields right) so that the inner
+    // parser and the ICMP builders get past their first checks more often.
+    memcpy(fixed, body, bodyLen);
+    if (fixed[0] & 0x80) {
+      fixed[0] = static_cast<uint8_t>(0x60 | (fixed[0] & 0x0f));
+      fixed[4] = static_cast<uint8_t>((bodyLen - 40) >> 8);
+      fixed[5] = static_cast<uint8_t>(bodyLen - 40);
+    } else {
+      fixed[0] = static_cast<uint8_t>(0x40 | (5 + (fixed[0] & 3)));
+      fixed[2] = static_cast<uint8_t>(bodyLen >> 8);
+      fixed[3] = static_cast<uint8_t>(bodyLen);
+    }
+    body = fixed;
+  }
+
+  twinsec::Prefix prefix;
+  bool havePrefix = (flags & 128) && PrefixFrom(data + 16, size - 16, &prefix);
 
   twinsec::ReplayWindow window(esn);
   if (flags & 16) window.Update(top);
@@ -128,6 +174,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (n <= 0) return 0;
     len = static_cast<size_t>(n);
     intact = true;
+    g_stats.genuine++;
     switch (mutKind % 4) {
       case 1:  // flip bits in one byte
         if (mutVal != 0) {
@@ -170,10 +217,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ssize_t n = sa.rx->Decrypt(pkt, len, full, esn, dst, cap, &nh, &why);
   if (n < 0) {
     Check(why == Drop::kMalformed || why == Drop::kIntegrity, "drop reason");
+    (why == Drop::kMalformed ? g_stats.malformed : g_stats.integrity)++;
     Check(!intact, "genuine packet rejected");
     return 0;
   }
   Check(why == Drop::kNone && static_cast<size_t>(n) <= len, "Decrypt result");
+  g_stats.decrypted++;
   if (intact) {
     Check(static_cast<size_t>(n) == bodyLen && memcmp(dst, body, bodyLen) == 0, "round trip");
   }
@@ -182,7 +231,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     uint64_t again = 0;
     Check(!window.Check(lo, &again) || again != full, "replayed packet accepted");
   }
-  Inner(dst, static_cast<size_t>(n));
+  Inner(dst, static_cast<size_t>(n), havePrefix ? &prefix : nullptr);
   return 0;
 }
 
@@ -220,12 +269,16 @@ int main(int argc, char** argv) {
   for (long r = 0; r < runs; r++) {
     size_t n = 16 + next() % 1600;
     for (size_t i = 0; i < n; i++) buf[i] = static_cast<uint8_t>(next());
-    if (r % 2 == 0) buf[0] |= 4;  // genuine half the time
-    if (r % 3 == 0) buf[16] = (r % 6 == 0) ? 0x45 : 0x60;
-    if (r % 5 == 0) buf[13] = 0;  // unmodified genuine packets: the round-trip oracle
+    if (r % 2 == 0) buf[0] |= 4;   // genuine half the time
+    if (r % 3 == 0) buf[0] |= 64;  // IP-looking body
+    if (r % 5 == 0) buf[13] = 0;   // unmodified genuine packets: the round-trip oracle
     LLVMFuzzerTestOneInput(buf, n);
   }
   printf("fuzz_decap_driver: %d files, %ld generated inputs, no invariant violated\n", files, runs);
+  printf(
+      "  inputs %ld, genuine %ld, decrypted %ld, malformed %ld, integrity %ld, inner parsed %ld\n",
+      g_stats.inputs, g_stats.genuine, g_stats.decrypted, g_stats.malformed, g_stats.integrity,
+      g_stats.parsed);
   return 0;
 }
 #endif
