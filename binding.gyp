@@ -9,6 +9,7 @@
         "native/engine_tx.cc",
         "native/engine_rx.cc",
         "native/fwd.cc",
+        "native/gro.cc",
         "native/sockets.cc",
         "native/tun.cc",
         "native/esp.cc",

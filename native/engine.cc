@@ -57,7 +57,7 @@ std::unique_ptr<Engine> Engine::Create(const EngineOptions& opts, EngineSink* si
     e->socks_.push_back(s);  // fds opened below; Close() handles a partial set
   }
 
-  TunResult t = OpenTun(opts.tunName, opts.mtu);
+  TunResult t = OpenTun(opts.tunName, opts.mtu, /*vnetHdr=*/true);  // for gro.h
   if (t.fd < 0) {
     SetErr(err, t.err, "open TUN " + opts.tunName + ": " + t.step);
     return nullptr;

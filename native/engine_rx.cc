@@ -13,13 +13,17 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "gro.h"
 
 namespace twinsec {
 
 class Engine::RxPath {
  public:
   explicit RxPath(Engine* e)
-      : e_(e), bufs_(new uint8_t[kBatch * kMaxPacket]), out_(new uint8_t[kMaxPacket]) {
+      : e_(e),
+        bufs_(new uint8_t[kBatch * kMaxPacket]),
+        out_(new uint8_t[kMaxPacket]),
+        tun_(e->tun_) {
     for (size_t i = 0; i < kBatch; i++) {
       iov_[i].iov_base = bufs_.get() + i * kMaxPacket;
       iov_[i].iov_len = kMaxPacket;
@@ -45,6 +49,7 @@ class Engine::RxPath {
   uint64_t ver_ = ~uint64_t{0};
   std::unique_ptr<uint8_t[]> bufs_;  // kBatch datagrams
   std::unique_ptr<uint8_t[]> out_;   // the decrypted packet on its way to the TUN
+  TunWriter tun_;                    // coalesces TCP segments of one batch (gro.h)
   mmsghdr msgs_[kBatch];
   iovec iov_[kBatch];
   sockaddr_storage from_[kBatch];
@@ -147,6 +152,7 @@ void Engine::RxPath::Drain(size_t sock, bool esp) {
       for (size_t off = 0; off < len; off += seg)
         Datagram(sock, esp, d + off, len - off < seg ? len - off : seg, from, ns);
     }
+    if (!tun_.Flush()) Count(Drop::kQueue);
     if (static_cast<size_t>(k) < kBatch || e_->stop_.load(std::memory_order_relaxed)) return;
     Refresh();
   }
@@ -226,7 +232,7 @@ void Engine::RxPath::Esp(const uint8_t* d, size_t len, uint64_t ns) {
     return;
   }
   // Only the inner packet: TFC padding after it (RFC 4303 §2.7) is not written.
-  if (write(e_->tun_, out, info.totalLen) < 0) Count(Drop::kQueue);
+  if (!tun_.Add(out, info)) Count(Drop::kQueue);
 }
 
 }  // namespace twinsec

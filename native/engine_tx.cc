@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "gro.h"
 
 namespace twinsec {
 
@@ -124,7 +125,13 @@ void Engine::TxPath::ReadTun() {
         break;
       }
       got++;
-      Packet(in_.get(), static_cast<size_t>(r));
+      // Every read starts with a virtio_net_hdr (IFF_VNET_HDR, see gro.h); with no offloads
+      // enabled it is always empty: one whole, checksummed packet follows.
+      if (static_cast<size_t>(r) <= kVnetHdrLen || in_[1] != 0) {
+        Count(Drop::kMalformed);
+        continue;
+      }
+      Packet(in_.get() + kVnetHdrLen, static_cast<size_t>(r) - kVnetHdrLen);
     }
     Flush();
     if (empty || e_->stop_.load(std::memory_order_relaxed)) return;
@@ -157,10 +164,7 @@ void Engine::TxPath::TooBig(const uint8_t* p, size_t len, int family) {
                                                       nullptr, icmp_, sizeof(icmp_))
                                 : BuildIcmp6TooBig(p, len, static_cast<uint32_t>(e_->mtu_), nullptr,
                                                    icmp_, sizeof(icmp_));
-  if (n > 0) {
-    ssize_t r = write(e_->tun_, icmp_, n);
-    (void)r;
-  }
+  if (n > 0) TunWriter::WritePlain(e_->tun_, icmp_, n);
 }
 
 void Engine::TxPath::Packet(const uint8_t* p, size_t len) {

@@ -23,7 +23,7 @@ TunResult Fail(int fd, int err, const char* step) {
 
 }  // namespace
 
-TunResult OpenTun(const std::string& name, int mtu) {
+TunResult OpenTun(const std::string& name, int mtu, bool vnetHdr) {
   if (name.size() >= IFNAMSIZ) return Fail(-1, ENAMETOOLONG, "name");
   if (mtu < 68 || mtu > 65535) return Fail(-1, EINVAL, "mtu");
 
@@ -32,9 +32,13 @@ TunResult OpenTun(const std::string& name, int mtu) {
 
   struct ifreq ifr;
   memset(&ifr, 0, sizeof(ifr));
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (vnetHdr ? IFF_VNET_HDR : 0);
   memcpy(ifr.ifr_name, name.data(), name.size());
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) return Fail(fd, errno, "TUNSETIFF");
+  if (vnetHdr) {
+    int hdrLen = 10;  // sizeof(struct virtio_net_hdr): no mergeable-buffer count
+    if (ioctl(fd, TUNSETVNETHDRSZ, &hdrLen) < 0) return Fail(fd, errno, "TUNSETVNETHDRSZ");
+  }
   std::string actual(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
 
   int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);

@@ -16,8 +16,11 @@ struct TunResult {
 };
 
 // Creates (or attaches to) an IFF_TUN | IFF_NO_PI device called `name` (empty: kernel picks tunN),
-// sets its MTU and brings it up. The returned fd is non-blocking and close-on-exec.
-TunResult OpenTun(const std::string& name, int mtu);
+// sets its MTU and brings it up. The returned fd is non-blocking and close-on-exec. With
+// `vnetHdr` every packet read or written carries a 10-byte struct virtio_net_hdr in front
+// (IFF_VNET_HDR), which lets writes hand the kernel coalesced TCP (GSO) packets; no offloads are
+// enabled for reads, so what is read is always one complete, checksummed packet.
+TunResult OpenTun(const std::string& name, int mtu, bool vnetHdr = false);
 
 // Closes a TUN fd; returns 0 or errno.
 int CloseTun(int fd);
