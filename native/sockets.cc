@@ -13,7 +13,7 @@ namespace {
 // Socket buffers. The receive buffer is the queue in front of the RX thread: when a peer sends
 // faster than we decrypt (a flood), every byte in it is latency for the tunnel's other flows, so
 // it is kept to a few milliseconds of traffic (the kernel doubles the value for bookkeeping:
-// 2 MiB, at most a few ms of a saturated gigabit path). The send buffer only needs to absorb one
+// 2 MiB: about 16 ms of a saturated gigabit path). The send buffer only needs to absorb one
 // sendmmsg burst of GSO super-packets.
 constexpr int kRcvBuf = 1024 * 1024;
 constexpr int kSndBuf = 2 * 1024 * 1024;
