@@ -7,13 +7,13 @@ import { NativeDataPlane } from './dataplane/native.js';
 import { publishRoute } from './dataplane/os-routes.js';
 import type { DataPlane } from './dataplane/types.js';
 import { EventBus } from './events.js';
+import { HaController } from './ha/controller.js';
 import { algName } from './ike/proposal.js';
 import { type IkeTransport, UdpTransport } from './ike/transport.js';
 import type { Timing } from './ike/v2/ike-sa.js';
 import { IkeManager } from './ike/v2/manager.js';
 import { TransformType } from './ike/wire/constants.js';
 import { tsToString } from './ike/wire/ts.js';
-import { selectNextHops } from './routing/select.js';
 
 export interface ChildStatus {
   spiIn: string;
@@ -34,12 +34,17 @@ export interface ConnectionStatus {
   version: 1 | 2;
   local: string;
   remote: string;
+  /** Health check result; without a health check it follows the SA state. */
+  health: 'up' | 'down' | 'unknown';
+  /** Round-trip time of the last answered health probe (ms). */
+  lastRttMs: number | null;
   children: ChildStatus[];
 }
 
 export interface StatusReport {
   connections: Record<string, ConnectionStatus>;
-  routes: { destination: string; active: string[] }[];
+  /** `active`: the connections carrying the route now (when `fallback`, none is usable). */
+  routes: { destination: string; active: string[]; fallback: boolean; switches: number }[];
   /** Packets and datagrams dropped since start, by reason: ESP in the data plane, IKE in the manager. */
   drops: { esp: Record<string, number>; ike: Record<string, number> };
 }
@@ -69,6 +74,7 @@ export class Daemon {
   #transport: IkeTransport | undefined;
   #dp: DataPlane | undefined;
   #ike: IkeManager | undefined;
+  #ha: HaController | undefined;
 
   constructor(config: Config, opts: DaemonOptions = {}) {
     this.config = config;
@@ -84,9 +90,15 @@ export class Daemon {
       await this.#startNative(locals);
     }
     if (this.#opts.wrapDataPlane) this.#dp = this.#opts.wrapDataPlane(this.#dp!);
-    this.bus.on('child-up', () => this.#refreshRoutes());
-    this.bus.on('child-down', () => this.#refreshRoutes());
-    this.#refreshRoutes();
+    this.#ha = new HaController({
+      config: this.config,
+      bus: this.bus,
+      dataplane: this.#dp!,
+      saUp: (c) => this.#saUp(c),
+    });
+    this.bus.on('child-up', () => this.#ha?.update());
+    this.bus.on('child-down', () => this.#ha?.update());
+    this.#ha.start();
     this.#ike = new IkeManager({
       config: this.config,
       transport: this.#transport!,
@@ -107,7 +119,7 @@ export class Daemon {
       localAddresses: locals,
       onIke: (data, local, localPort, remote, remotePort) =>
         transport?.deliver(data, { address: local, port: localPort }, { address: remote, port: remotePort }),
-      onProbe: () => {},
+      onProbe: (_connection, packet, at) => this.#ha?.onProbe(packet, at),
     });
     this.#dp = dp;
     try {
@@ -123,22 +135,14 @@ export class Daemon {
     }
   }
 
-  /** Connections with an installed CHILD_SA (health checks refine this in the HA layer). */
-  #usable(name: string): boolean {
+  /** An established IKE SA with an installed CHILD_SA (health checks refine this in the HA layer). */
+  #saUp(name: string): boolean {
     return (this.#ike?.sasOf(name) ?? []).some((s) => s.phase === 'established' && s.children.length > 0);
-  }
-
-  #refreshRoutes(): void {
-    this.#dp?.setRoutes(
-      this.config.routes.map((r) => ({
-        destination: r.destination,
-        connections: selectNextHops(r, (c) => this.#usable(c)).connections,
-      })),
-    );
   }
 
   /** Tells every peer (DELETE), then releases sockets and the data plane (which removes the TUN). */
   async stop(): Promise<void> {
+    this.#ha?.stop();
     await this.#ike?.stop();
     await this.#transport?.close();
     await this.#dp?.close();
@@ -173,18 +177,23 @@ export class Daemon {
           });
         }
       }
-      connections[c.name] = { state, version: c.version, local: c.local, remote: c.remote, children };
-    }
-    const up = (name: string): boolean => connections[name]?.state === 'established';
-    const routes = this.config.routes.map((r) => {
-      // Highest-weight established next hops carry the route (health checks refine this later).
-      const live = r.via.filter((v) => up(v.connection));
-      const top = Math.max(...live.map((v) => v.weight));
-      return {
-        destination: r.destination,
-        active: live.filter((v) => v.weight === top).map((v) => v.connection),
+      const h = this.#ha?.health(c.name) ?? { health: 'unknown' as const, lastRttMs: null };
+      connections[c.name] = {
+        state,
+        version: c.version,
+        local: c.local,
+        remote: c.remote,
+        health: h.health,
+        lastRttMs: h.lastRttMs,
+        children,
       };
-    });
+    }
+    const routes = this.config.routes.map((r) => ({
+      destination: r.destination,
+      active: this.#ha?.router.active(r.destination) ?? [],
+      fallback: this.#ha?.router.isFallback(r.destination) ?? false,
+      switches: this.#ha?.router.switches.get(r.destination) ?? 0,
+    }));
     const drops = {
       esp: this.#dp?.drops() ?? {},
       ike: Object.fromEntries(this.#ike?.dropped ?? []),

@@ -34,6 +34,10 @@ export interface TwinsecEvents {
   'ike-failure': { connection: string; reason: string; detail: string };
   /** An incoming IKE datagram was dropped (malformed, unexpected, unknown SA). */
   'ike-dropped': { reason: string; detail: string; from: string };
+  /** A connection's health changed (health check result, or SA state without one). */
+  health: { connection: string; from: string; to: string; reason: string; rttMs: number | null };
+  /** A destination route moved to other next hops. */
+  'route-switch': { destination: string; from: string[]; to: string[]; reason: string };
   /** Free-form protocol progress worth a debug log line. */
   'ike-debug': { connection: string; message: string };
 }

@@ -95,6 +95,21 @@ export function attachEventLogging(bus: EventBus, log: Logger): () => void {
         `dropped IKE datagram from ${e.from}: ${e.reason} (${e.detail})`,
       );
     }),
+    bus.on('health', (e) => {
+      const rtt = e.rttMs === null ? '' : `, last rtt ${e.rttMs.toFixed(2)} ms`;
+      (e.to === 'down' ? log.warn : log.info).call(
+        log,
+        { event: 'health', ...e },
+        `${e.connection}: health ${e.from} -> ${e.to} (${e.reason}${rtt})`,
+      );
+    }),
+    bus.on('route-switch', (e) => {
+      const names = (xs: string[]): string => (xs.length ? xs.join('+') : 'none');
+      log.warn(
+        { event: 'route-switch', ...e },
+        `route ${e.destination}: ${names(e.from)} -> ${names(e.to)} (${e.reason})`,
+      );
+    }),
     bus.on('ike-debug', (e) => {
       log.debug({ event: 'ike-debug', connection: e.connection }, `${e.connection}: ${e.message}`);
     }),

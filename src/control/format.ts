@@ -27,11 +27,12 @@ export function formatStatus(report: StatusReport): string {
   const names = Object.keys(report.connections).sort();
   if (names.length === 0) out.push('no connections');
   else {
-    const rows: string[][] = [['CONNECTION', 'STATE', 'IKE', 'LOCAL -> REMOTE']];
+    const rows: string[][] = [['CONNECTION', 'STATE', 'HEALTH', 'RTT', 'IKE', 'LOCAL -> REMOTE']];
     const children: string[][] = [];
     for (const name of names) {
       const c = report.connections[name]!;
-      rows.push([name, c.state, `v${c.version}`, `${c.local} -> ${c.remote}`]);
+      const rtt = c.lastRttMs === null || c.lastRttMs === undefined ? '-' : `${c.lastRttMs.toFixed(2)} ms`;
+      rows.push([name, c.state, c.health ?? '-', rtt, `v${c.version}`, `${c.local} -> ${c.remote}`]);
     }
     out.push(...table(rows));
     for (const name of names) {
@@ -75,9 +76,10 @@ export function formatStatus(report: StatusReport): string {
   else {
     const rows = report.routes.map((r) => [
       r.destination,
-      r.active.length > 0 ? r.active.join(', ') : '(none)',
+      (r.active.length > 0 ? r.active.join(', ') : '(none)') + (r.fallback ? ' (no next hop healthy)' : ''),
+      String(r.switches ?? 0),
     ]);
-    out.push(...table([['ROUTE', 'ACTIVE VIA'], ...rows]));
+    out.push(...table([['ROUTE', 'ACTIVE VIA', 'SWITCHES'], ...rows]));
   }
   const nonzero = (d: Record<string, number> | undefined): string =>
     Object.entries(d ?? {})

@@ -24,6 +24,11 @@ export class MemoryDataPlane implements DataPlane {
   drops(): Record<string, number> {
     return {};
   }
+  /** No packets cross this data plane, so a probe is never sent. */
+  injectProbe(): boolean {
+    return false;
+  }
+  watchProbe(): void {}
   async close(): Promise<void> {
     this.sas.clear();
   }

@@ -104,6 +104,14 @@ export class NativeDataPlane implements DataPlane {
     return this.engine.drops();
   }
 
+  injectProbe(connection: string, packet: Buffer): boolean {
+    return this.engine.injectProbe(connection, packet);
+  }
+
+  watchProbe(icmpId: number, on: boolean): void {
+    this.engine.watchProbe(icmpId, on);
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

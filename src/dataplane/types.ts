@@ -53,5 +53,9 @@ export interface DataPlane {
   setRoutes(routes: ForwardingEntry[]): void;
   /** Packets dropped since start, by reason (malformed, replay, integrity, ...). */
   drops(): Record<string, number>;
+  /** Encrypts a crafted inner packet into the connection's current outbound SA; false if none. */
+  injectProbe(connection: string, packet: Buffer): boolean;
+  /** Inbound echo replies with this ICMP identifier go to the daemon's probe handler, not the LAN. */
+  watchProbe(icmpId: number, on: boolean): void;
   close(): Promise<void>;
 }

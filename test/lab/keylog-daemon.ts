@@ -50,6 +50,12 @@ class KeyloggingDataPlane implements DataPlane {
     this.#inner.setRoutes(routes);
   }
 
+  injectProbe(connection: string, packet: Buffer): boolean {
+    return this.#inner.injectProbe(connection, packet);
+  }
+  watchProbe(icmpId: number, on: boolean): void {
+    this.#inner.watchProbe(icmpId, on);
+  }
   drops(): Record<string, number> {
     return this.#inner.drops();
   }

@@ -45,6 +45,8 @@ const REPORT: StatusReport = {
       version: 2,
       local: '192.0.2.1',
       remote: '203.0.113.1',
+      health: 'up',
+      lastRttMs: 0.25,
       children: [
         {
           spiIn: 'c0ffee01',
@@ -62,7 +64,7 @@ const REPORT: StatusReport = {
       ],
     },
   },
-  routes: [{ destination: '198.19.1.0/24', active: ['t1'] }],
+  routes: [{ destination: '198.19.1.0/24', active: ['t1'], fallback: false, switches: 0 }],
   drops: { esp: { replay: 2 }, ike: {} },
 };
 
@@ -123,9 +125,9 @@ t.test('twinsec status against a control server', async (t) => {
 
   const table = await run(TWINSEC, ['status', '--socket', sock]);
   t.equal(table.code, 0, table.stderr);
-  t.match(table.stdout, /^t1\s+established\s+v2\s+192\.0\.2\.1 -> 203\.0\.113\.1$/m);
+  t.match(table.stdout, /^t1\s+established\s+up\s+0\.25 ms\s+v2\s+192\.0\.2\.1 -> 203\.0\.113\.1$/m);
   t.match(table.stdout, /^t1\s+c0ffee01\s+deadbeef\s+aes256gcm16\s+esp\s+1\/2\s+3\/4\s+/m);
-  t.match(table.stdout, /^198\.19\.1\.0\/24\s+t1$/m);
+  t.match(table.stdout, /^198\.19\.1\.0\/24\s+t1\s+0$/m);
 });
 
 t.test('twinsec errors', async (t) => {

@@ -22,6 +22,8 @@ const REPORT: StatusReport = {
       version: 2,
       local: '192.0.2.1',
       remote: '203.0.113.1',
+      health: 'up',
+      lastRttMs: 0.25,
       children: [
         {
           spiIn: '0xc0ffee01',
@@ -38,9 +40,17 @@ const REPORT: StatusReport = {
         },
       ],
     },
-    t2: { state: 'down', version: 1, local: '192.0.2.1', remote: '203.0.113.2', children: [] },
+    t2: {
+      state: 'down',
+      version: 1,
+      local: '192.0.2.1',
+      remote: '203.0.113.2',
+      health: 'down',
+      lastRttMs: null,
+      children: [],
+    },
   },
-  routes: [{ destination: '198.19.1.0/24', active: ['t1'] }],
+  routes: [{ destination: '198.19.1.0/24', active: ['t1'], fallback: false, switches: 0 }],
   drops: { esp: { replay: 2 }, ike: {} },
 };
 
@@ -189,14 +199,14 @@ t.test('protocol helpers', async (t) => {
 
 t.test('formatStatus renders connections, children and routes', async (t) => {
   const text = formatStatus(REPORT);
-  t.match(text, /^CONNECTION\s+STATE\s+IKE\s+LOCAL -> REMOTE$/m);
-  t.match(text, /^t1\s+established\s+v2\s+192\.0\.2\.1 -> 203\.0\.113\.1$/m);
-  t.match(text, /^t2\s+down\s+v1\s+192\.0\.2\.1 -> 203\.0\.113\.2$/m);
+  t.match(text, /^CONNECTION\s+STATE\s+HEALTH\s+RTT\s+IKE\s+LOCAL -> REMOTE$/m);
+  t.match(text, /^t1\s+established\s+up\s+0\.25 ms\s+v2\s+192\.0\.2\.1 -> 203\.0\.113\.1$/m);
+  t.match(text, /^t2\s+down\s+down\s+-\s+v1\s+192\.0\.2\.1 -> 203\.0\.113\.2$/m);
   t.match(
     text,
     /^t1\s+0xc0ffee01\s+0xdeadbeef\s+aes256gcm16\s+udp\s+1024\/2048\s+10\/20\s+198\.18\.1\.0\/24 <-> 198\.19\.1\.0\/24$/m,
   );
-  t.match(text, /^198\.19\.1\.0\/24\s+t1$/m);
+  t.match(text, /^198\.19\.1\.0\/24\s+t1\s+0$/m);
   t.match(text, /^dropped: ESP replay=2; IKE none$/m);
   t.match(
     formatStatus({ connections: {}, routes: [], drops: { esp: {}, ike: {} } }),

@@ -1,0 +1,105 @@
+/**
+ * The HA layer of one daemon: a health check per connection that has one, each connection's
+ * usability (health, or SA state without a health check) with the time it last changed, and the
+ * weighted router that turns usability into forwarding entries. It listens to SA changes and
+ * speaks through the event bus (health, route-switch), like every other part.
+ */
+import type { Config } from '../config/types.js';
+import type { DataPlane } from '../dataplane/types.js';
+import type { EventBus } from '../events.js';
+import { type Health, HealthCheck } from './health.js';
+import { parseEchoReply } from './icmp.js';
+import { Router, type Usability } from './router.js';
+
+export interface HaOptions {
+  config: Config;
+  bus: EventBus;
+  dataplane: DataPlane;
+  /** Does the connection have an established IKE SA with an installed CHILD_SA? */
+  saUp: (connection: string) => boolean;
+}
+
+export class HaController {
+  readonly #o: HaOptions;
+  readonly #checks = new Map<string, HealthCheck>();
+  readonly #byId = new Map<number, HealthCheck>();
+  readonly #usable = new Map<string, Usability>();
+  readonly router: Router;
+
+  constructor(o: HaOptions) {
+    this.#o = o;
+    // Probe identifiers differ per connection and per daemon run, so replies are never confused.
+    let id = Math.floor(Math.random() * 0xffff);
+    for (const c of Object.values(o.config.connections)) {
+      if (!c.healthCheck) continue;
+      id = (id + 1) & 0xffff || 1;
+      const hc = new HealthCheck(
+        c.name,
+        id,
+        c.healthCheck,
+        { inject: (conn, pkt) => o.dataplane.injectProbe(conn, pkt) },
+        (ch) => {
+          o.bus.emit('health', { ...ch, rttMs: hc.lastRttMs });
+          this.update();
+        },
+      );
+      this.#checks.set(c.name, hc);
+      this.#byId.set(id, hc);
+    }
+    this.router = new Router({
+      routes: o.config.routes,
+      usability: (c) => this.#usable.get(c) ?? { usable: false, since: 0, reason: 'down: not negotiated' },
+      apply: (entries) => o.dataplane.setRoutes(entries),
+      onSwitch: (s) => o.bus.emit('route-switch', s),
+    });
+  }
+
+  start(): void {
+    for (const hc of this.#checks.values()) {
+      this.#o.dataplane.watchProbe(hc.id, true);
+      hc.start();
+    }
+    this.update();
+  }
+
+  stop(): void {
+    this.router.stop();
+    for (const hc of this.#checks.values()) {
+      hc.stop();
+      this.#o.dataplane.watchProbe(hc.id, false);
+    }
+  }
+
+  /** An inbound packet matched a probe watch. */
+  onProbe(packet: Buffer, at: bigint): void {
+    const r = parseEchoReply(packet);
+    if (r) this.#byId.get(r.id)?.reply(r.seq, at);
+  }
+
+  health(connection: string): { health: Health; lastRttMs: number | null } {
+    const hc = this.#checks.get(connection);
+    if (hc) return { health: this.#o.saUp(connection) ? hc.state : 'down', lastRttMs: hc.lastRttMs };
+    return { health: this.#o.saUp(connection) ? 'up' : 'down', lastRttMs: null };
+  }
+
+  /** Recomputes usability (after an SA or health change) and lets the router decide. */
+  update(): void {
+    const now = Date.now();
+    for (const c of Object.values(this.#o.config.connections)) {
+      const hc = this.#checks.get(c.name);
+      const sa = this.#o.saUp(c.name);
+      const usable = sa && (!hc || hc.state === 'up');
+      const reason = !sa
+        ? 'down: no CHILD_SA'
+        : hc && hc.state !== 'up'
+          ? hc.lost
+            ? `down: ${hc.lost} probes lost`
+            : 'down: no probe answered yet'
+          : 'up';
+      const prev = this.#usable.get(c.name);
+      if (!prev || prev.usable !== usable) this.#usable.set(c.name, { usable, since: now, reason });
+      else prev.reason = reason;
+    }
+    this.router.evaluate();
+  }
+}
