@@ -10,6 +10,7 @@
         "native/engine_rx.cc",
         "native/fwd.cc",
         "native/gro.cc",
+        "native/gso.cc",
         "native/sockets.cc",
         "native/tun.cc",
         "native/esp.cc",

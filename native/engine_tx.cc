@@ -14,6 +14,7 @@
 
 #include "engine.h"
 #include "gro.h"
+#include "gso.h"
 
 namespace twinsec {
 
@@ -22,6 +23,7 @@ class Engine::TxPath {
   explicit TxPath(Engine* e)
       : e_(e),
         in_(new uint8_t[kMaxPacket]),
+        seg_(new uint8_t[kMaxPacket]),
         slotSize_(kMaxPacket + 512),  // any inner packet plus the largest ESP overhead
         out_(new uint8_t[kBatch * slotSize_]) {}
 
@@ -30,6 +32,7 @@ class Engine::TxPath {
  private:
   void Refresh();
   void ReadTun();
+  void FromTun(size_t len);
   void Packet(const uint8_t* p, size_t len);
   void DrainProbes();
   ssize_t Encrypt(Sa* sa, int family, const uint8_t* p, size_t len, uint8_t* out);
@@ -48,6 +51,7 @@ class Engine::TxPath {
   std::shared_ptr<const Tables> t_;
   uint64_t ver_ = ~uint64_t{0};
   std::unique_ptr<uint8_t[]> in_;
+  std::unique_ptr<uint8_t[]> seg_;  // one TCP segment cut from a GSO read (gso.h)
   size_t slotSize_;
   std::unique_ptr<uint8_t[]> out_;  // kBatch slots of slotSize_
   struct Pending {
@@ -125,13 +129,7 @@ void Engine::TxPath::ReadTun() {
         break;
       }
       got++;
-      // Every read starts with a virtio_net_hdr (IFF_VNET_HDR, see gro.h); with no offloads
-      // enabled it is always empty: one whole, checksummed packet follows.
-      if (static_cast<size_t>(r) <= kVnetHdrLen || in_[1] != 0) {
-        Count(Drop::kMalformed);
-        continue;
-      }
-      Packet(in_.get() + kVnetHdrLen, static_cast<size_t>(r) - kVnetHdrLen);
+      FromTun(static_cast<size_t>(r));
     }
     Flush();
     if (empty || e_->stop_.load(std::memory_order_relaxed)) return;
@@ -165,6 +163,27 @@ void Engine::TxPath::TooBig(const uint8_t* p, size_t len, int family) {
                                 : BuildIcmp6TooBig(p, len, static_cast<uint32_t>(e_->mtu_), nullptr,
                                                    icmp_, sizeof(icmp_));
   if (n > 0) TunWriter::WritePlain(e_->tun_, icmp_, n);
+}
+
+void Engine::TxPath::FromTun(size_t len) {
+  // Every read starts with a virtio_net_hdr (IFF_VNET_HDR): TCP super-packets to cut into
+  // segments, or one packet, maybe with its checksum left to us (TUNSETOFFLOAD, see gso.h).
+  if (len <= kVnetHdrLen) return Count(Drop::kMalformed);
+  VnetHdr h;
+  memcpy(&h, in_.get(), kVnetHdrLen);
+  uint8_t* p = in_.get() + kVnetHdrLen;
+  len -= kVnetHdrLen;
+  uint8_t gso = h.gsoType & static_cast<uint8_t>(~kGsoEcn);
+  if (gso == kGsoTcp4 || gso == kGsoTcp6) {
+    bool ok = SegmentTcp(p, len, h.gsoSize, seg_.get(),
+                         [this](const uint8_t* s, size_t n) { Packet(s, n); });
+    if (!ok) Count(Drop::kMalformed);
+    return;
+  }
+  if (gso != 0) return Count(Drop::kMalformed);  // UDP GSO is never enabled
+  if ((h.flags & kNeedsCsum) && !CompleteChecksum(p, len, h.csumStart, h.csumOffset))
+    return Count(Drop::kMalformed);
+  Packet(p, len);
 }
 
 void Engine::TxPath::Packet(const uint8_t* p, size_t len) {

@@ -10,17 +10,6 @@ namespace {
 
 constexpr size_t kMaxIpPacket = 65535;
 
-// struct virtio_net_hdr and its constants (linux/virtio_net.h, which does not compile as C++: it
-// has a member named `class`). Fields are in host byte order for a legacy little-endian header.
-struct VnetHdr {
-  uint8_t flags;
-  uint8_t gsoType;
-  uint16_t hdrLen, gsoSize, csumStart, csumOffset;
-};
-static_assert(sizeof(VnetHdr) == kVnetHdrLen, "virtio_net_hdr is 10 bytes");
-constexpr uint8_t kNeedsCsum = 1;  // VIRTIO_NET_HDR_F_NEEDS_CSUM
-constexpr uint8_t kGsoTcp4 = 1;    // VIRTIO_NET_HDR_GSO_TCPV4
-constexpr uint8_t kGsoTcp6 = 4;    // VIRTIO_NET_HDR_GSO_TCPV6
 constexpr uint8_t kTcpAck = 0x10, kTcpPsh = 0x08;
 
 uint32_t Load32(const uint8_t* p) {

@@ -72,6 +72,11 @@ TunResult OpenTun(const std::string& name, int mtu, bool vnetHdr) {
   return r;
 }
 
+int SetTunOffload(int fd, unsigned flags) {
+  if (ioctl(fd, TUNSETOFFLOAD, static_cast<unsigned long>(flags)) < 0) return errno;
+  return 0;
+}
+
 int CloseTun(int fd) {
   if (fd < 0) return EBADF;
   if (close(fd) < 0) return errno;

@@ -22,6 +22,9 @@ struct TunResult {
 // enabled for reads, so what is read is always one complete, checksummed packet.
 TunResult OpenTun(const std::string& name, int mtu, bool vnetHdr = false);
 
+// TUNSETOFFLOAD: which offloads (TUN_F_CSUM, TUN_F_TSO4, ...) the reader handles; 0 or errno.
+int SetTunOffload(int fd, unsigned flags);
+
 // Closes a TUN fd; returns 0 or errno.
 int CloseTun(int fd);
 

@@ -419,8 +419,9 @@ t.test('two engines in two namespaces', { skip }, async (t) => {
 
   const iperf = labIperf();
   await t.test('bulk traffic: one TCP stream, then ping under a UDP flood', { skip: iperf }, async (t) => {
-    // Exercises the batched paths: UDP GSO runs on send, UDP GRO super-datagrams split on receive,
-    // TCP segments coalesced into GSO writes to the TUN (IPv4 and IPv6).
+    // Exercises the batched paths: TSO super-packets read from the TUN and segmented, UDP GSO runs
+    // on send, UDP GRO super-datagrams split on receive, TCP segments coalesced into GSO writes to
+    // the TUN (IPv4 and IPv6).
     const k = keys('aes256gcm16', 36, null, 0);
     const { a: sa, b: sb } = saPair(k, 0x1004, 0x2004, 'udp');
     await a.call('installSa', { sa });
@@ -469,6 +470,8 @@ t.test('two engines in two namespaces', { skip }, async (t) => {
       for (const why of ['malformed', 'integrity', 'replay', 'policy', 'noSa'])
         t.equal(after[side][why], before[side][why], `${side}: no ${why} drops from batching`);
     }
+    for (const ns of [nsA, nsB])
+      t.equal(await snmp(ns, 'Tcp', 'InCsumErrors'), 0, 'segmented and coalesced TCP checksums verify');
     const c = await b.counters(0x1004);
     t.ok(c && c.packetsIn > 1000, `B decrypted ${c?.packetsIn} packets on the new SA`);
   });
