@@ -7,6 +7,12 @@
 //   RX  recvmmsg (UDP + raw ESP) -> replay check -> decrypt -> policy -> TUN   (and IKE, probes)
 // Control calls (install/remove SA, routes, counters) come from one JavaScript thread.
 //
+// Batching, so that per-packet kernel work does not dominate: the TUN hands over TCP
+// super-packets (TSO, segmented in gso.h), ESP-in-UDP leaves in UDP GSO runs and arrives in UDP
+// GRO bundles, and decrypted TCP segments of a batch enter the TUN coalesced (gro.h). The only
+// queues are the kernel's: the TUN ring (txqueuelen), the socket buffers (sockets.cc), the probe
+// ring and the event queue to JavaScript, all bounded.
+//
 // Sharing: the packet threads read an immutable `Tables` snapshot published with
 // std::atomic_store and announced by a version counter; each thread re-reads it between batches,
 // never per packet, and drops its reference to the old one then, so an old snapshot (and any SA

@@ -470,8 +470,10 @@ t.test('two engines in two namespaces', { skip }, async (t) => {
       for (const why of ['malformed', 'integrity', 'replay', 'policy', 'noSa'])
         t.equal(after[side][why], before[side][why], `${side}: no ${why} drops from batching`);
     }
-    for (const ns of [nsA, nsB])
+    for (const ns of [nsA, nsB]) {
       t.equal(await snmp(ns, 'Tcp', 'InCsumErrors'), 0, 'segmented and coalesced TCP checksums verify');
+      t.equal(await snmp(ns, 'Udp', 'InCsumErrors'), 0, 'offloaded UDP checksums completed');
+    }
     const c = await b.counters(0x1004);
     t.ok(c && c.packetsIn > 1000, `B decrypted ${c?.packetsIn} packets on the new SA`);
   });
