@@ -47,26 +47,35 @@ t.test('consecutive misses mark down, an answer marks up, RTT recorded', async (
     't1',
     0x4242,
     { source: '198.18.1.1', destination: '198.19.1.1', interval: 0.1, retries: 3 },
-    { inject: (_c, p) => (hasSa ? (sent.push(p), true) : false) },
+    {
+      inject: (_c, p) => {
+        if (hasSa) sent.push(p);
+        return hasSa;
+      },
+    },
     (c) => changes.push(c),
   );
   let now = 0n;
   const step = 100_000_000n;
-  hc.tick((now += step));
+  const tick = (): void => {
+    now += step;
+    hc.tick(now);
+  };
+  tick();
   const first = parseEchoReply(reply(sent[0]!))!;
   hc.reply(first.seq, now + 2_000_000n);
   t.equal(hc.state, 'up');
   t.equal(hc.lastRttMs, 2);
-  for (let i = 0; i < 3; i++) hc.tick((now += step));
+  for (let i = 0; i < 3; i++) tick();
   t.equal(hc.state, 'up', 'two probes lost so far');
-  hc.tick((now += step));
+  tick();
   t.equal(hc.state, 'down');
   t.same(changes.at(-1), { connection: 't1', from: 'up', to: 'down', reason: '3 probes lost' });
   const last = parseEchoReply(reply(sent.at(-1)!))!;
   hc.reply(last.seq, now + 1_000_000n);
   t.equal(hc.state, 'up');
   hasSa = false;
-  hc.tick((now += step));
+  tick();
   t.equal(hc.state, 'down');
   t.equal(changes.at(-1)!.reason, 'no CHILD_SA installed');
   hc.reply(999, now);
