@@ -4,8 +4,9 @@
  */
 import type { Config } from './config/types.js';
 import { NativeDataPlane } from './dataplane/native.js';
-import { publishRoute } from './dataplane/os-routes.js';
+import { publishRoute, withdrawRoute } from './dataplane/os-routes.js';
 import type { DataPlane } from './dataplane/types.js';
+import { TwinsecError } from './errors.js';
 import { EventBus } from './events.js';
 import { HaController } from './ha/controller.js';
 import { algName } from './ike/proposal.js';
@@ -34,6 +35,8 @@ export interface ConnectionStatus {
   version: 1 | 2;
   local: string;
   remote: string;
+  /** Taken down by `twinsec down` (stays down until `twinsec up`). */
+  adminDown: boolean;
   /** Health check result; without a health check it follows the SA state. */
   health: 'up' | 'down' | 'unknown';
   /** Round-trip time of the last answered health probe (ms). */
@@ -69,7 +72,7 @@ const hex8 = (n: number): string => (n >>> 0).toString(16).padStart(8, '0');
 
 export class Daemon {
   readonly bus = new EventBus();
-  readonly config: Config;
+  #config: Config;
   readonly #opts: DaemonOptions;
   #transport: IkeTransport | undefined;
   #dp: DataPlane | undefined;
@@ -77,8 +80,12 @@ export class Daemon {
   #ha: HaController | undefined;
 
   constructor(config: Config, opts: DaemonOptions = {}) {
-    this.config = config;
+    this.#config = config;
     this.#opts = opts;
+  }
+
+  get config(): Config {
+    return this.#config;
   }
 
   async start(): Promise<void> {
@@ -90,15 +97,9 @@ export class Daemon {
       await this.#startNative(locals);
     }
     if (this.#opts.wrapDataPlane) this.#dp = this.#opts.wrapDataPlane(this.#dp!);
-    this.#ha = new HaController({
-      config: this.config,
-      bus: this.bus,
-      dataplane: this.#dp!,
-      saUp: (c) => this.#saUp(c),
-    });
+    this.#startHa();
     this.bus.on('child-up', () => this.#ha?.update());
     this.bus.on('child-down', () => this.#ha?.update());
-    this.#ha.start();
     this.#ike = new IkeManager({
       config: this.config,
       transport: this.#transport!,
@@ -133,6 +134,59 @@ export class Daemon {
       await dp.close();
       throw err;
     }
+  }
+
+  #startHa(): void {
+    this.#ha?.stop();
+    this.#ha = new HaController({
+      config: this.#config,
+      bus: this.bus,
+      dataplane: this.#dp!,
+      saUp: (c) => this.#saUp(c),
+    });
+    this.#ha.start();
+  }
+
+  /** `twinsec up NAME`: initiate now (and after an operator's `down`). */
+  up(name: string): void {
+    if (!this.#ike?.up(name)) throw new TwinsecError('ERR_UNKNOWN_CONNECTION', `no connection '${name}'`);
+  }
+
+  /** `twinsec down NAME`: DELETE to the peer, then stay down until `up`. */
+  async down(name: string): Promise<void> {
+    if (!(await this.#ike?.down(name)))
+      throw new TwinsecError('ERR_UNKNOWN_CONNECTION', `no connection '${name}'`);
+  }
+
+  /**
+   * Applies a re-read configuration: unchanged connections stay up untouched, changed ones
+   * renegotiate, removed ones are deleted; routes and health checks follow the new file.
+   * Changes that need new sockets or a new TUN are refused (restart instead).
+   */
+  async reload(
+    next: Config,
+  ): Promise<{ added: string[]; changed: string[]; removed: string[]; unchanged: string[] }> {
+    const cur = this.#config;
+    const problems: string[] = [];
+    if (JSON.stringify(next.tun) !== JSON.stringify(cur.tun)) problems.push('tun');
+    if (JSON.stringify(next.ports) !== JSON.stringify(cur.ports)) problems.push('ports');
+    const locals = new Set(Object.values(cur.connections).map((c) => c.local));
+    for (const c of Object.values(next.connections)) {
+      if (!locals.has(c.local)) problems.push(`connections.${c.name}.local (new address ${c.local})`);
+    }
+    if (problems.length) {
+      throw new TwinsecError('ERR_RELOAD', `reload refused: changing ${problems.join(', ')} needs a restart`);
+    }
+    const res = await this.#ike!.reload(next);
+    if (!this.#opts.dataplane) {
+      const was = new Set(cur.routes.filter((r) => r.publish).map((r) => r.destination));
+      const now = new Set(next.routes.filter((r) => r.publish).map((r) => r.destination));
+      for (const d of now) if (!was.has(d)) await publishRoute(d, next.tun.name);
+      for (const d of was) if (!now.has(d)) await withdrawRoute(d, next.tun.name);
+    }
+    this.#config = next;
+    this.#startHa();
+    return res;
   }
 
   /** An established IKE SA with an installed CHILD_SA (health checks refine this in the HA layer). */
@@ -183,6 +237,7 @@ export class Daemon {
         version: c.version,
         local: c.local,
         remote: c.remote,
+        adminDown: this.#ike?.isAdminDown(c.name) ?? false,
         health: h.health,
         lastRttMs: h.lastRttMs,
         children,

@@ -96,7 +96,12 @@ async function run(config: Config, configPath: string): Promise<void> {
   try {
     control = await startControlServer(
       config.control.socket,
-      { status: () => daemon.status() },
+      {
+        status: () => daemon.status(),
+        up: (args) => daemon.up(connectionArg(args)),
+        down: (args) => daemon.down(connectionArg(args)),
+        reload: () => reload(),
+      },
       { onError: (err) => log.warn({ err }, `control socket: ${err.message}`) },
     );
   } catch (err) {
@@ -106,13 +111,37 @@ async function run(config: Config, configPath: string): Promise<void> {
   const n = Object.keys(config.connections).length;
   log.info(`twinsecd ${version()} started from ${configPath}: ${n} connections, control ${control.path}`);
 
-  installSignals(log, async () => {
-    await control.close();
-    await daemon.stop();
-  });
+  // Re-reads the file; a bad file is refused as a whole and the running configuration stays.
+  async function reload(): Promise<unknown> {
+    const next = loadConfig(configPath);
+    const res = await daemon.reload(next);
+    log.info(
+      { event: 'reload', ...res },
+      `reloaded ${configPath}: added [${res.added}], changed [${res.changed}], removed [${res.removed}], unchanged [${res.unchanged}]`,
+    );
+    return res;
+  }
+
+  installSignals(
+    log,
+    async () => {
+      await control.close();
+      await daemon.stop();
+    },
+    () =>
+      reload().catch((err: unknown) =>
+        log.error({ err }, `SIGHUP reload failed: ${err instanceof Error ? err.message : String(err)}`),
+      ),
+  );
 }
 
-function installSignals(log: Logger, shutdown: () => Promise<void>): void {
+function connectionArg(args: unknown): string {
+  const name = (args as { name?: unknown } | undefined)?.name;
+  if (typeof name !== 'string' || !name) throw new Error('expected { name: "<connection>" }');
+  return name;
+}
+
+function installSignals(log: Logger, shutdown: () => Promise<void>, reload: () => void): void {
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -134,8 +163,10 @@ function installSignals(log: Logger, shutdown: () => Promise<void>): void {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  // SIGHUP would otherwise kill the daemon; reload is a later feature, so say so and carry on.
-  process.on('SIGHUP', () => log.warn('SIGHUP: configuration reload is not supported yet; ignoring'));
+  process.on('SIGHUP', () => {
+    log.info('SIGHUP: reloading the configuration');
+    reload();
+  });
 }
 
 async function main(): Promise<void> {

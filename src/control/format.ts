@@ -32,7 +32,14 @@ export function formatStatus(report: StatusReport): string {
     for (const name of names) {
       const c = report.connections[name]!;
       const rtt = c.lastRttMs === null || c.lastRttMs === undefined ? '-' : `${c.lastRttMs.toFixed(2)} ms`;
-      rows.push([name, c.state, c.health ?? '-', rtt, `v${c.version}`, `${c.local} -> ${c.remote}`]);
+      rows.push([
+        name,
+        c.adminDown ? 'down (admin)' : c.state,
+        c.health ?? '-',
+        rtt,
+        `v${c.version}`,
+        `${c.local} -> ${c.remote}`,
+      ]);
     }
     out.push(...table(rows));
     for (const name of names) {

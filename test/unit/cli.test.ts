@@ -45,6 +45,7 @@ const REPORT: StatusReport = {
       version: 2,
       local: '192.0.2.1',
       remote: '203.0.113.1',
+      adminDown: false,
       health: 'up',
       lastRttMs: 0.25,
       children: [

@@ -22,6 +22,7 @@ const REPORT: StatusReport = {
       version: 2,
       local: '192.0.2.1',
       remote: '203.0.113.1',
+      adminDown: false,
       health: 'up',
       lastRttMs: 0.25,
       children: [
@@ -45,6 +46,7 @@ const REPORT: StatusReport = {
       version: 1,
       local: '192.0.2.1',
       remote: '203.0.113.2',
+      adminDown: true,
       health: 'down',
       lastRttMs: null,
       children: [],
@@ -201,7 +203,7 @@ t.test('formatStatus renders connections, children and routes', async (t) => {
   const text = formatStatus(REPORT);
   t.match(text, /^CONNECTION\s+STATE\s+HEALTH\s+RTT\s+IKE\s+LOCAL -> REMOTE$/m);
   t.match(text, /^t1\s+established\s+up\s+0\.25 ms\s+v2\s+192\.0\.2\.1 -> 203\.0\.113\.1$/m);
-  t.match(text, /^t2\s+down\s+down\s+-\s+v1\s+192\.0\.2\.1 -> 203\.0\.113\.2$/m);
+  t.match(text, /^t2\s+down \(admin\)\s+down\s+-\s+v1\s+192\.0\.2\.1 -> 203\.0\.113\.2$/m);
   t.match(
     text,
     /^t1\s+0xc0ffee01\s+0xdeadbeef\s+aes256gcm16\s+udp\s+1024\/2048\s+10\/20\s+198\.18\.1\.0\/24 <-> 198\.19\.1\.0\/24$/m,

@@ -162,12 +162,18 @@ export function processAuthRequest(sa: IkeSa, hooks: AuthHooks, ps: Payload[]): 
   const idRp = findId(ps, PayloadType.IDr);
   const idR: Identity | undefined = idRp ? { type: idRp.idType, data: idRp.data } : undefined;
   // Pick the connection by identities among those that matched the addresses (§2.15 lets a
-  // responder choose its credentials from IDi and the optional IDr).
-  const conn = sa.candidates.find(
+  // responder choose its credentials from IDi and the optional IDr); several connections between
+  // the same gateways and identities are told apart by their traffic selectors, as strongSwan does.
+  const byId = sa.candidates.filter(
     (c) =>
       identityMatches(parseIdentity(c.remoteId), idI) &&
       (!idR || identityMatches(parseIdentity(c.localId), idR)),
   );
+  const tsi = findTs(ps, PayloadType.TSi)?.selectors ?? [];
+  const tsr = findTs(ps, PayloadType.TSr)?.selectors ?? [];
+  const conn =
+    byId.find((c) => narrow(tsi, c.remoteSubnets).length > 0 && narrow(tsr, c.localSubnets).length > 0) ??
+    byId[0];
   const failed = (detail: string): AuthAnswer => ({
     ok: false,
     reason: 'auth_failed',

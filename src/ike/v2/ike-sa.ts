@@ -78,6 +78,7 @@ const PHASE_STATE: Record<SaPhase, IkeState> = {
 
 export class IkeSa {
   readonly serial = nextSerial++;
+  readonly createdAt = Date.now();
   readonly initiator: boolean;
   readonly env: SaEnv;
   /** The connection this SA serves; a responder learns it for sure only in IKE_AUTH. */

@@ -21,6 +21,9 @@ import { type InitFailure, preferredGroup, processInitRequest, sendInitRequest }
 import { notify } from './payload-find.js';
 import { type OpenedMessage, openMessage } from './protect.js';
 
+/** SAs younger than this are never treated as stale on INITIAL_CONTACT (ms). */
+const SIMULTANEOUS_WINDOW = 10_000;
+
 export interface ManagerOptions {
   config: Config;
   transport: IkeTransport;
@@ -42,6 +45,8 @@ export class IkeManager {
   readonly #halfOpen = new Map<string, IkeSa>();
   readonly #retries = new Map<string, { timer?: NodeJS.Timeout; attempt: number }>();
   readonly dropped = new Map<string, number>();
+  /** Connections an operator took down: no initiation, no retries, peers' attempts refused. */
+  readonly #adminDown = new Set<string>();
   #stopped = false;
 
   constructor(opts: ManagerOptions) {
@@ -75,7 +80,7 @@ export class IkeManager {
 
   initiate(name: string): void {
     const conn = this.#conns.get(name);
-    if (!conn || this.#stopped) return;
+    if (!conn || this.#stopped || this.#adminDown.has(name)) return;
     if (this.sasOf(name).some((s) => s.phase !== 'deleting')) return;
     const ports = this.#env.ports;
     const sa = new IkeSa(this.#env, {
@@ -113,6 +118,7 @@ export class IkeManager {
 
   #scheduleRetry(conn: ConnectionConfig): void {
     if (this.#stopped || conn.start !== 'initiate' || this.#conns.get(conn.name) !== conn) return;
+    if (this.#adminDown.has(conn.name)) return;
     const r = this.#retries.get(conn.name) ?? { attempt: 0 };
     if (r.timer) return;
     const delay =
@@ -129,6 +135,99 @@ export class IkeManager {
 
   #established(sa: IkeSa): void {
     if (sa.nat.local) sa.startKeepalives(this.#env.timing.keepalive);
+  }
+
+  /* ------------------------------------------------------------ operator */
+
+  /** `twinsec up`: clears an administrative down and initiates now (also for `start: listen`). */
+  up(name: string): boolean {
+    if (!this.#conns.has(name)) return false;
+    this.#adminDown.delete(name);
+    const r = this.#retries.get(name);
+    clearTimeout(r?.timer);
+    this.#retries.delete(name);
+    this.initiate(name);
+    return true;
+  }
+
+  /** `twinsec down`: DELETE to the peer for every SA of the connection; stays down until up(). */
+  async down(name: string, reason = 'taken down by operator'): Promise<boolean> {
+    if (!this.#conns.has(name)) return false;
+    this.#adminDown.add(name);
+    const r = this.#retries.get(name);
+    clearTimeout(r?.timer);
+    this.#retries.delete(name);
+    await this.#deleteAll(this.sasOf(name), reason);
+    return true;
+  }
+
+  isAdminDown(name: string): boolean {
+    return this.#adminDown.has(name);
+  }
+
+  /** Sends DELETE for the established SAs (bounded wait) and forgets all of them. */
+  async #deleteAll(sas: IkeSa[], reason: string): Promise<void> {
+    await Promise.all(
+      sas.map(
+        (sa) =>
+          new Promise<void>((resolve) => {
+            // An initiator waiting for its IKE_AUTH answer may already be established at the peer:
+            // its DELETE queues behind that request (window 1) and goes out once it is answered.
+            const pendingAuth = sa.initiator && sa.phase === 'auth' && sa.busy;
+            if (sa.phase !== 'established' && !pendingAuth) return resolve();
+            if (!pendingAuth) sa.transition('deleting', reason);
+            const t = setTimeout(resolve, 1500);
+            sendIkeDelete(sa, () => {
+              clearTimeout(t);
+              resolve();
+            });
+          }),
+      ),
+    );
+    for (const sa of sas) if (sa.phase !== 'dead') this.destroy(sa, reason);
+  }
+
+  /**
+   * Applies a new connection set (reload): unchanged connections keep their SAs untouched, changed
+   * ones are deleted and negotiated again, removed ones are deleted, new ones start.
+   */
+  async reload(
+    config: Config,
+  ): Promise<{ added: string[]; changed: string[]; removed: string[]; unchanged: string[] }> {
+    const next = new Map(
+      Object.values(config.connections)
+        .filter((c) => c.version === 2)
+        .map((c) => [c.name, c]),
+    );
+    const res = {
+      added: [] as string[],
+      changed: [] as string[],
+      removed: [] as string[],
+      unchanged: [] as string[],
+    };
+    for (const [name, old] of this.#conns) {
+      const c = next.get(name);
+      if (!c) res.removed.push(name);
+      else if (sameConnection(old, c)) {
+        res.unchanged.push(name);
+        next.set(name, old); // SAs keep referring to the same object
+      } else res.changed.push(name);
+    }
+    for (const name of next.keys()) if (!this.#conns.has(name)) res.added.push(name);
+    const gone = [...res.removed, ...res.changed];
+    for (const name of gone) {
+      clearTimeout(this.#retries.get(name)?.timer);
+      this.#retries.delete(name);
+    }
+    await this.#deleteAll(
+      [...this.#sas.values()].filter((sa) => gone.includes(sa.conn.name)),
+      'configuration changed',
+    );
+    for (const name of res.removed) this.#adminDown.delete(name);
+    this.#conns = next;
+    for (const name of [...res.changed, ...res.added])
+      if (next.get(name)!.start === 'initiate') this.initiate(name);
+    return res;
   }
 
   /* ------------------------------------------------------------ teardown */
@@ -153,22 +252,7 @@ export class IkeManager {
     this.#stopped = true;
     for (const r of this.#retries.values()) clearTimeout(r.timer);
     this.#retries.clear();
-    const all = [...this.#sas.values()];
-    await Promise.all(
-      all.map(
-        (sa) =>
-          new Promise<void>((resolve) => {
-            if (sa.phase !== 'established') return resolve();
-            sa.transition('deleting', 'shutdown');
-            const t = setTimeout(resolve, 1500);
-            sendIkeDelete(sa, () => {
-              clearTimeout(t);
-              resolve();
-            });
-          }),
-      ),
-    );
-    for (const sa of all) this.destroy(sa, 'shutdown');
+    await this.#deleteAll([...this.#sas.values()], 'shutdown');
   }
 
   readonly #authHooks: AuthHooks = {
@@ -182,9 +266,14 @@ export class IkeManager {
           o.conn.remoteId === sa.conn.remoteId,
       ),
     peerInitialContact: (sa) => {
+      // The peer says it holds no other SA with us, so ours are stale (it restarted). An SA younger
+      // than a few seconds is not stale but a simultaneous negotiation, whose peer copy exists:
+      // deleting it would leave the two sides with different SAs.
+      const now = Date.now();
       for (const o of [...this.#sas.values()]) {
-        if (o !== sa && o.conn === sa.conn && o.remote.address === sa.remote.address)
-          this.destroy(o, 'peer sent INITIAL_CONTACT');
+        if (o === sa || o.conn !== sa.conn || o.remote.address !== sa.remote.address) continue;
+        if (o.phase !== 'established' || now - o.createdAt < SIMULTANEOUS_WINDOW) continue;
+        this.destroy(o, 'peer sent INITIAL_CONTACT');
       }
     },
   };
@@ -312,7 +401,9 @@ export class IkeManager {
     const m = decodeMessage(d.data);
     const bad = checkMessageRules(ExchangeType.IKE_SA_INIT, false, m.payloads, false);
     if (bad) return this.#drop('invalid_syntax', bad, d);
-    const all = [...this.#conns.values()].filter((c) => c.local === d.local.address);
+    const all = [...this.#conns.values()].filter(
+      (c) => c.local === d.local.address && !this.#adminDown.has(c.name),
+    );
     const exact = all.filter((c) => c.remote === d.remote.address);
     const candidates = exact.length ? exact : all;
     if (!candidates.length) {
@@ -368,4 +459,9 @@ export class IkeManager {
       if (sa.phase === 'auth') this.destroy(sa, 'half-open timeout');
     });
   }
+}
+
+/** Same settings (the PSK compared by value: its JSON form is redacted). */
+function sameConnection(a: ConnectionConfig, b: ConnectionConfig): boolean {
+  return a.psk.equals(b.psk) && JSON.stringify({ ...a, psk: 0 }) === JSON.stringify({ ...b, psk: 0 });
 }
