@@ -1,0 +1,301 @@
+/**
+ * `npm run lab` (node dist/test/lab/ha-demo.js [--carrier] [--hold]), as root: the dual-tunnel failover
+ * lab. Five network namespaces (ha-lab.ts): an on-prem gateway (twinsec) with two internet links, a router,
+ * a cloud gateway (twinsec) with one, and a LAN host behind each gateway. Both tunnels come up with health
+ * checks (every 0.1 s, 3 misses = down) and a route per side with weights 100/0. A LAN host pings the other
+ * LAN at 100/s while link 1 fails silently (iptables DROP in the router; --carrier: the router's link-1
+ * port goes down), is repaired, and traffic moves back after the 3 s hold-down. The demo prints what the
+ * daemons log as it happens, then a timeline (ms from the cut) and a summary measured from ping's output.
+ * Everything is removed at the end, also on failure or Ctrl-C. About a minute.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import {
+  ADDR,
+  CLOUD,
+  type CutMode,
+  cutLink1,
+  type HaEvent,
+  type HaLab,
+  type HaStatus,
+  haEvents,
+  longestRun,
+  ONPREM,
+  type PingResult,
+  quickStatus,
+  repairLink1,
+  type Side,
+  startHaLab,
+  startPing,
+  waitHaReady,
+} from './ha-lab.js';
+import { Lab, labUnavailable, waitFor } from './netns.js';
+import { type Twinsec, twinsecUnavailable } from './twinsec.js';
+
+const STEADY_MS = 5000;
+const CUT_MS = 12_000;
+const AFTER_MS = 5000;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const fmtMs = (ms: number) => `${ms >= 0 ? '+' : ''}${Math.round(ms)}`.padStart(7);
+
+/** Prints new health / route-switch log lines of both daemons as they appear (offsets from `t0()`). */
+class LogWatch {
+  readonly #seen = new Map<string, number>();
+  #timer: NodeJS.Timeout | undefined;
+  constructor(
+    readonly daemons: [Twinsec, Side][],
+    readonly t0: () => number,
+  ) {}
+  start(): void {
+    for (const [tw, side] of this.daemons) this.#seen.set(side.name, haEvents(tw, side.name).length);
+    this.#timer = setInterval(() => this.poll(), 100);
+  }
+  poll(): void {
+    for (const [tw, side] of this.daemons) {
+      const ev = haEvents(tw, side.name);
+      for (const e of ev.slice(this.#seen.get(side.name) ?? 0)) {
+        console.log(`  ${fmtMs(e.at - this.t0())} ms  ${side.name.padEnd(7)}  log: ${e.msg}`);
+      }
+      this.#seen.set(side.name, ev.length);
+    }
+  }
+  stop(): void {
+    clearInterval(this.#timer);
+    this.poll();
+  }
+}
+
+function routeLine(s: HaStatus, side: Side): string {
+  const r = s.routes.find((x) => x.destination === side.destination);
+  const c = (n: string) => {
+    const x = s.connections[n];
+    const rtt = x?.lastRttMs == null ? '' : ` ${x.lastRttMs.toFixed(2)}ms`;
+    return `${n} ${x?.state ?? '?'}/${x?.health ?? '?'}${rtt}`;
+  };
+  const active = r ? `${r.active.join('+') || 'none'}${r.fallback ? ' (fallback: none healthy)' : ''}` : '?';
+  return `${side.name.padEnd(7)}  ${c(side.primary)}, ${c(side.standby)}; route ${side.destination} -> ${active}, switches ${r?.switches ?? 0}`;
+}
+
+async function showStatus(h: HaLab, title: string): Promise<void> {
+  console.log(`\n  status (${title}):`);
+  for (const [tw, side] of [
+    [h.onprem, ONPREM],
+    [h.cloud!, CLOUD],
+  ] as const) {
+    console.log(`    ${routeLine(await quickStatus(tw), side)}`);
+  }
+}
+
+async function waitRoutes(h: HaLab, primary: boolean, timeoutMs: number): Promise<boolean> {
+  try {
+    await waitFor(
+      async () => {
+        const a = await quickStatus(h.onprem);
+        const b = await quickStatus(h.cloud!);
+        const on = a.routes[0]?.active.join();
+        const cl = b.routes[0]?.active.join();
+        return primary ? on === 't1' && cl === 'c1' : on === 't2' && cl === 'c2';
+      },
+      timeoutMs,
+      { intervalMs: 50 },
+    );
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+interface TimelineRow {
+  at: number;
+  who: string;
+  what: string;
+}
+
+function timeline(rows: TimelineRow[], t0: number): void {
+  console.log('\nTimeline (ms from the cut of link 1):');
+  for (const r of rows.sort((a, b) => a.at - b.at)) {
+    console.log(`  ${fmtMs(r.at - t0)}  ${r.who.padEnd(7)}  ${r.what}`);
+  }
+}
+
+function eventRows(events: HaEvent[]): TimelineRow[] {
+  return events.map((e) => ({
+    at: e.at,
+    who: e.side,
+    what:
+      e.event === 'health'
+        ? `${e.connection} health ${e.from} -> ${e.to} (${e.reason})`
+        : `route switch ${e.from} -> ${e.to} (${e.reason})`,
+  }));
+}
+
+function pingRows(p: PingResult): TimelineRow[] {
+  return p.runs
+    .filter((r) => r.count > 1)
+    .flatMap((r) => [
+      { at: r.startMs, who: 'ping', what: `first lost ping sent (icmp_seq ${r.firstSeq})` },
+      {
+        at: r.endMs,
+        who: 'ping',
+        what: `answered again (icmp_seq ${r.lastSeq + 1}): ${r.count} lost, ${Math.round(r.durationMs)} ms`,
+      },
+    ]);
+}
+
+async function main(): Promise<number> {
+  const mode: CutMode = process.argv.includes('--carrier') ? 'carrier' : 'silent';
+  const hold = process.argv.includes('--hold');
+  const why = labUnavailable();
+  if (why) {
+    const root = why.includes('root');
+    console.error(
+      root
+        ? 'npm run lab: needs root (it creates network namespaces, veth links and TUN devices).\n' +
+            '  Run it as root, e.g.: sudo npm run lab'
+        : `npm run lab: ${why}`,
+    );
+    return 2;
+  }
+  const notBuilt = twinsecUnavailable();
+  if (notBuilt) {
+    console.error(`npm run lab: ${notBuilt}; build first: npx node-gyp rebuild && npx tsc -p .`);
+    return 2;
+  }
+  for (const tool of ['/usr/sbin/iptables', '/usr/bin/ping']) {
+    if (!existsSync(tool) && !existsSync(tool.replace('/usr', ''))) {
+      console.error(`npm run lab: ${tool} is missing (apt-get install iptables iputils-ping)`);
+      return 2;
+    }
+  }
+  Lab.sweepStale();
+  const lab = new Lab();
+  let h: HaLab | undefined;
+  try {
+    console.log(`twinsec dual-tunnel failover lab (${mode === 'silent' ? 'silent loss' : 'carrier loss'} on link 1)
+  on-prem LAN host ${ADDR.onLanHost} -- [on-prem gw, twinsec] --link 1 ${ADDR.onWan1} (t1, weight 100)--\\
+                                                    --link 2 ${ADDR.onWan2} (t2, weight 0)----[router]-- ${ADDR.cloudWan} [cloud gw, twinsec] -- cloud LAN host ${ADDR.cloudLanHost}
+  health checks every 0.1 s through each tunnel, 3 lost = down; failback after 3 s of health (hold-down)
+  namespaces: ${lab.id}-{onlan,ongw,inet,cloudgw,cloudlan}`);
+
+    const started = Date.now();
+    h = await startHaLab(lab, { interval: 0.1, retries: 3, holdDown: 3 });
+    console.log(
+      '\n[1] both gateways started; waiting for both tunnels to come up and answer health probes...',
+    );
+    await waitHaReady(h, 25_000);
+    console.log(`    ready after ${Date.now() - started} ms`);
+    await showStatus(h, 'both tunnels up');
+
+    let t0 = Number.NaN;
+    const watch = new LogWatch(
+      [
+        [h.onprem, ONPREM],
+        [h.cloud!, CLOUD],
+      ],
+      () => (Number.isNaN(t0) ? Date.now() : t0),
+    );
+    const ping = startPing(lab, h.ns.onLan, ADDR.cloudLanHost, 10);
+    const pingStart = Date.now();
+    console.log(
+      `\n[2] ping ${ADDR.onLanHost} -> ${ADDR.cloudLanHost} at 100/s (ping -D -O -i 0.01), ${STEADY_MS / 1000} s steady`,
+    );
+    await sleep(STEADY_MS);
+
+    watch.start();
+    t0 = await cutLink1(lab, h.ns, mode);
+    console.log(
+      `\n[3] link 1 cut: ${mode === 'silent' ? 'iptables -j DROP in the router, both directions (no carrier change)' : "ip link set r1 down in the router (on-prem's wan1 loses carrier)"}`,
+    );
+    const failedOver = await waitRoutes(h, false, 8000);
+    await sleep(500);
+    await showStatus(h, failedOver ? 'failed over' : 'NOT failed over after 8 s');
+    await sleep(Math.max(0, CUT_MS - (Date.now() - t0)));
+
+    const repairedAt = await repairLink1(lab, h.ns, mode);
+    console.log(
+      `\n[4] link 1 repaired at ${fmtMs(repairedAt - t0).trim()} ms; traffic returns after 3 s of health (hold-down)`,
+    );
+    const failedBack = await waitRoutes(h, true, 10_000);
+    await showStatus(h, failedBack ? 'failed back' : 'NOT failed back after 10 s');
+    console.log(`\n[5] ${AFTER_MS / 1000} s more on the primary`);
+    await sleep(AFTER_MS);
+    watch.stop();
+    const p = await ping.stop();
+    const end = Date.now();
+
+    const evOn = haEvents(h.onprem, 'on-prem').filter((e) => e.at >= t0 - 1000);
+    const evCl = haEvents(h.cloud!, 'cloud').filter((e) => e.at >= t0 - 1000);
+    timeline(
+      [
+        { at: pingStart, who: 'ping', what: 'ping started, 100/s' },
+        { at: t0, who: 'lab', what: `link 1 cut (${mode})` },
+        { at: repairedAt, who: 'lab', what: 'link 1 repaired' },
+        ...eventRows(evOn),
+        ...eventRows(evCl),
+        ...pingRows(p),
+        { at: end, who: 'ping', what: 'ping stopped' },
+      ],
+      t0,
+    );
+
+    const worst = longestRun(p);
+    const primaryUp = [...evOn, ...evCl].filter(
+      (e) =>
+        e.event === 'health' &&
+        e.to === 'up' &&
+        (e.connection === 't1' || e.connection === 'c1') &&
+        e.at > t0,
+    );
+    const healthyAgain = primaryUp.length ? Math.min(...primaryUp.map((e) => e.at)) : Number.NaN;
+    const sw = (ev: HaEvent[]) =>
+      ev.filter((e) => e.event === 'route-switch').map((e) => `${e.from} -> ${e.to}`);
+    console.log("\nSummary (from ping -D output and the daemons' logs):");
+    console.log(
+      `  longest outage      ${worst ? `${Math.round(worst.durationMs)} ms (${worst.count} pings, icmp_seq ${worst.firstSeq}-${worst.lastSeq})` : 'none'}`,
+    );
+    console.log(`  pings               ${p.transmitted} sent, ${p.received} answered, ${p.lost.length} lost`);
+    console.log(
+      `  lost after failback ${Number.isNaN(healthyAgain) ? 'n/a (primary never healthy again)' : `${p.lostSince(healthyAgain).length} (pings sent after the primary was healthy again)`}`,
+    );
+    console.log(`  switches on-prem    ${sw(evOn).length}: ${sw(evOn).join(', ') || '-'}`);
+    console.log(`  switches cloud      ${sw(evCl).length}: ${sw(evCl).join(', ') || '-'}`);
+    const ok = failedOver && failedBack && (worst?.durationMs ?? 0) <= 500;
+    if (!failedOver || !failedBack) {
+      console.log(
+        "\n  note: a silent cut can leave BOTH tunnels looking down when a gateway answers the standby's probes\n" +
+          '  through its (dead) primary; then each side keeps the highest weight (fallback) until the repair.',
+      );
+    }
+    console.log(`\ndaemon logs: ${h.onprem.proc.logFile}, ${h.cloud!.proc.logFile} (removed at exit)`);
+    if (hold) {
+      console.log(`holding; namespaces ${lab.namespaces.join(' ')}; Ctrl-C to tear down`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', () => resolve());
+        process.once('SIGTERM', () => resolve());
+      });
+    }
+    return ok ? 0 : 1;
+  } catch (e) {
+    console.error(`lab: ${(e as Error).message}`);
+    if (h) {
+      for (const tw of [h.onprem, h.cloud]) {
+        if (!tw) continue;
+        console.error(`--- ${tw.proc.logFile} (tail) ---`);
+        console.error(readFileSync(tw.proc.logFile, 'utf8').split('\n').slice(-30).join('\n'));
+      }
+    }
+    return 1;
+  } finally {
+    await lab.cleanup();
+  }
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    console.error(e instanceof Error ? e.message : e);
+    process.exitCode = 1;
+  },
+);
