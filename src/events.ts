@@ -36,6 +36,8 @@ export interface TwinsecEvents {
   'ike-dropped': { reason: string; detail: string; from: string };
   /** A connection's health changed (health check result, or SA state without one). */
   health: { connection: string; from: string; to: string; reason: string; rttMs: number | null };
+  /** A health probe was answered after `seconds` (metrics' RTT histogram). */
+  'health-rtt': { connection: string; seconds: number };
   /** A destination route moved to other next hops. */
   'route-switch': { destination: string; from: string[]; to: string[]; reason: string };
   /** Free-form protocol progress worth a debug log line. */

@@ -10,7 +10,14 @@ import { inspect } from 'node:util';
 import { LineCounter, parseDocument } from 'yaml';
 import type { core } from 'zod';
 import { ConfigError } from '../errors.js';
-import { canonicalCidr, configSchema, parseCidr, type RawConfig } from './schema.js';
+import {
+  canonicalCidr,
+  configSchema,
+  type ListenAddress,
+  parseCidr,
+  parseListen,
+  type RawConfig,
+} from './schema.js';
 import type { Config, ConnectionConfig } from './types.js';
 
 export interface ParseOptions {
@@ -264,5 +271,6 @@ function resolveConfig(raw: RawConfig, psks: Map<string, Buffer>, baseDir: strin
       publish: r.publish,
       holdDown: r.holdDown,
     })),
+    ...(raw.metrics ? { metrics: { listen: parseListen(raw.metrics.listen) as ListenAddress } } : {}),
   };
 }

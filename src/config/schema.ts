@@ -157,6 +157,39 @@ export const routeSchema = z.strictObject({
 
 const port = z.number().int().min(1).max(65_535);
 
+/** `host:port` with an IP address (IPv6 in brackets: `[::1]:9469`). */
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/** Parses `127.0.0.1:9469` / `[::1]:9469`; returns an error message instead of throwing. */
+export function parseListen(text: string): ListenAddress | string {
+  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:[\]]+):(\d{1,5})$/.exec(text);
+  if (!m) {
+    if (!text.startsWith('[') && isIP(text.slice(0, text.lastIndexOf(':'))) === 6)
+      return "IPv6 addresses need brackets: '[address]:port'";
+    return "expected 'address:port' (IPv6 as '[address]:port')";
+  }
+  const host = m[1]!;
+  const port = Number(m[2]);
+  const family = isIP(host);
+  if (family === 0 || host.includes('%')) return 'invalid IP address';
+  if (family === 4 && text.startsWith('[')) return 'brackets are for IPv6 addresses only';
+  if (port < 1 || port > 65_535) return 'port must be 1..65535';
+  return { host, port };
+}
+
+const listenAddress = z.string().superRefine((s, ctx) => {
+  const r = parseListen(s);
+  if (typeof r === 'string') ctx.addIssue({ code: 'custom', message: r });
+});
+
+/** Prometheus exposition over HTTP (`GET /metrics`); absent: no metrics server. */
+export const metricsSchema = z.strictObject({
+  listen: listenAddress,
+});
+
 export const configSchema = z.strictObject({
   tun: z
     .strictObject({
@@ -180,6 +213,7 @@ export const configSchema = z.strictObject({
     connectionSchema,
   ),
   routes: z.array(routeSchema).default([]),
+  metrics: metricsSchema.optional(),
 });
 
 /** The schema's output before cross-field checks and resolution (psk still text, pskFile unread). */

@@ -45,4 +45,6 @@ export interface Config {
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' };
   connections: Record<string, ConnectionConfig>;
   routes: RouteConfig[];
+  /** Prometheus metrics over HTTP (`GET /metrics` on `listen`); absent: no metrics server. */
+  metrics?: { listen: { host: string; port: number } };
 }

@@ -42,6 +42,7 @@ export class HaController {
           o.bus.emit('health', { ...ch, rttMs: hc.lastRttMs });
           this.update();
         },
+        (seconds) => o.bus.emit('health-rtt', { connection: c.name, seconds }),
       );
       this.#checks.set(c.name, hc);
       this.#byId.set(id, hc);
