@@ -29,7 +29,14 @@ export interface TwinsecEvents {
     tsRemote: string[];
   };
   /** A CHILD_SA was removed from the data plane. */
-  'child-down': { connection: string; spiIn: number; spiOut: number; reason: string };
+  /** `counters`: what the SA carried, read just before it left the data plane. */
+  'child-down': {
+    connection: string;
+    spiIn: number;
+    spiOut: number;
+    reason: string;
+    counters?: { bytesIn: number; bytesOut: number; packetsIn: number; packetsOut: number };
+  };
   /** A negotiation failed; `reason` is a short stable token (auth_failed, no_proposal_chosen, timeout, ...). */
   'ike-failure': { connection: string; reason: string; detail: string };
   /** An incoming IKE datagram was dropped (malformed, unexpected, unknown SA). */

@@ -92,6 +92,21 @@ async function run(config: Config, configPath: string): Promise<void> {
   } catch (err) {
     fatal(err, 'cannot start');
   }
+  let metricsSrv: { close(): Promise<void> } | undefined;
+  if (config.metrics) {
+    try {
+      const { startMetrics } = await import('../metrics/server.js');
+      metricsSrv = await startMetrics({
+        listen: config.metrics.listen,
+        bus: daemon.bus,
+        snapshot: () => daemon.status(),
+        routes: () => daemon.config.routes,
+      });
+    } catch (err) {
+      await daemon.stop().catch(() => {});
+      return fatal(err, 'cannot start the metrics server');
+    }
+  }
   let control: Awaited<ReturnType<typeof startControlServer>>;
   try {
     control = await startControlServer(
@@ -105,6 +120,7 @@ async function run(config: Config, configPath: string): Promise<void> {
       { onError: (err) => log.warn({ err }, `control socket: ${err.message}`) },
     );
   } catch (err) {
+    await metricsSrv?.close().catch(() => {});
     await daemon.stop().catch(() => {});
     return fatal(err, 'cannot open control socket');
   }
@@ -126,6 +142,7 @@ async function run(config: Config, configPath: string): Promise<void> {
     log,
     async () => {
       await control.close();
+      await metricsSrv?.close();
       await daemon.stop();
     },
     () =>

@@ -196,6 +196,9 @@ export class Metrics {
           this.#failures.inc({ connection: e.connection, reason: labelToken(e.reason) });
         }),
         bus.on('health-rtt', (e) => this.observeRtt(e.connection, e.seconds)),
+        bus.on('child-down', (e) => {
+          if (e.counters) this.saRemoved(e.connection, e.spiIn, e.spiOut, e.counters);
+        }),
       );
     }
   }
@@ -206,9 +209,8 @@ export class Metrics {
   }
 
   /**
-   * A CHILD_SA left the data plane with these final counters: counts what it carried since the
-   * last scrape and forgets it. (The `child-down` event does not carry counters yet; the manager
-   * would read `dataplane.counters(spiIn)` just before `removeSa` and pass them here.)
+   * A CHILD_SA left the data plane with these final counters (from the `child-down` event): counts
+   * what it carried since the last scrape and forgets it.
    */
   saRemoved(connection: string, spiIn: number | string, spiOut: number | string, final: SaCounters): void {
     const key = saKey(connection, spiIn, spiOut);

@@ -243,8 +243,15 @@ export class IkeManager {
     const child = sa.children.find((c) => c.spiIn === spiIn);
     if (!child) return;
     sa.children = sa.children.filter((c) => c !== child);
+    const counters = this.#dp.counters(child.spiIn);
     this.#dp.removeSa(child.spiIn);
-    this.#bus.emit('child-down', { connection: sa.name, spiIn: child.spiIn, spiOut: child.spiOut, reason });
+    this.#bus.emit('child-down', {
+      connection: sa.name,
+      spiIn: child.spiIn,
+      spiOut: child.spiOut,
+      reason,
+      counters,
+    });
   }
 
   /** Sends DELETE for every SA (bounded wait), then forgets them all. */
