@@ -1,7 +1,7 @@
 #!/bin/sh
 # Starts charon in the foreground of this container and loads /etc/swanctl/swanctl.conf once vici is up.
 set -eu
-if [ -n "${LAN_ADDR:-}" ]; then ip addr add "$LAN_ADDR" dev lo; fi
+if [ -n "${LAN_ADDR:-}" ]; then ip addr replace "$LAN_ADDR" dev lo; fi
 /usr/lib/ipsec/charon &
 pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null' TERM INT
