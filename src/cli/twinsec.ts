@@ -2,6 +2,7 @@
 /**
  * twinsec: operator CLI talking to twinsecd over its control socket.
  *   twinsec [--socket PATH] status [--json]
+ *   twinsec import-aliyun FILE.json [--name NAME]   (offline: prints a config, no daemon needed)
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -11,13 +12,17 @@ import { DEFAULT_SOCKET } from '../control/protocol.js';
 import type { StatusReport } from '../daemon.js';
 
 const USAGE = `usage: twinsec [--socket PATH] <command> [--json]
+       twinsec import-aliyun FILE.json [--name NAME]
 
 commands:
   status           connections, CHILD SAs and routes
+  import-aliyun    print a twinsec config (YAML) for an Alibaba Cloud IPsec connection's
+                   downloaded configuration (FILE.json, or - for stdin); see README
 
 options:
   -s, --socket PATH  control socket (default ${DEFAULT_SOCKET})
       --json         print the raw JSON result
+      --name NAME    import-aliyun: connection name (default t1)
   -h, --help         show this help
   -V, --version      show the version
 `;
@@ -52,6 +57,12 @@ async function main(): Promise<void> {
   }
   const [cmd, ...rest] = positionals;
   if (!cmd) fail(`missing command\n${USAGE}`, 2);
+  if (cmd === 'import-aliyun') {
+    if (values.json) fail(`--json is not valid with import-aliyun\n${USAGE}`, 2);
+    await importAliyunCommand(rest, values.name);
+    return;
+  }
+  if (values.name !== undefined) fail(`--name is only valid with import-aliyun\n${USAGE}`, 2);
   if (rest.length > 0) fail(`unexpected argument '${rest[0]}'\n${USAGE}`, 2);
   const socket = values.socket ?? DEFAULT_SOCKET;
 
@@ -66,11 +77,41 @@ async function main(): Promise<void> {
   }
 }
 
+/**
+ * `import-aliyun FILE`: YAML on stdout, warnings on stderr (exit 0); problems on stderr (exit 1).
+ * Nothing printed on stderr ever contains the PSK (the importer's messages never carry it).
+ */
+async function importAliyunCommand(args: string[], name: string | undefined): Promise<void> {
+  if (args.length === 0) fail(`import-aliyun: missing FILE.json\n${USAGE}`, 2);
+  if (args.length > 1) fail(`unexpected argument '${args[1]}'\n${USAGE}`, 2);
+  const file = args[0]!;
+  let text: string;
+  try {
+    text = readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (code ?? 'error');
+    fail(`${file}: cannot read (${why})`);
+  }
+  // Loaded here so `status` does not pull in the config loader.
+  const { ImportError, importAliyun } = await import('../import/aliyun.js');
+  try {
+    const r = importAliyun(text, name !== undefined ? { name } : {});
+    for (const w of r.warnings) process.stderr.write(`twinsec: warning: ${w}\n`);
+    process.stdout.write(r.yaml);
+  } catch (err) {
+    if (!(err instanceof ImportError)) throw err;
+    const n = err.issues.length;
+    fail(`${file}: ${n} problem${n === 1 ? '' : 's'}\n${err.issues.join('\n')}`);
+  }
+}
+
 function parse() {
   return parseArgs({
     options: {
       socket: { type: 'string', short: 's' },
       json: { type: 'boolean' },
+      name: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'V' },
     },
