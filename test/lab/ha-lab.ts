@@ -63,6 +63,14 @@ export interface HaLabOptions {
   /** 'none': no cloud twinsec; the caller runs its own gateway in `ns.cloudGw`. Default 'twinsec'. */
   cloud?: 'twinsec' | 'none';
   logLevel?: 'trace' | 'debug' | 'info';
+  /** How the on-prem tunnels start (default 'initiate'; 'listen' lets the peer decide the order). */
+  onpremStart?: 'initiate' | 'listen';
+  /**
+   * Per-tunnel health-probe sources on the on-prem gateway (each added to its connection's local
+   * subnets as a /32 and to the gateway's lo), so a peer without an echo return path still answers each
+   * tunnel's probes through that tunnel. Default false: both probe from the LAN gateway address.
+   */
+  probeSources?: { t1: string; t2: string } | false;
 }
 
 export interface HaNamespaces {
@@ -127,6 +135,7 @@ function conn(
     start: 'initiate' | 'listen';
     probeFrom: string;
     probeTo: string;
+    extraLocal?: string[];
   },
   interval: number,
   retries: number,
@@ -140,7 +149,7 @@ function conn(
     psk: PSK,
     ike: { proposals: [IKE_PROPOSAL], lifetime: 3600 },
     esp: { proposals: [ESP_PROPOSAL], lifetime: 1800 },
-    localSubnets: [o.localSubnet],
+    localSubnets: [o.localSubnet, ...(o.extraLocal ?? [])],
     remoteSubnets: [o.remoteSubnet],
     start: o.start,
     healthCheck: { source: o.probeFrom, destination: o.probeTo, interval, retries },
@@ -148,8 +157,15 @@ function conn(
 }
 
 /** The on-prem gateway's configuration: t1 over link 1 (weight 100), t2 over link 2 (weight 0). */
-export function onpremConfig(o: { interval: number; retries: number; holdDown: number; logLevel: string }) {
-  const c = (local: string, localId: string) =>
+export function onpremConfig(o: {
+  interval: number;
+  retries: number;
+  holdDown: number;
+  logLevel: string;
+  start?: 'initiate' | 'listen';
+  probeSources?: { t1: string; t2: string } | false;
+}) {
+  const c = (local: string, localId: string, probeFrom: string | undefined) =>
     conn(
       {
         local,
@@ -158,16 +174,18 @@ export function onpremConfig(o: { interval: number; retries: number; holdDown: n
         remoteId: ID.cloud,
         localSubnet: ADDR.onLan,
         remoteSubnet: ADDR.cloudLan,
-        start: 'initiate',
-        probeFrom: ADDR.onLanGw,
+        start: o.start ?? 'initiate',
+        probeFrom: probeFrom ?? ADDR.onLanGw,
         probeTo: ADDR.cloudLanGw,
+        extraLocal: probeFrom ? [`${probeFrom}/32`] : [],
       },
       o.interval,
       o.retries,
     );
+  const ps = o.probeSources || undefined;
   return {
     log: { level: o.logLevel },
-    connections: { t1: c(ADDR.onWan1, ID.on1), t2: c(ADDR.onWan2, ID.on2) },
+    connections: { t1: c(ADDR.onWan1, ID.on1, ps?.t1), t2: c(ADDR.onWan2, ID.on2, ps?.t2) },
     routes: [
       {
         destination: ADDR.cloudLan,
@@ -289,9 +307,14 @@ export async function startHaLab(lab: Lab, options: HaLabOptions = {}): Promise<
     holdDown: 3,
     cloud: 'twinsec',
     logLevel: 'info',
+    onpremStart: 'initiate',
+    probeSources: false,
     ...options,
   };
   const ns = await buildTopology(lab);
+  if (opts.probeSources) {
+    await lab.loopbackAddresses(ns.onGw, `${opts.probeSources.t1}/32`, `${opts.probeSources.t2}/32`);
+  }
   const cfg = {
     interval: opts.interval,
     retries: opts.retries,
@@ -299,7 +322,11 @@ export async function startHaLab(lab: Lab, options: HaLabOptions = {}): Promise<
     logLevel: opts.logLevel,
   };
   const cloud = opts.cloud === 'twinsec' ? await startTwinsec(lab, ns.cloudGw, cloudConfig(cfg)) : undefined;
-  const onprem = await startTwinsec(lab, ns.onGw, onpremConfig(cfg));
+  const onprem = await startTwinsec(
+    lab,
+    ns.onGw,
+    onpremConfig({ ...cfg, start: opts.onpremStart, probeSources: opts.probeSources }),
+  );
   return { lab, ns, onprem, cloud, opts };
 }
 
@@ -502,6 +529,45 @@ export function parsePing(text: string, intervalMs: number): PingResult {
 
 export function longestRun(p: PingResult): LostRun | undefined {
   return p.runs.reduce<LostRun | undefined>((a, r) => (!a || r.durationMs > a.durationMs ? r : a), undefined);
+}
+
+/**
+ * Arrival times of packets at a host, from tcpdump's own timestamps (`-tt`): measures one direction on
+ * its own, e.g. echo requests reaching the far LAN while their replies are still lost.
+ */
+export interface Arrivals {
+  proc: LabProcess;
+  /** Stops tcpdump and returns the arrival times (unix ms) seen so far. */
+  stop(): Promise<number[]>;
+}
+
+export async function startArrivals(lab: Lab, ns: string, ifname: string, filter: string): Promise<Arrivals> {
+  const proc = lab.spawn(ns, 'tcpdump', ['-i', ifname, '-n', '-tt', '-l', '--immediate-mode', filter]);
+  await waitFor(() => /listening on/.test(proc.log()) || !proc.running, 5000, { what: 'tcpdump listening' });
+  const times = () =>
+    proc
+      .log()
+      .split('\n')
+      .map((l) => /^(\d+\.\d+) /.exec(l))
+      .filter((m) => m !== null)
+      .map((m) => Number(m[1]) * 1000);
+  return {
+    proc,
+    async stop() {
+      await proc.stop('SIGINT', 3000);
+      return times();
+    },
+  };
+}
+
+/** The longest gap between consecutive arrivals in [from, to] (unix ms), with where it starts. */
+export function longestGap(times: number[], from: number, to: number): { gapMs: number; startMs: number } {
+  const xs = times.filter((x) => x >= from && x <= to).sort((a, b) => a - b);
+  let best = { gapMs: 0, startMs: from };
+  for (let i = 1; i < xs.length; i++) {
+    if (xs[i]! - xs[i - 1]! > best.gapMs) best = { gapMs: xs[i]! - xs[i - 1]!, startMs: xs[i - 1]! };
+  }
+  return best;
 }
 
 // ---------------------------------------------------------------------------------------------------------
