@@ -50,9 +50,10 @@ t.test('every keyword maps to its transform', async (t) => {
     ['sha2_384', IntegId.HMAC_SHA2_384_192],
     ['sha512', IntegId.HMAC_SHA2_512_256],
     ['sha2_512', IntegId.HMAC_SHA2_512_256],
-    ['md5', IntegId.HMAC_MD5_96],
   ];
   for (const [kw, id] of integ) t.same(parseProposal(`aes128-${kw}`, 'esp').integ, [id], kw);
+  t.same(parseProposal('aes128-md5-modp2048', 'ike').integ, [IntegId.HMAC_MD5_96], 'md5 for IKE');
+  t.throws(() => parseProposal('aes128-md5', 'esp'), { message: "algorithm 'md5' is not supported for ESP" });
   const prf: [string, number][] = [
     ['prfsha1', PrfId.HMAC_SHA1],
     ['prfsha256', PrfId.HMAC_SHA2_256],
