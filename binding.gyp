@@ -8,6 +8,7 @@
         "native/engine.cc",
         "native/engine_tx.cc",
         "native/engine_rx.cc",
+        "native/echo_track.cc",
         "native/fwd.cc",
         "native/gro.cc",
         "native/gso.cc",

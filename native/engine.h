@@ -5,6 +5,8 @@
 // Threads:
 //   TX  TUN -> route lookup -> encrypt -> sendmmsg   (also encrypts injected probes)
 //   RX  recvmmsg (UDP + raw ESP) -> replay check -> decrypt -> policy -> TUN   (and IKE, probes)
+// Echo replies are the one exception to the route: the RX thread remembers which connection each
+// echo request came in on, and the TX thread sends the reply back through it (echo_track.h).
 // Control calls (install/remove SA, routes, counters) come from one JavaScript thread.
 //
 // Batching, so that per-packet kernel work does not dominate: the TUN hands over TCP
@@ -34,6 +36,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "echo_track.h"
 #include "esp.h"
 #include "fwd.h"
 #include "packet.h"
@@ -102,6 +105,7 @@ struct Sa {
   Sa(bool esn) : replay(esn) {}
 
   std::string connection;
+  uint32_t connId = 0;  // the connection's interned id (Engine::Intern)
   uint32_t spiIn = 0, spiOut = 0;
   bool esn = false;
   bool udp = true;
@@ -124,7 +128,9 @@ struct Sa {
 struct Tables {
   std::unordered_map<uint32_t, std::shared_ptr<Sa>> bySpi;  // by inbound SPI; owns the SAs
   std::unordered_map<std::string, Sa*> current;             // connection -> newest SA
-  std::vector<RouteSpec> routes;                            // as given, re-resolved on SA changes
+  // Interned connection id (Engine::Intern) -> newest SA, or nullptr when it has none any more.
+  std::vector<Sa*> byConn;
+  std::vector<RouteSpec> routes;  // as given, re-resolved on SA changes
   FwdTable fwd;
   std::vector<std::vector<Sa*>> slots;  // fwd slot -> current SAs of the route's connections
 };
@@ -178,6 +184,8 @@ class Engine {
   // False when the connection has no outbound SA or the probe queue is full.
   bool InjectProbe(const std::string& connection, const uint8_t* pkt, size_t len);
   void WatchProbe(uint16_t icmpId, bool on);
+  // Echo replies sent through the connection of their request rather than by route.
+  uint64_t EchoReturned() const { return echoReturned_.load(std::memory_order_relaxed); }
   // Stops the threads, closes the sockets and the TUN (which removes the device). Idempotent.
   void Close();
 
@@ -208,6 +216,7 @@ class Engine {
   static void Resolve(Tables* t);           // current SAs and route slots from bySpi + routes
   std::shared_ptr<const Tables> Snapshot() const { return std::atomic_load(&tables_); }
   int FindSocket(const std::string& local, EngineError* err) const;
+  uint32_t Intern(const std::string& connection);  // control mutex held
   bool Watched(uint16_t id) const {
     return (watch_[id >> 6].load(std::memory_order_relaxed) >> (id & 63)) & 1;
   }
@@ -225,10 +234,16 @@ class Engine {
   std::shared_ptr<const Tables> tables_;
   std::atomic<uint64_t> version_{0};
   uint64_t serial_ = 0;
+  // Connection names -> small ids that never change or get reused while the engine lives, so an
+  // id remembered by the packet threads (EchoTracker) still names the same connection after any
+  // number of table swaps, rekeys or removals. Grows only with distinct names (configuration).
+  std::unordered_map<std::string, uint32_t> connIds_;
 
   SpscRing<Probe, kProbeQueue> probes_;
   std::array<std::atomic<uint64_t>, 65536 / 64> watch_{};  // echo ids watched by probes
   DropCounters txDrops_, rxDrops_, ctlDrops_;
+  EchoTracker echo_;  // written by the RX thread, read by the TX thread
+  alignas(64) std::atomic<uint64_t> echoReturned_{0};  // written by the TX thread
 
   std::atomic<bool> stop_{false};
   std::thread tx_, rx_;

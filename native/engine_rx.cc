@@ -1,15 +1,15 @@
 // The RX thread: recvmmsg on every UDP (NAT-T) and raw ESP socket -> SPI lookup -> replay check
 // -> verify and decrypt -> replay update -> traffic selector check -> TUN. IKE datagrams and
-// watched probe replies go up through the EngineSink instead. UDP sockets have UDP_GRO on, so
-// the kernel may hand over several ESP-in-UDP datagrams of one flow as one buffer with their
-// segment size in a cmsg; they are split here again.
+// watched probe replies go up through the EngineSink instead; echo requests are noted on the
+// way (echo_track.h). UDP sockets have UDP_GRO on, so the kernel may hand over several
+// ESP-in-UDP datagrams of one flow as one buffer with their segment size in a cmsg; they are
+// split here again.
 #include <errno.h>
 #include <netinet/udp.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -61,16 +61,6 @@ void Engine::RunRx(Engine* e) {
   std::unique_ptr<RxPath> rx(new RxPath(e));
   rx->Run();
 }
-
-namespace {
-
-uint64_t MonotonicNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
-}
-
-}  // namespace
 
 void Engine::RxPath::Refresh() {
   uint64_t v = e_->version_.load(std::memory_order_acquire);
@@ -224,6 +214,11 @@ void Engine::RxPath::Esp(const uint8_t* d, size_t len, uint64_t ns) {
   if (!Allowed(sa, info)) return Count(Drop::kPolicy);
   sa.in.bytes.fetch_add(info.totalLen, std::memory_order_relaxed);
   sa.in.packets.fetch_add(1, std::memory_order_relaxed);
+  // Echo requests: remember the connection, so that the reply goes back through it (TX thread).
+  // Only after the selector check, so an entry always names a connection allowed to carry the
+  // reply's addresses (they are the request's, swapped).
+  EchoKey key;
+  if (EchoRequestKey(out, info, &key)) e_->echo_.Record(key, sa.connId, ns);
   // Echo replies to our own health probes end here, stamped with their arrival time.
   bool reply =
       (info.proto == 1 && info.icmpType == 0) || (info.proto == 58 && info.icmpType == 129);

@@ -1,4 +1,5 @@
 // The TX thread: TUN -> longest prefix match -> connection's current SA -> ESP -> sendmmsg.
+// Echo replies to requests that came in through a tunnel skip the route (echo_track.h).
 // One TUN read per packet (a TUN queue gives one packet per read), up to kBatch packets per
 // sendmmsg, reads until EAGAIN per wake-up. No allocation, lock or table lookup by name per
 // packet. ESP-in-UDP runs of equal-sized packets to one peer leave as one UDP GSO send
@@ -34,6 +35,8 @@ class Engine::TxPath {
   void ReadTun();
   void FromTun(size_t len);
   void Packet(const uint8_t* p, size_t len);
+  Sa* EchoReturn(const uint8_t* p, const InnerInfo& info);  // or nullptr: follow the route
+  static bool Covers(const std::vector<Prefix>& ts, const uint8_t* addr, int family);
   void DrainProbes();
   ssize_t Encrypt(Sa* sa, int family, const uint8_t* p, size_t len, uint8_t* out);
   void TooBig(const uint8_t* p, size_t len, int family);
@@ -186,15 +189,44 @@ void Engine::TxPath::FromTun(size_t len) {
   Packet(p, len);
 }
 
+Sa* Engine::TxPath::EchoReturn(const uint8_t* p, const InnerInfo& info) {
+  EchoKey key;
+  if (!EchoReplyKey(p, info, &key)) return nullptr;  // the common case: one compare
+  uint32_t conn;
+  if (!e_->echo_.Lookup(key, MonotonicNs(), &conn)) return nullptr;
+  // The connection's current outbound SA (it may have been rekeyed since the request came in);
+  // none any more: the route decides.
+  Sa* sa = conn < t_->byConn.size() ? t_->byConn[conn] : nullptr;
+  if (sa == nullptr) return nullptr;
+  // The peer checks the reply against its selectors (RFC 4301 §5.2); the SA the request came in
+  // on covers it by construction, a rekeyed one with narrower selectors might not.
+  if (!Covers(sa->tsLocal, info.src, info.family) || !Covers(sa->tsRemote, info.dst, info.family))
+    return nullptr;
+  e_->echoReturned_.fetch_add(1, std::memory_order_relaxed);
+  return sa;
+}
+
+bool Engine::TxPath::Covers(const std::vector<Prefix>& ts, const uint8_t* addr, int family) {
+  for (const Prefix& p : ts) {
+    if (PrefixContains(p, addr, family)) return true;
+  }
+  return false;
+}
+
 void Engine::TxPath::Packet(const uint8_t* p, size_t len) {
   InnerInfo info;
   if (!ParseInner(p, len, &info)) return Count(Drop::kMalformed);
-  int slot = t_->fwd.Lookup(info.family, info.dst);
-  if (slot < 0) return Count(Drop::kNoRoute);
-  const std::vector<Sa*>& sas = t_->slots[static_cast<size_t>(slot)];
-  if (sas.empty()) return Count(Drop::kNoSa);
-  // Several connections share a prefix by flow, so that one flow's packets stay in order.
-  Sa* sa = sas.size() == 1 ? sas[0] : sas[FlowHash(info) % sas.size()];
+  // An echo reply goes back through the connection its request came in on, whatever the route
+  // says: the peer chose that tunnel for its probe, and the answer must test the same tunnel.
+  Sa* sa = EchoReturn(p, info);
+  if (sa == nullptr) {
+    int slot = t_->fwd.Lookup(info.family, info.dst);
+    if (slot < 0) return Count(Drop::kNoRoute);
+    const std::vector<Sa*>& sas = t_->slots[static_cast<size_t>(slot)];
+    if (sas.empty()) return Count(Drop::kNoSa);
+    // Several connections share a prefix by flow, so that one flow's packets stay in order.
+    sa = sas.size() == 1 ? sas[0] : sas[FlowHash(info) % sas.size()];
+  }
   if (info.totalLen > static_cast<size_t>(e_->mtu_) && info.df) {
     // Without DF the packet goes on and the outer datagram is fragmented (IP_PMTUDISC_DONT).
     TooBig(p, len, info.family);

@@ -518,3 +518,122 @@ t.test('two engines in two namespaces', { skip }, async (t) => {
     );
   });
 });
+
+t.test(
+  'two connections between two engines: echo replies return through the connection of the request',
+  { skip },
+  async (t) => {
+    // Connection x over 192.0.2.0/24, connection y over 198.51.100.0/24. A routes B's LAN via x, B
+    // routes A's LAN via y: by route alone, B would answer A's pings (which arrive through x)
+    // through y.
+    const lab = new Lab(t);
+    const nsA = await lab.addNamespace('a');
+    const nsB = await lab.addNamespace('b');
+    const tag = lab.id.slice(-4);
+    const A2 = { wan: '198.51.100.1' };
+    const B2 = { wan: '198.51.100.2' };
+    await lab.link(
+      { ns: nsA, ifname: `tswx${tag}a`, address: `${A.wan}/24` },
+      { ns: nsB, ifname: `tswx${tag}b`, address: `${B.wan}/24` },
+    );
+    await lab.link(
+      { ns: nsA, ifname: `tswy${tag}a`, address: `${A2.wan}/24` },
+      { ns: nsB, ifname: `tswy${tag}b`, address: `${B2.wan}/24` },
+    );
+    await lab.loopbackAddresses(nsA, `${A.lan}/32`, '2001:db8:a::1/128');
+    await lab.loopbackAddresses(nsB, `${B.lan}/32`, '2001:db8:b::1/128');
+
+    const opts = (wans: string[]) => ({ tunName: TUN, mtu: 1400, nattPort: NATT, localAddresses: wans });
+    const a = new Peer(nsA, opts([A.wan, A2.wan]));
+    const b = new Peer(nsB, opts([B.wan, B2.wan]));
+    t.teardown(() => {
+      a.stop();
+      b.stop();
+    });
+    for (const p of [a, b]) {
+      const m = await p.event((m) => m.event === 'ready' || m.event === 'error');
+      t.equal(m.event, 'ready', `engine up ${JSON.stringify(m)}`);
+    }
+    const up = Date.now();
+
+    const k = keys('aes256gcm16', 36, null, 0);
+    const x = saPair(k, 0x1101, 0x2101, 'udp');
+    const y = saPair(k, 0x1102, 0x2102, 'udp');
+    const withConn = (sa: typeof x.a, connection: string, local: string, remote: string) => ({
+      ...sa,
+      connection,
+      local,
+      remote,
+    });
+    await a.call('installSa', { sa: withConn(x.a, 'x', A.wan, B.wan) });
+    await a.call('installSa', { sa: withConn(y.a, 'y', A2.wan, B2.wan) });
+    await b.call('installSa', { sa: withConn(x.b, 'x', B.wan, A.wan) });
+    await b.call('installSa', { sa: withConn(y.b, 'y', B2.wan, A2.wan) });
+    // Inbound SPIs: A's x = 0x2101, y = 0x2102; B's x = 0x1101, y = 0x1102.
+    for (const [ns, me, peer, v6src] of [
+      [nsA, A, B, '2001:db8:a::1'],
+      [nsB, B, A, '2001:db8:b::1'],
+    ] as const) {
+      await lab.exec(ns, 'ip', ['route', 'add', peer.net, 'dev', TUN, 'src', me.lan]);
+      await lab.exec(ns, 'ip', ['-6', 'route', 'add', peer.net6, 'dev', TUN, 'src', v6src]);
+    }
+    const routes = (peer: typeof A, conn: string) => ({
+      routes: [
+        { destination: peer.net, connections: [conn] },
+        { destination: peer.net6, connections: [conn] },
+      ],
+    });
+    await a.call('setRoutes', routes(B, 'x'));
+    await b.call('setRoutes', routes(A, 'y'));
+
+    await t.test('an idle engine drops nothing: no IPv6 autoconfiguration on the TUN', async (t) => {
+      // The kernel would send Router Solicitations about 1 s after the device came up.
+      await new Promise((r) => setTimeout(r, Math.max(0, 1500 - (Date.now() - up))));
+      for (const [name, p, ns] of [
+        ['A', a, nsA],
+        ['B', b, nsB],
+      ] as const) {
+        const d = await p.drops();
+        t.same(
+          Object.values(d).filter((n) => n !== 0),
+          [],
+          `${name}: no drops at rest ${JSON.stringify(d)}`,
+        );
+        const addr = await lab.exec(ns, 'ip', ['-6', 'addr', 'show', 'dev', TUN]);
+        t.notMatch(addr.stdout, /fe80:/, `${name}: no IPv6 link-local address on the TUN`);
+      }
+    });
+
+    const out = async (p: Peer, spiIn: number) => (await p.counters(spiIn))!.packetsOut;
+    const inn = async (p: Peer, spiIn: number) => (await p.counters(spiIn))!.packetsIn;
+    const ping = (args: string[]) =>
+      lab.exec(nsA, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', ...args], { check: false });
+
+    for (const [fam, src, dst] of [
+      ['IPv4', A.lan, B.lan],
+      ['IPv6', '2001:db8:a::1', '2001:db8:b::1'],
+    ] as const) {
+      await t.test(`${fam}: the request came through x, so the reply leaves through x`, async (t) => {
+        const before = { bx: await out(b, 0x1101), by: await out(b, 0x1102), ax: await inn(a, 0x2101) };
+        const r = await ping(['-I', src, dst]);
+        t.match(r.stdout, /3 received/, `A got the replies: ${r.stdout.trim().split('\n').at(-2)}`);
+        t.equal((await out(b, 0x1101)) - before.bx, 3, "B's replies went out through x");
+        t.equal((await out(b, 0x1102)) - before.by, 0, 'nothing through y, which the route names');
+        t.equal((await inn(a, 0x2101)) - before.ax, 3, 'A received them on x');
+      });
+    }
+
+    await t.test('a reply without a matching request follows the route', async (t) => {
+      // The request bypasses the tunnel (plain veth), so B's engine never sees it; B's kernel still
+      // answers into the TUN, and the reply must take B's route: y.
+      await lab.exec(nsA, 'ip', ['route', 'add', `${B.lan}/32`, 'via', B.wan, 'src', A.lan]);
+      const before = { bx: await out(b, 0x1101), by: await out(b, 0x1102), ay: await inn(a, 0x2102) };
+      const r = await ping(['-I', A.lan, B.lan]);
+      await lab.exec(nsA, 'ip', ['route', 'del', `${B.lan}/32`]);
+      t.match(r.stdout, /3 received/, 'A got the replies through y');
+      t.equal((await out(b, 0x1102)) - before.by, 3, 'B sent them through y (its route)');
+      t.equal((await out(b, 0x1101)) - before.bx, 0, 'not through x');
+      t.equal((await inn(a, 0x2102)) - before.ay, 3, 'A received them on y');
+    });
+  },
+);
