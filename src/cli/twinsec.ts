@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 /**
  * twinsec: operator CLI talking to twinsecd over its control socket.
- *   twinsec [--socket PATH] status [--json]
+ *   twinsec [--socket PATH] status [--json] | routes [--json] | up NAME | down NAME | reload
  *   twinsec import-aliyun FILE.json [--name NAME]   (offline: prints a config, no daemon needed)
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { call } from '../control/client.js';
-import { formatStatus } from '../control/format.js';
+import { formatRoutes, formatStatus } from '../control/format.js';
 import { DEFAULT_SOCKET } from '../control/protocol.js';
 import type { StatusReport } from '../daemon.js';
 
@@ -16,6 +16,10 @@ const USAGE = `usage: twinsec [--socket PATH] <command> [--json]
 
 commands:
   status           connections, CHILD SAs and routes
+  routes           destination routes and the connections carrying them now
+  up NAME          initiate connection NAME now (also after 'down')
+  down NAME        delete NAME's SAs (the peer is told) and keep it down until 'up'
+  reload           re-read the configuration file (as SIGHUP does): unchanged connections stay up
   import-aliyun    print a twinsec config (YAML) for an Alibaba Cloud IPsec connection's
                    downloaded configuration (FILE.json, or - for stdin); see README
 
@@ -63,13 +67,37 @@ async function main(): Promise<void> {
     return;
   }
   if (values.name !== undefined) fail(`--name is only valid with import-aliyun\n${USAGE}`, 2);
-  if (rest.length > 0) fail(`unexpected argument '${rest[0]}'\n${USAGE}`, 2);
+  const takesName = cmd === 'up' || cmd === 'down';
+  if (takesName && rest.length !== 1) fail(`${cmd} needs exactly one connection name\n${USAGE}`, 2);
+  if (!takesName && rest.length > 0) fail(`unexpected argument '${rest[0]}'\n${USAGE}`, 2);
   const socket = values.socket ?? DEFAULT_SOCKET;
 
   switch (cmd) {
     case 'status': {
       const report = (await call(socket, 'status')) as StatusReport;
       process.stdout.write(values.json ? `${JSON.stringify(report)}\n` : formatStatus(report));
+      return;
+    }
+    case 'routes': {
+      const report = (await call(socket, 'status')) as StatusReport;
+      process.stdout.write(values.json ? `${JSON.stringify(report.routes)}\n` : formatRoutes(report));
+      return;
+    }
+    case 'up':
+    case 'down': {
+      await call(socket, cmd, { name: rest[0] });
+      process.stdout.write(`${rest[0]}: ${cmd === 'up' ? 'initiating' : 'down (stays down until up)'}\n`);
+      return;
+    }
+    case 'reload': {
+      const r = (await call(socket, 'reload')) as Record<
+        'added' | 'changed' | 'removed' | 'unchanged',
+        string[]
+      >;
+      const list = (xs: string[]): string => (xs.length ? xs.join(', ') : '-');
+      process.stdout.write(
+        `reloaded: added ${list(r.added)}; changed ${list(r.changed)}; removed ${list(r.removed)}; unchanged ${list(r.unchanged)}\n`,
+      );
       return;
     }
     default:

@@ -79,15 +79,7 @@ export function formatStatus(report: StatusReport): string {
     }
   }
   out.push('');
-  if (report.routes.length === 0) out.push('no routes');
-  else {
-    const rows = report.routes.map((r) => [
-      r.destination,
-      (r.active.length > 0 ? r.active.join(', ') : '(none)') + (r.fallback ? ' (no next hop healthy)' : ''),
-      String(r.switches ?? 0),
-    ]);
-    out.push(...table([['ROUTE', 'ACTIVE VIA', 'SWITCHES'], ...rows]));
-  }
+  out.push(formatRoutes(report).trimEnd());
   const nonzero = (d: Record<string, number> | undefined): string =>
     Object.entries(d ?? {})
       .filter(([, n]) => n > 0)
@@ -98,6 +90,21 @@ export function formatStatus(report: StatusReport): string {
   if (esp || ike) {
     out.push('');
     out.push(`dropped: ESP ${esp || 'none'}; IKE ${ike || 'none'}`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+/** The routes table alone (`twinsec routes`). */
+export function formatRoutes(report: StatusReport): string {
+  const out: string[] = [];
+  if (report.routes.length === 0) out.push('no routes');
+  else {
+    const rows = report.routes.map((r) => [
+      r.destination,
+      (r.active.length > 0 ? r.active.join(', ') : '(none)') + (r.fallback ? ' (no next hop healthy)' : ''),
+      String(r.switches ?? 0),
+    ]);
+    out.push(...table([['ROUTE', 'ACTIVE VIA', 'SWITCHES'], ...rows]));
   }
   return `${out.join('\n')}\n`;
 }
