@@ -303,7 +303,11 @@ async function main(): Promise<number> {
           '  through its (dead) primary; then each side keeps the highest weight (fallback) until the repair.',
       );
     }
-    console.log(`\ndaemon logs: ${h.onprem.proc.logFile}, ${h.cloud!.proc.logFile} (removed at exit)`);
+    console.log(
+      process.env.TWINSEC_LAB_KEEP === '1'
+        ? `\ndaemon logs (kept): ${h.onprem.proc.logFile} ${h.cloud!.proc.logFile}`
+        : '\ndaemon logs are removed at exit; TWINSEC_LAB_KEEP=1 npm run lab keeps them',
+    );
     if (hold) {
       console.log(`holding; namespaces ${lab.namespaces.join(' ')}; Ctrl-C to tear down`);
       await new Promise<void>((resolve) => {
