@@ -83,6 +83,18 @@ export function selectEsp(sa: IkeSa, saP: SaPayload): Chosen | null {
 }
 
 /**
+ * Nonces and DH secret a CHILD_SA's KEYMAT comes from. IKE_AUTH uses the IKE SA's; a
+ * CREATE_CHILD_SA uses its own nonces, optional g^ir (PFS), and "initiator" means the initiator of
+ * that exchange (§2.17), not of the IKE SA.
+ */
+export interface ChildKeying {
+  ni: Buffer;
+  nr: Buffer;
+  dhSecret?: Buffer;
+  initiator: boolean;
+}
+
+/**
  * Derives the CHILD_SA keys and installs it in the data plane (§2.17: initiator-to-responder keys
  * come first in KEYMAT).
  */
@@ -96,6 +108,7 @@ export function installChild(
     tsLocal: TrafficSelector[];
     tsRemote: TrafficSelector[];
   },
+  keying: ChildKeying = { ni: sa.ni, nr: sa.nr, initiator: sa.initiator },
 ): ChildSa {
   const encr = encrAlg(c.chosen.encr.id, c.chosen.encr.keyLen);
   const integ = c.chosen.integ ? integAlg(c.chosen.integ) : null;
@@ -104,10 +117,11 @@ export function installChild(
     sa.keys!.skD,
     encr.keyLen + encr.saltLen,
     integ ? integ.keyLen : 0,
-    sa.ni,
-    sa.nr,
+    keying.ni,
+    keying.nr,
+    keying.dhSecret,
   );
-  const [encIn, intIn, encOut, intOut] = sa.initiator
+  const [encIn, intIn, encOut, intOut] = keying.initiator
     ? [km.encrR, km.integR, km.encrI, km.integI]
     : [km.encrI, km.integI, km.encrR, km.integR];
   const encapsulation: 'udp' | 'esp' =
@@ -133,7 +147,14 @@ export function installChild(
     tsRemote: c.tsRemote.map(tsToString),
   };
   install(spec);
-  const child: ChildSa = { ...c, encapsulation };
+  const child: ChildSa = {
+    spiIn: c.spiIn,
+    spiOut: c.spiOut,
+    chosen: c.chosen,
+    tsLocal: c.tsLocal,
+    tsRemote: c.tsRemote,
+    encapsulation,
+  };
   sa.children.push(child);
   sa.env.bus.emit('child-up', {
     connection: sa.name,

@@ -1,13 +1,12 @@
 /**
  * INFORMATIONAL exchanges (RFC 7296 §1.4, §1.5): DELETE of the IKE SA or of CHILD_SAs, empty
- * liveness checks, and notifies. CREATE_CHILD_SA requests are answered here too until rekeying
- * lands: NO_ADDITIONAL_SAS keeps the IKE SA intact (§1.3).
+ * liveness checks, and notifies. CREATE_CHILD_SA (rekeying) lives in rekey.ts.
  */
-import { ExchangeType, NotifyType, PayloadType, ProtocolId } from '../wire/constants.js';
+import { ExchangeType, PayloadType, ProtocolId } from '../wire/constants.js';
 import type { DeletePayload, Payload } from '../wire/types.js';
 import { spiBuffer } from './child.js';
 import type { IkeSa } from './ike-sa.js';
-import { deletes, notify } from './payload-find.js';
+import { deletes } from './payload-find.js';
 
 export interface InfoHooks {
   removeChild(sa: IkeSa, spiIn: number, reason: string): void;
@@ -53,10 +52,6 @@ export function processInfoRequest(
       for (const spi of gone) hooks.removeChild(sa, spi, 'deleted by peer');
     },
   };
-}
-
-export function rejectCreateChild(): Payload[] {
-  return [notify(NotifyType.NO_ADDITIONAL_SAS)];
 }
 
 /** Sends DELETE for the whole IKE SA; `done` runs on the answer or after the retransmissions. */

@@ -16,10 +16,11 @@ import { checkMessageRules } from '../wire/rules.js';
 import type { IkeHeader, Payload } from '../wire/types.js';
 import { type AuthHooks, processAuthRequest, sendAuthRequest } from './auth.js';
 import { DEFAULT_TIMING, IkeSa, type SaEnv, type Timing } from './ike-sa.js';
-import { type InfoHooks, processInfoRequest, rejectCreateChild, sendIkeDelete } from './info.js';
+import { type InfoHooks, processInfoRequest, sendIkeDelete } from './info.js';
 import { type InitFailure, preferredGroup, processInitRequest, sendInitRequest } from './init.js';
 import { notify } from './payload-find.js';
 import { type OpenedMessage, openMessage } from './protect.js';
+import { processCreateChildRequest, type RekeyHooks, rekeyChild, rekeyIke } from './rekey.js';
 
 /** SAs younger than this are never treated as stale on INITIAL_CONTACT (ms). */
 const SIMULTANEOUS_WINDOW = 10_000;
@@ -290,6 +291,46 @@ export class IkeManager {
     destroy: (sa, reason) => this.destroy(sa, reason),
   };
 
+  readonly #rekeyHooks: RekeyHooks = {
+    install: (spec) => this.#dp.installSa(spec),
+    removeChild: (sa, spiIn, reason) => this.#removeChild(sa, spiIn, reason),
+    adoptIke: (old, fresh) => {
+      this.#sas.set(fresh.ourSpi.toString('hex'), fresh);
+      this.#established(fresh);
+      this.#bus.emit('ike-debug', {
+        connection: fresh.name,
+        message: `IKE SA #${old.serial} rekeyed to #${fresh.serial} (${fresh.spiI.toString('hex')}_i ${fresh.spiR.toString('hex')}_r)`,
+      });
+    },
+    destroy: (sa, reason) => this.destroy(sa, reason),
+  };
+
+  /**
+   * Rekeys a CHILD_SA of an established IKE SA (make-before-break, then DELETE of the old pair).
+   * Only on request for now: no lifetime-driven scheduling yet.
+   */
+  rekeyChild(sa: IkeSa, spiIn: number, done: (err?: Error) => void = () => {}): boolean {
+    const child = sa.children.find((c) => c.spiIn === spiIn);
+    if (!child || sa.phase !== 'established') return false;
+    rekeyChild(sa, child, this.#rekeyHooks, (err) => {
+      if (err)
+        this.#bus.emit('ike-failure', { connection: sa.name, reason: err.reason, detail: err.message });
+      done(err);
+    });
+    return true;
+  }
+
+  /** Rekeys an established IKE SA; its children move to the new one. Only on request for now. */
+  rekeyIke(sa: IkeSa, done: (err?: Error, fresh?: IkeSa) => void = () => {}): boolean {
+    if (sa.phase !== 'established') return false;
+    rekeyIke(sa, this.#rekeyHooks, (err, fresh) => {
+      if (err)
+        this.#bus.emit('ike-failure', { connection: sa.name, reason: err.reason, detail: err.message });
+      done(err, fresh);
+    });
+    return true;
+  }
+
   /* ------------------------------------------------------------ dispatch */
 
   #drop(reason: string, detail: string, d: Datagram): void {
@@ -387,9 +428,17 @@ export class IkeManager {
         ans.after();
         return;
       }
-      case ExchangeType.CREATE_CHILD_SA:
-        sa.respond(header.exchange, header.messageId, rejectCreateChild());
+      case ExchangeType.CREATE_CHILD_SA: {
+        if (sa.phase !== 'established') {
+          // §2.25: an IKE SA being deleted (or rekeyed away) takes no new work.
+          sa.respond(header.exchange, header.messageId, [notify(NotifyType.TEMPORARY_FAILURE)]);
+          return;
+        }
+        const ans = processCreateChildRequest(sa, this.#rekeyHooks, ps);
+        sa.respond(header.exchange, header.messageId, ans.payloads);
+        ans.after();
         return;
+      }
       default:
         this.#drop('unexpected', `exchange ${header.exchange}`, d);
     }
