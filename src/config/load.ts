@@ -257,6 +257,7 @@ function resolveConfig(raw: RawConfig, psks: Map<string, Buffer>, baseDir: strin
       start: c.start,
       encapsulation: c.encapsulation,
       ...(c.healthCheck ? { healthCheck: { ...c.healthCheck } } : {}),
+      ...(c.dpd ? { dpd: { ...c.dpd } } : {}),
     };
   }
   return {

@@ -116,6 +116,12 @@ export const healthCheckSchema = z.strictObject({
   retries: z.number().int().min(1).max(100).default(3),
 });
 
+/** Dead peer detection (seconds); bounded so a dead peer is always noticed. */
+export const dpdSchema = z.strictObject({
+  delay: z.number().min(0.01).max(3600).default(30),
+  timeout: z.number().min(0.01).max(3600).default(30),
+});
+
 export const connectionSchema = z.strictObject({
   // IKEv1 (RFC 2409) is part of the contract but not implemented yet: refuse it up front rather
   // than accept a connection that would silently never come up.
@@ -137,6 +143,7 @@ export const connectionSchema = z.strictObject({
   start: z.enum(['initiate', 'listen']).default('initiate'),
   encapsulation: z.enum(['auto', 'udp', 'esp']).default('auto'),
   healthCheck: healthCheckSchema.optional(),
+  dpd: dpdSchema.optional(),
 });
 
 export const routeSchema = z.strictObject({

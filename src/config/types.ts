@@ -25,6 +25,11 @@ export interface ConnectionConfig {
   remoteSubnets: string[];
   start: 'initiate' | 'listen';
   encapsulation: 'auto' | 'udp' | 'esp';
+  /**
+   * Dead peer detection (seconds): an empty INFORMATIONAL after `delay` without anything received
+   * from the peer; no answer within `timeout` and the peer's SAs are dropped locally. Absent: no DPD.
+   */
+  dpd?: { delay: number; timeout: number };
   /** Absent: the connection's health follows its SA state. */
   healthCheck?: { source: string; destination: string; interval: number; retries: number };
 }

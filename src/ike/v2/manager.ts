@@ -15,6 +15,7 @@ import { decodeMessage, encodeMessage, peekVersion } from '../wire/message.js';
 import { checkMessageRules } from '../wire/rules.js';
 import type { IkeHeader, Payload } from '../wire/types.js';
 import { type AuthHooks, processAuthRequest, sendAuthRequest } from './auth.js';
+import { startDpd } from './dpd.js';
 import { DEFAULT_TIMING, IkeSa, type SaEnv, type Timing } from './ike-sa.js';
 import { type InfoHooks, processInfoRequest, sendIkeDelete } from './info.js';
 import { type InitFailure, preferredGroup, processInitRequest, sendInitRequest } from './init.js';
@@ -136,6 +137,22 @@ export class IkeManager {
 
   #established(sa: IkeSa): void {
     if (sa.nat.local) sa.startKeepalives(this.#env.timing.keepalive);
+    const dpd = sa.conn.dpd;
+    if (dpd)
+      startDpd(sa, { delay: dpd.delay * 1000, timeout: dpd.timeout * 1000 }, (d) => this.#peerDead(sa, d));
+  }
+
+  /**
+   * DPD declared the peer dead: its SAs go locally (a DELETE would not arrive), the connection goes
+   * down, and an initiating connection tries again with the usual backoff.
+   */
+  #peerDead(sa: IkeSa, detail: string): void {
+    this.#bus.emit('ike-failure', { connection: sa.name, reason: 'dpd_timeout', detail });
+    for (const o of this.sasOf(sa.name)) {
+      if (o === sa || o.remote.address === sa.remote.address) this.destroy(o, 'peer dead (DPD)');
+    }
+    if (sa.phase !== 'dead') this.destroy(sa, 'peer dead (DPD)');
+    this.#scheduleRetry(sa.conn);
   }
 
   /* ------------------------------------------------------------ operator */
@@ -374,6 +391,7 @@ export class IkeManager {
           d,
         );
       msg = openMessage(d.data, sa.skIn);
+      sa.lastReceived = Date.now();
     }
     const bad = checkMessageRules(
       header.exchange,
