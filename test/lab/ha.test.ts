@@ -225,6 +225,60 @@ async function failover(t: Test, mode: CutMode): Promise<void> {
   }
 }
 
+/**
+ * (c) A lossy primary: 20% random loss on link 1 (both directions) for LOSSY_MS. Failover needs
+ * `retries` lost probes in a row; failback needs the primary healthy for the whole hold-down, so no
+ * two switches of a route may come closer than the hold-down unless the second is a failover away
+ * from a link that just lost `retries` probes again. Measured from the daemons' own log lines.
+ */
+const LOSSY_MS = 15_000;
+const HOLD_DOWN_S = 3;
+
+async function lossy(t: Test): Promise<void> {
+  const lab = new Lab(t);
+  const h = await startHaLab(lab, { interval: 0.1, retries: 3, holdDown: HOLD_DOWN_S });
+  await waitHaReady(h, 25_000);
+  const rules = (op: '-I' | '-D') =>
+    [
+      '*filter',
+      `${op} FORWARD -i r1 -m statistic --mode random --probability 0.2 -j DROP`,
+      `${op} FORWARD -o r1 -m statistic --mode random --probability 0.2 -j DROP`,
+      'COMMIT',
+      '',
+    ].join('\n');
+  const t0 = Date.now();
+  await lab.exec(h.ns.router, 'iptables-restore', ['--noflush'], { input: rules('-I') });
+  await sleep(LOSSY_MS);
+  await lab.exec(h.ns.router, 'iptables-restore', ['--noflush'], { input: rules('-D') });
+  const t1 = Date.now();
+  for (const [tw, side] of [
+    [h.onprem, 'on-prem'],
+    [h.cloud!, 'cloud'],
+  ] as const) {
+    const sw = haEvents(tw, side).filter((e) => e.event === 'route-switch' && e.at >= t0 && e.at <= t1 + 100);
+    t.comment(
+      `${side}: ${sw.length} switches in ${LOSSY_MS} ms of 20% loss: ${sw.map((e) => `${e.from}->${e.to}@${e.at - t0}`).join(', ') || 'none'}`,
+    );
+    // Switches back to the primary (failbacks) are at least the hold-down apart from the failover before them.
+    for (let i = 1; i < sw.length; i++) {
+      const back = sw[i]!;
+      if (back.reason.includes(' up for ')) {
+        t.ok(
+          back.at - sw[i - 1]!.at >= HOLD_DOWN_S * 1000 - 50,
+          `${side}: failback ${back.at - sw[i - 1]!.at} ms after the failover`,
+        );
+      }
+    }
+    const periods = Math.ceil(LOSSY_MS / (HOLD_DOWN_S * 1000));
+    t.ok(
+      sw.length <= 2 * periods,
+      `${side}: ${sw.length} switches <= 2 per ${HOLD_DOWN_S} s hold-down period (${2 * periods})`,
+    );
+    const failbacks = sw.filter((e) => e.reason.includes(' up for ')).length;
+    t.ok(failbacks <= periods, `${side}: ${failbacks} failbacks <= one per hold-down period (${periods})`);
+  }
+}
+
 const skip = labUnavailable() ?? twinsecUnavailable();
 if (skip) {
   t.plan(0, skip);
@@ -237,4 +291,5 @@ if (skip) {
   t.test('(b) carrier loss on link 1 (router port down): failover <= 500 ms, lossless failback', (t) =>
     failover(t, 'carrier'),
   );
+  t.test('(c) 20% random loss on the primary: at most one switch back per hold-down period', (t) => lossy(t));
 }
