@@ -14,6 +14,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "tun.h"
 
 namespace twinsec {
@@ -278,28 +280,56 @@ void Engine::Resolve(Tables* t) {
   t->byConn.clear();
   for (auto& kv : t->bySpi) {
     Sa* sa = kv.second.get();
-    auto it = t->current.find(sa->connection);
-    if (it == t->current.end() || it->second->serial < sa->serial) t->current[sa->connection] = sa;
+    OutSel& o = t->current[sa->connection];
+    if (sa->activeGen == 0)
+      o.pending.push_back(sa);
+    else if (o.cur == nullptr || o.cur->activeGen < sa->activeGen)
+      o.cur = sa;
   }
   for (auto& kv : t->current) {
-    Sa* sa = kv.second;
-    if (t->byConn.size() <= sa->connId) t->byConn.resize(sa->connId + 1, nullptr);
-    t->byConn[sa->connId] = sa;
+    OutSel& o = kv.second;
+    std::sort(o.pending.begin(), o.pending.end(),
+              [](const Sa* x, const Sa* y) { return x->serial > y->serial; });
+    // No activated pair (InstallSa and RemoveSa keep one, so only defensively): the newest.
+    if (o.cur == nullptr) {
+      o.cur = o.pending.front();
+      o.pending.erase(o.pending.begin());
+    }
+    if (t->byConn.size() <= o.cur->connId) t->byConn.resize(o.cur->connId + 1);
+    t->byConn[o.cur->connId] = o;
   }
   t->fwd = FwdTable();
   t->slots.clear();
   for (const RouteSpec& r : t->routes) {
-    std::vector<Sa*> sas;
+    std::vector<OutSel> sels;
     for (const std::string& c : r.connections) {
       auto it = t->current.find(c);
-      if (it != t->current.end()) sas.push_back(it->second);
+      if (it != t->current.end()) sels.push_back(it->second);
     }
     t->fwd.Add(r.destination, static_cast<int>(t->slots.size()));
-    t->slots.push_back(std::move(sas));
+    t->slots.push_back(std::move(sels));
   }
 }
 
+void Engine::Fold(Tables* t) {
+  // Pairs the RX thread activated since the last publish, in install order, so the result does
+  // not depend on hash map order.
+  std::vector<Sa*> now;
+  for (auto& kv : t->bySpi) {
+    Sa* sa = kv.second.get();
+    if (sa->activeGen == 0 && sa->activated.load(std::memory_order_relaxed)) now.push_back(sa);
+  }
+  std::sort(now.begin(), now.end(), [](const Sa* x, const Sa* y) { return x->serial < y->serial; });
+  for (Sa* sa : now) sa->activeGen = ++serial_;
+}
+
+void Engine::Activate(Sa* sa) {
+  sa->activeGen = ++serial_;
+  sa->activated.store(true, std::memory_order_relaxed);
+}
+
 void Engine::Publish(std::shared_ptr<Tables> t) {
+  Fold(t.get());
   Resolve(t.get());
   std::atomic_store(&tables_, std::shared_ptr<const Tables>(std::move(t)));
   version_.fetch_add(1, std::memory_order_release);
@@ -347,7 +377,23 @@ bool Engine::InstallSa(SaConfig* cfg, EngineError* err) {
   if (!sa->txCrypto) return SetErr(err, 0, "outbound SA: " + why);
 
   auto t = std::make_shared<Tables>(*Snapshot());
+  Fold(t.get());  // so that this activation orders after any the RX thread made
   sa->serial = ++serial_;
+  // activate false: the inbound SA works at once, the connection keeps sending on its current
+  // pair until ActivateSa or the peer's first packet on spiIn. Without a current pair (none
+  // other activated) the new one is used anyway.
+  bool activate = cfg->activate;
+  if (!activate) {
+    activate = true;
+    for (auto& kv : t->bySpi) {
+      if (kv.first != sa->spiIn && kv.second->connection == sa->connection &&
+          kv.second->activeGen != 0) {
+        activate = false;
+        break;
+      }
+    }
+  }
+  if (activate) Activate(sa.get());
   // Reinstalling under the same inbound SPI replaces the pair (counters and replay restart).
   t->bySpi[sa->spiIn] = std::move(sa);
   Publish(std::move(t));
@@ -360,8 +406,37 @@ void Engine::RemoveSa(uint32_t spiIn) {
   auto cur = Snapshot();
   if (cur->bySpi.find(spiIn) == cur->bySpi.end()) return;
   auto t = std::make_shared<Tables>(*cur);
-  t->bySpi.erase(spiIn);
+  Fold(t.get());
+  auto gone = t->bySpi.find(spiIn);
+  std::shared_ptr<Sa> sa = gone->second;  // kept for the comparisons below
+  t->bySpi.erase(gone);
+  // Removing the connection's current pair makes its newest remaining pair current, activated
+  // or not (the peer deletes the old SA only once it has the new one, RFC 7296 §2.8).
+  if (sa->activeGen != 0) {
+    bool wasCurrent = true;
+    Sa* newest = nullptr;
+    for (auto& kv : t->bySpi) {
+      Sa* o = kv.second.get();
+      if (o->connection != sa->connection) continue;
+      if (o->activeGen > sa->activeGen) wasCurrent = false;
+      if (newest == nullptr || newest->serial < o->serial) newest = o;
+    }
+    if (wasCurrent && newest != nullptr) Activate(newest);
+  }
   Publish(std::move(t));
+}
+
+bool Engine::ActivateSa(uint32_t spiIn) {
+  std::lock_guard<std::mutex> lock(ctl_);
+  if (closed_) return false;
+  auto cur = Snapshot();
+  auto it = cur->bySpi.find(spiIn);
+  if (it == cur->bySpi.end()) return false;
+  auto t = std::make_shared<Tables>(*cur);
+  Fold(t.get());  // so that this activation orders after any the RX thread made
+  Activate(it->second.get());
+  Publish(std::move(t));
+  return true;
 }
 
 void Engine::SetRoutes(std::vector<RouteSpec> routes) {
@@ -399,7 +474,7 @@ bool Engine::InjectProbe(const std::string& connection, const uint8_t* pkt, size
   auto it = t->current.find(connection);
   if (it == t->current.end()) return false;
   Probe p;
-  p.sa = t->bySpi.at(it->second->spiIn);
+  p.sa = t->bySpi.at(it->second.Pick()->spiIn);
   p.pkt.assign(pkt, pkt + len);
   if (!probes_.Push(std::move(p))) {
     ctlDrops_.Count(Drop::kQueue);

@@ -21,6 +21,9 @@
 // only it still holds) is freed as soon as no thread can use it. Mutable per-SA state lives in
 // `Sa` objects that snapshots share: the sequence counter is atomic, the replay window and the
 // inbound crypto context belong to the RX thread, the outbound crypto context to the TX thread.
+// The one packet-thread write that changes routing: the RX thread sets Sa::activated on the first
+// authenticated packet of a pair installed with activate false; the TX thread reads it through
+// OutSel::Pick, and the control thread folds it into the next snapshot (Engine::Fold).
 #ifndef TWINSEC_ENGINE_H_
 #define TWINSEC_ENGINE_H_
 
@@ -77,6 +80,10 @@ struct SaConfig {
   std::string local, remote;
   uint16_t localPort = 0, remotePort = 0;
   std::vector<Prefix> tsLocal, tsRemote;
+  // Make-before-break (RFC 7296 §2.8): false installs the pair without making its outbound SA the
+  // connection's current one (unless the connection has none); Engine::ActivateSa, or the first
+  // authenticated packet on its inbound SA, does that later.
+  bool activate = true;
 };
 
 struct SaCounters {
@@ -112,7 +119,15 @@ struct Sa {
   size_t sockIndex = 0;  // which local address (Engine::socks_) sends it
   SockAddr remote;
   std::vector<Prefix> tsLocal, tsRemote;
-  uint64_t serial = 0;  // install order: a connection's newest SA is its current outbound one
+  uint64_t serial = 0;  // install order
+  // Control thread only: when the pair became the connection's current outbound one (install
+  // with activate, ActivateSa, or folded in from `activated`); 0 = not activated yet. The
+  // activated pair with the highest value is current.
+  uint64_t activeGen = 0;
+  // Set by the control thread on activation and by the RX thread on the first authenticated
+  // packet on spiIn (the peer uses the pair, so we may too). The TX thread prefers a pending pair
+  // (OutSel) once it is set, before the control thread next publishes tables.
+  std::atomic<bool> activated{false};
 
   // RX thread only.
   std::unique_ptr<EspCrypto> rxCrypto;
@@ -124,15 +139,29 @@ struct Sa {
   DirCounters in, out;
 };
 
+// A connection's outbound choice in one snapshot: its current pair, and the pairs installed with
+// activate false and not activated when the snapshot was made. The RX thread may activate one of
+// those since (Sa::activated); the TX thread then sends on it without waiting for new tables.
+struct OutSel {
+  Sa* cur = nullptr;
+  std::vector<Sa*> pending;  // newest first; almost always empty
+  Sa* Pick() const {
+    for (Sa* p : pending) {
+      if (p->activated.load(std::memory_order_relaxed)) return p;
+    }
+    return cur;
+  }
+};
+
 // An immutable snapshot of everything the packet threads look up.
 struct Tables {
   std::unordered_map<uint32_t, std::shared_ptr<Sa>> bySpi;  // by inbound SPI; owns the SAs
-  std::unordered_map<std::string, Sa*> current;             // connection -> newest SA
-  // Interned connection id (Engine::Intern) -> newest SA, or nullptr when it has none any more.
-  std::vector<Sa*> byConn;
+  std::unordered_map<std::string, OutSel> current;          // connection -> outbound choice
+  // Interned connection id (Engine::Intern) -> outbound choice; cur nullptr when it has none.
+  std::vector<OutSel> byConn;
   std::vector<RouteSpec> routes;  // as given, re-resolved on SA changes
   FwdTable fwd;
-  std::vector<std::vector<Sa*>> slots;  // fwd slot -> current SAs of the route's connections
+  std::vector<std::vector<OutSel>> slots;  // fwd slot -> choices of the route's connections
 };
 
 // Single-producer (the JavaScript thread) single-consumer (the TX thread) ring: the TX thread
@@ -178,6 +207,9 @@ class Engine {
                      EngineError* err);
   bool InstallSa(SaConfig* cfg, EngineError* err);
   void RemoveSa(uint32_t spiIn);
+  // Makes the pair installed under spiIn its connection's current outbound one; false (and no
+  // change) when no pair has that inbound SPI.
+  bool ActivateSa(uint32_t spiIn);
   void SetRoutes(std::vector<RouteSpec> routes);
   bool Counters(uint32_t spiIn, SaCounters* out) const;
   void Drops(uint64_t out[static_cast<int>(Drop::kCount)]) const;
@@ -213,6 +245,8 @@ class Engine {
 
   Engine() = default;
   void Publish(std::shared_ptr<Tables> t);  // control mutex held
+  void Fold(Tables* t);                     // RX-thread activations -> activeGen; mutex held
+  void Activate(Sa* sa);                    // makes it the newest activation; mutex held
   static void Resolve(Tables* t);           // current SAs and route slots from bySpi + routes
   std::shared_ptr<const Tables> Snapshot() const { return std::atomic_load(&tables_); }
   int FindSocket(const std::string& local, EngineError* err) const;

@@ -206,6 +206,10 @@ void Engine::RxPath::Esp(const uint8_t* d, size_t len, uint64_t ns) {
   ssize_t n = sa.rxCrypto->Decrypt(d, len, seq, sa.esn, out, kMaxPacket, &nh, &why);
   if (n < 0) return Count(why == Drop::kNone ? Drop::kMalformed : why);
   sa.replay.Update(seq);
+  // RFC 7296 §2.8: an authenticated packet on a pair installed with activate false means the peer
+  // has the new SA, so we send on it too (OutSel::Pick; the control thread folds it in later).
+  if (!sa.activated.load(std::memory_order_relaxed))
+    sa.activated.store(true, std::memory_order_relaxed);
   if (nh == 59) return;  // RFC 4303 §2.6: a dummy (traffic flow confidentiality) packet
   InnerInfo info;
   if ((nh != 4 && nh != 41) || !ParseInner(out, static_cast<size_t>(n), &info) ||

@@ -196,7 +196,7 @@ Sa* Engine::TxPath::EchoReturn(const uint8_t* p, const InnerInfo& info) {
   if (!e_->echo_.Lookup(key, MonotonicNs(), &conn)) return nullptr;
   // The connection's current outbound SA (it may have been rekeyed since the request came in);
   // none any more: the route decides.
-  Sa* sa = conn < t_->byConn.size() ? t_->byConn[conn] : nullptr;
+  Sa* sa = conn < t_->byConn.size() ? t_->byConn[conn].Pick() : nullptr;
   if (sa == nullptr) return nullptr;
   // The peer checks the reply against its selectors (RFC 4301 §5.2); the SA the request came in
   // on covers it by construction, a rekeyed one with narrower selectors might not.
@@ -222,10 +222,10 @@ void Engine::TxPath::Packet(const uint8_t* p, size_t len) {
   if (sa == nullptr) {
     int slot = t_->fwd.Lookup(info.family, info.dst);
     if (slot < 0) return Count(Drop::kNoRoute);
-    const std::vector<Sa*>& sas = t_->slots[static_cast<size_t>(slot)];
-    if (sas.empty()) return Count(Drop::kNoSa);
+    const std::vector<OutSel>& sels = t_->slots[static_cast<size_t>(slot)];
+    if (sels.empty()) return Count(Drop::kNoSa);
     // Several connections share a prefix by flow, so that one flow's packets stay in order.
-    sa = sas.size() == 1 ? sas[0] : sas[FlowHash(info) % sas.size()];
+    sa = (sels.size() == 1 ? sels[0] : sels[FlowHash(info) % sels.size()]).Pick();
   }
   if (info.totalLen > static_cast<size_t>(e_->mtu_) && info.df) {
     // Without DF the packet goes on and the outer datagram is fragmented (IP_PMTUDISC_DONT).

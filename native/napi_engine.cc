@@ -196,6 +196,11 @@ bool ParseSa(Napi::Env env, Napi::Value v, SaConfig* c) {
   c->localPort = static_cast<uint16_t>(n);
   if (!GetUint(env, o.Get("remotePort"), "sa.remotePort", c->udp ? 1 : 0, 65535, &n)) return false;
   c->remotePort = static_cast<uint16_t>(n);
+  Napi::Value activate = o.Get("activate");
+  if (!activate.IsUndefined()) {
+    if (!activate.IsBoolean()) return TypeErr(env, "sa.activate must be a boolean");
+    c->activate = activate.As<Napi::Boolean>().Value();
+  }
   return GetPrefixes(env, o.Get("tsLocal"), "sa.tsLocal", &c->tsLocal) &&
          GetPrefixes(env, o.Get("tsRemote"), "sa.tsRemote", &c->tsRemote);
 }
@@ -210,6 +215,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("sendKeepalive", &EngineWrap::SendKeepalive),
                         InstanceMethod("installSa", &EngineWrap::InstallSa),
                         InstanceMethod("removeSa", &EngineWrap::RemoveSa),
+                        InstanceMethod("activateSa", &EngineWrap::ActivateSa),
                         InstanceMethod("setRoutes", &EngineWrap::SetRoutes),
                         InstanceMethod("counters", &EngineWrap::Counters),
                         InstanceMethod("drops", &EngineWrap::Drops),
@@ -240,6 +246,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value SendKeepalive(const Napi::CallbackInfo& info);
   Napi::Value InstallSa(const Napi::CallbackInfo& info);
   Napi::Value RemoveSa(const Napi::CallbackInfo& info);
+  Napi::Value ActivateSa(const Napi::CallbackInfo& info);
   Napi::Value SetRoutes(const Napi::CallbackInfo& info);
   Napi::Value Counters(const Napi::CallbackInfo& info);
   Napi::Value Drops(const Napi::CallbackInfo& info);
@@ -364,6 +371,17 @@ Napi::Value EngineWrap::RemoveSa(const Napi::CallbackInfo& info) {
   if (!GetUint(env, info[0], "removeSa: spiIn", 0, 4294967295.0, &spi) || !Usable(env, "removeSa"))
     return env.Undefined();
   engine_->RemoveSa(static_cast<uint32_t>(spi));
+  return env.Undefined();
+}
+
+Napi::Value EngineWrap::ActivateSa(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double spi;
+  if (!GetUint(env, info[0], "activateSa: spiIn", 0, 4294967295.0, &spi) ||
+      !Usable(env, "activateSa"))
+    return env.Undefined();
+  // An unknown spiIn is a no-op, like removeSa: the pair may have gone in a race with a delete.
+  engine_->ActivateSa(static_cast<uint32_t>(spi));
   return env.Undefined();
 }
 

@@ -44,6 +44,15 @@ export interface EngineSa {
   /** Traffic selectors as CIDRs: inbound packets must come from tsRemote and go to tsLocal. */
   tsLocal: string[];
   tsRemote: string[];
+  /**
+   * Default true: the new outbound SA becomes the connection's current one at once. false
+   * (make-before-break, RFC 7296 §2.8, e.g. the responder of a CHILD_SA rekey): the inbound SA
+   * accepts packets at once, but the connection keeps sending on its current pair until
+   * activateSa(spiIn) or until the first authenticated packet arrives on this spiIn (the peer
+   * has installed the new SA), whichever comes first. If the connection has no current pair,
+   * the new one is used at once anyway.
+   */
+  activate?: boolean;
 }
 
 export interface EngineCounters {
@@ -69,11 +78,21 @@ export interface NativeEngine {
   /** One-byte 0xFF NAT keep-alive from local:nattPort. */
   sendKeepalive(local: string, remote: string, remotePort: number): void;
   /**
-   * Installs the inbound SA (spiIn) and the outbound SA (spiOut); the outbound one becomes the
-   * connection's current SA atomically. Throws on unknown algorithms or bad key lengths.
+   * Installs the inbound SA (spiIn) and the outbound SA (spiOut); unless `sa.activate` is false,
+   * the outbound one becomes the connection's current SA atomically. Throws on unknown
+   * algorithms or bad key lengths.
    */
   installSa(sa: EngineSa): void;
-  /** Removes the pair installed under spiIn; a connection left without an outbound SA has none. */
+  /**
+   * Makes the pair installed under spiIn the connection's current outbound SA atomically (also a
+   * pair that was current before: the latest activation wins). Unknown spiIn: no-op.
+   */
+  activateSa(spiIn: number): void;
+  /**
+   * Removes the pair installed under spiIn; a connection left without an outbound SA has none.
+   * Removing the current pair makes the connection's newest remaining pair current, activated or
+   * not.
+   */
   removeSa(spiIn: number): void;
   /**
    * Replaces the forwarding table atomically: destination prefix -> the connections carrying it now

@@ -417,6 +417,56 @@ t.test('two engines in two namespaces', { skip }, async (t) => {
     );
   });
 
+  await t.test('make-before-break: activate false, then activateSa or the peer moves the SA', async (t) => {
+    const old = saPair(keys('aes256gcm16', 36, null, 0), 0x1004, 0x2004, 'udp');
+    await a.call('installSa', { sa: old.a });
+    await b.call('installSa', { sa: old.b });
+    const neu = saPair(keys('aes256gcm16', 36, null, 0), 0x1005, 0x2005, 'udp');
+    await a.call('installSa', { sa: { ...neu.a, activate: false } });
+    await b.call('installSa', { sa: { ...neu.b, activate: false } });
+    const zero = { bytesIn: 0, bytesOut: 0, packetsIn: 0, packetsOut: 0 };
+
+    const a0 = (await a.counters(0x2004))!;
+    t.match((await ping(['-I', A.lan, B.lan])).stdout, /3 received/, 'ping while the new pair waits');
+    const a1 = (await a.counters(0x2004))!;
+    t.equal(a1.packetsOut - a0.packetsOut, 3, 'A still sends on the old SA');
+    t.equal(a1.packetsIn - a0.packetsIn, 3, 'B still answers on the old SA');
+    t.same(await a.counters(0x2005), zero, 'A: new pair installed but idle');
+    t.same(await b.counters(0x1005), zero, 'B: new pair installed but idle');
+
+    await a.call('activateSa', { spiIn: 0x2005 });
+    await a.call('activateSa', { spiIn: 0x9999 }); // unknown: a no-op
+    t.match((await ping(['-I', A.lan, B.lan])).stdout, /3 received/, 'ping after activateSa');
+    const a2 = (await a.counters(0x2004))!;
+    t.same(a2, a1, 'the old pair is idle on A');
+    const an = (await a.counters(0x2005))!;
+    t.equal(an.packetsOut, 3, 'activateSa: A sends on the new SA');
+    t.equal(an.packetsIn, 3, 'B answers on the new SA without activateSa (the peer used it)');
+    const bn = (await b.counters(0x1005))!;
+    t.equal(bn.packetsIn, 3, 'B received on the new SA');
+    t.equal(bn.packetsOut, 3, 'B auto-activated the new pair');
+    t.ok(await b.counters(0x1004), 'the old pair is still installed on B');
+
+    // Removing the current pair while a newer, not activated one exists: the newer one takes over.
+    const third = saPair(keys('aes256gcm16', 36, null, 0), 0x1006, 0x2006, 'udp');
+    await a.call('installSa', { sa: { ...third.a, activate: false } });
+    await b.call('installSa', { sa: { ...third.b, activate: false } });
+    await a.call('removeSa', { spiIn: 0x2005 });
+    t.match((await ping(['-I', A.lan, B.lan])).stdout, /3 received/, 'ping after removing the current');
+    const a3 = (await a.counters(0x2006))!;
+    t.equal(a3.packetsOut, 3, 'A: the newer pending pair became current');
+    t.equal(a3.packetsIn, 3, 'B followed it (auto-activation)');
+    t.same((await a.counters(0x2004))!, a2, 'the older activated pair stays idle');
+
+    for (const spi of [0x2004, 0x2006]) await a.call('removeSa', { spiIn: spi });
+    for (const spi of [0x1004, 0x1005, 0x1006]) await b.call('removeSa', { spiIn: spi });
+    await t.rejects(
+      a.call('installSa', { sa: { ...neu.a, spiIn: 0x3000, activate: 'no' } }),
+      { name: 'TypeError' },
+      'activate must be a boolean',
+    );
+  });
+
   const iperf = labIperf();
   await t.test('bulk traffic: one TCP stream, then ping under a UDP flood', { skip: iperf }, async (t) => {
     // Exercises the batched paths: TSO super-packets read from the TUN and segmented, UDP GSO runs
