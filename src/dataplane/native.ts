@@ -85,6 +85,7 @@ export class NativeDataPlane implements DataPlane {
       remotePort: sa.remote.port,
       tsLocal: sa.tsLocal,
       tsRemote: sa.tsRemote,
+      ...(sa.activate === false ? { activate: false } : {}),
     });
   }
 

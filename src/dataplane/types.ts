@@ -29,6 +29,11 @@ export interface ChildSaSpec {
   /** Traffic selectors as CIDR strings (with protocol/ports folded out for now). */
   tsLocal: string[];
   tsRemote: string[];
+  /**
+   * Default true: the pair becomes the connection's outbound SA at once. False (rekey responder):
+   * the old outbound SA stays in use until the peer sends on the new one or the old one is removed.
+   */
+  activate?: boolean;
 }
 
 export interface SaCounters {

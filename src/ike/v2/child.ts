@@ -92,6 +92,11 @@ export interface ChildKeying {
   nr: Buffer;
   dhSecret?: Buffer;
   initiator: boolean;
+  /**
+   * False for the responder of a rekey (RFC 7296 §2.8): the new inbound SA works at once, but
+   * traffic keeps leaving on the old SA until the peer uses the new one (or deletes the old one).
+   */
+  activate?: boolean;
 }
 
 /**
@@ -146,7 +151,7 @@ export function installChild(
     tsLocal: c.tsLocal.map(tsToString),
     tsRemote: c.tsRemote.map(tsToString),
   };
-  install(spec);
+  install(keying.activate === false ? { ...spec, activate: false } : spec);
   const child: ChildSa = {
     spiIn: c.spiIn,
     spiOut: c.spiOut,

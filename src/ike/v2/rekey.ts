@@ -144,7 +144,7 @@ function respondChildRekey(
     sa,
     hooks.install,
     { spiIn, spiOut: chosen.spi.readUInt32BE(0), chosen, tsLocal: local, tsRemote: remote },
-    { ni: nonce.data, nr, dhSecret, initiator: false },
+    { ni: nonce.data, nr, dhSecret, initiator: false, activate: false },
   );
   sa.debug(`rekeyed CHILD_SA ${hex(old.spiIn)}/${hex(old.spiOut)} -> ${hex(spiIn)}/${hex(chosen.spi)}`);
   const out: Payload[] = [
