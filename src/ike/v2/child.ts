@@ -161,6 +161,7 @@ export function installChild(
     encapsulation,
   };
   sa.children.push(child);
+  sa.env.childInstalled?.(sa, child);
   sa.env.bus.emit('child-up', {
     connection: sa.name,
     spiIn: c.spiIn,

@@ -29,6 +29,11 @@ export interface Timing {
   halfOpenTimeout: number;
   /** NAT keep-alive interval (ms); strongSwan's default is 20 s as well. */
   keepalive: number;
+  /**
+   * Milliseconds per configured lifetime second (`ike.lifetime`, `esp.lifetime`): 1000 in
+   * production; tests shrink it to run whole SA lifetimes in a fraction of a second.
+   */
+  lifetimeUnit: number;
 }
 
 export const DEFAULT_TIMING: Timing = {
@@ -37,6 +42,7 @@ export const DEFAULT_TIMING: Timing = {
   retransmitTries: 5,
   halfOpenTimeout: 30_000,
   keepalive: 20_000,
+  lifetimeUnit: 1000,
 };
 
 export interface ChildSa {
@@ -46,6 +52,8 @@ export interface ChildSa {
   tsLocal: TrafficSelector[];
   tsRemote: TrafficSelector[];
   encapsulation: 'udp' | 'esp';
+  /** Set once a rekey of this CHILD_SA succeeded (either side started it): no second rekey. */
+  rekeyed?: boolean;
 }
 
 /** What an SA needs from its surroundings; the SA manager provides it. */
@@ -54,6 +62,8 @@ export interface SaEnv {
   bus: EventBus;
   timing: Timing;
   ports: { ike: number; natt: number };
+  /** Called for every CHILD_SA put into the data plane (IKE_AUTH or rekey, either role). */
+  childInstalled?: (sa: IkeSa, child: ChildSa) => void;
 }
 
 interface Pending {
@@ -288,6 +298,8 @@ export class IkeSa {
       if (p.tries >= retransmitTries) {
         this.#pending = undefined;
         p.onTimeout();
+        // Requests queued behind the lost one (e.g. a DELETE) still go out while the SA lives.
+        if (!this.#pending && this.phase !== 'dead') this.#queue.shift()?.();
         return;
       }
       p.tries++;

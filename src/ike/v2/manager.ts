@@ -9,14 +9,15 @@ import { CryptoError, WireError } from '../../errors.js';
 import type { EventBus } from '../../events.js';
 import { parseProposals } from '../proposal.js';
 import type { Datagram, IkeTransport } from '../transport.js';
-import { ExchangeType, HeaderFlag, NotifyType } from '../wire/constants.js';
+import { ExchangeType, HeaderFlag, NotifyType, PayloadType, ProtocolId } from '../wire/constants.js';
 import { decodeHeader } from '../wire/header.js';
 import { decodeMessage, encodeMessage, peekVersion } from '../wire/message.js';
 import { checkMessageRules } from '../wire/rules.js';
 import type { IkeHeader, Payload } from '../wire/types.js';
 import { type AuthHooks, processAuthRequest, sendAuthRequest } from './auth.js';
+import { spiBuffer } from './child.js';
 import { startDpd } from './dpd.js';
-import { DEFAULT_TIMING, IkeSa, type SaEnv, type Timing } from './ike-sa.js';
+import { type ChildSa, DEFAULT_TIMING, IkeSa, type SaEnv, type Timing } from './ike-sa.js';
 import { type InfoHooks, processInfoRequest, sendIkeDelete } from './info.js';
 import { type InitFailure, preferredGroup, processInitRequest, sendInitRequest } from './init.js';
 import { notify } from './payload-find.js';
@@ -25,6 +26,32 @@ import { processCreateChildRequest, type RekeyHooks, rekeyChild, rekeyIke } from
 
 /** SAs younger than this are never treated as stale on INITIAL_CONTACT (ms). */
 const SIMULTANEOUS_WINDOW = 10_000;
+
+/*
+ * SA lifetimes (RFC 7296 §2.8): every IKE SA and CHILD_SA is rekeyed by us at a soft limit of
+ * REKEY_AT + random(0..REKEY_JITTER) of its configured lifetime (80-90 %: the jitter makes it
+ * unlikely that both peers rekey the same SA at once), and deleted at the hard limit, the lifetime
+ * itself, if it is still there. A failed rekey is tried once more after RETRY_AT of the lifetime.
+ */
+const REKEY_AT = 0.8;
+const REKEY_JITTER = 0.1;
+const RETRY_AT = 0.03;
+/** setTimeout's limit; longer lifetimes (up to a year) are waited for in steps. */
+const MAX_TIMEOUT = 2 ** 31 - 1;
+
+const softDelay = (life: number): number => life * (REKEY_AT + Math.random() * REKEY_JITTER);
+
+/** An SA timer of any length: re-armed in MAX_TIMEOUT steps, gone with the SA. */
+function saTimer(sa: IkeSa, ms: number, fn: () => void): void {
+  sa.setTimer(Math.min(ms, MAX_TIMEOUT), () => (ms > MAX_TIMEOUT ? saTimer(sa, ms - MAX_TIMEOUT, fn) : fn()));
+}
+
+interface ChildLife {
+  soft?: NodeJS.Timeout;
+  hard?: NodeJS.Timeout;
+  /** The one retry after a failed rekey has been used. */
+  retried: boolean;
+}
 
 export interface ManagerOptions {
   config: Config;
@@ -49,6 +76,13 @@ export class IkeManager {
   readonly dropped = new Map<string, number>();
   /** Connections an operator took down: no initiation, no retries, peers' attempts refused. */
   readonly #adminDown = new Set<string>();
+  /**
+   * Soft/hard lifetime timers per CHILD_SA (our inbound SPI). Kept here, not on the IKE SA, since
+   * an IKE SA rekey hands the children over to the new IKE SA.
+   */
+  readonly #childLife = new Map<number, ChildLife>();
+  /** IKE SAs with an IKE SA rekey of ours in flight: CHILD_SA rekeys wait for it. */
+  readonly #ikeRekeying = new WeakSet<IkeSa>();
   #stopped = false;
 
   constructor(opts: ManagerOptions) {
@@ -57,6 +91,7 @@ export class IkeManager {
       bus: opts.bus,
       timing: { ...DEFAULT_TIMING, ...opts.timing },
       ports: opts.config.ports,
+      childInstalled: (sa, child) => this.#childInstalled(sa, child),
     };
     this.#dp = opts.dataplane;
     this.#bus = opts.bus;
@@ -136,6 +171,9 @@ export class IkeManager {
   }
 
   #established(sa: IkeSa): void {
+    const life = sa.conn.ike.lifetime * this.#env.timing.lifetimeUnit;
+    saTimer(sa, softDelay(life), () => this.#ikeSoft(sa, false));
+    saTimer(sa, life, () => this.#ikeHard(sa, 'IKE SA lifetime expired'));
     if (sa.nat.local) sa.startKeepalives(this.#env.timing.keepalive);
     const dpd = sa.conn.dpd;
     if (dpd)
@@ -153,6 +191,117 @@ export class IkeManager {
     }
     if (sa.phase !== 'dead') this.destroy(sa, 'peer dead (DPD)');
     this.#scheduleRetry(sa.conn);
+  }
+
+  /* ------------------------------------------------------------ lifetimes */
+
+  /** Soft limit of an IKE SA: rekey it (after any exchange in flight), one retry on failure. */
+  #ikeSoft(sa: IkeSa, retried: boolean): void {
+    if (this.#stopped || sa.phase !== 'established') return;
+    const retry = sa.conn.ike.lifetime * this.#env.timing.lifetimeUnit * RETRY_AT;
+    if (sa.busy) {
+      // Window size 1: a CHILD_SA rekey (or DPD) is in flight; do not interleave with it.
+      saTimer(sa, retry, () => this.#ikeSoft(sa, retried));
+      return;
+    }
+    sa.debug('IKE SA reached its soft lifetime, rekeying');
+    this.#ikeRekeying.add(sa);
+    this.rekeyIke(sa, (err) => {
+      this.#ikeRekeying.delete(sa);
+      if (err && !retried && sa.phase === 'established') saTimer(sa, retry, () => this.#ikeSoft(sa, true));
+    });
+  }
+
+  /**
+   * Hard limit of an IKE SA (or its last CHILD_SA expired): its CHILD_SAs leave the data plane at
+   * once, DELETE goes to the peer, and an initiating connection negotiates again.
+   */
+  #ikeHard(sa: IkeSa, reason: string): void {
+    if (sa.phase === 'dead') return;
+    sa.debug(`${reason}, deleting the IKE SA`);
+    for (const c of [...sa.children]) this.#removeChild(sa, c.spiIn, reason);
+    if (sa.phase === 'established') {
+      sa.transition('deleting', reason);
+      sendIkeDelete(sa, () => this.destroy(sa, reason));
+    } else {
+      this.destroy(sa, reason);
+    }
+    const conn = this.#conns.get(sa.name);
+    if (conn === sa.conn && conn.start === 'initiate') this.initiate(conn.name);
+  }
+
+  #childInstalled(sa: IkeSa, child: ChildSa): void {
+    const life = sa.conn.esp.lifetime * this.#env.timing.lifetimeUnit;
+    this.#childLife.set(child.spiIn, { retried: false });
+    this.#childTimer(child.spiIn, 'soft', softDelay(life), () => this.#childSoft(child.spiIn));
+    this.#childTimer(child.spiIn, 'hard', life, () => this.#childHard(child.spiIn));
+  }
+
+  #childTimer(spiIn: number, which: 'soft' | 'hard', ms: number, fn: () => void): void {
+    const life = this.#childLife.get(spiIn);
+    if (!life) return;
+    clearTimeout(life[which]);
+    const t = setTimeout(
+      () => {
+        if (ms > MAX_TIMEOUT) return this.#childTimer(spiIn, which, ms - MAX_TIMEOUT, fn);
+        life[which] = undefined;
+        fn();
+      },
+      Math.min(ms, MAX_TIMEOUT),
+    );
+    t.unref();
+    life[which] = t;
+  }
+
+  /** The IKE SA that holds a CHILD_SA now (IKE SA rekeys move children). */
+  #ownerOf(spiIn: number): IkeSa | undefined {
+    let found: IkeSa | undefined;
+    for (const sa of this.#sas.values()) {
+      if (sa.phase === 'dead' || !sa.children.some((c) => c.spiIn === spiIn)) continue;
+      if (!found || sa.phase === 'established') found = sa;
+    }
+    return found;
+  }
+
+  /** Soft limit of a CHILD_SA: rekey it unless the peer already did; one retry on failure. */
+  #childSoft(spiIn: number): void {
+    const sa = this.#ownerOf(spiIn);
+    const child = sa?.children.find((c) => c.spiIn === spiIn);
+    const life = this.#childLife.get(spiIn);
+    if (this.#stopped || !sa || !child || !life || child.rekeyed || sa.phase !== 'established') return;
+    const retry = sa.conn.esp.lifetime * this.#env.timing.lifetimeUnit * RETRY_AT;
+    if (this.#ikeRekeying.has(sa)) {
+      // The children are about to move to the new IKE SA: rekey there.
+      this.#childTimer(spiIn, 'soft', retry, () => this.#childSoft(spiIn));
+      return;
+    }
+    sa.debug(`CHILD_SA ${hex(spiIn)} reached its soft lifetime, rekeying`);
+    this.rekeyChild(sa, spiIn, (err) => {
+      if (!err || life.retried || !this.#childLife.has(spiIn)) return;
+      life.retried = true;
+      this.#childTimer(spiIn, 'soft', retry, () => this.#childSoft(spiIn));
+    });
+  }
+
+  /**
+   * Hard limit of a CHILD_SA: out of the data plane and DELETE to the peer. When it was the IKE
+   * SA's last CHILD_SA, the IKE SA goes too (an initiating connection starts over).
+   */
+  #childHard(spiIn: number): void {
+    const sa = this.#ownerOf(spiIn);
+    if (!sa) {
+      this.#childLife.delete(spiIn);
+      return;
+    }
+    const reason = 'CHILD_SA lifetime expired';
+    if (sa.children.length === 1 && sa.phase === 'established') return this.#ikeHard(sa, reason);
+    sa.debug(`CHILD_SA ${hex(spiIn)}: lifetime expired, deleting it`);
+    this.#removeChild(sa, spiIn, reason);
+    if (sa.phase !== 'established') return;
+    const del = [
+      { type: PayloadType.DELETE, protocolId: ProtocolId.ESP, spiSize: 4, spis: [spiBuffer(spiIn)] },
+    ];
+    sa.request(ExchangeType.INFORMATIONAL, del as Payload[], noop, noop);
   }
 
   /* ------------------------------------------------------------ operator */
@@ -257,10 +406,16 @@ export class IkeManager {
     sa.transition('dead', reason);
   }
 
-  #removeChild(sa: IkeSa, spiIn: number, reason: string): void {
-    const child = sa.children.find((c) => c.spiIn === spiIn);
-    if (!child) return;
+  #removeChild(given: IkeSa, spiIn: number, reason: string): void {
+    // A DELETE answered on an IKE SA that was rekeyed meanwhile: the child moved to the new one.
+    const sa = given.children.some((c) => c.spiIn === spiIn) ? given : this.#ownerOf(spiIn);
+    const child = sa?.children.find((c) => c.spiIn === spiIn);
+    if (!sa || !child) return;
     sa.children = sa.children.filter((c) => c !== child);
+    const life = this.#childLife.get(spiIn);
+    clearTimeout(life?.soft);
+    clearTimeout(life?.hard);
+    this.#childLife.delete(spiIn);
     const counters = this.#dp.counters(child.spiIn);
     this.#dp.removeSa(child.spiIn);
     this.#bus.emit('child-down', {
@@ -324,7 +479,7 @@ export class IkeManager {
 
   /**
    * Rekeys a CHILD_SA of an established IKE SA (make-before-break, then DELETE of the old pair).
-   * Only on request for now: no lifetime-driven scheduling yet.
+   * Scheduled at the CHILD_SA's soft lifetime; callable any time.
    */
   rekeyChild(sa: IkeSa, spiIn: number, done: (err?: Error) => void = () => {}): boolean {
     const child = sa.children.find((c) => c.spiIn === spiIn);
@@ -337,7 +492,7 @@ export class IkeManager {
     return true;
   }
 
-  /** Rekeys an established IKE SA; its children move to the new one. Only on request for now. */
+  /** Rekeys an established IKE SA; its children move to the new one. Scheduled at its soft lifetime. */
   rekeyIke(sa: IkeSa, done: (err?: Error, fresh?: IkeSa) => void = () => {}): boolean {
     if (sa.phase !== 'established') return false;
     rekeyIke(sa, this.#rekeyHooks, (err, fresh) => {
@@ -534,6 +689,9 @@ export class IkeManager {
     });
   }
 }
+
+const noop = (): void => {};
+const hex = (spi: number): string => spi.toString(16).padStart(8, '0');
 
 /** Same settings (the PSK compared by value: its JSON form is redacted). */
 function sameConnection(a: ConnectionConfig, b: ConnectionConfig): boolean {

@@ -146,6 +146,7 @@ function respondChildRekey(
     { spiIn, spiOut: chosen.spi.readUInt32BE(0), chosen, tsLocal: local, tsRemote: remote },
     { ni: nonce.data, nr, dhSecret, initiator: false, activate: false },
   );
+  old.rekeyed = true;
   sa.debug(`rekeyed CHILD_SA ${hex(old.spiIn)}/${hex(old.spiOut)} -> ${hex(spiIn)}/${hex(chosen.spi)}`);
   const out: Payload[] = [
     { type: PayloadType.SA, proposals: [chosenToWire({ ...chosen, spi: spiBuffer(spiIn) }, ProtocolId.ESP)] },
@@ -326,6 +327,7 @@ export function rekeyChild(
           },
           keying,
         );
+        child.rekeyed = true;
         sa.debug(`rekeyed CHILD_SA ${hex(child.spiIn)} -> ${hex(spiIn)}, deleting the old one`);
         sa.request(
           ExchangeType.INFORMATIONAL,
