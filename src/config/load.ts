@@ -239,6 +239,8 @@ export function secret(src: Buffer | string): Buffer {
   return buf;
 }
 
+const optRekey = (t: number | undefined): { rekeyTime?: number } => (t === undefined ? {} : { rekeyTime: t });
+
 function resolveConfig(raw: RawConfig, psks: Map<string, Buffer>, baseDir: string): Config {
   const connections: Record<string, ConnectionConfig> = {};
   for (const [name, c] of Object.entries(raw.connections)) {
@@ -250,8 +252,8 @@ function resolveConfig(raw: RawConfig, psks: Map<string, Buffer>, baseDir: strin
       localId: c.localId ?? c.local,
       remoteId: c.remoteId ?? c.remote,
       psk: c.psk !== undefined ? secret(c.psk) : psks.get(name)!,
-      ike: { proposals: [...c.ike.proposals], lifetime: c.ike.lifetime },
-      esp: { proposals: [...c.esp.proposals], lifetime: c.esp.lifetime },
+      ike: { proposals: [...c.ike.proposals], lifetime: c.ike.lifetime, ...optRekey(c.ike.rekeyTime) },
+      esp: { proposals: [...c.esp.proposals], lifetime: c.esp.lifetime, ...optRekey(c.esp.rekeyTime) },
       localSubnets: c.localSubnets,
       remoteSubnets: c.remoteSubnets,
       start: c.start,

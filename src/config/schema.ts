@@ -96,15 +96,39 @@ function proposal(kind: 'ike' | 'esp') {
 /** Seconds; 60+ is sane in production, down to 10 is accepted so tests can exercise rekeying. */
 const lifetime = (def: number) => z.number().int().min(10).max(31_536_000).default(def);
 
-export const ikeParamsSchema = z.strictObject({
-  proposals: z.array(proposal('ike')).min(1).default(DEFAULT_IKE_PROPOSALS),
-  lifetime: lifetime(86_400),
-});
+/**
+ * Optional soft limit (strongSwan's rekey_time): when twinsec starts a rekey, minus up to 10%
+ * random jitter. Without it twinsec rekeys at a random 80-90% of the lifetime (the hard limit).
+ */
+const rekeyTime = z.number().int().min(5).max(31_536_000).optional();
+const softBeforeHard = (
+  p: { lifetime: number; rekeyTime?: number | undefined },
+  ctx: z.RefinementCtx,
+): void => {
+  if (p.rekeyTime !== undefined && p.rekeyTime >= p.lifetime) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['rekeyTime'],
+      message: `must be less than lifetime (${p.lifetime})`,
+    });
+  }
+};
 
-export const espParamsSchema = z.strictObject({
-  proposals: z.array(proposal('esp')).min(1).default(DEFAULT_ESP_PROPOSALS),
-  lifetime: lifetime(3600),
-});
+export const ikeParamsSchema = z
+  .strictObject({
+    proposals: z.array(proposal('ike')).min(1).default(DEFAULT_IKE_PROPOSALS),
+    lifetime: lifetime(86_400),
+    rekeyTime,
+  })
+  .superRefine(softBeforeHard);
+
+export const espParamsSchema = z
+  .strictObject({
+    proposals: z.array(proposal('esp')).min(1).default(DEFAULT_ESP_PROPOSALS),
+    lifetime: lifetime(3600),
+    rekeyTime,
+  })
+  .superRefine(softBeforeHard);
 
 /** Health check per connection (the seed's: source IP, destination IP, retry interval, retry count). */
 export const healthCheckSchema = z.strictObject({

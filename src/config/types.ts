@@ -6,8 +6,10 @@
 export interface IkeParams {
   /** Proposals in strongSwan syntax, e.g. 'aes256gcm16-prfsha256-x25519'. */
   proposals: string[];
-  /** Seconds. */
+  /** Seconds: the hard limit. */
   lifetime: number;
+  /** Seconds: when twinsec starts a rekey (minus up to 10% jitter); default 80-90% of lifetime. */
+  rekeyTime?: number;
 }
 
 export interface ConnectionConfig {

@@ -185,3 +185,19 @@ t.test('hard limit: a CHILD_SA whose rekey never gets through is deleted at its 
   );
   t.equal(p.a.daemon.ike!.sasOf('t1').length, 1, 'A holds only the new IKE SA');
 });
+
+t.test(
+  'esp.rekeyTime sets the soft limit: twinsec rekeys at rekeyTime minus jitter, not at 80-90%',
+  async (t) => {
+    // Lifetime 20 s (600 ms), rekeyTime 6 s (180 ms): the first rekey comes after 162-180 ms.
+    const c = conn('t1', { esp: { proposals: ['aes256gcm16'], lifetime: 20, rekeyTime: 6 } });
+    const p = await lifetimePair(c, mirror(c, { esp: { proposals: ['aes256gcm16'], lifetime: 100 } }));
+    t.teardown(p.stop);
+    await until(() => p.a.ups.length >= 2, 3000);
+    const gap = p.a.ups[1]!.at - p.a.ups[0]!.at;
+    t.ok(
+      gap >= 6 * UNIT * 0.9 - 10 && gap < 20 * UNIT * 0.8,
+      `first rekey ${gap} ms after the CHILD_SA came up`,
+    );
+  },
+);

@@ -321,3 +321,12 @@ t.test('healthCheck and holdDown: defaults and errors by path', async (t) => {
     'connections.t1.healthCheck.retries: must be >= 1',
   ]);
 });
+
+t.test('rekeyTime: optional soft limit, must be below the lifetime', async (t) => {
+  const c = parseConfig(withConn('    esp: { lifetime: 600, rekeyTime: 540 }\n'));
+  t.equal(c.connections.t1!.esp.rekeyTime, 540);
+  t.equal(c.connections.t1!.ike.rekeyTime, undefined);
+  t.same(issuesOf(withConn('    ike: { lifetime: 600, rekeyTime: 600 }\n')), [
+    'connections.t1.ike.rekeyTime: must be less than lifetime (600)',
+  ]);
+});

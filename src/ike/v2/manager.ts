@@ -39,7 +39,11 @@ const RETRY_AT = 0.03;
 /** setTimeout's limit; longer lifetimes (up to a year) are waited for in steps. */
 const MAX_TIMEOUT = 2 ** 31 - 1;
 
-const softDelay = (life: number): number => life * (REKEY_AT + Math.random() * REKEY_JITTER);
+/** The soft limit: the configured rekeyTime minus up to 10% jitter, or 80-90% of the lifetime. */
+const softDelay = (life: number, rekey?: number): number =>
+  rekey !== undefined
+    ? rekey * (1 - Math.random() * REKEY_JITTER)
+    : life * (REKEY_AT + Math.random() * REKEY_JITTER);
 
 /** An SA timer of any length: re-armed in MAX_TIMEOUT steps, gone with the SA. */
 function saTimer(sa: IkeSa, ms: number, fn: () => void): void {
@@ -172,7 +176,12 @@ export class IkeManager {
 
   #established(sa: IkeSa): void {
     const life = sa.conn.ike.lifetime * this.#env.timing.lifetimeUnit;
-    saTimer(sa, softDelay(life), () => this.#ikeSoft(sa, false));
+    const rekey = sa.conn.ike.rekeyTime;
+    saTimer(
+      sa,
+      softDelay(life, rekey === undefined ? undefined : rekey * this.#env.timing.lifetimeUnit),
+      () => this.#ikeSoft(sa, false),
+    );
     saTimer(sa, life, () => this.#ikeHard(sa, 'IKE SA lifetime expired'));
     if (sa.nat.local) sa.startKeepalives(this.#env.timing.keepalive);
     const dpd = sa.conn.dpd;
@@ -233,7 +242,13 @@ export class IkeManager {
   #childInstalled(sa: IkeSa, child: ChildSa): void {
     const life = sa.conn.esp.lifetime * this.#env.timing.lifetimeUnit;
     this.#childLife.set(child.spiIn, { retried: false });
-    this.#childTimer(child.spiIn, 'soft', softDelay(life), () => this.#childSoft(child.spiIn));
+    const rekey = sa.conn.esp.rekeyTime;
+    this.#childTimer(
+      child.spiIn,
+      'soft',
+      softDelay(life, rekey === undefined ? undefined : rekey * this.#env.timing.lifetimeUnit),
+      () => this.#childSoft(child.spiIn),
+    );
     this.#childTimer(child.spiIn, 'hard', life, () => this.#childHard(child.spiIn));
   }
 
