@@ -65,13 +65,32 @@ export interface ManagerOptions {
   timing?: Partial<Timing>;
   /** Re-initiation backoff after a failure (ms): base * 2^attempt, capped. */
   retry?: { base: number; max: number };
+  limits?: Partial<SaLimits>;
 }
+
+/**
+ * Bounds on the state a peer can make us hold. IKE_SA_INIT requests beyond them are dropped and
+ * counted ('limit'); half-open SAs also time out (Timing.halfOpenTimeout).
+ */
+export interface SaLimits {
+  /** Responder SAs still waiting for IKE_AUTH, per peer address. */
+  halfOpenPerPeer: number;
+  /** Responder SAs still waiting for IKE_AUTH, in total. */
+  halfOpen: number;
+  /** IKE SAs (any state) per peer address. */
+  perPeer: number;
+  /** IKE SAs (any state) in total. */
+  total: number;
+}
+
+export const DEFAULT_LIMITS: SaLimits = { halfOpenPerPeer: 16, halfOpen: 1024, perPeer: 64, total: 8192 };
 
 export class IkeManager {
   readonly #env: SaEnv;
   readonly #dp: DataPlane;
   readonly #bus: EventBus;
   readonly #retryCfg: { base: number; max: number };
+  readonly #limits: SaLimits;
   #conns: Map<string, ConnectionConfig>;
   readonly #sas = new Map<string, IkeSa>();
   /** Responder SAs by initiator SPI and address, to recognise a retransmitted IKE_SA_INIT. */
@@ -100,6 +119,7 @@ export class IkeManager {
     this.#dp = opts.dataplane;
     this.#bus = opts.bus;
     this.#retryCfg = opts.retry ?? { base: 2000, max: 60_000 };
+    this.#limits = { ...DEFAULT_LIMITS, ...opts.limits };
     this.#conns = new Map(
       Object.values(opts.config.connections)
         .filter((c) => c.version === 2)
@@ -632,6 +652,18 @@ export class IkeManager {
     }
   }
 
+  #overLimit(peer: string): string | null {
+    const l = this.#limits;
+    const halfOpen = [...this.#halfOpen.values()];
+    if (halfOpen.length >= l.halfOpen) return `${halfOpen.length} half-open IKE SAs in total`;
+    const fromPeer = halfOpen.filter((sa) => sa.remote.address === peer).length;
+    if (fromPeer >= l.halfOpenPerPeer) return `${fromPeer} half-open IKE SAs from ${peer}`;
+    if (this.#sas.size >= l.total) return `${this.#sas.size} IKE SAs in total`;
+    const all = [...this.#sas.values()].filter((sa) => sa.remote.address === peer).length;
+    if (all >= l.perPeer) return `${all} IKE SAs with ${peer}`;
+    return null;
+  }
+
   #initRequest(d: Datagram, header: IkeHeader): void {
     const key = `${header.spiI.toString('hex')}|${d.remote.address}`;
     const known = this.#halfOpen.get(key);
@@ -642,6 +674,8 @@ export class IkeManager {
     }
     if (header.messageId !== 0 || header.spiR.some((b) => b !== 0))
       return this.#drop('invalid_syntax', 'bad IKE_SA_INIT header', d);
+    const limit = this.#overLimit(d.remote.address);
+    if (limit) return this.#drop('limit', limit, d);
     const m = decodeMessage(d.data);
     const bad = checkMessageRules(ExchangeType.IKE_SA_INIT, false, m.payloads, false);
     if (bad) return this.#drop('invalid_syntax', bad, d);
