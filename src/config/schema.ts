@@ -141,9 +141,10 @@ export const healthCheckSchema = z.strictObject({
 });
 
 /** Dead peer detection (seconds); bounded so a dead peer is always noticed. */
+/** Dead peer detection (seconds): probe after `delay` of silence, peer dead `timeout` later. */
 export const dpdSchema = z.strictObject({
-  delay: z.number().min(0.01).max(3600).default(30),
-  timeout: z.number().min(0.01).max(3600).default(30),
+  delay: z.number().min(0.01).max(3600).default(10),
+  timeout: z.number().min(0.01).max(3600).default(20),
 });
 
 export const connectionSchema = z.strictObject({

@@ -54,6 +54,19 @@ export interface ChildSa {
   encapsulation: 'udp' | 'esp';
   /** Set once a rekey of this CHILD_SA succeeded (either side started it): no second rekey. */
   rekeyed?: boolean;
+  /** Our rekey of this CHILD_SA (§2.8.1 collisions): our Ni, and once answered Nr and our new SPI. */
+  rekeyOurs?: RekeyExchange;
+  /** A rekey of this CHILD_SA the peer started and we answered: their Ni, our Nr, our new SPI. */
+  rekeyTheirs?: RekeyExchange;
+  /** The simultaneous-rekey collision on this CHILD_SA has been settled. */
+  collisionResolved?: boolean;
+}
+
+/** One CREATE_CHILD_SA that rekeyed a CHILD_SA: its nonces and our inbound SPI of the new pair. */
+export interface RekeyExchange {
+  ni: Buffer;
+  nr?: Buffer;
+  spiIn?: number;
 }
 
 /** What an SA needs from its surroundings; the SA manager provides it. */
@@ -292,7 +305,8 @@ export class IkeSa {
     const p = this.#pending;
     if (!p) return;
     const { retransmitBase, retransmitFactor, retransmitTries } = this.env.timing;
-    const delay = retransmitBase * retransmitFactor ** p.tries;
+    // Exponential backoff with up to 10% jitter, so peers that lost the same packet do not retry in step.
+    const delay = retransmitBase * retransmitFactor ** p.tries * (1 + Math.random() * 0.1);
     p.timer = this.setTimer(delay, () => {
       if (this.#pending !== p) return;
       if (p.tries >= retransmitTries) {
@@ -316,8 +330,8 @@ export class IkeSa {
     this.clearTimer(p.timer);
     this.#pending = undefined;
     p.onResponse(msg);
-    const next = this.#queue.shift();
-    if (next && this.phase !== 'dead') next();
+    // The callback may have sent a request itself: the queue waits for that one.
+    if (!this.#pending && this.phase !== 'dead') this.#queue.shift()?.();
     return true;
   }
 
