@@ -147,6 +147,7 @@ function respondChildRekey(
     { ni: nonce.data, nr, dhSecret, initiator: false, activate: false },
   );
   old.rekeyed = true;
+  old.rekeyTheirs = { ni: Buffer.from(nonce.data), nr, spiIn };
   sa.debug(`rekeyed CHILD_SA ${hex(old.spiIn)}/${hex(old.spiOut)} -> ${hex(spiIn)}/${hex(chosen.spi)}`);
   const out: Payload[] = [
     { type: PayloadType.SA, proposals: [chosenToWire({ ...chosen, spi: spiBuffer(spiIn) }, ProtocolId.ESP)] },
@@ -154,7 +155,43 @@ function respondChildRekey(
   ];
   if (dh) out.push({ type: PayloadType.KE, group: dh.group, data: dh.publicKey });
   out.push({ type: PayloadType.TSi, selectors: remote }, { type: PayloadType.TSr, selectors: local });
-  return answer(out);
+  // Our own rekey of the same CHILD_SA may have completed already (§2.8.1).
+  return answer(out, () => resolveCollision(sa, old, hooks));
+}
+
+/**
+ * Simultaneous CHILD_SA rekey (RFC 7296 §2.8.1): both exchanges created a new pair; the one
+ * created with the lowest of the four nonces is deleted by its initiator. Nonces compare as octet
+ * strings (memcmp over the common length, then the shorter first, as strongSwan does). Runs once
+ * both exchanges are complete on our side; whichever completes second settles it. The old pair is
+ * deleted as usual by each rekey initiator.
+ */
+export function resolveCollision(sa: IkeSa, old: ChildSa, hooks: RekeyHooks): void {
+  const ours = old.rekeyOurs;
+  const theirs = old.rekeyTheirs;
+  if (old.collisionResolved || !ours?.nr || ours.spiIn === undefined) return;
+  if (!theirs?.nr || theirs.spiIn === undefined) return;
+  old.collisionResolved = true;
+  const nonces = [ours.ni, ours.nr, theirs.ni, theirs.nr];
+  let lowest = 0;
+  for (let i = 1; i < nonces.length; i++) if (Buffer.compare(nonces[i]!, nonces[lowest]!) < 0) lowest = i;
+  if (lowest >= 2) {
+    sa.debug(
+      `CHILD_SA rekey collision on ${hex(old.spiIn)}: the peer's exchange has the lowest nonce, keeping ${hex(ours.spiIn)}`,
+    );
+    return;
+  }
+  const redundant = ours.spiIn;
+  sa.debug(
+    `CHILD_SA rekey collision on ${hex(old.spiIn)}: our exchange has the lowest nonce, deleting ${hex(redundant)}`,
+  );
+  const gone = (): void => hooks.removeChild(sa, redundant, 'rekey collision');
+  sa.request(
+    ExchangeType.INFORMATIONAL,
+    [{ type: PayloadType.DELETE, protocolId: ProtocolId.ESP, spiSize: 4, spis: [spiBuffer(redundant)] }],
+    gone,
+    gone,
+  );
 }
 
 function hex(spi: number | Buffer): string {
@@ -261,6 +298,8 @@ export function rekeyChild(
   const spiIn = newSpi();
   const ni = randomBytes(NONCE_LENGTH);
   const dh = g ? dhGenerate(g) : undefined;
+  child.rekeyOurs = { ni };
+  const known = sa.children.includes(child);
   const payloads: Payload[] = [
     notify(NotifyType.REKEY_SA, Buffer.alloc(0), ProtocolId.ESP, Buffer.from(spiBuffer(child.spiIn))),
     {
@@ -289,6 +328,15 @@ export function rekeyChild(
           }
         }
         const err = firstError(ps);
+        if (
+          err?.notifyType === NotifyType.CHILD_SA_NOT_FOUND &&
+          (child.rekeyed || (known && !sa.children.includes(child)))
+        ) {
+          // The peer rekeyed or deleted it meanwhile (§2.8.1, §1.4.1): nothing left to do.
+          sa.debug(`CHILD_SA ${hex(child.spiIn)} is already rekeyed or deleted; dropping our rekey of it`);
+          child.rekeyOurs = undefined;
+          return done();
+        }
         if (err) {
           const name = NotifyType[err.notifyType] ?? String(err.notifyType);
           throw new InitFailure(name.toLowerCase(), `peer refused the CHILD_SA rekey: ${name}`);
@@ -328,7 +376,9 @@ export function rekeyChild(
           keying,
         );
         child.rekeyed = true;
+        child.rekeyOurs = { ni, nr: Buffer.from(nonce.data), spiIn };
         sa.debug(`rekeyed CHILD_SA ${hex(child.spiIn)} -> ${hex(spiIn)}, deleting the old one`);
+        resolveCollision(sa, child, hooks);
         sa.request(
           ExchangeType.INFORMATIONAL,
           [
