@@ -11,8 +11,8 @@
  * (2) the gateway that owns both tunnels (on-prem) is killed with SIGKILL and restarted with the same
  *     config: both tunnels established again on both sides and a LAN ping crosses within 10 s; then the
  *     cloud side's live IKE SAs per connection (from its ike-state log lines) and CHILD_SAs (status).
- *     Finding: the cloud keeps the pre-kill IKE SA of BOTH c1 and c2 (no INITIAL_CONTACT is sent: each
- *     tunnel's negotiation sees the other's in progress); "exactly one IKE SA" is asserted as todo.
+ *     The first restarted tunnel's INITIAL_CONTACT removes the pre-kill IKE SAs of BOTH c1 and c2, so
+ *     each cloud connection ends with exactly one IKE SA and one CHILD_SA.
  *
  * IKE SAs per connection are counted from the daemons' JSON ike-state lines (per spiI_spiR, the last
  * state): status --json reports one state per connection and lists the CHILD_SAs of all its IKE SAs.
@@ -247,22 +247,18 @@ t.test(
     t.comment(`cloud teardowns since restart: ${JSON.stringify(down)}`);
     t.comment(`on-prem log lines on INITIAL_CONTACT: ${JSON.stringify(onLog.map((l) => l.msg))}`);
     t.same(established(sCloud), ['c1', 'c2'], 'cloud: c1,c2 established');
-    // FINDING (src/ike/v2/manager.ts #authHooks): the restarted gateway starts t1 and t2 at once, so when
-    // either sends IKE_AUTH the other's SA is already being negotiated for the same identity pair and
-    // neither carries INITIAL_CONTACT; and the responder only clears SAs of the same connection and remote
-    // address, so even an INITIAL_CONTACT on t1 could not clear c2's stale SA. The cloud keeps the pre-kill
-    // IKE SA (and its CHILD_SA) of c1 and c2 next to the new ones until DPD or lifetime. Asserted as todo.
+    // The restarted gateway starts t1 and t2 at once: the first to reach IKE_AUTH carries INITIAL_CONTACT,
+    // and the cloud drops the pre-kill SAs of the identity pair on both connections (the sibling's new SA,
+    // younger than 10 s, is spared).
     for (const c of ['c1', 'c2'] as const) {
       const fresh = (live[c] ?? []).filter((x) => !before[c]?.includes(x));
       t.equal(fresh.length, 1, `cloud: ${c} holds one new IKE SA`);
       t.ok((kids[c] ?? 0) >= 1, `cloud: ${c} lists the new CHILD_SA (${kids[c]} in all)`);
-      const todo = 'stale IKE SA kept: no INITIAL_CONTACT when both same-identity tunnels restart together';
-      t.equal(live[c]?.length, 1, `cloud: ${c} holds exactly one IKE SA (stale one removed)`, { todo });
-      t.equal(kids[c], 1, `cloud: ${c} lists one CHILD_SA`, { todo });
+      t.equal(live[c]?.length, 1, `cloud: ${c} holds exactly one IKE SA (stale one removed)`);
+      t.equal(kids[c], 1, `cloud: ${c} lists one CHILD_SA`);
       t.notOk(
         live[c]?.some((x) => before[c]?.includes(x)),
         `cloud: ${c}'s pre-kill IKE SA is gone`,
-        { todo },
       );
     }
   },

@@ -134,6 +134,8 @@ export class IkeSa {
   cookie: Buffer | undefined;
   children: ChildSa[] = [];
   lastSent = 0;
+  /** Our IKE_AUTH carried INITIAL_CONTACT (so sibling tunnels of the same identities need not). */
+  sentInitialContact = false;
   /** When the last valid, authenticated message from the peer arrived (DPD; ESP not counted). */
   lastReceived = Date.now();
   /** Set when this SA's failure should not be retried (e.g. deleted by an operator). */

@@ -472,21 +472,29 @@ export class IkeManager {
 
   readonly #authHooks: AuthHooks = {
     install: (spec) => this.#dp.installSa(spec),
-    initialContact: (sa) =>
-      ![...this.#sas.values()].some(
+    initialContact: (sa) => {
+      // INITIAL_CONTACT tells the peer to drop every older SA of this identity pair. Two tunnels
+      // between the same gateways may share the identities, so it goes out only when no other SA of
+      // the pair is established or already carrying INITIAL_CONTACT in a negotiation: after a restart
+      // the first of the tunnels to reach IKE_AUTH sends it, the others do not.
+      const other = [...this.#sas.values()].some(
         (o) =>
           o !== sa &&
           o.phase !== 'dead' &&
-          o.conn.localId === sa.conn.localId &&
-          o.conn.remoteId === sa.conn.remoteId,
-      ),
+          sameIds(o, sa) &&
+          (o.phase === 'established' || o.sentInitialContact),
+      );
+      if (!other) sa.sentInitialContact = true;
+      return !other;
+    },
     peerInitialContact: (sa) => {
-      // The peer says it holds no other SA with us, so ours are stale (it restarted). An SA younger
-      // than a few seconds is not stale but a simultaneous negotiation, whose peer copy exists:
-      // deleting it would leave the two sides with different SAs.
+      // The peer says it holds no other SA with us under these identities, so ours are stale (it
+      // restarted): all of them, over every connection with this identity pair. An SA younger than a
+      // few seconds is not stale but a simultaneous negotiation (e.g. the second tunnel coming up
+      // right now), whose peer copy exists: deleting it would leave the two sides with different SAs.
       const now = Date.now();
       for (const o of [...this.#sas.values()]) {
-        if (o === sa || o.conn !== sa.conn || o.remote.address !== sa.remote.address) continue;
+        if (o === sa || !sameIds(o, sa)) continue;
         if (o.phase !== 'established' || now - o.createdAt < SIMULTANEOUS_WINDOW) continue;
         this.destroy(o, 'peer sent INITIAL_CONTACT');
       }
@@ -745,4 +753,9 @@ const hex = (spi: number): string => spi.toString(16).padStart(8, '0');
 /** Same settings (the PSK compared by value: its JSON form is redacted). */
 function sameConnection(a: ConnectionConfig, b: ConnectionConfig): boolean {
   return a.psk.equals(b.psk) && JSON.stringify({ ...a, psk: 0 }) === JSON.stringify({ ...b, psk: 0 });
+}
+
+/** Same identity pair (as configured: a responder's SA knows its connection after IKE_AUTH). */
+function sameIds(a: IkeSa, b: IkeSa): boolean {
+  return a.conn.localId === b.conn.localId && a.conn.remoteId === b.conn.remoteId;
 }
