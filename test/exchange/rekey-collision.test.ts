@@ -116,3 +116,47 @@ t.test('a lost rekey response: retransmitted request answered from the cache', a
   t.equal(ikeSa(p.b).children.length, 1);
   t.equal(p.a.failures.length + p.b.failures.length, 0, 'no failures');
 });
+
+function rekeyIke(s: Side): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (!s.daemon.ike!.rekeyIke(ikeSa(s), (err) => (err ? reject(err) : resolve())))
+      reject(new Error('rekeyIke refused'));
+  });
+}
+
+t.test('simultaneous IKE SA rekey: one surviving IKE SA holds the CHILD_SA (10 fresh pairs)', async (t) => {
+  for (let i = 0; i < 10; i++) {
+    const { p, setup } = await established();
+    try {
+      let downs = 0;
+      p.a.daemon.bus.on('child-down', () => downs++);
+      p.b.daemon.bus.on('child-down', () => downs++);
+      const before = only(p.a);
+      const oldA = ikeSa(p.a);
+      const oldB = ikeSa(p.b);
+      await Promise.all([rekeyIke(p.a), rekeyIke(p.b)]);
+      const live = (s: Side) => s.daemon.ike!.sasOf('t1').filter((x) => x.phase !== 'dead');
+      await until(() => live(p.a).length === 1 && live(p.b).length === 1 && !ikeSa(p.a).busy);
+      const x = ikeSa(p.a);
+      const y = ikeSa(p.b);
+      t.not(x, oldA, 'A: a new IKE SA');
+      t.not(y, oldB, 'B: a new IKE SA');
+      t.equal(x.phase, 'established');
+      t.equal(y.phase, 'established');
+      t.same([x.spiI, x.spiR], [y.spiI, y.spiR], 'both sides kept the same IKE SA');
+      t.equal(x.children.length, 1, 'A: the CHILD_SA moved to the survivor');
+      t.equal(y.children.length, 1, 'B: the CHILD_SA moved to the survivor');
+      t.equal(downs, 0, 'no CHILD_SA went down');
+      t.equal(only(p.a).spiIn, before.spiIn, 'the traffic SA stayed');
+      t.equal(count(p, setup, ExchangeType.CREATE_CHILD_SA), 2, 'two CREATE_CHILD_SA exchanges');
+      t.equal(count(p, setup, ExchangeType.INFORMATIONAL), 3, 'two DELETEs of the old, one of the loser');
+      // The survivor works: a CHILD_SA rekey over it.
+      await rekey(p.b, only(p.b).spiIn);
+      await until(() => p.a.dp.sas.size === 1 && p.b.dp.sas.size === 1);
+      mirrored(t, only(p.a), only(p.b));
+      t.equal(p.a.failures.length + p.b.failures.length, 0, 'no failures');
+    } finally {
+      await p.stop();
+    }
+  }
+});

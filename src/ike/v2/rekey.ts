@@ -276,7 +276,63 @@ function respondIkeRekey(sa: IkeSa, hooks: RekeyHooks, ps: Payload[], saP: SaPay
       { type: PayloadType.NONCE, data: nr },
       { type: PayloadType.KE, group: ke.group, data: dh.publicKey },
     ],
-    () => handOver(sa, fresh, hooks),
+    () => {
+      handOver(sa, fresh, hooks);
+      const c = ikeCollisions.get(sa) ?? {};
+      c.theirs = { ni: Buffer.from(nonce.data), nr, fresh };
+      ikeCollisions.set(sa, c);
+      resolveIkeCollision(sa, hooks);
+    },
+  );
+}
+
+interface IkeRekeyExchange {
+  ni: Buffer;
+  nr?: Buffer;
+  fresh?: IkeSa;
+}
+
+/** Per rekeyed IKE SA: our rekey of it and one the peer started that we answered (§2.8.1). */
+const ikeCollisions = new WeakMap<
+  IkeSa,
+  { ours?: IkeRekeyExchange; theirs?: IkeRekeyExchange; done?: boolean }
+>();
+
+/** Index (0-3) of the lowest nonce, compared as octet strings (memcmp, then length). */
+function lowestNonce(nonces: Buffer[]): number {
+  let lowest = 0;
+  for (let i = 1; i < nonces.length; i++) if (Buffer.compare(nonces[i]!, nonces[lowest]!) < 0) lowest = i;
+  return lowest;
+}
+
+/**
+ * Simultaneous IKE SA rekey (RFC 7296 §2.8.1): two new IKE SAs exist; the one created with the
+ * lowest of the four nonces is deleted by its initiator, and the CHILD_SAs move to the survivor
+ * on both sides (each side handed them to whichever new SA came first). The old IKE SA is deleted
+ * as usual by each rekey initiator.
+ */
+function resolveIkeCollision(old: IkeSa, hooks: RekeyHooks): void {
+  const c = ikeCollisions.get(old);
+  const ours = c?.ours;
+  const theirs = c?.theirs;
+  if (!c || c.done || !ours?.nr || !ours.fresh || !theirs?.nr || !theirs.fresh) return;
+  c.done = true;
+  const oursLoses = lowestNonce([ours.ni, ours.nr, theirs.ni, theirs.nr]) < 2;
+  const loser = oursLoses ? ours.fresh : theirs.fresh;
+  const winner = oursLoses ? theirs.fresh : ours.fresh;
+  winner.children = [...winner.children, ...loser.children];
+  loser.children = [];
+  old.debug(
+    `IKE SA rekey collision: keeping IKE SA #${winner.serial}, ${oursLoses ? 'deleting' : 'the peer deletes'} #${loser.serial}`,
+  );
+  if (!oursLoses) return;
+  loser.transition('deleting', `rekey collision, IKE SA #${winner.serial} survives`);
+  const gone = (): void => hooks.destroy(loser, 'rekey collision');
+  loser.request(
+    ExchangeType.INFORMATIONAL,
+    [{ type: PayloadType.DELETE, protocolId: ProtocolId.IKE, spiSize: 0, spis: [] }],
+    gone,
+    gone,
   );
 }
 
@@ -426,6 +482,9 @@ export function rekeyIke(
   const spiI = randomBytes(8);
   const ni = randomBytes(NONCE_LENGTH);
   const dh = dhGenerate(g);
+  const collision = ikeCollisions.get(sa) ?? {};
+  collision.ours = { ni };
+  ikeCollisions.set(sa, collision);
   sa.request(
     ExchangeType.CREATE_CHILD_SA,
     [
@@ -475,6 +534,8 @@ export function rekeyIke(
           offer,
         );
         handOver(sa, fresh, hooks);
+        collision.ours = { ni, nr: Buffer.from(nonce.data), fresh };
+        resolveIkeCollision(sa, hooks);
         sa.request(
           ExchangeType.INFORMATIONAL,
           [{ type: PayloadType.DELETE, protocolId: ProtocolId.IKE, spiSize: 0, spis: [] }],
