@@ -9,12 +9,11 @@ import type { DataPlane } from './dataplane/types.js';
 import { TwinsecError } from './errors.js';
 import { EventBus } from './events.js';
 import { HaController } from './ha/controller.js';
-import { algName } from './ike/proposal.js';
+import type { Clock, Random } from './ike/core/clock.js';
+import type { Timing } from './ike/core/protocol.js';
+import { spiHex } from './ike/core/view.js';
+import { createIke, type IkeCore } from './ike/index.js';
 import { type IkeTransport, UdpTransport } from './ike/transport.js';
-import type { Timing } from './ike/v2/ike-sa.js';
-import { IkeManager } from './ike/v2/manager.js';
-import { TransformType } from './ike/wire/constants.js';
-import { tsToString } from './ike/wire/ts.js';
 
 export interface ChildStatus {
   spiIn: string;
@@ -61,6 +60,9 @@ export interface DaemonOptions {
   dataplane?: DataPlane;
   timing?: Partial<Timing>;
   retry?: { base: number; max: number };
+  /** Injected in tests (a fake clock runs DPD, lifetimes and retransmissions fast and exactly). */
+  clock?: Clock;
+  random?: Random;
   /**
    * Test-only seam: wraps the data plane the daemon built (the wire-check tests record SA keys
    * here to decrypt captures with tshark). twinsecd never sets it.
@@ -68,15 +70,13 @@ export interface DaemonOptions {
   wrapDataPlane?: (dp: DataPlane) => DataPlane;
 }
 
-const hex8 = (n: number): string => (n >>> 0).toString(16).padStart(8, '0');
-
 export class Daemon {
   readonly bus = new EventBus();
   #config: Config;
   readonly #opts: DaemonOptions;
   #transport: IkeTransport | undefined;
   #dp: DataPlane | undefined;
-  #ike: IkeManager | undefined;
+  #ike: IkeCore | undefined;
   #ha: HaController | undefined;
 
   constructor(config: Config, opts: DaemonOptions = {}) {
@@ -100,13 +100,15 @@ export class Daemon {
     this.#startHa();
     this.bus.on('child-up', () => this.#ha?.update());
     this.bus.on('child-down', () => this.#ha?.update());
-    this.#ike = new IkeManager({
+    this.#ike = createIke({
       config: this.config,
       transport: this.#transport!,
       dataplane: this.#dp!,
       bus: this.bus,
       timing: this.#opts.timing,
       retry: this.#opts.retry,
+      clock: this.#opts.clock,
+      random: this.#opts.random,
     });
     this.#ike.start();
   }
@@ -202,7 +204,7 @@ export class Daemon {
     await this.#dp?.close();
   }
 
-  get ike(): IkeManager | undefined {
+  get ike(): IkeCore | undefined {
     return this.#ike;
   }
 
@@ -220,14 +222,14 @@ export class Daemon {
         for (const ch of sa.children) {
           const n = this.#dp?.counters(ch.spiIn) ?? { bytesIn: 0, bytesOut: 0, packetsIn: 0, packetsOut: 0 };
           children.push({
-            spiIn: hex8(ch.spiIn),
-            spiOut: hex8(ch.spiOut),
+            spiIn: spiHex(ch.spiIn),
+            spiOut: spiHex(ch.spiOut),
             ...n,
-            encr: algName(TransformType.ENCR, ch.chosen.encr.id, ch.chosen.encr.keyLen),
-            integ: ch.chosen.integ ? algName(TransformType.INTEG, ch.chosen.integ) : null,
+            encr: ch.encr,
+            integ: ch.integ,
             encapsulation: ch.encapsulation,
-            tsLocal: ch.tsLocal.map(tsToString),
-            tsRemote: ch.tsRemote.map(tsToString),
+            tsLocal: [...ch.tsLocal],
+            tsRemote: [...ch.tsRemote],
           });
         }
       }

@@ -27,12 +27,21 @@ export class ConfigError extends TwinsecError {
   }
 }
 
-/** A protocol failure that ends a negotiation (maps to an IKE error notify). */
-export class ProtocolError extends TwinsecError {
-  readonly notify: number;
-  constructor(notify: number, message: string) {
-    super('ERR_PROTOCOL', message);
-    this.notify = notify;
+/**
+ * An IKE negotiation or exchange failed. `reason` is the stable token the bus, logs and metrics
+ * carry (auth_failed, no_proposal_chosen, ts_unacceptable, timeout, ...); each protocol version
+ * maps it to the notify that answers it (v2/errors.ts). The message names the cause, never a key.
+ */
+export class IkeError extends TwinsecError {
+  readonly reason: string;
+  constructor(reason: string, message: string) {
+    super(`ERR_IKE_${reason.toUpperCase()}`, message);
+    this.reason = reason;
+  }
+
+  /** Any error as an IkeError: a failure we did not foresee is an invalid response or request. */
+  static from(err: unknown, fallback = 'invalid_response'): IkeError {
+    return err instanceof IkeError ? err : new IkeError(fallback, (err as Error)?.message ?? String(err));
   }
 }
 

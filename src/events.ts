@@ -37,6 +37,10 @@ export interface TwinsecEvents {
     reason: string;
     counters?: { bytesIn: number; bytesOut: number; packetsIn: number; packetsOut: number };
   };
+  /** A CHILD_SA changed state (installed, rekeying, rekeyed, deleted); see src/ike/core/child-sa.ts. */
+  'child-state': { connection: string; spiIn: number; from: string; to: string; reason: string };
+  /** The peer of an IKE SA moved to a new address or port (a NAT mapping changed, RFC 7296 §2.23). */
+  'peer-moved': { connection: string; from: string; to: string; children: number };
   /** A negotiation failed; `reason` is a short stable token (auth_failed, no_proposal_chosen, timeout, ...). */
   'ike-failure': { connection: string; reason: string; detail: string };
   /** An incoming IKE datagram was dropped (malformed, unexpected, unknown SA). */

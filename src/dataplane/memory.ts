@@ -2,7 +2,7 @@
  * In-memory data plane: records installed SAs and routes. Used by exchange tests and until the
  * native ESP engine is attached; counters stay at zero because no packet crosses it.
  */
-import type { ChildSaSpec, DataPlane, ForwardingEntry, SaCounters } from './types.js';
+import type { ChildSaSpec, DataPlane, Endpoint, ForwardingEntry, SaCounters } from './types.js';
 
 export class MemoryDataPlane implements DataPlane {
   readonly sas = new Map<number, ChildSaSpec>();
@@ -29,6 +29,21 @@ export class MemoryDataPlane implements DataPlane {
     return false;
   }
   watchProbe(): void {}
+  #moved: (spiIn: number, from: Endpoint) => void = () => {};
+  updateSa(spiIn: number, local: Endpoint, remote: Endpoint): boolean {
+    const sa = this.sas.get(spiIn >>> 0);
+    if (!sa) return false;
+    this.sas.set(spiIn >>> 0, { ...sa, local, remote });
+    return true;
+  }
+  onPeerMoved(handler: (spiIn: number, from: Endpoint) => void): void {
+    this.#moved = handler;
+  }
+  /** Test face: authenticated ESP for spiIn arrived from `from`. */
+  peerMoved(spiIn: number, from: Endpoint): void {
+    const sa = this.sas.get(spiIn >>> 0);
+    if (sa && (sa.remote.address !== from.address || sa.remote.port !== from.port)) this.#moved(spiIn, from);
+  }
   async close(): Promise<void> {
     this.sas.clear();
   }

@@ -113,6 +113,13 @@ export class NativeDataPlane implements DataPlane {
     this.engine.watchProbe(icmpId, on);
   }
 
+  /* Placeholder until the engine has its update call (merged from the data-plane work). */
+  updateSa(): boolean {
+    return false;
+  }
+
+  onPeerMoved(): void {}
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

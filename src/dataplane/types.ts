@@ -62,5 +62,18 @@ export interface DataPlane {
   injectProbe(connection: string, packet: Buffer): boolean;
   /** Inbound echo replies with this ICMP identifier go to the daemon's probe handler, not the LAN. */
   watchProbe(icmpId: number, on: boolean): void;
+  /**
+   * The peer of the pair installed under spiIn moved (a NAT mapping changed, RFC 7296 §2.23): from now on
+   * its outbound ESP goes from `local` to `remote` (ports only matter for ESP-in-UDP). The inbound SA is
+   * unchanged. Unknown spiIn: false.
+   */
+  updateSa(spiIn: number, local: Endpoint, remote: Endpoint): boolean;
+  /**
+   * Registers the handler told when ESP whose ICV verified (and that passed the replay check) arrived on
+   * an SA from an address or UDP port other than the SA's remote endpoint. The SA is not changed: the IKE
+   * side confirms the move with a liveness check and then calls updateSa (as strongSwan does on a kernel
+   * mapping event). Reported at most once per SA per second while packets keep arriving from elsewhere.
+   */
+  onPeerMoved(handler: (spiIn: number, from: Endpoint) => void): void;
   close(): Promise<void>;
 }

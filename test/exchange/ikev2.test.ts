@@ -4,7 +4,7 @@
  */
 import t, { type Test } from 'tap';
 import type { ChildSaSpec } from '../../src/dataplane/types.js';
-import { A, B, conn, mirror, pair, state, until } from './pair.js';
+import { A, B, conn, internal, mirror, pair, state, until } from './pair.js';
 
 const INIT_REQ = `IKE_SA_INIT request ${A} -> ${B}`;
 const INIT_RESP = `IKE_SA_INIT response ${B} -> ${A}`;
@@ -166,15 +166,8 @@ t.test('an empty INFORMATIONAL (liveness) is answered', async (t) => {
   const p = await pair([c], [mirror(c)]);
   t.teardown(p.stop);
   await until(() => state(p.b, 't1') === 'established' && state(p.a, 't1') === 'established');
-  const sa = p.a.daemon.ike!.sasOf('t1')[0]!;
-  const { sendLiveness } = await import('../../src/ike/v2/info.js');
-  const alive = await new Promise<boolean>((resolve) =>
-    sendLiveness(
-      sa,
-      () => resolve(true),
-      () => resolve(false),
-    ),
-  );
+  const sa = internal(p.a, 't1');
+  const alive = await p.a.daemon.ike!.protocol(sa).liveness(sa);
   t.ok(alive);
   t.equal(state(p.b, 't1'), 'established');
 });
@@ -238,16 +231,12 @@ t.test('an authenticated request that breaks the message rules is answered INVAL
   const p = await pair([c], [mirror(c)]);
   t.teardown(p.stop);
   await until(() => state(p.a, 't1') === 'established' && state(p.b, 't1') === 'established');
-  const sa = p.a.daemon.ike!.sasOf('t1')[0]!;
+  const sa = internal(p.a, 't1');
   // An INFORMATIONAL may not carry a KE payload.
   const { PayloadType } = await import('../../src/ike/wire/constants.js');
-  const answer = await new Promise<number[]>((resolve) =>
-    sa.request(
-      37,
-      [{ type: PayloadType.KE, group: 31, data: Buffer.alloc(32, 1) }],
-      (m) => resolve(m.payloads.map((x) => (x as { notifyType?: number }).notifyType ?? -1)),
-      () => resolve([]),
-    ),
+  const answer = await sa.request(37, [{ type: PayloadType.KE, group: 31, data: Buffer.alloc(32, 1) }]).then(
+    (m) => m.payloads.map((x) => (x as { notifyType?: number }).notifyType ?? -1),
+    () => [],
   );
   t.same(answer, [7], 'INVALID_SYNTAX (7)');
   t.equal(p.b.daemon.ike!.dropped.get('invalid_syntax'), 1);

@@ -9,7 +9,7 @@ import { Daemon } from '../../src/daemon.js';
 import { MemoryDataPlane } from '../../src/dataplane/memory.js';
 import type { ChildSaSpec } from '../../src/dataplane/types.js';
 import type { TwinsecEvents } from '../../src/events.js';
-import type { Timing } from '../../src/ike/v2/ike-sa.js';
+import type { Timing } from '../../src/ike/core/protocol.js';
 import { ExchangeType } from '../../src/ike/wire/constants.js';
 import { FakeNetwork } from './fake-network.js';
 import { config, conn, mirror, until } from './pair.js';

@@ -1,7 +1,7 @@
 /** Bounds on responder state: an IKE_SA_INIT flood from one peer cannot make us hold unbounded SAs. */
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
-import { DEFAULT_LIMITS } from '../../src/ike/v2/manager.js';
+import { DEFAULT_LIMITS } from '../../src/ike/core/sa-table.js';
 import { A, B, conn, mirror, pair, state, until } from './pair.js';
 
 t.test('half-open SAs per peer are bounded, dropped as "limit", and expire', async (t) => {

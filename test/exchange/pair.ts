@@ -3,6 +3,7 @@ import type { Config, ConnectionConfig } from '../../src/config/types.js';
 import { Daemon } from '../../src/daemon.js';
 import { MemoryDataPlane } from '../../src/dataplane/memory.js';
 import type { TwinsecEvents } from '../../src/events.js';
+import type { IkeSaV2 } from '../../src/ike/v2/ike-sa.js';
 import { FakeNetwork, type FakeTransport } from './fake-network.js';
 
 export const A = '192.0.2.1';
@@ -109,6 +110,12 @@ export async function until(pred: () => boolean, ms = 3000): Promise<void> {
     if (Date.now() > end) throw new Error('condition not reached in time');
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/** The newest IKE SA of a connection as the IKEv2 code holds it (white-box tests only). */
+export function internal(s: Side, name: string): IkeSaV2 {
+  const view = s.daemon.ike!.sasOf(name)[0]!;
+  return s.daemon.ike!.table.get(view.initiator ? view.spiI : view.spiR) as IkeSaV2;
 }
 
 export const state = (s: Side, name: string): string =>

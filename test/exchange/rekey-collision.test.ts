@@ -4,9 +4,8 @@
  */
 import t, { type Test } from 'tap';
 import type { ChildSaSpec } from '../../src/dataplane/types.js';
-import type { IkeSa } from '../../src/ike/v2/ike-sa.js';
 import { ExchangeType } from '../../src/ike/wire/constants.js';
-import { conn, mirror, pair, type Side, state, until } from './pair.js';
+import { conn, internal, mirror, pair, type Side, state, until } from './pair.js';
 
 function mirrored(t: Test, x: ChildSaSpec, y: ChildSaSpec): void {
   t.equal(x.spiIn, y.spiOut, 'SPIs mirror');
@@ -21,7 +20,7 @@ const only = (s: Side): ChildSaSpec => {
   if (s.dp.sas.size !== 1) throw new Error(`expected one SA, have ${s.dp.sas.size}`);
   return [...s.dp.sas.values()][0]!;
 };
-const ikeSa = (s: Side): IkeSa => s.daemon.ike!.sasOf('t1')[0]!;
+const ikeSa = (s: Side) => internal(s, 't1');
 
 async function established() {
   const c = conn('t1', { esp: { proposals: ['aes128-sha256'], lifetime: 600 } });

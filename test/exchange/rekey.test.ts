@@ -4,11 +4,12 @@
  */
 import t, { type Test } from 'tap';
 import type { ChildSaSpec } from '../../src/dataplane/types.js';
-import type { ChildSa, IkeSa } from '../../src/ike/v2/ike-sa.js';
+import { ChildSa } from '../../src/ike/core/child-sa.js';
+import type { IkeSaView as IkeSa } from '../../src/ike/core/view.js';
+import type { V2Child } from '../../src/ike/v2/ike-sa.js';
 import { notifies } from '../../src/ike/v2/payload-find.js';
-import { type RekeyHooks, rekeyChild } from '../../src/ike/v2/rekey.js';
 import { ExchangeType, NotifyType, PayloadType, ProtocolId } from '../../src/ike/wire/constants.js';
-import { A, B, conn, mirror, pair, type Side, state, until } from './pair.js';
+import { A, B, conn, internal, mirror, pair, type Side, state, until } from './pair.js';
 
 const step = (ex: string, resp: boolean, from: string, to: string): string =>
   `${ex} ${resp ? 'response' : 'request'} ${from} -> ${to}`;
@@ -36,7 +37,7 @@ const only = (s: Side): ChildSaSpec => {
   if (s.dp.sas.size !== 1) throw new Error(`expected one SA, have ${s.dp.sas.size}`);
   return [...s.dp.sas.values()][0]!;
 };
-const ikeSa = (s: Side): IkeSa => s.daemon.ike!.sasOf('t1')[0]!;
+const ikeSa = (s: Side) => internal(s, 't1');
 
 async function established(espProposal = 'aes256gcm16', peerEsp = espProposal) {
   const c = conn('t1', { esp: { proposals: [espProposal], lifetime: 600 } });
@@ -152,17 +153,21 @@ t.test('PFS required by the responder but no KE sent: INVALID_KE_PAYLOAD, nothin
 t.test('unknown REKEY_SA SPI: CHILD_SA_NOT_FOUND', async (t) => {
   const { p } = await established();
   t.teardown(p.stop);
-  const sa = ikeSa(p.a);
-  const fake: ChildSa = { ...sa.children[0]!, spiIn: 0x1234 };
-  const hooks: RekeyHooks = {
-    install: (s) => p.a.dp.installSa(s),
-    removeChild: () => {},
-    adoptIke: () => {},
-    destroy: () => {},
-  };
-  const err = await new Promise<Error & { reason?: string }>((resolve) =>
-    rekeyChild(sa, fake, hooks, (e) => resolve(e!)),
+  const sa = internal(p.a, 't1');
+  const real = sa.children[0]!;
+  // A CHILD_SA this IKE SA never had: the peer knows no such SPI either.
+  const fake = new ChildSa<V2Child>(
+    p.a.daemon.bus,
+    { ...real, connection: 't1', spiIn: 0x1234, tsLocal: [...real.tsLocal], tsRemote: [...real.tsRemote] },
+    real.proto,
   );
+  const err = await p.a.daemon
+    .ike!.protocol(sa)
+    .rekeyChild(sa, fake)
+    .then(
+      () => new Error('rekeyed') as Error & { reason?: string },
+      (e: Error & { reason?: string }) => e,
+    );
   t.equal(err.reason, 'child_sa_not_found');
   t.equal(p.a.dp.sas.size, 1);
   t.equal(p.b.dp.sas.size, 1);
@@ -171,33 +176,28 @@ t.test('unknown REKEY_SA SPI: CHILD_SA_NOT_FOUND', async (t) => {
 t.test('a CREATE_CHILD_SA for an additional CHILD_SA is answered NO_ADDITIONAL_SAS', async (t) => {
   const { p } = await established();
   t.teardown(p.stop);
-  const sa = ikeSa(p.a);
-  const ps = await new Promise<unknown[]>((resolve, reject) =>
-    sa.request(
-      ExchangeType.CREATE_CHILD_SA,
-      [
-        {
-          type: PayloadType.SA,
-          proposals: [
-            {
-              num: 1,
-              protocolId: ProtocolId.ESP,
-              spi: Buffer.from('01020304', 'hex'),
-              transforms: [
-                { type: 1, id: 20, keyLength: 256 },
-                { type: 5, id: 0 },
-              ],
-            },
-          ],
-        },
-        { type: PayloadType.NONCE, data: Buffer.alloc(32, 7) },
-        { type: PayloadType.TSi, selectors: sa.children[0]!.tsLocal },
-        { type: PayloadType.TSr, selectors: sa.children[0]!.tsRemote },
-      ],
-      (m) => resolve(m.payloads),
-      () => reject(new Error('timeout')),
-    ),
-  );
+  const sa = internal(p.a, 't1');
+  const ps = await sa
+    .request(ExchangeType.CREATE_CHILD_SA, [
+      {
+        type: PayloadType.SA,
+        proposals: [
+          {
+            num: 1,
+            protocolId: ProtocolId.ESP,
+            spi: Buffer.from('01020304', 'hex'),
+            transforms: [
+              { type: 1, id: 20, keyLength: 256 },
+              { type: 5, id: 0 },
+            ],
+          },
+        ],
+      },
+      { type: PayloadType.NONCE, data: Buffer.alloc(32, 7) },
+      { type: PayloadType.TSi, selectors: sa.children[0]!.proto.tsLocal },
+      { type: PayloadType.TSr, selectors: sa.children[0]!.proto.tsRemote },
+    ])
+    .then((m) => m.payloads);
   t.equal(notifies(ps as never, NotifyType.NO_ADDITIONAL_SAS).length, 1);
   t.equal(p.b.dp.sas.size, 1);
   t.equal(state(p.b, 't1'), 'established');

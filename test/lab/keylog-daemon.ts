@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../../src/config/load.js';
 import { startControlServer } from '../../src/control/server.js';
 import { Daemon } from '../../src/daemon.js';
-import type { ChildSaSpec, DataPlane } from '../../src/dataplane/types.js';
+import type { ChildSaSpec, DataPlane, Endpoint } from '../../src/dataplane/types.js';
 import { attachEventLogging, createLogger } from '../../src/log.js';
 import { keysFromSpec, uatRecord } from './keylog.js';
 
@@ -55,6 +55,12 @@ class KeyloggingDataPlane implements DataPlane {
   }
   watchProbe(icmpId: number, on: boolean): void {
     this.#inner.watchProbe(icmpId, on);
+  }
+  updateSa(spiIn: number, local: Endpoint, remote: Endpoint): boolean {
+    return this.#inner.updateSa(spiIn, local, remote);
+  }
+  onPeerMoved(handler: (spiIn: number, from: Endpoint) => void): void {
+    this.#inner.onPeerMoved(handler);
   }
   drops(): Record<string, number> {
     return this.#inner.drops();

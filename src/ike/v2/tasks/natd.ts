@@ -4,8 +4,8 @@
  * strongSwan's userspace ESP does); a mismatch on the destination hash means we are.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { Endpoint } from '../../dataplane/types.js';
-import { parseAddress } from '../wire/ts.js';
+import type { Endpoint } from '../../../dataplane/types.js';
+import { parseAddress } from '../../wire/ts.js';
 
 export function natHash(spiI: Buffer, spiR: Buffer, ep: Endpoint): Buffer {
   const port = Buffer.alloc(2);

@@ -1,13 +1,14 @@
 /**
- * CHILD_SA negotiation pieces shared by IKE_AUTH and (later) CREATE_CHILD_SA: ESP proposals with
- * our inbound SPI, traffic selectors and responder narrowing (§2.9), keys (§2.17), and the hand-off
- * to the data plane.
+ * Creating a CHILD_SA (RFC 7296 §1.3, §2.9, §2.17), shared by IKE_AUTH and CREATE_CHILD_SA: ESP
+ * proposals with our inbound SPI, traffic selectors and responder narrowing, keys, and the
+ * hand-off to the data plane through the core.
  */
-import { randomBytes } from 'node:crypto';
-import type { ChildSaSpec } from '../../dataplane/types.js';
-import { encrAlg } from '../crypto/encr.js';
-import { integAlg } from '../crypto/integ.js';
-import { deriveChildKeys } from '../crypto/keys.js';
+import type { ChildSaSpec } from '../../../dataplane/types.js';
+import { ChildSa } from '../../core/child-sa.js';
+import type { Random } from '../../core/clock.js';
+import { encrAlg } from '../../crypto/encr.js';
+import { integAlg } from '../../crypto/integ.js';
+import { deriveChildKeys } from '../../crypto/keys.js';
 import {
   algName,
   type Chosen,
@@ -15,16 +16,17 @@ import {
   parseProposals,
   selectProposal,
   toWireProposal,
-} from '../proposal.js';
-import { PayloadType, ProtocolId, TransformType } from '../wire/constants.js';
-import { cidrToTs, tsIntersect, tsToString } from '../wire/ts.js';
-import type { Payload, SaPayload, TrafficSelector } from '../wire/types.js';
-import type { ChildSa, IkeSa } from './ike-sa.js';
+} from '../../proposal.js';
+import { PayloadType, ProtocolId, TransformType } from '../../wire/constants.js';
+import { cidrToTs, tsIntersect, tsToString } from '../../wire/ts.js';
+import type { Payload, SaPayload, TrafficSelector } from '../../wire/types.js';
+import type { IkeSaV2, V2Child } from '../ike-sa.js';
+import type { V2Services } from '../task.js';
 
 /** An inbound SPI: random, never in the reserved range 0-255 (RFC 4303 §2.1). */
-export function newSpi(): number {
+export function newSpi(random: Random): number {
   for (;;) {
-    const v = randomBytes(4).readUInt32BE(0);
+    const v = random.bytes(4).readUInt32BE(0);
     if (v > 255) return v;
   }
 }
@@ -35,7 +37,7 @@ export function spiBuffer(spi: number): Buffer {
   return b;
 }
 
-export function espOffer(sa: IkeSa): ProposalSpec[] {
+export function espOffer(sa: IkeSaV2): ProposalSpec[] {
   return parseProposals(sa.conn.esp.proposals, 'esp');
 }
 
@@ -43,7 +45,7 @@ export function espOffer(sa: IkeSa): ProposalSpec[] {
  * IKE_AUTH carries no KE, so its ESP proposals leave out DH groups (which apply to rekeys only) and
  * selection ignores any the peer sends, as strongSwan does.
  */
-export function childRequestPayloads(sa: IkeSa, spiIn: number): Payload[] {
+export function childRequestPayloads(sa: IkeSaV2, spiIn: number): Payload[] {
   const offer = espOffer(sa);
   return [
     {
@@ -57,14 +59,19 @@ export function childRequestPayloads(sa: IkeSa, spiIn: number): Payload[] {
   ];
 }
 
-/** Responder narrowing: every offered selector intersected with every configured one. */
+/** Responder narrowing (§2.9): every offered selector intersected with every configured one. */
 export function narrow(offered: TrafficSelector[], configured: string[]): TrafficSelector[] {
   const out: TrafficSelector[] = [];
+  const seen = new Set<string>();
   for (const c of configured) {
     const mine = cidrToTs(c);
     for (const o of offered) {
       const x = tsIntersect(o, mine);
-      if (x && !out.some((t) => tsToString(t) === tsToString(x))) out.push(x);
+      if (!x) continue;
+      const key = tsToString(x);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push(x);
     }
   }
   return out;
@@ -78,7 +85,7 @@ export function withinOffer(returned: TrafficSelector[], configured: string[]): 
   });
 }
 
-export function selectEsp(sa: IkeSa, saP: SaPayload): Chosen | null {
+export function selectEsp(sa: IkeSaV2, saP: SaPayload): Chosen | null {
   return selectProposal(espOffer(sa), saP.proposals, ProtocolId.ESP, { ignoreDh: true });
 }
 
@@ -99,22 +106,24 @@ export interface ChildKeying {
   activate?: boolean;
 }
 
+export interface NewChild {
+  spiIn: number;
+  spiOut: number;
+  chosen: Chosen;
+  tsLocal: TrafficSelector[];
+  tsRemote: TrafficSelector[];
+}
+
 /**
- * Derives the CHILD_SA keys and installs it in the data plane (§2.17: initiator-to-responder keys
- * come first in KEYMAT).
+ * Derives the CHILD_SA keys (§2.17: initiator-to-responder keys come first in KEYMAT), installs the
+ * pair in the data plane and hands the CHILD_SA to the core (lifetimes, child-up).
  */
 export function installChild(
-  sa: IkeSa,
-  install: (spec: ChildSaSpec) => void,
-  c: {
-    spiIn: number;
-    spiOut: number;
-    chosen: Chosen;
-    tsLocal: TrafficSelector[];
-    tsRemote: TrafficSelector[];
-  },
+  core: V2Services,
+  sa: IkeSaV2,
+  c: NewChild,
   keying: ChildKeying = { ni: sa.ni, nr: sa.nr, initiator: sa.initiator },
-): ChildSa {
+): ChildSa<V2Child> {
   const encr = encrAlg(c.chosen.encr.id, c.chosen.encr.keyLen);
   const integ = c.chosen.integ ? integAlg(c.chosen.integ) : null;
   const km = deriveChildKeys(
@@ -151,27 +160,22 @@ export function installChild(
     tsLocal: c.tsLocal.map(tsToString),
     tsRemote: c.tsRemote.map(tsToString),
   };
-  install(keying.activate === false ? { ...spec, activate: false } : spec);
-  const child: ChildSa = {
-    spiIn: c.spiIn,
-    spiOut: c.spiOut,
-    chosen: c.chosen,
-    tsLocal: c.tsLocal,
-    tsRemote: c.tsRemote,
-    encapsulation,
-  };
-  sa.children.push(child);
-  sa.env.childInstalled?.(sa, child);
-  sa.env.bus.emit('child-up', {
-    connection: sa.name,
-    spiIn: c.spiIn,
-    spiOut: c.spiOut,
-    encr: spec.encr,
-    integ: spec.integ,
-    dh: c.chosen.dh ? algName(TransformType.DH, c.chosen.dh) : null,
-    encapsulation,
-    tsLocal: spec.tsLocal,
-    tsRemote: spec.tsRemote,
-  });
+  core.dataplane.installSa(keying.activate === false ? { ...spec, activate: false } : spec);
+  const child = new ChildSa<V2Child>(
+    sa.ctx.bus,
+    {
+      connection: sa.name,
+      spiIn: c.spiIn,
+      spiOut: c.spiOut,
+      encr: spec.encr,
+      integ: spec.integ,
+      dh: c.chosen.dh ? algName(TransformType.DH, c.chosen.dh) : null,
+      encapsulation,
+      tsLocal: spec.tsLocal,
+      tsRemote: spec.tsRemote,
+    },
+    { chosen: c.chosen, tsLocal: c.tsLocal, tsRemote: c.tsRemote },
+  );
+  core.childInstalled(sa, child as ChildSa<unknown>);
   return child;
 }

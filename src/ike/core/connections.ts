@@ -1,0 +1,123 @@
+/**
+ * The configured connections as the IKE core sees them: which exist (per protocol version), which
+ * an operator took down, and the re-initiation backoff after a failure. Reload computes what
+ * changed; the core acts on it.
+ */
+import type { Config, ConnectionConfig } from '../../config/types.js';
+import { backoff, type Clock, type Random, type TimerHandle } from './clock.js';
+
+export interface ReloadResult {
+  added: string[];
+  changed: string[];
+  removed: string[];
+  unchanged: string[];
+}
+
+export class ConnectionSet {
+  #conns: Map<string, ConnectionConfig>;
+  /** Connections an operator took down: no initiation, no retries, peers' attempts refused. */
+  readonly #adminDown = new Set<string>();
+  readonly #retries = new Map<string, { timer?: TimerHandle; attempt: number }>();
+  readonly #clock: Clock;
+  readonly #random: Random;
+  readonly #retryCfg: { base: number; max: number };
+
+  constructor(config: Config, clock: Clock, random: Random, retry: { base: number; max: number }) {
+    this.#conns = byName(config);
+    this.#clock = clock;
+    this.#random = random;
+    this.#retryCfg = retry;
+  }
+
+  get(name: string): ConnectionConfig | undefined {
+    return this.#conns.get(name);
+  }
+
+  all(): ConnectionConfig[] {
+    return [...this.#conns.values()];
+  }
+
+  /** Connections a first message from `remote` to `local` may be for (exact remote first, then %any-like). */
+  candidates(version: 1 | 2, local: string, remote: string): ConnectionConfig[] {
+    const all = this.all().filter((c) => c.version === version && c.local === local && !this.isDown(c.name));
+    const exact = all.filter((c) => c.remote === remote);
+    return exact.length ? exact : all;
+  }
+
+  isDown(name: string): boolean {
+    return this.#adminDown.has(name);
+  }
+
+  setDown(name: string, down: boolean): void {
+    if (down) this.#adminDown.add(name);
+    else this.#adminDown.delete(name);
+    this.clearRetry(name);
+  }
+
+  /** Re-initiation with backoff (base * 2^attempt, capped, ±10 % jitter); `initiate` runs when due. */
+  scheduleRetry(conn: ConnectionConfig, initiate: () => void): number | null {
+    if (conn.start !== 'initiate' || this.#conns.get(conn.name) !== conn || this.isDown(conn.name))
+      return null;
+    const r = this.#retries.get(conn.name) ?? { attempt: 0 };
+    if (r.timer) return null;
+    const delay = backoff(this.#random, r.attempt, {
+      base: this.#retryCfg.base,
+      factor: 2,
+      max: this.#retryCfg.max,
+      jitter: 0.2,
+      centred: true,
+    });
+    r.attempt++;
+    r.timer = this.#clock.setTimer(delay, () => {
+      r.timer = undefined;
+      initiate();
+    });
+    this.#retries.set(conn.name, r);
+    return delay;
+  }
+
+  /** A negotiation succeeded: the next failure starts the backoff from the beginning. */
+  resetRetry(name: string): void {
+    this.clearRetry(name);
+  }
+
+  clearRetry(name: string): void {
+    this.#clock.clearTimer(this.#retries.get(name)?.timer);
+    this.#retries.delete(name);
+  }
+
+  clearAllRetries(): void {
+    for (const name of [...this.#retries.keys()]) this.clearRetry(name);
+  }
+
+  /**
+   * Takes a new configuration: unchanged connections keep their object (so SAs keep pointing at
+   * it), and the result says what the core must tear down and start.
+   */
+  reload(config: Config): ReloadResult {
+    const next = byName(config);
+    const res: ReloadResult = { added: [], changed: [], removed: [], unchanged: [] };
+    for (const [name, old] of this.#conns) {
+      const c = next.get(name);
+      if (!c) res.removed.push(name);
+      else if (sameConnection(old, c)) {
+        res.unchanged.push(name);
+        next.set(name, old);
+      } else res.changed.push(name);
+    }
+    for (const name of next.keys()) if (!this.#conns.has(name)) res.added.push(name);
+    for (const name of [...res.removed, ...res.changed]) this.clearRetry(name);
+    for (const name of res.removed) this.#adminDown.delete(name);
+    this.#conns = next;
+    return res;
+  }
+}
+
+function byName(config: Config): Map<string, ConnectionConfig> {
+  return new Map(Object.values(config.connections).map((c) => [c.name, c]));
+}
+
+/** Same settings (the PSK compared by value: its JSON form is redacted). */
+function sameConnection(a: ConnectionConfig, b: ConnectionConfig): boolean {
+  return a.psk.equals(b.psk) && JSON.stringify({ ...a, psk: 0 }) === JSON.stringify({ ...b, psk: 0 });
+}

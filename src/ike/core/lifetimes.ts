@@ -1,0 +1,172 @@
+/**
+ * SA lifetimes (RFC 7296 §2.8; RFC 2409 §4.5 for IKEv1): every IKE SA and CHILD_SA is rekeyed by
+ * us at a soft limit of REKEY_AT + random(0..REKEY_JITTER) of its configured lifetime (80-90 %: the
+ * jitter makes it unlikely that both peers rekey the same SA at once), or at the configured
+ * rekeyTime minus up to 10 %, and deleted at the hard limit, the lifetime itself, if it is still
+ * there. A failed rekey is tried once more after RETRY_AT of the lifetime.
+ */
+import type { EventBus } from '../../events.js';
+import type { Clock, Random, TimerHandle } from './clock.js';
+import type { AnySa, IkeProtocol, Timing } from './protocol.js';
+import { spiHex } from './view.js';
+
+const REKEY_AT = 0.8;
+const REKEY_JITTER = 0.1;
+const RETRY_AT = 0.03;
+
+export interface LifetimeHost {
+  readonly bus: EventBus;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly timing: Timing;
+  stopped(): boolean;
+  protocol(sa: AnySa): IkeProtocol;
+  ownerOf(spiIn: number): AnySa | undefined;
+  /** The IKE SA's hard limit (or its last CHILD_SA's): DELETE, forget, negotiate again. */
+  ikeHard(sa: AnySa, reason: string): void;
+  removeChild(sa: AnySa, spiIn: number, reason: string): void;
+}
+
+interface ChildLife {
+  soft?: TimerHandle;
+  hard?: TimerHandle;
+  /** The one retry after a failed rekey has been used. */
+  retried: boolean;
+}
+
+export class Lifetimes {
+  readonly #h: LifetimeHost;
+  /** Per CHILD_SA (our inbound SPI): kept here, not on the IKE SA, since an IKE SA rekey moves children. */
+  readonly #child = new Map<number, ChildLife>();
+  /** IKE SAs with an IKE SA rekey of ours in flight: CHILD_SA rekeys wait for it. */
+  readonly #ikeRekeying = new WeakSet<AnySa>();
+
+  constructor(host: LifetimeHost) {
+    this.#h = host;
+  }
+
+  #softDelay(life: number, rekey?: number): number {
+    const j = this.#h.random.float() * REKEY_JITTER;
+    return rekey !== undefined ? rekey * (1 - j) : life * (REKEY_AT + j);
+  }
+
+  #unit(s: number | undefined): number | undefined {
+    return s === undefined ? undefined : s * this.#h.timing.lifetimeUnit;
+  }
+
+  /* ------------------------------------------------------------ IKE SA */
+
+  armIke(sa: AnySa): void {
+    const life = this.#unit(sa.conn.ike.lifetime)!;
+    sa.timers.set(this.#softDelay(life, this.#unit(sa.conn.ike.rekeyTime)), () => this.#ikeSoft(sa, false));
+    sa.timers.set(life, () => this.#h.ikeHard(sa, 'IKE SA lifetime expired'));
+  }
+
+  /** Soft limit of an IKE SA: rekey it (after any exchange in flight), one retry on failure. */
+  #ikeSoft(sa: AnySa, retried: boolean): void {
+    if (this.#h.stopped() || sa.phase !== 'established') return;
+    const retry = this.#unit(sa.conn.ike.lifetime)! * RETRY_AT;
+    const proto = this.#h.protocol(sa);
+    if (proto.busy(sa)) {
+      // Window size 1: a CHILD_SA rekey (or DPD) is in flight; do not interleave with it.
+      sa.timers.set(retry, () => this.#ikeSoft(sa, retried));
+      return;
+    }
+    sa.debug('IKE SA reached its soft lifetime, rekeying');
+    this.#ikeRekeying.add(sa);
+    proto.rekeyIke(sa).then(
+      () => this.#ikeRekeying.delete(sa),
+      (err: Error & { reason?: string }) => {
+        this.#ikeRekeying.delete(sa);
+        this.#h.bus.emit('ike-failure', {
+          connection: sa.name,
+          reason: err.reason ?? 'error',
+          detail: err.message,
+        });
+        if (!retried && sa.phase === 'established') sa.timers.set(retry, () => this.#ikeSoft(sa, true));
+      },
+    );
+  }
+
+  isRekeying(sa: AnySa): boolean {
+    return this.#ikeRekeying.has(sa);
+  }
+
+  /* ------------------------------------------------------------ CHILD_SA */
+
+  armChild(sa: AnySa, spiIn: number): void {
+    const life = this.#unit(sa.conn.esp.lifetime)!;
+    this.#child.set(spiIn, { retried: false });
+    this.#childTimer(spiIn, 'soft', this.#softDelay(life, this.#unit(sa.conn.esp.rekeyTime)), () =>
+      this.#childSoft(spiIn),
+    );
+    this.#childTimer(spiIn, 'hard', life, () => this.#childHard(spiIn));
+  }
+
+  forgetChild(spiIn: number): void {
+    const life = this.#child.get(spiIn);
+    this.#h.clock.clearTimer(life?.soft);
+    this.#h.clock.clearTimer(life?.hard);
+    this.#child.delete(spiIn);
+  }
+
+  #childTimer(spiIn: number, which: 'soft' | 'hard', ms: number, fn: () => void): void {
+    const life = this.#child.get(spiIn);
+    if (!life) return;
+    this.#h.clock.clearTimer(life[which]);
+    life[which] = this.#h.clock.setTimer(ms, () => {
+      life[which] = undefined;
+      fn();
+    });
+  }
+
+  /** Soft limit of a CHILD_SA: rekey it unless the peer already did; one retry on failure. */
+  #childSoft(spiIn: number): void {
+    const sa = this.#h.ownerOf(spiIn);
+    const child = sa?.child(spiIn);
+    const life = this.#child.get(spiIn);
+    if (
+      this.#h.stopped() ||
+      !sa ||
+      !child ||
+      !life ||
+      child.state !== 'installed' ||
+      sa.phase !== 'established'
+    )
+      return;
+    const retry = this.#unit(sa.conn.esp.lifetime)! * RETRY_AT;
+    if (this.#ikeRekeying.has(sa)) {
+      // The children are about to move to the new IKE SA: rekey there.
+      this.#childTimer(spiIn, 'soft', retry, () => this.#childSoft(spiIn));
+      return;
+    }
+    sa.debug(`CHILD_SA ${spiHex(spiIn)} reached its soft lifetime, rekeying`);
+    this.#h
+      .protocol(sa)
+      .rekeyChild(sa, child)
+      .catch((err: Error & { reason?: string }) => {
+        this.#h.bus.emit('ike-failure', {
+          connection: sa.name,
+          reason: err.reason ?? 'error',
+          detail: err.message,
+        });
+        if (life.retried || !this.#child.has(spiIn)) return;
+        life.retried = true;
+        this.#childTimer(spiIn, 'soft', retry, () => this.#childSoft(spiIn));
+      });
+  }
+
+  /**
+   * Hard limit of a CHILD_SA: out of the data plane and DELETE to the peer. When it was the IKE
+   * SA's last CHILD_SA, the IKE SA goes too (an initiating connection starts over).
+   */
+  #childHard(spiIn: number): void {
+    const sa = this.#h.ownerOf(spiIn);
+    if (!sa) return this.forgetChild(spiIn);
+    const reason = 'CHILD_SA lifetime expired';
+    if (sa.children.length === 1 && sa.phase === 'established') return this.#h.ikeHard(sa, reason);
+    sa.debug(`CHILD_SA ${spiHex(spiIn)}: lifetime expired, deleting it`);
+    this.#h.removeChild(sa, spiIn, reason);
+    if (sa.phase === 'established') void this.#h.protocol(sa).deleteChildren(sa, [spiIn]);
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * The seam between the version-neutral IKE core and one protocol version (IKEv2 in v2/, IKEv1
+ * beside it). The core owns the SA table, admission, lifetimes, DPD scheduling, NAT keep-alives,
+ * operator commands and the data-plane hand-off; a protocol owns its exchanges and message layer.
+ */
+import type { ConnectionConfig } from '../../config/types.js';
+import type { DataPlane, Endpoint } from '../../dataplane/types.js';
+import type { EventBus } from '../../events.js';
+import type { Datagram, IkeTransport } from '../transport.js';
+import type { ChildSa } from './child-sa.js';
+import type { Clock, Random } from './clock.js';
+import type { ConnectionSet } from './connections.js';
+import type { BaseIkeSa } from './ike-sa.js';
+import type { SaTable } from './sa-table.js';
+
+export interface Timing {
+  /** First retransmission timeout (ms), multiplied by `retransmitFactor` per try. */
+  retransmitBase: number;
+  retransmitFactor: number;
+  retransmitTries: number;
+  /** A responder SA that has not authenticated within this time is dropped (ms). */
+  halfOpenTimeout: number;
+  /** NAT keep-alive interval (ms); strongSwan's default is 20 s as well. */
+  keepalive: number;
+  /**
+   * Milliseconds per configured lifetime second (`ike.lifetime`, `esp.lifetime`): 1000 in
+   * production; tests shrink it to run whole SA lifetimes in a fraction of a second.
+   */
+  lifetimeUnit: number;
+}
+
+export const DEFAULT_TIMING: Timing = {
+  retransmitBase: 2000,
+  retransmitFactor: 1.8,
+  retransmitTries: 5,
+  halfOpenTimeout: 30_000,
+  keepalive: 20_000,
+  lifetimeUnit: 1000,
+};
+
+export type AnySa = BaseIkeSa<unknown>;
+
+/** What the core offers every protocol version. */
+export interface CoreServices {
+  readonly bus: EventBus;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly timing: Timing;
+  readonly ports: { ike: number; natt: number };
+  readonly transport: IkeTransport;
+  readonly dataplane: DataPlane;
+  readonly table: SaTable;
+  readonly conns: ConnectionSet;
+  /** Counts and reports a dropped datagram. */
+  drop(reason: string, detail: string, d: Datagram): void;
+  /** Puts a negotiated CHILD_SA into the data plane and under the SA's lifetimes (child-up). */
+  childInstalled(sa: AnySa, child: ChildSa<unknown>): void;
+  /** Takes a CHILD_SA out of the data plane (child-down); finds its owner if an IKE SA rekey moved it. */
+  removeChild(sa: AnySa, spiIn: number, reason: string): void;
+  /** The IKE SA is authenticated: lifetimes, DPD and keep-alives start. */
+  established(sa: AnySa): void;
+  /** A negotiation or exchange failed (reason token, detail): tell the peer if needed, retry later. */
+  failed(sa: AnySa, reason: string, detail: string): void;
+  /** An IKE SA rekey of `old` is done: `fresh` holds the children and is filed and timed now. */
+  adoptRekeyed(old: AnySa, fresh: AnySa): void;
+  /** Our IKE SA rekey of it is in flight (CHILD_SA rekeys wait for it). */
+  isRekeying(sa: AnySa): boolean;
+  /** Forgets the SA and its children at once. */
+  destroy(sa: AnySa, reason: string): void;
+  /** Whether our authentication carries INITIAL_CONTACT (no other SA of this identity pair). */
+  wantInitialContact(sa: AnySa): boolean;
+  /** The authenticated peer sent INITIAL_CONTACT: its older SAs with us are stale. */
+  peerInitialContact(sa: AnySa): void;
+  /** An authenticated message came from `d`: follow the peer if its address or port changed. */
+  peerSeen(sa: AnySa, d: Datagram): void;
+}
+
+/** One protocol version as the core drives it. */
+export interface IkeProtocol {
+  readonly version: 1 | 2;
+  /** A datagram whose header names this major version. */
+  handle(d: Datagram): void;
+  /** Starts a new IKE SA for the connection (the core checked it may). */
+  initiate(conn: ConnectionConfig): void;
+  /** Soft limit of an IKE SA: rekey it (IKEv2) or authenticate anew (IKEv1); the children move over. */
+  rekeyIke(sa: AnySa): Promise<AnySa>;
+  /** Soft limit of a CHILD_SA: a new pair replaces it, make-before-break. */
+  rekeyChild(sa: AnySa, child: ChildSa<unknown>): Promise<void>;
+  /** Tells the peer the IKE SA is gone; resolves on the answer or once the retransmissions end. */
+  deleteIke(sa: AnySa): Promise<void>;
+  /** Tells the peer these CHILD_SAs (our inbound SPIs) are gone. */
+  deleteChildren(sa: AnySa, spisIn: number[]): Promise<void>;
+  /** Liveness check (DPD), sent to `to` when given (a NAT mapping seen in ESP); true if answered. */
+  liveness(sa: AnySa, to?: Endpoint): Promise<boolean>;
+  /** An exchange of ours is in flight on the SA (window size 1). */
+  busy(sa: AnySa): boolean;
+}

@@ -1,0 +1,37 @@
+/**
+ * IKEv2's side of the one error model: IkeError reasons to the notify that answers them
+ * (RFC 7296 §3.10.1), and an error notify from the peer to the IkeError it means for us.
+ */
+import { IkeError } from '../../errors.js';
+import { NotifyType } from '../wire/constants.js';
+import type { NotifyPayload } from '../wire/types.js';
+import { notify } from './payload-find.js';
+
+const NOTIFY_FOR: Record<string, NotifyType> = {
+  invalid_syntax: NotifyType.INVALID_SYNTAX,
+  auth_failed: NotifyType.AUTHENTICATION_FAILED,
+  no_proposal_chosen: NotifyType.NO_PROPOSAL_CHOSEN,
+  ts_unacceptable: NotifyType.TS_UNACCEPTABLE,
+  invalid_ke_payload: NotifyType.INVALID_KE_PAYLOAD,
+  temporary_failure: NotifyType.TEMPORARY_FAILURE,
+  child_sa_not_found: NotifyType.CHILD_SA_NOT_FOUND,
+  no_additional_sas: NotifyType.NO_ADDITIONAL_SAS,
+  unsupported_critical_payload: NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD,
+};
+
+/** The notify that answers a request which failed with `reason`. */
+export function notifyFor(reason: string, data?: Buffer): NotifyPayload {
+  return notify(NOTIFY_FOR[reason] ?? NotifyType.INVALID_SYNTAX, data);
+}
+
+/** The reason token of a peer's error notify: AUTHENTICATION_FAILED is 'auth_failed', others their name. */
+export function notifyReason(n: NotifyPayload): string {
+  if (n.notifyType === NotifyType.AUTHENTICATION_FAILED) return 'auth_failed';
+  return (NotifyType[n.notifyType] ?? String(n.notifyType)).toLowerCase();
+}
+
+/** The peer answered `what` with an error notify. */
+export function peerRefused(n: NotifyPayload, what: string): IkeError {
+  const name = NotifyType[n.notifyType] ?? String(n.notifyType);
+  return new IkeError(notifyReason(n), `${what} ${name}`);
+}

@@ -1,0 +1,233 @@
+/**
+ * IKE_AUTH with pre-shared keys (RFC 7296 §1.2, §2.15) carrying the first CHILD_SA (§1.3, via
+ * child-create.ts). The AUTH payload signs our IKE_SA_INIT message, the peer's nonce and
+ * prf(SK_p, ID).
+ */
+import { timingSafeEqual } from 'node:crypto';
+import type { ConnectionConfig } from '../../../config/types.js';
+import { IkeError } from '../../../errors.js';
+import { pskAuth } from '../../crypto/keys.js';
+import {
+  type Identity,
+  identityBody,
+  identityMatches,
+  identityToString,
+  parseIdentity,
+} from '../../identity.js';
+import { checkChosenInOffer, chosenToWire, wireToChosen } from '../../proposal.js';
+import { AuthMethod, ExchangeType, NotifyType, PayloadType, ProtocolId } from '../../wire/constants.js';
+import type { Payload } from '../../wire/types.js';
+import { notifyReason, peerRefused } from '../errors.js';
+import type { IkeSaV2 } from '../ike-sa.js';
+import { findAuth, findId, findSa, findTs, firstError, notifies, notify } from '../payload-find.js';
+import type { OpenedMessage } from '../protect.js';
+import type { Task, V2Services } from '../task.js';
+import {
+  childRequestPayloads,
+  espOffer,
+  installChild,
+  type NewChild,
+  narrow,
+  newSpi,
+  selectEsp,
+  spiBuffer,
+  withinOffer,
+} from './child-create.js';
+
+function authData(sa: IkeSaV2, conn: ConnectionConfig, ours: boolean, id: Identity): Buffer {
+  // Initiator signs (IKE_SA_INIT request | Nr | prf(SK_pi, IDi)); responder (response | Ni | prf(SK_pr, IDr)).
+  const signerIsInitiator = ours === sa.initiator;
+  const message = signerIsInitiator ? sa.initRequest : sa.initResponse;
+  const nonce = signerIsInitiator ? sa.nr : sa.ni;
+  const skP = signerIsInitiator ? sa.keys!.skPi : sa.keys!.skPr;
+  return pskAuth(sa.prf!, conn.psk, message, nonce, skP, identityBody(id));
+}
+
+function verifyAuth(sa: IkeSaV2, conn: ConnectionConfig, id: Identity, data: Buffer): boolean {
+  const expect = authData(sa, conn, false, id);
+  return expect.length === data.length && timingSafeEqual(expect, data);
+}
+
+const idPayload = (type: PayloadType.IDi | PayloadType.IDr, id: Identity): Payload => ({
+  type,
+  idType: id.type,
+  data: id.data,
+});
+
+/* ---------------------------------------------------------------- initiator */
+
+export class IkeAuthTask implements Task<void> {
+  readonly name = 'ike-auth';
+  readonly exchange = ExchangeType.IKE_AUTH;
+  readonly #sa: IkeSaV2;
+  readonly #core: V2Services;
+  readonly #spiIn: number;
+
+  constructor(core: V2Services, sa: IkeSaV2) {
+    this.#core = core;
+    this.#sa = sa;
+    this.#spiIn = newSpi(sa.ctx.random);
+  }
+
+  build(): Payload[] {
+    const sa = this.#sa;
+    const idI = parseIdentity(sa.conn.localId);
+    const idR = parseIdentity(sa.conn.remoteId);
+    const payloads: Payload[] = [idPayload(PayloadType.IDi, idI)];
+    if (this.#core.wantInitialContact(sa)) payloads.push(notify(NotifyType.INITIAL_CONTACT));
+    if (idR.type !== 0) payloads.push(idPayload(PayloadType.IDr, idR));
+    payloads.push({ type: PayloadType.AUTH, method: AuthMethod.PSK, data: authData(sa, sa.conn, true, idI) });
+    payloads.push(...childRequestPayloads(sa, this.#spiIn));
+    return payloads;
+  }
+
+  process(m: OpenedMessage): void {
+    const sa = this.#sa;
+    const ps = m.payloads;
+    const idP = findId(ps, PayloadType.IDr);
+    const auth = findAuth(ps);
+    if (!idP || !auth) {
+      const err = firstError(ps);
+      if (err) throw peerRefused(err, 'peer answered IKE_AUTH with');
+      throw new IkeError('no idr/auth', 'peer answered IKE_AUTH with no IDr/AUTH');
+    }
+    const id: Identity = { type: idP.idType, data: idP.data };
+    const want = parseIdentity(sa.conn.remoteId);
+    if (!identityMatches(want, id)) {
+      throw new IkeError(
+        'auth_failed',
+        `peer identity '${identityToString(id)}' does not match remoteId '${sa.conn.remoteId}'`,
+      );
+    }
+    if (auth.method !== AuthMethod.PSK || !verifyAuth(sa, sa.conn, id, auth.data)) {
+      throw new IkeError(
+        'auth_failed',
+        `AUTH payload of '${identityToString(id)}' does not verify with our PSK`,
+      );
+    }
+    sa.transition('established', `authenticated '${identityToString(id)}' with PSK`);
+    const childErr = firstError(ps);
+    if (childErr) {
+      const name = NotifyType[childErr.notifyType] ?? String(childErr.notifyType);
+      throw new IkeError(notifyReason(childErr), `IKE SA up, but the peer refused the CHILD_SA: ${name}`);
+    }
+    const saP = findSa(ps);
+    const tsi = findTs(ps, PayloadType.TSi);
+    const tsr = findTs(ps, PayloadType.TSr);
+    if (!saP || !tsi || !tsr || saP.proposals.length !== 1)
+      throw new IkeError('invalid_syntax', 'IKE_AUTH response lacks SA/TSi/TSr');
+    const chosen = wireToChosen(saP.proposals[0]!);
+    if (chosen.spi.length !== 4 || !checkChosenInOffer(chosen, espOffer(sa), { ignoreDh: true })) {
+      throw new IkeError('no_proposal_chosen', 'responder chose an ESP proposal we did not offer');
+    }
+    if (
+      !withinOffer(tsi.selectors, sa.conn.localSubnets) ||
+      !withinOffer(tsr.selectors, sa.conn.remoteSubnets)
+    ) {
+      throw new IkeError('ts_unacceptable', 'responder returned traffic selectors wider than ours');
+    }
+    installChild(this.#core, sa, {
+      spiIn: this.#spiIn,
+      spiOut: chosen.spi.readUInt32BE(0),
+      chosen,
+      tsLocal: tsi.selectors,
+      tsRemote: tsr.selectors,
+    });
+  }
+}
+
+/* ---------------------------------------------------------------- responder */
+
+export type AuthAnswer =
+  | { ok: true; payloads: Payload[]; after: () => void }
+  | { ok: false; payloads: Payload[]; error: IkeError };
+
+export function respondIkeAuth(core: V2Services, sa: IkeSaV2, ps: Payload[]): AuthAnswer {
+  const refuse = (reason: string, detail: string): AuthAnswer => ({
+    ok: false,
+    error: new IkeError(reason, detail),
+    payloads: [
+      notify(reason === 'auth_failed' ? NotifyType.AUTHENTICATION_FAILED : NotifyType.INVALID_SYNTAX),
+    ],
+  });
+  const idP = findId(ps, PayloadType.IDi);
+  const auth = findAuth(ps);
+  if (!idP || !auth) return refuse('invalid_syntax', 'IKE_AUTH without IDi or AUTH');
+  const idI: Identity = { type: idP.idType, data: idP.data };
+  const idRp = findId(ps, PayloadType.IDr);
+  const idR: Identity | undefined = idRp ? { type: idRp.idType, data: idRp.data } : undefined;
+  // Pick the connection by identities among those that matched the addresses (§2.15 lets a
+  // responder choose its credentials from IDi and the optional IDr); several connections between
+  // the same gateways and identities are told apart by their traffic selectors, as strongSwan does.
+  const byId = sa.candidates.filter(
+    (c) =>
+      identityMatches(parseIdentity(c.remoteId), idI) &&
+      (!idR || identityMatches(parseIdentity(c.localId), idR)),
+  );
+  const tsi = findTs(ps, PayloadType.TSi)?.selectors ?? [];
+  const tsr = findTs(ps, PayloadType.TSr)?.selectors ?? [];
+  const conn =
+    byId.find((c) => narrow(tsi, c.remoteSubnets).length > 0 && narrow(tsr, c.localSubnets).length > 0) ??
+    byId[0];
+  if (!conn) return refuse('auth_failed', `no connection for peer identity '${identityToString(idI)}'`);
+  sa.conn = conn;
+  if (auth.method !== AuthMethod.PSK || !verifyAuth(sa, conn, idI, auth.data)) {
+    return refuse('auth_failed', `AUTH payload of '${identityToString(idI)}' does not verify with our PSK`);
+  }
+  const ourId = parseIdentity(conn.localId);
+  const out: Payload[] = [
+    idPayload(PayloadType.IDr, ourId),
+    { type: PayloadType.AUTH, method: AuthMethod.PSK, data: authData(sa, conn, true, ourId) },
+  ];
+  const wantsIc = notifies(ps, NotifyType.INITIAL_CONTACT).length > 0;
+  const child = respondChild(sa, ps);
+  out.push(...child.payloads);
+  return {
+    ok: true,
+    payloads: out,
+    after: () => {
+      sa.transition('established', `authenticated '${identityToString(idI)}' with PSK`);
+      if (wantsIc) core.peerInitialContact(sa);
+      if (child.install) installChild(core, sa, child.install);
+    },
+  };
+}
+
+function respondChild(sa: IkeSaV2, ps: Payload[]): { payloads: Payload[]; install?: NewChild } {
+  const saP = findSa(ps);
+  const tsi = findTs(ps, PayloadType.TSi);
+  const tsr = findTs(ps, PayloadType.TSr);
+  if (!saP || !tsi || !tsr) return { payloads: [] }; // childless IKE SA (RFC 6023)
+  const chosen = selectEsp(sa, saP);
+  if (chosen?.spi.length !== 4) {
+    sa.ctx.bus.emit('ike-failure', {
+      connection: sa.name,
+      reason: 'no_proposal_chosen',
+      detail: 'no acceptable ESP proposal in IKE_AUTH',
+    });
+    return { payloads: [notify(NotifyType.NO_PROPOSAL_CHOSEN)] };
+  }
+  // TSi describes the initiator's side, i.e. our remote subnets.
+  const remote = narrow(tsi.selectors, sa.conn.remoteSubnets);
+  const local = narrow(tsr.selectors, sa.conn.localSubnets);
+  if (!remote.length || !local.length) {
+    sa.ctx.bus.emit('ike-failure', {
+      connection: sa.name,
+      reason: 'ts_unacceptable',
+      detail: 'traffic selectors do not match localSubnets/remoteSubnets',
+    });
+    return { payloads: [notify(NotifyType.TS_UNACCEPTABLE)] };
+  }
+  const spiIn = newSpi(sa.ctx.random);
+  return {
+    payloads: [
+      {
+        type: PayloadType.SA,
+        proposals: [chosenToWire({ ...chosen, spi: spiBuffer(spiIn) }, ProtocolId.ESP)],
+      },
+      { type: PayloadType.TSi, selectors: remote },
+      { type: PayloadType.TSr, selectors: local },
+    ],
+    install: { spiIn, spiOut: chosen.spi.readUInt32BE(0), chosen, tsLocal: local, tsRemote: remote },
+  };
+}
