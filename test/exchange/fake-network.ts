@@ -17,6 +17,8 @@ export class FakeNetwork {
   readonly log: Sent[] = [];
   /** Return true to drop the datagram. */
   drop: (s: Sent) => boolean = () => false;
+  /** Rewrites a datagram's source as a NAT on the path would (identity by default). */
+  nat: (from: Endpoint) => Endpoint = (from) => from;
   readonly #owners = new Map<string, FakeTransport>();
 
   transport(addresses: string[]): FakeTransport {
@@ -25,10 +27,22 @@ export class FakeNetwork {
     return t;
   }
 
-  deliver(from: Endpoint, to: Endpoint, data: Buffer): void {
+  /** NAT mappings seen so far: public endpoint -> the private one behind it. */
+  readonly #mapped = new Map<string, Endpoint>();
+
+  /** A mapping made by traffic the test does not send through here (e.g. ESP). */
+  map(pub: Endpoint, priv: Endpoint): void {
+    this.#mapped.set(`${pub.address}:${pub.port}`, priv);
+  }
+
+  deliver(sender: Endpoint, dest: Endpoint, data: Buffer): void {
+    const from = this.nat(sender);
+    if (from !== sender) this.#mapped.set(`${from.address}:${from.port}`, sender);
+    // Answers to a mapped endpoint go back through the NAT to the host behind it.
+    const to = this.#mapped.get(`${dest.address}:${dest.port}`) ?? dest;
     const s: Sent = {
       from,
-      to,
+      to: dest,
       data,
       exchange: data.length >= 28 ? data[18]! : -1,
       response: data.length >= 28 ? (data[19]! & 0x20) !== 0 : false,

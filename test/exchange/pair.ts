@@ -3,6 +3,8 @@ import type { Config, ConnectionConfig } from '../../src/config/types.js';
 import { Daemon } from '../../src/daemon.js';
 import { MemoryDataPlane } from '../../src/dataplane/memory.js';
 import type { TwinsecEvents } from '../../src/events.js';
+import type { Clock, Random } from '../../src/ike/core/clock.js';
+import type { Timing } from '../../src/ike/core/protocol.js';
 import type { IkeSaV2 } from '../../src/ike/v2/ike-sa.js';
 import { FakeNetwork, type FakeTransport } from './fake-network.js';
 
@@ -62,9 +64,17 @@ export interface Side {
   failures: TwinsecEvents['ike-failure'][];
 }
 
+export interface PairOptions {
+  /** A fake clock (fake-clock.ts) and randomness shared by both daemons. */
+  clock?: Clock;
+  random?: Random;
+  timing?: Partial<Timing>;
+}
+
 export async function pair(
   a: ConnectionConfig[],
   b: ConnectionConfig[],
+  o: PairOptions = {},
 ): Promise<{ net: FakeNetwork; a: Side; b: Side; stop: () => Promise<void> }> {
   const net = new FakeNetwork();
   const make = (conns: ConnectionConfig[]): Side => {
@@ -80,8 +90,11 @@ export async function pair(
         retransmitTries: 3,
         halfOpenTimeout: 2000,
         keepalive: 30,
+        ...o.timing,
       },
       retry: { base: 50, max: 200 },
+      clock: o.clock,
+      random: o.random,
     });
     const side: Side = { daemon, transport, dp, events: [], failures: [] };
     daemon.bus.on('ike-state', (ev) => side.events.push({ name: 'ike-state', ev }));
