@@ -1,5 +1,5 @@
 /**
- * The daemon: owns the event bus, the data plane, the IKE transport and the SA manager for one
+ * The daemon: owns the event bus, the data plane, the IKE transport and the IKE core for one
  * configuration, and answers status queries from them.
  */
 import type { Config } from './config/types.js';

@@ -6,6 +6,7 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import type { Config } from './config/types.js';
 import type { EventBus } from './events.js';
+import { spiHex } from './ike/core/view.js';
 
 export type { Logger } from 'pino';
 export type LogLevel = Config['log']['level'];
@@ -47,7 +48,7 @@ export function createLogger(level: LogLevel, opts: LoggerOptions = {}): Logger 
 }
 
 /** Same SPI spelling as `twinsec status` (8 lowercase hex digits) so log lines and status correlate. */
-const hex = (spi: number): string => (spi >>> 0).toString(16).padStart(8, '0');
+const hex = spiHex;
 
 /**
  * One log line per event. Returns a function that detaches all listeners.

@@ -36,6 +36,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import type { StatusReport } from '../daemon.js';
 import type { SaCounters } from '../dataplane/types.js';
 import type { EventBus } from '../events.js';
+import { spiHex } from '../ike/core/view.js';
 
 /** The data plane's drop reasons (StatusReport.drops.esp keys), always exposed, zero or not. */
 export const ESP_DROP_REASONS = [
@@ -186,21 +187,23 @@ export class Metrics {
     });
     if (o.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
 
-    const bus = o.bus;
-    if (bus) {
-      this.#off.push(
-        bus.on('ike-state', (e) => {
-          if (e.to === 'established') this.#established.inc({ connection: e.connection });
-        }),
-        bus.on('ike-failure', (e) => {
-          this.#failures.inc({ connection: e.connection, reason: labelToken(e.reason) });
-        }),
-        bus.on('health-rtt', (e) => this.observeRtt(e.connection, e.seconds)),
-        bus.on('child-down', (e) => {
-          if (e.counters) this.saRemoved(e.connection, e.spiIn, e.spiOut, e.counters);
-        }),
-      );
-    }
+    if (o.bus) this.#listen(o.bus);
+  }
+
+  /** Counters fed from the event bus (state changes, failures, probe RTTs, SAs leaving). */
+  #listen(bus: NonNullable<MetricsOptions['bus']>): void {
+    this.#off.push(
+      bus.on('ike-state', (e) => {
+        if (e.to === 'established') this.#established.inc({ connection: e.connection });
+      }),
+      bus.on('ike-failure', (e) => {
+        this.#failures.inc({ connection: e.connection, reason: labelToken(e.reason) });
+      }),
+      bus.on('health-rtt', (e) => this.observeRtt(e.connection, e.seconds)),
+      bus.on('child-down', (e) => {
+        if (e.counters) this.saRemoved(e.connection, e.spiIn, e.spiOut, e.counters);
+      }),
+    );
   }
 
   /** One answered health probe's round-trip time. */
@@ -336,7 +339,7 @@ export class Metrics {
 }
 
 function saKey(connection: string, spiIn: number | string, spiOut: number | string): string {
-  const hex = (v: number | string) => (typeof v === 'number' ? (v >>> 0).toString(16).padStart(8, '0') : v);
+  const hex = (v: number | string) => (typeof v === 'number' ? spiHex(v) : v);
   return `${connection}|${hex(spiIn)}|${hex(spiOut)}`;
 }
 

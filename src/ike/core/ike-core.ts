@@ -9,7 +9,7 @@ import type { DataPlane, Endpoint } from '../../dataplane/types.js';
 import { CryptoError, WireError } from '../../errors.js';
 import type { EventBus } from '../../events.js';
 import type { Datagram, IkeTransport } from '../transport.js';
-import { peekVersion } from '../wire/message.js';
+import { peekVersion } from '../wire/header.js';
 import type { ChildSa } from './child-sa.js';
 import { type Clock, type Random, systemClock, systemRandom } from './clock.js';
 import { ConnectionSet, type ReloadResult } from './connections.js';

@@ -14,14 +14,6 @@ export enum ExchangeType {
   INFORMATIONAL = 37,
 }
 
-/** Exchange types of IKEv1 (RFC 2408 §3.1, RFC 2409), for dispatch by the caller of peekVersion. */
-export enum V1Exchange {
-  IDENTITY_PROTECTION = 2,
-  AGGRESSIVE = 4,
-  INFORMATIONAL = 5,
-  QUICK = 32,
-}
-
 /** Header flags byte. */
 export enum HeaderFlag {
   INITIATOR = 0x08,

@@ -30,6 +30,14 @@ export function encodeHeader(h: IkeHeader): Buffer {
 }
 
 /** Checks the length field against `buf` but not the version: IKEv1 shares this header. */
+/** Major version of a datagram (1 or 2): the core dispatches on it before any version's codec runs. */
+export function peekVersion(buf: Buffer): number {
+  if (buf.length < HEADER_LENGTH) {
+    throw new WireError(`IKE header: message of ${buf.length} bytes is shorter than the 28-byte header`);
+  }
+  return buf.readUInt8(17) >> 4;
+}
+
 export function decodeHeader(buf: Buffer): IkeHeader {
   if (buf.length < HEADER_LENGTH) {
     throw new WireError(`IKE header: message of ${buf.length} bytes is shorter than the 28-byte header`);

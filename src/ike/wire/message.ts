@@ -1,18 +1,12 @@
-/** Whole IKEv2 messages: header plus payload chain (RFC 7296 §3). Encrypted bodies stay opaque. */
+/** Whole IKEv2 messages: header plus IKEv2 payload chain (RFC 7296 §3). Encrypted bodies stay opaque. */
 import { WireError } from '../../errors.js';
-import { decodeHeader, encodeHeader, HEADER_LENGTH } from './header.js';
+import { decodeHeader, encodeHeader, HEADER_LENGTH, peekVersion } from './header.js';
 import { decodePayloads, encodePayloads } from './payloads.js';
 import type { IkeMessage } from './types.js';
 
 const IKEV2_MAJOR = 2;
 
-/** Major version of a datagram (1 or 2 in practice), so IKEv1 can be dispatched to its own codec. */
-export function peekVersion(buf: Buffer): number {
-  if (buf.length < HEADER_LENGTH) {
-    throw new WireError(`IKE header: message of ${buf.length} bytes is shorter than the 28-byte header`);
-  }
-  return buf.readUInt8(17) >> 4;
-}
+export { peekVersion } from './header.js';
 
 export function encodeMessage(m: IkeMessage): Buffer {
   const { first, bytes } = encodePayloads(m.payloads);
