@@ -338,6 +338,32 @@ export class Lab {
     return proc;
   }
 
+  /**
+   * Starts tcpdump on `ifname` inside `ns`, writing a pcap (`-U`: each packet as it comes) to `file`
+   * (default: a file in the lab dir); resolves once tcpdump says it is listening. `filter` is a pcap
+   * filter expression ('' for everything). Stop it with `proc.stop('SIGINT')` before reading the file.
+   */
+  async capture(
+    ns: string,
+    ifname: string,
+    filter = '',
+    opts: { file?: string; snaplen?: number } = {},
+  ): Promise<{ proc: LabProcess; file: string }> {
+    const file = opts.file ?? join(this.dir, `${ns}-${ifname}-${this.processes.length}.pcap`);
+    const args = ['-i', ifname, '-n', '-U', '-s', String(opts.snaplen ?? 256), '-w', file];
+    if (filter) args.push(filter);
+    const proc = this.spawn(ns, 'tcpdump', args);
+    await waitFor(
+      () => {
+        if (!proc.running) throw new WaitAbort(`tcpdump exited in ${ns}:\n${proc.log()}`);
+        return proc.log().includes('listening on');
+      },
+      5000,
+      { what: `tcpdump listening on ${ns}/${ifname}`, intervalMs: 50 },
+    );
+    return { proc, file };
+  }
+
   /** Pids of every process inside `ns`. */
   async pids(ns: string): Promise<number[]> {
     const r = await run('ip', ['netns', 'pids', ns], { check: false });

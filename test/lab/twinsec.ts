@@ -65,6 +65,16 @@ export interface TwinsecStatus {
   routes: unknown[];
 }
 
+/** One JSON log line of twinsecd (pino): `event`, `connection` etc. as the daemon logs them. */
+export interface TwinsecLogEvent {
+  /** The line's time (ms since the epoch). */
+  at: number;
+  msg: string;
+  event?: string;
+  connection?: string;
+  [field: string]: unknown;
+}
+
 export interface StartTwinsecOptions {
   /** Extra environment for the daemon. */
   env?: NodeJS.ProcessEnv;
@@ -109,6 +119,36 @@ export class Twinsec {
   /** The daemon's log (stdout + stderr) so far. */
   log(): string {
     return this.proc.log();
+  }
+
+  /** The daemon's JSON log lines, parsed (`at`: the line's time in ms); other lines are skipped. */
+  logEvents(): TwinsecLogEvent[] {
+    const out: TwinsecLogEvent[] = [];
+    for (const line of this.log().split('\n')) {
+      if (!line.startsWith('{')) continue;
+      try {
+        const j = JSON.parse(line) as Record<string, unknown>;
+        out.push({ ...j, at: Date.parse(String(j.time)), msg: String(j.msg ?? '') });
+      } catch {
+        /* not JSON */
+      }
+    }
+    return out;
+  }
+
+  /**
+   * IKE SAs of connection `conn` alive now according to the log: `spiI_spiR` of each SA whose last
+   * `ike-state` line says 'established' (the status report lists CHILD_SAs, not IKE SAs).
+   */
+  liveIkeSas(conn: string): string[] {
+    const last = new Map<string, TwinsecLogEvent>();
+    for (const e of this.logEvents()) {
+      if (e.event === 'ike-state' && e.connection === conn && e.spiI) last.set(String(e.spiI), e);
+    }
+    return [...last.values()]
+      .filter((e) => e.to === 'established')
+      .map((e) => `${e.spiI}_${e.spiR}`)
+      .sort();
   }
 
   /** Runs the CLI (`twinsec --socket S ...args`) from the root namespace (the socket is a file path). */
