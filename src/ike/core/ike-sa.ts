@@ -23,7 +23,7 @@ const PHASE_STATE: Record<SaPhase, IkeState> = {
 };
 
 const ALLOWED: Record<SaPhase, readonly SaPhase[]> = {
-  init: ['auth', 'established', 'deleting', 'dead'],
+  init: ['auth', 'established', 'dead'],
   auth: ['established', 'deleting', 'dead'],
   established: ['deleting', 'dead'],
   deleting: ['dead'],

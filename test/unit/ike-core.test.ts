@@ -1,0 +1,137 @@
+/**
+ * The version-neutral IKE core's small parts: the CHILD_SA state machine, the SA table's bounds and
+ * per-peer counts, and the connection set's backoff and reload diff (on a fake clock).
+ */
+import t from 'tap';
+import { EventBus } from '../../src/events.js';
+import { ChildSa } from '../../src/ike/core/child-sa.js';
+import { backoff } from '../../src/ike/core/clock.js';
+import { ConnectionSet } from '../../src/ike/core/connections.js';
+import { BaseIkeSa } from '../../src/ike/core/ike-sa.js';
+import { SaTable } from '../../src/ike/core/sa-table.js';
+import { FakeClock, fixedJitter } from '../exchange/fake-clock.js';
+import { config, conn } from '../exchange/pair.js';
+
+class TestSa extends BaseIkeSa {
+  readonly version = 2 as const;
+  protected onDead(): void {}
+}
+
+function sa(ctx: { bus: EventBus; clock: FakeClock }, remote: string, initiator = false): TestSa {
+  const c = conn('t1');
+  return new TestSa(
+    { ...ctx, random: fixedJitter(0) },
+    { initiator, conn: c, local: { address: c.local, port: 500 }, remote: { address: remote, port: 500 } },
+  );
+}
+
+t.test('CHILD_SA state machine: allowed moves only, each one an event', async (t) => {
+  const bus = new EventBus();
+  const seen: string[] = [];
+  bus.on('child-state', (e) => seen.push(`${e.from}->${e.to}`));
+  const c = new ChildSa(
+    bus,
+    {
+      connection: 't1',
+      spiIn: 1000,
+      spiOut: 2000,
+      encr: 'aes256gcm16',
+      integ: null,
+      dh: null,
+      encapsulation: 'esp',
+      tsLocal: [],
+      tsRemote: [],
+    },
+    null,
+  );
+  t.equal(c.state, 'installed');
+  t.ok(c.transition('rekeying', 'soft'));
+  t.ok(c.transition('installed', 'rekey failed'));
+  t.ok(c.transition('rekeyed', 'peer'));
+  t.notOk(c.transition('installed', 'no way back'), 'a replaced SA never becomes current again');
+  t.notOk(c.transition('rekeying', 'no second rekey'), 'nor is it rekeyed again');
+  t.ok(c.transition('deleted', 'DELETE'));
+  t.notOk(c.transition('installed', 'gone'), 'deleted is final');
+  t.same(seen, ['installed->rekeying', 'rekeying->installed', 'installed->rekeyed', 'rekeyed->deleted']);
+});
+
+t.test('IKE SA state machine: dead is final and stops every timer', async (t) => {
+  const clock = new FakeClock();
+  const bus = new EventBus();
+  const s = sa({ bus, clock }, '203.0.113.1', true);
+  let fired = 0;
+  s.timers.set(1000, () => fired++);
+  t.notOk(s.transition('deleting', 'not from init'), 'init -> deleting is allowed only via auth/established');
+  t.ok(s.transition('auth', 'x'));
+  t.ok(s.transition('established', 'x'));
+  t.ok(s.transition('dead', 'x'));
+  t.notOk(s.transition('established', 'x'), 'dead is final');
+  await clock.advance(2000);
+  t.equal(fired, 0, 'its timers went with it');
+});
+
+t.test('SA table: half-open and per-peer bounds, counts follow a peer that moved', async (t) => {
+  const clock = new FakeClock();
+  const ctx = { bus: new EventBus(), clock };
+  const table = new SaTable({ halfOpenPerPeer: 2, halfOpen: 3, perPeer: 3, total: 5 });
+  const a1 = sa(ctx, '198.51.100.1');
+  const a2 = sa(ctx, '198.51.100.1');
+  for (const [i, s] of [a1, a2].entries()) {
+    s.spiR = Buffer.alloc(8, i + 1);
+    table.add(s);
+    table.addHalfOpen(`k${i}`, s);
+  }
+  t.match(table.overLimit('198.51.100.1'), /2 half-open IKE SAs from 198.51.100.1/);
+  t.equal(table.overLimit('198.51.100.2'), null, 'another peer is not affected');
+  table.settle(a1);
+  t.equal(table.overLimit('198.51.100.1'), null, 'an authenticated SA is no longer half-open');
+  t.equal(table.halfOpen('k0'), undefined);
+  const a3 = sa(ctx, '198.51.100.1');
+  a3.spiR = Buffer.alloc(8, 9);
+  table.add(a3);
+  t.match(table.overLimit('198.51.100.1'), /3 IKE SAs with 198.51.100.1/);
+  // a3's peer moved (NAT): the count moves with it.
+  a3.remote = { address: '198.51.100.9', port: 4500 };
+  table.moved(a3, '198.51.100.1');
+  t.equal(table.overLimit('198.51.100.1'), null);
+  table.remove(a2);
+  table.remove(a2);
+  t.equal(table.size, 2, 'removing twice is harmless');
+  t.equal(table.get(a1.spiR), a1);
+});
+
+t.test('connection set: re-initiation backoff doubles, capped, jittered ±10 %; reload diff', async (t) => {
+  const clock = new FakeClock();
+  const c = conn('t1');
+  const set = new ConnectionSet(config([c, conn('t2')]), clock, fixedJitter(0.5), { base: 1000, max: 4000 });
+  const delays: (number | null)[] = [];
+  for (let i = 0; i < 4; i++) {
+    delays.push(set.scheduleRetry(c, () => {}));
+    await clock.advance(10_000);
+  }
+  t.same(delays, [1000, 2000, 4000, 4000]);
+  t.equal(
+    set.scheduleRetry({ ...c }, () => {}),
+    null,
+    'not for a connection object no longer configured',
+  );
+  set.setDown('t1', true);
+  t.equal(
+    set.scheduleRetry(c, () => {}),
+    null,
+    'not while administratively down',
+  );
+  t.equal(backoff(fixedJitter(0), 0, { base: 100, factor: 2, jitter: 0.2, centred: true }), 90);
+  t.equal(backoff(fixedJitter(0.999999), 0, { base: 100, factor: 2, jitter: 0.1 }) < 110, true);
+  const res = set.reload(config([c, conn('t2', { localSubnets: ['198.18.9.0/24'] }), conn('t3')]));
+  t.same(res, { added: ['t3'], changed: ['t2'], removed: [], unchanged: ['t1'] });
+  t.equal(set.get('t1'), c, 'an unchanged connection keeps its object');
+  t.equal(
+    set
+      .candidates(2, c.local, c.remote)
+      .map((x) => x.name)
+      .join(),
+    't2,t3',
+    't1 is down: not a candidate',
+  );
+});
