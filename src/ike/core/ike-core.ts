@@ -344,15 +344,17 @@ export class IkeCore implements CoreServices {
       .then(
         () => done(),
         (err: Error & { reason?: string }) => {
-          this.bus.emit('ike-failure', {
-            connection: sa.name,
-            reason: err.reason ?? 'error',
-            detail: err.message,
-          });
+          this.#rekeyFailed(sa, err);
           done(err);
         },
       );
     return true;
+  }
+
+  /** A rekey failed: reported, unless the SA went away under it (nothing failed then). */
+  #rekeyFailed(sa: AnySa, err: Error & { reason?: string }): void {
+    if (err.reason === 'sa_gone') return;
+    this.bus.emit('ike-failure', { connection: sa.name, reason: err.reason ?? 'error', detail: err.message });
   }
 
   /** Rekeys an IKE SA now (operator or test); the children move to the new one. */
@@ -364,11 +366,7 @@ export class IkeCore implements CoreServices {
       .then(
         (fresh) => done(undefined, fresh),
         (err: Error & { reason?: string }) => {
-          this.bus.emit('ike-failure', {
-            connection: sa.name,
-            reason: err.reason ?? 'error',
-            detail: err.message,
-          });
+          this.#rekeyFailed(sa, err);
           done(err);
         },
       );
@@ -420,6 +418,12 @@ export class IkeCore implements CoreServices {
     const r = sa.remote;
     if (r.address === d.remote.address && r.port === d.remote.port && sa.local.address === d.local.address) {
       sa.local = d.local;
+      return;
+    }
+    // Only with a NAT on the path (detected, or faked to force UDP encapsulation): without one a
+    // changed address is MOBIKE's business (RFC 4555), not something to follow silently.
+    if (!sa.nat.local && !sa.nat.remote) {
+      sa.debug(`authenticated message from ${d.remote.address}:${d.remote.port} without NAT-T; not moving`);
       return;
     }
     const was = `${r.address}:${r.port}`;

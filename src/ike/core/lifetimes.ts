@@ -78,6 +78,7 @@ export class Lifetimes {
       () => this.#ikeRekeying.delete(sa),
       (err: Error & { reason?: string }) => {
         this.#ikeRekeying.delete(sa);
+        if (err.reason === 'sa_gone') return;
         this.#h.bus.emit('ike-failure', {
           connection: sa.name,
           reason: err.reason ?? 'error',
@@ -145,6 +146,7 @@ export class Lifetimes {
       .protocol(sa)
       .rekeyChild(sa, child)
       .catch((err: Error & { reason?: string }) => {
+        if (err.reason === 'sa_gone') return;
         this.#h.bus.emit('ike-failure', {
           connection: sa.name,
           reason: err.reason ?? 'error',

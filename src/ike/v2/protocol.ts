@@ -126,6 +126,7 @@ export class IkeV2 implements IkeProtocol {
         );
       try {
         msg = openMessage(d.data, sa.skIn);
+        sa.lastReceived = core.clock.now();
       } catch (err) {
         if (err instanceof UnsupportedCriticalError && !isResponse)
           return this.#unsupportedCritical(sa, header, d, err);

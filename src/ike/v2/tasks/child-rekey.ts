@@ -203,7 +203,8 @@ export async function rekeyChild(core: V2Services, sa: IkeSaV2, child: Child): P
   if (outcome === 'gone') return;
   try {
     await runTask(sa, childDeleteTask([child.spiIn]));
-  } catch {
+  } catch (err) {
+    if (IkeError.from(err).reason === 'sa_gone') return;
     throw new IkeError('timeout', 'no response to the DELETE of the rekeyed CHILD_SA');
   } finally {
     core.removeChild(sa, child.spiIn, 'rekeyed');
