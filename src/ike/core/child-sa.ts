@@ -7,7 +7,7 @@
  *   installed | rekeying -> rekeyed   a new pair replaced it (either side rekeyed); it waits for its DELETE
  *   any -> deleted          it left the data plane (child-down)
  */
-import type { EventBus } from '../../events.js';
+import type { EventBus, TwinsecEvents } from '../../events.js';
 import type { ChildSaView, ChildState } from './view.js';
 
 const ALLOWED: Record<ChildState, readonly ChildState[]> = {
@@ -24,17 +24,8 @@ export interface RekeyExchange {
   spiIn?: number;
 }
 
-export interface ChildSaInit {
-  connection: string;
-  spiIn: number;
-  spiOut: number;
-  encr: string;
-  integ: string | null;
-  dh: string | null;
-  encapsulation: 'udp' | 'esp';
-  tsLocal: string[];
-  tsRemote: string[];
-}
+/** What a new CHILD_SA is made of: exactly what `child-up` announces. */
+export type ChildSaInit = TwinsecEvents['child-up'];
 
 export class ChildSa<P = unknown> implements ChildSaView {
   readonly spiIn: number;

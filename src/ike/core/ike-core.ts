@@ -159,15 +159,8 @@ export class IkeCore implements CoreServices {
 
   failed(sa: AnySa, reason: string, detail: string): void {
     this.bus.emit('ike-failure', { connection: sa.name, reason, detail });
-    if (sa.phase === 'established') {
-      // The IKE SA exists on both sides; tell the peer before retrying.
-      sa.transition('deleting', reason);
-      void this.protocol(sa)
-        .deleteIke(sa)
-        .then(() => this.destroy(sa, reason));
-    } else {
-      this.destroy(sa, reason);
-    }
+    // The IKE SA exists on both sides once established; tell the peer before retrying.
+    this.#deleteThenDestroy(sa, reason);
     this.#scheduleRetry(sa);
   }
 
@@ -199,16 +192,18 @@ export class IkeCore implements CoreServices {
     if (sa.phase === 'dead') return;
     sa.debug(`${reason}, deleting the IKE SA`);
     for (const c of sa.children) this.removeChild(sa, c.spiIn, reason);
-    if (sa.phase === 'established') {
-      sa.transition('deleting', reason);
-      void this.protocol(sa)
-        .deleteIke(sa)
-        .then(() => this.destroy(sa, reason));
-    } else {
-      this.destroy(sa, reason);
-    }
+    this.#deleteThenDestroy(sa, reason);
     const conn = this.conns.get(sa.name);
     if (conn === sa.conn && conn.start === 'initiate') this.initiate(conn.name);
+  }
+
+  /** An established SA: DELETE to the peer, then gone; any other: gone at once. */
+  #deleteThenDestroy(sa: AnySa, reason: string): void {
+    if (sa.phase !== 'established') return this.destroy(sa, reason);
+    sa.transition('deleting', reason);
+    void this.protocol(sa)
+      .deleteIke(sa)
+      .then(() => this.destroy(sa, reason));
   }
 
   /* ------------------------------------------------------------ CHILD_SAs */

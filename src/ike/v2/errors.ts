@@ -5,6 +5,7 @@
 import { IkeError } from '../../errors.js';
 import { NotifyType } from '../wire/constants.js';
 import type { NotifyPayload } from '../wire/types.js';
+import type { IkeSaV2 } from './ike-sa.js';
 import { notify } from './payload-find.js';
 
 const NOTIFY_FOR: Record<string, NotifyType> = {
@@ -34,4 +35,13 @@ export function notifyReason(n: NotifyPayload): string {
 export function peerRefused(n: NotifyPayload, what: string): IkeError {
   const name = NotifyType[n.notifyType] ?? String(n.notifyType);
   return new IkeError(notifyReason(n), `${what} ${name}`);
+}
+
+/**
+ * A request we refuse with an error notify (NO_PROPOSAL_CHOSEN, TS_UNACCEPTABLE, ...): reported as
+ * a failure of the connection, answered with the notify for `reason`.
+ */
+export function refuse(sa: IkeSaV2, reason: string, detail: string): { payloads: NotifyPayload[] } {
+  sa.ctx.bus.emit('ike-failure', { connection: sa.name, reason, detail });
+  return { payloads: [notifyFor(reason)] };
 }

@@ -19,7 +19,7 @@ import {
 import { ExchangeType, NotifyType, PayloadType, ProtocolId } from '../../wire/constants.js';
 import { tsToString } from '../../wire/ts.js';
 import type { KePayload, NotifyPayload, Payload, SaPayload } from '../../wire/types.js';
-import { peerRefused } from '../errors.js';
+import { peerRefused, refuse } from '../errors.js';
 import type { IkeSaV2, V2Child } from '../ike-sa.js';
 import { findKe, findNonce, findSa, findTs, firstError, notifies, notify } from '../payload-find.js';
 import type { OpenedMessage } from '../protect.js';
@@ -239,12 +239,7 @@ export function respondChildRekey(
   const ke = findKe(ps);
   const chosen = selectWithKe(espOffer(sa), saP, ProtocolId.ESP, ke);
   if (chosen?.spi.length !== 4) {
-    sa.ctx.bus.emit('ike-failure', {
-      connection: sa.name,
-      reason: 'no_proposal_chosen',
-      detail: 'no acceptable ESP proposal in CHILD_SA rekey',
-    });
-    return { payloads: [notify(NotifyType.NO_PROPOSAL_CHOSEN)] };
+    return refuse(sa, 'no_proposal_chosen', 'no acceptable ESP proposal in CHILD_SA rekey');
   }
   if (chosen.dh !== null && chosen.dh !== ke?.group) {
     sa.debug(`CHILD_SA rekey: asking for DH group ${chosen.dh} instead of ${ke?.group ?? 'none'}`);

@@ -17,7 +17,7 @@ import {
 import { checkChosenInOffer, chosenToWire, wireToChosen } from '../../proposal.js';
 import { AuthMethod, ExchangeType, NotifyType, PayloadType, ProtocolId } from '../../wire/constants.js';
 import type { Payload } from '../../wire/types.js';
-import { notifyReason, peerRefused } from '../errors.js';
+import { notifyReason, peerRefused, refuse } from '../errors.js';
 import type { IkeSaV2 } from '../ike-sa.js';
 import { findAuth, findId, findSa, findTs, firstError, notifies, notify } from '../payload-find.js';
 import type { OpenedMessage } from '../protect.js';
@@ -200,23 +200,13 @@ function respondChild(sa: IkeSaV2, ps: Payload[]): { payloads: Payload[]; instal
   if (!saP || !tsi || !tsr) return { payloads: [] }; // childless IKE SA (RFC 6023)
   const chosen = selectEsp(sa, saP);
   if (chosen?.spi.length !== 4) {
-    sa.ctx.bus.emit('ike-failure', {
-      connection: sa.name,
-      reason: 'no_proposal_chosen',
-      detail: 'no acceptable ESP proposal in IKE_AUTH',
-    });
-    return { payloads: [notify(NotifyType.NO_PROPOSAL_CHOSEN)] };
+    return refuse(sa, 'no_proposal_chosen', 'no acceptable ESP proposal in IKE_AUTH');
   }
   // TSi describes the initiator's side, i.e. our remote subnets.
   const remote = narrow(tsi.selectors, sa.conn.remoteSubnets);
   const local = narrow(tsr.selectors, sa.conn.localSubnets);
   if (!remote.length || !local.length) {
-    sa.ctx.bus.emit('ike-failure', {
-      connection: sa.name,
-      reason: 'ts_unacceptable',
-      detail: 'traffic selectors do not match localSubnets/remoteSubnets',
-    });
-    return { payloads: [notify(NotifyType.TS_UNACCEPTABLE)] };
+    return refuse(sa, 'ts_unacceptable', 'traffic selectors do not match localSubnets/remoteSubnets');
   }
   const spiIn = newSpi(sa.ctx.random);
   return {

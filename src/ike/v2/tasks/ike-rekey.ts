@@ -21,7 +21,7 @@ import {
 } from '../../proposal.js';
 import { ExchangeType, NotifyType, PayloadType, ProtocolId } from '../../wire/constants.js';
 import type { Payload, SaPayload } from '../../wire/types.js';
-import { peerRefused } from '../errors.js';
+import { peerRefused, refuse } from '../errors.js';
 import { IkeSaV2 } from '../ike-sa.js';
 import { findKe, findNonce, firstError, notifies, notify } from '../payload-find.js';
 import type { OpenedMessage } from '../protect.js';
@@ -182,12 +182,7 @@ export function respondIkeRekey(core: V2Services, sa: IkeSaV2, ps: Payload[], sa
   const offer = parseProposals(sa.conn.ike.proposals, 'ike');
   const chosen = selectWithKe(offer, saP, ProtocolId.IKE, ke);
   if (chosen?.spi.length !== 8) {
-    sa.ctx.bus.emit('ike-failure', {
-      connection: sa.name,
-      reason: 'no_proposal_chosen',
-      detail: 'no acceptable IKE proposal in IKE SA rekey',
-    });
-    return { payloads: [notify(NotifyType.NO_PROPOSAL_CHOSEN)] };
+    return refuse(sa, 'no_proposal_chosen', 'no acceptable IKE proposal in IKE SA rekey');
   }
   if (chosen.dh !== ke.group)
     return { payloads: [notify(NotifyType.INVALID_KE_PAYLOAD, groupData(chosen.dh ?? 0))] };
