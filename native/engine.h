@@ -216,12 +216,9 @@ class Engine {
   // False when the connection has no outbound SA or the probe queue is full.
   bool InjectProbe(const std::string& connection, const uint8_t* pkt, size_t len);
   void WatchProbe(uint16_t icmpId, bool on);
-  // Echo replies sent through the connection of their request rather than by route.
-  uint64_t EchoReturned() const { return echoReturned_.load(std::memory_order_relaxed); }
   // Stops the threads, closes the sockets and the TUN (which removes the device). Idempotent.
   void Close();
 
-  const std::string& tunName() const { return tunName_; }
   bool closed() const { return closed_; }
 
   static constexpr size_t kBatch = 64;         // packets per recvmmsg/sendmmsg
@@ -277,7 +274,6 @@ class Engine {
   std::array<std::atomic<uint64_t>, 65536 / 64> watch_{};  // echo ids watched by probes
   DropCounters txDrops_, rxDrops_, ctlDrops_;
   EchoTracker echo_;  // written by the RX thread, read by the TX thread
-  alignas(64) std::atomic<uint64_t> echoReturned_{0};  // written by the TX thread
 
   std::atomic<bool> stop_{false};
   std::thread tx_, rx_;

@@ -202,7 +202,6 @@ Sa* Engine::TxPath::EchoReturn(const uint8_t* p, const InnerInfo& info) {
   // on covers it by construction, a rekeyed one with narrower selectors might not.
   if (!Covers(sa->tsLocal, info.src, info.family) || !Covers(sa->tsRemote, info.dst, info.family))
     return nullptr;
-  e_->echoReturned_.fetch_add(1, std::memory_order_relaxed);
   return sa;
 }
 

@@ -425,15 +425,12 @@ Napi::Value EngineWrap::Counters(const Napi::CallbackInfo& info) {
 
 Napi::Value EngineWrap::Drops(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  static const char* const kNames[] = {"malformed", "noSa",    "replay", "integrity",
-                                       "policy",    "noRoute", "mtu",    "queue"};
-  static_assert(sizeof(kNames) / sizeof(kNames[0]) == size_t(Drop::kCount) - 1,
-                "one JavaScript name per Drop reason");
   uint64_t d[size_t(Drop::kCount)] = {};
   if (engine_) engine_->Drops(d);
   Napi::Object o = Napi::Object::New(env);
+  // The names are esp.cc's (DropName), the keys of engine-api.ts's DropReason.
   for (size_t i = 1; i < size_t(Drop::kCount); i++)
-    o.Set(kNames[i - 1], Napi::Number::New(env, double(d[i])));
+    o.Set(DropName(static_cast<Drop>(i)), Napi::Number::New(env, double(d[i])));
   return o;
 }
 
