@@ -1,10 +1,10 @@
 // JavaScript face of the ESP engine: createEngine(opts) -> NativeEngine, exactly as
 // src/dataplane/engine-api.ts declares it. Validates every argument (napi_args.h: a TypeError
 // naming the field), copies key buffers (never logged, wiped once the crypto contexts hold them),
-// turns errno failures into Errors carrying `errno`, and brings IKE messages and probe replies from
-// the RX thread to JavaScript through one thread-safe function whose queue is bounded: when it is
-// full the event is dropped and counted (Drop::kQueue), the packet thread never waits for
-// JavaScript.
+// turns errno failures into Errors carrying `errno`, and brings IKE messages, probe replies and
+// moved peers from the RX thread to JavaScript through one thread-safe function whose queue is
+// bounded: when it is full the event is dropped and counted (Drop::kQueue), the packet thread never
+// waits for JavaScript.
 #include "napi_engine.h"
 
 #include <memory>
@@ -18,30 +18,41 @@ namespace twinsec {
 
 namespace {
 
-constexpr size_t kEventQueue = 256;  // IKE messages + probe replies waiting for the JS thread
+constexpr size_t kEventQueue = 256;  // events waiting for the JS thread
 
 struct Event {
-  bool probe = false;
+  enum Kind { kIke, kProbe, kMoved } kind = kIke;
   std::vector<uint8_t> data;
-  std::string a, b;  // IKE: local, remote address. Probe: connection.
+  std::string a, b;  // IKE: local, remote address. Probe: connection. Moved: remote address.
   uint16_t aPort = 0, bPort = 0;
   uint64_t ns = 0;
+  uint32_t spi = 0;  // Moved: the SA's inbound SPI
 };
 
 struct JsCallbacks {
-  Napi::FunctionReference onIke, onProbe;
+  Napi::FunctionReference onIke, onProbe, onPeerMoved;  // onPeerMoved may be empty
 };
 
 void CallJs(Napi::Env env, Napi::Function, JsCallbacks* cb, Event* raw) {
   std::unique_ptr<Event> ev(raw);
   if (env == nullptr || cb == nullptr || ev == nullptr) return;  // being torn down
   Napi::HandleScope scope(env);
-  Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::Copy(env, ev->data.data(), ev->data.size());
-  if (ev->probe) {
-    cb->onProbe.Call({Napi::String::New(env, ev->a), buf, Napi::BigInt::New(env, ev->ns)});
-  } else {
-    cb->onIke.Call({buf, Napi::String::New(env, ev->a), Napi::Number::New(env, ev->aPort),
-                    Napi::String::New(env, ev->b), Napi::Number::New(env, ev->bPort)});
+  switch (ev->kind) {
+    case Event::kMoved:
+      if (cb->onPeerMoved.IsEmpty()) return;  // Sink::wantMoved keeps these from being queued
+      cb->onPeerMoved.Call({Napi::Number::New(env, ev->spi), Napi::String::New(env, ev->a),
+                            Napi::Number::New(env, ev->aPort)});
+      return;
+    case Event::kProbe:
+      cb->onProbe.Call({Napi::String::New(env, ev->a),
+                        Napi::Buffer<uint8_t>::Copy(env, ev->data.data(), ev->data.size()),
+                        Napi::BigInt::New(env, ev->ns)});
+      return;
+    case Event::kIke:
+      cb->onIke.Call({Napi::Buffer<uint8_t>::Copy(env, ev->data.data(), ev->data.size()),
+                      Napi::String::New(env, ev->a), Napi::Number::New(env, ev->aPort),
+                      Napi::String::New(env, ev->b), Napi::Number::New(env, ev->bPort)});
+      return;
   }
 }
 
@@ -50,6 +61,7 @@ using Tsfn = Napi::TypedThreadSafeFunction<JsCallbacks, Event, CallJs>;
 class Sink : public EngineSink {
  public:
   Tsfn tsfn;
+  bool wantMoved = false;  // opts.onPeerMoved was given
 
   bool OnIke(const uint8_t* data, size_t len, const sockaddr* local,
              const sockaddr* remote) override {
@@ -65,10 +77,20 @@ class Sink : public EngineSink {
   bool OnProbe(const std::string& connection, const uint8_t* pkt, size_t len,
                uint64_t monotonicNs) override {
     auto ev = std::make_unique<Event>();
-    ev->probe = true;
+    ev->kind = Event::kProbe;
     ev->data.assign(pkt, pkt + len);
     ev->a = connection;
     ev->ns = monotonicNs;
+    return Post(std::move(ev));
+  }
+
+  bool OnPeerMoved(uint32_t spiIn, const sockaddr* from) override {
+    if (!wantMoved) return true;  // nobody listens: nothing to queue, nothing lost
+    auto ev = std::make_unique<Event>();
+    ev->kind = Event::kMoved;
+    ev->spi = spiIn;
+    ev->a = AddrText(from);
+    ev->aPort = AddrPort(from);
     return Post(std::move(ev));
   }
 
@@ -92,6 +114,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("installSa", &EngineWrap::InstallSa),
                         InstanceMethod("removeSa", &EngineWrap::RemoveSa),
                         InstanceMethod("activateSa", &EngineWrap::ActivateSa),
+                        InstanceMethod("updateSa", &EngineWrap::UpdateSa),
                         InstanceMethod("setRoutes", &EngineWrap::SetRoutes),
                         InstanceMethod("counters", &EngineWrap::Counters),
                         InstanceMethod("drops", &EngineWrap::Drops),
@@ -123,6 +146,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value InstallSa(const Napi::CallbackInfo& info);
   Napi::Value RemoveSa(const Napi::CallbackInfo& info);
   Napi::Value ActivateSa(const Napi::CallbackInfo& info);
+  Napi::Value UpdateSa(const Napi::CallbackInfo& info);
   Napi::Value SetRoutes(const Napi::CallbackInfo& info);
   Napi::Value Counters(const Napi::CallbackInfo& info);
   Napi::Value Drops(const Napi::CallbackInfo& info);
@@ -148,7 +172,7 @@ EngineWrap::EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine
   Napi::Object o = info[0].As<Napi::Object>();
   EngineOptions opts;
   double n;
-  Napi::Function onIke, onProbe;
+  Napi::Function onIke, onProbe, onPeerMoved;
   if (!GetString(env, o.Get("tunName"), "opts.tunName", &opts.tunName) ||
       !GetUint(env, o.Get("mtu"), "opts.mtu", 68, 65535, &n))
     return;
@@ -159,11 +183,15 @@ EngineWrap::EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine
       !GetFunction(env, o.Get("onIke"), "opts.onIke", &onIke) ||
       !GetFunction(env, o.Get("onProbe"), "opts.onProbe", &onProbe))
     return;
+  Napi::Value moved = o.Get("onPeerMoved");
+  if (!moved.IsUndefined() && !GetFunction(env, moved, "opts.onPeerMoved", &onPeerMoved)) return;
 
   auto* cbs = new JsCallbacks();
   cbs->onIke = Napi::Persistent(onIke);
   cbs->onProbe = Napi::Persistent(onProbe);
+  if (!onPeerMoved.IsEmpty()) cbs->onPeerMoved = Napi::Persistent(onPeerMoved);
   sink_ = std::make_unique<Sink>();
+  sink_->wantMoved = !onPeerMoved.IsEmpty();
   // One "thread" (the RX thread's uses are covered by this reference until Shutdown releases
   // it); the finalizer frees the callbacks after the last queued event ran.
   sink_->tsfn = Tsfn::New(env, "twinsec-engine", kEventQueue, 1, cbs,
@@ -258,6 +286,35 @@ Napi::Value EngineWrap::ActivateSa(const Napi::CallbackInfo& info) {
     return env.Undefined();
   // An unknown spiIn is a no-op, like removeSa: the pair may have gone in a race with a delete.
   engine_->ActivateSa(static_cast<uint32_t>(spi));
+  return env.Undefined();
+}
+
+Napi::Value EngineWrap::UpdateSa(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double spi, localPort, remotePort;
+  std::string local, remote;
+  // localPort is checked like installSa's and, like it, not used: the engine sends from the
+  // NAT-T socket of `local`, bound to opts.nattPort.
+  if (!GetUint(env, info[0], "updateSa: spiIn", 0, 4294967295.0, &spi) ||
+      !GetString(env, info[1], "updateSa: local", &local) ||
+      !GetUint(env, info[2], "updateSa: localPort", 0, 65535, &localPort) ||
+      !GetString(env, info[3], "updateSa: remote", &remote) ||
+      !GetUint(env, info[4], "updateSa: remotePort", 0, 65535, &remotePort) ||
+      !Usable(env, "updateSa"))
+    return env.Undefined();
+  EngineError err;
+  switch (engine_->UpdateSa(static_cast<uint32_t>(spi), local, remote,
+                            static_cast<uint16_t>(remotePort), &err)) {
+    case Engine::Update::kDone:
+      return Napi::Boolean::New(env, true);
+    case Engine::Update::kNoSa:
+      // Like removeSa and activateSa, not an error: the pair may have gone in a race with a
+      // delete.
+      return Napi::Boolean::New(env, false);
+    case Engine::Update::kInvalid:
+      break;
+  }
+  ThrowEngineError(env, "updateSa", err);
   return env.Undefined();
 }
 
