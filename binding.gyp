@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/napi_engine.cc",
+        "native/napi_args.cc",
         "native/engine.cc",
         "native/engine_tx.cc",
         "native/engine_rx.cc",

@@ -4,12 +4,8 @@
 #include "engine.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/if_tun.h>
-#include <net/if.h>
-#include <string.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -38,46 +34,6 @@ void WipeKeys(SaConfig* c) {
   Wipe(&c->integKeyOut);
 }
 
-// The first line of a /proc/sys file without its newline; "" when it cannot be read.
-std::string ReadSysctl(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return "";
-  char buf[64];
-  ssize_t n = read(fd, buf, sizeof(buf) - 1);
-  close(fd);
-  if (n <= 0) return "";
-  size_t len = static_cast<size_t>(n);
-  while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' ')) len--;
-  return std::string(buf, len);
-}
-
-bool WriteSysctl(const std::string& path, const char* value) {
-  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  ssize_t n = write(fd, value, strlen(value));
-  close(fd);
-  return n == static_cast<ssize_t>(strlen(value));
-}
-
-// The kernel gives a new TUN device an IPv6 link-local address (addr_gen_mode "random" for
-// ARPHRD_NONE), joins its multicast groups and sends Router Solicitations: packets nobody routes,
-// which the TX thread would count as noRoute drops on an idle gateway. addr_gen_mode 1 ("none")
-// stops that while leaving IPv6 on, so routes and inner IPv6 traffic through the TUN still work.
-// Best effort: without IPv6 in the kernel, or with /proc/sys read-only, nothing changes.
-void QuietIpv6(const std::string& tun) {
-  const std::string dir = "/proc/sys/net/ipv6/conf/" + tun + "/";
-  std::string mode = ReadSysctl(dir + "addr_gen_mode");
-  if (mode.empty() || mode == "1") return;  // no IPv6, or configured so before it came up
-  if (!WriteSysctl(dir + "addr_gen_mode", "1")) return;
-  // OpenTun brought the device up under the old mode, so the link-local address and the
-  // solicitation timer exist already. Turning IPv6 off and on on this device alone removes them
-  // and re-runs address configuration under the new mode, which adds nothing; IPv4 and the link
-  // state stay as they are. Left alone when IPv6 is administratively off.
-  if (ReadSysctl(dir + "disable_ipv6") != "0") return;
-  WriteSysctl(dir + "disable_ipv6", "1");
-  WriteSysctl(dir + "disable_ipv6", "0");
-}
-
 // Packets the TUN holds for the TX thread (the device's txqueuelen, which sizes the tun driver's
 // ring; the kernel default is 500). Under a flood the ring stays full, so every packet waits for
 // all of it to be encrypted: at ~140k packets/s, 500 packets are 3.5 ms of added latency, 128 are
@@ -85,29 +41,6 @@ void QuietIpv6(const std::string& tun) {
 // 0.9 ms at 128 against 2.6-5.6 ms at 500, TCP throughput unchanged (TSO entries carry up to
 // 64 KB each, so 128 of them still hold several MB of a TCP burst).
 constexpr int kTunTxQueue = 128;
-
-// Best effort: the default queue works, only with more latency under load.
-void SetTxQueueLen(const std::string& tun, int len) {
-  int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (sock < 0) return;
-  ifreq req{};
-  memcpy(req.ifr_name, tun.data(), tun.size() < IFNAMSIZ ? tun.size() : IFNAMSIZ - 1);
-  req.ifr_qlen = len;
-  ioctl(sock, SIOCSIFTXQLEN, &req);
-  close(sock);
-}
-
-// Drops whatever the kernel queued on the TUN before the packet threads exist (an MLD report or
-// a solicitation sent in the moment before QuietIpv6), so it does not show up as a drop later.
-void DrainTun(int fd) {
-  // Longer packets are truncated on read, which is all this needs. Bounded: a busy device
-  // cannot hold up Create.
-  uint8_t buf[2048];
-  for (int i = 0; i < 1024; i++) {
-    ssize_t r = read(fd, buf, sizeof(buf));
-    if (r <= 0 && !(r < 0 && errno == EINTR)) return;
-  }
-}
 
 bool SetErr(EngineError* e, int err, std::string msg) {
   e->err = err;
@@ -224,7 +157,7 @@ int Engine::FindSocket(const std::string& local, EngineError* err) const {
     return -1;
   }
   for (size_t i = 0; i < socks_.size(); i++) {
-    if (SameAddr(socks_[i].addr, a)) return static_cast<int>(i);
+    if (SameEndpoint(socks_[i].addr, a.sa(), /*withPort=*/false)) return static_cast<int>(i);
   }
   SetErr(err, 0, "not one of the engine's localAddresses: " + local);
   return -1;
@@ -279,24 +212,26 @@ void Engine::Resolve(Tables* t) {
   t->current.clear();
   t->byConn.clear();
   for (auto& kv : t->bySpi) {
-    Sa* sa = kv.second.get();
-    OutSel& o = t->current[sa->connection];
-    if (sa->activeGen == 0)
-      o.pending.push_back(sa);
-    else if (o.cur == nullptr || o.cur->activeGen < sa->activeGen)
-      o.cur = sa;
+    // Pointers into this table's own nodes, which stay put while the snapshot lives.
+    OutSa c{kv.second.sa.get(), &kv.second.path};
+    OutSel& o = t->current[c.sa->connection];
+    if (c.sa->activeGen == 0)
+      o.pending.push_back(c);
+    else if (o.cur.sa == nullptr || o.cur.sa->activeGen < c.sa->activeGen)
+      o.cur = c;
   }
   for (auto& kv : t->current) {
     OutSel& o = kv.second;
     std::sort(o.pending.begin(), o.pending.end(),
-              [](const Sa* x, const Sa* y) { return x->serial > y->serial; });
+              [](const OutSa& x, const OutSa& y) { return x.sa->serial > y.sa->serial; });
     // No activated pair (InstallSa and RemoveSa keep one, so only defensively): the newest.
-    if (o.cur == nullptr) {
+    if (o.cur.sa == nullptr) {
       o.cur = o.pending.front();
       o.pending.erase(o.pending.begin());
     }
-    if (t->byConn.size() <= o.cur->connId) t->byConn.resize(o.cur->connId + 1);
-    t->byConn[o.cur->connId] = o;
+    uint32_t id = o.cur.sa->connId;
+    if (t->byConn.size() <= id) t->byConn.resize(id + 1);
+    t->byConn[id] = o;
   }
   t->fwd = FwdTable();
   t->slots.clear();
@@ -316,7 +251,7 @@ void Engine::Fold(Tables* t) {
   // not depend on hash map order.
   std::vector<Sa*> now;
   for (auto& kv : t->bySpi) {
-    Sa* sa = kv.second.get();
+    Sa* sa = kv.second.sa.get();
     if (sa->activeGen == 0 && sa->activated.load(std::memory_order_relaxed)) now.push_back(sa);
   }
   std::sort(now.begin(), now.end(), [](const Sa* x, const Sa* y) { return x->serial < y->serial; });
@@ -351,6 +286,8 @@ bool Engine::InstallSa(SaConfig* cfg, EngineError* err) {
   int sock = FindSocket(cfg->local, err);
   if (sock < 0) return false;
 
+  SaEntry entry;
+  if (!MakePath(sock, cfg->remote, cfg->udp, cfg->remotePort, &entry.path, err)) return false;
   auto sa = std::make_shared<Sa>(cfg->esn);
   sa->connection = cfg->connection;
   sa->connId = Intern(cfg->connection);
@@ -358,11 +295,6 @@ bool Engine::InstallSa(SaConfig* cfg, EngineError* err) {
   sa->spiOut = cfg->spiOut;
   sa->esn = cfg->esn;
   sa->udp = cfg->udp;
-  sa->sockIndex = static_cast<size_t>(sock);
-  // Raw ESP has no ports; ESP-in-UDP goes to the peer's (possibly NAT-mapped) port.
-  if (!ParseSockAddr(cfg->remote, cfg->udp ? cfg->remotePort : 0, &sa->remote) ||
-      sa->remote.family() != socks_[sock].addr.family())
-    return SetErr(err, 0, "remote is not an address of the local address's family: " + cfg->remote);
   sa->tsLocal = cfg->tsLocal;
   sa->tsRemote = cfg->tsRemote;
 
@@ -386,8 +318,8 @@ bool Engine::InstallSa(SaConfig* cfg, EngineError* err) {
   if (!activate) {
     activate = true;
     for (auto& kv : t->bySpi) {
-      if (kv.first != sa->spiIn && kv.second->connection == sa->connection &&
-          kv.second->activeGen != 0) {
+      if (kv.first != sa->spiIn && kv.second.sa->connection == sa->connection &&
+          kv.second.sa->activeGen != 0) {
         activate = false;
         break;
       }
@@ -395,7 +327,9 @@ bool Engine::InstallSa(SaConfig* cfg, EngineError* err) {
   }
   if (activate) Activate(sa.get());
   // Reinstalling under the same inbound SPI replaces the pair (counters and replay restart).
-  t->bySpi[sa->spiIn] = std::move(sa);
+  uint32_t spiIn = sa->spiIn;
+  entry.sa = std::move(sa);
+  t->bySpi[spiIn] = std::move(entry);
   Publish(std::move(t));
   return true;
 }
@@ -408,7 +342,7 @@ void Engine::RemoveSa(uint32_t spiIn) {
   auto t = std::make_shared<Tables>(*cur);
   Fold(t.get());
   auto gone = t->bySpi.find(spiIn);
-  std::shared_ptr<Sa> sa = gone->second;  // kept for the comparisons below
+  std::shared_ptr<Sa> sa = gone->second.sa;  // kept for the comparisons below
   t->bySpi.erase(gone);
   // Removing the connection's current pair makes its newest remaining pair current, activated
   // or not (the peer deletes the old SA only once it has the new one, RFC 7296 §2.8).
@@ -416,7 +350,7 @@ void Engine::RemoveSa(uint32_t spiIn) {
     bool wasCurrent = true;
     Sa* newest = nullptr;
     for (auto& kv : t->bySpi) {
-      Sa* o = kv.second.get();
+      Sa* o = kv.second.sa.get();
       if (o->connection != sa->connection) continue;
       if (o->activeGen > sa->activeGen) wasCurrent = false;
       if (newest == nullptr || newest->serial < o->serial) newest = o;
@@ -434,9 +368,46 @@ bool Engine::ActivateSa(uint32_t spiIn) {
   if (it == cur->bySpi.end()) return false;
   auto t = std::make_shared<Tables>(*cur);
   Fold(t.get());  // so that this activation orders after any the RX thread made
-  Activate(it->second.get());
+  Activate(it->second.sa.get());
   Publish(std::move(t));
   return true;
+}
+
+bool Engine::MakePath(int sock, const std::string& remote, bool udp, uint16_t remotePort,
+                      SaPath* out, EngineError* err) const {
+  out->sockIndex = static_cast<size_t>(sock);
+  // Raw ESP has no ports; ESP-in-UDP goes to the peer's (possibly NAT-mapped) port.
+  if (!ParseSockAddr(remote, udp ? remotePort : 0, &out->remote) ||
+      out->remote.family() != socks_[sock].addr.family())
+    return SetErr(err, 0, "remote is not an address of the local address's family: " + remote);
+  if (udp && remotePort == 0) return SetErr(err, 0, "ESP-in-UDP needs a remote port");
+  return true;
+}
+
+Engine::Update Engine::UpdateSa(uint32_t spiIn, const std::string& local, const std::string& remote,
+                                uint16_t remotePort, EngineError* err) {
+  std::lock_guard<std::mutex> lock(ctl_);
+  if (closed_) {
+    SetErr(err, EBADF, "engine closed");
+    return Update::kInvalid;
+  }
+  int sock = FindSocket(local, err);
+  if (sock < 0) return Update::kInvalid;
+  auto cur = Snapshot();
+  auto it = cur->bySpi.find(spiIn);
+  if (it == cur->bySpi.end()) return Update::kNoSa;  // e.g. deleted in a race with the move
+  SaPath path;
+  if (!MakePath(sock, remote, it->second.sa->udp, remotePort, &path, err)) return Update::kInvalid;
+  const SaPath& old = it->second.path;
+  if (old.sockIndex == path.sockIndex && SameEndpoint(old.remote, path.remote.sa(), true))
+    return Update::kDone;
+  // A new snapshot like any other change: the TX thread switches between two batches, so a
+  // batch never mixes paths of one SA (TxPath::SendGso groups by SA), and the old path stays
+  // valid for the packets of the batch under way.
+  auto t = std::make_shared<Tables>(*cur);
+  t->bySpi[spiIn].path = path;
+  Publish(std::move(t));
+  return Update::kDone;
 }
 
 void Engine::SetRoutes(std::vector<RouteSpec> routes) {
@@ -451,7 +422,7 @@ bool Engine::Counters(uint32_t spiIn, SaCounters* out) const {
   auto t = Snapshot();
   auto it = t->bySpi.find(spiIn);
   if (it == t->bySpi.end()) return false;
-  const Sa& sa = *it->second;
+  const Sa& sa = *it->second.sa;
   out->bytesIn = sa.in.bytes.load(std::memory_order_relaxed);
   out->packetsIn = sa.in.packets.load(std::memory_order_relaxed);
   out->bytesOut = sa.out.bytes.load(std::memory_order_relaxed);
@@ -473,8 +444,10 @@ bool Engine::InjectProbe(const std::string& connection, const uint8_t* pkt, size
   auto t = Snapshot();
   auto it = t->current.find(connection);
   if (it == t->current.end()) return false;
+  OutSa o = it->second.Pick();
   Probe p;
-  p.sa = t->bySpi.at(it->second.Pick()->spiIn);
+  p.sa = t->bySpi.at(o.sa->spiIn).sa;
+  p.path = *o.path;
   p.pkt.assign(pkt, pkt + len);
   if (!probes_.Push(std::move(p))) {
     ctlDrops_.Count(Drop::kQueue);

@@ -24,6 +24,9 @@
 // The one packet-thread write that changes routing: the RX thread sets Sa::activated on the first
 // authenticated packet of a pair installed with activate false; the TX thread reads it through
 // OutSel::Pick, and the control thread folds it into the next snapshot (Engine::Fold).
+// Where a pair sends (SaPath) is part of the snapshot, not of the shared Sa: a peer that moved
+// behind its NAT (RFC 7296 §2.23) gets a new snapshot with a new path (Engine::UpdateSa), while
+// its sequence counter, replay window and crypto contexts carry on in the same Sa.
 #ifndef TWINSEC_ENGINE_H_
 #define TWINSEC_ENGINE_H_
 
@@ -66,6 +69,10 @@ class EngineSink {
   // A decrypted ICMP/ICMPv6 echo reply whose identifier is watched; CLOCK_MONOTONIC ns.
   virtual bool OnProbe(const std::string& connection, const uint8_t* pkt, size_t len,
                        uint64_t monotonicNs) = 0;
+  // Authenticated ESP on the pair installed under spiIn came from `from` (port 0 for raw ESP),
+  // not from the pair's remote endpoint: the peer may have moved behind a NAT (RFC 7296 §2.23).
+  // Rate-limited by the engine to once per second per SA.
+  virtual bool OnPeerMoved(uint32_t spiIn, const sockaddr* from) = 0;
 };
 
 // One CHILD_SA pair as the control plane negotiated it. Key vectors are wiped by the engine once
@@ -107,7 +114,8 @@ struct alignas(64) DropCounters {
   void Count(Drop d) { n[static_cast<int>(d)].fetch_add(1, std::memory_order_relaxed); }
 };
 
-// An installed SA pair. Immutable fields first, then per-thread state.
+// An installed SA pair. Immutable fields first, then per-thread state. Where it sends is not here
+// but in the snapshot (SaPath), so that it can change while the packet threads use the pair.
 struct Sa {
   Sa(bool esn) : replay(esn) {}
 
@@ -115,9 +123,7 @@ struct Sa {
   uint32_t connId = 0;  // the connection's interned id (Engine::Intern)
   uint32_t spiIn = 0, spiOut = 0;
   bool esn = false;
-  bool udp = true;
-  size_t sockIndex = 0;  // which local address (Engine::socks_) sends it
-  SockAddr remote;
+  bool udp = true;  // ESP-in-UDP (RFC 3948), else raw ESP; never changes for a pair
   std::vector<Prefix> tsLocal, tsRemote;
   uint64_t serial = 0;  // install order
   // Control thread only: when the pair became the connection's current outbound one (install
@@ -132,6 +138,7 @@ struct Sa {
   // RX thread only.
   std::unique_ptr<EspCrypto> rxCrypto;
   ReplayWindow replay;
+  uint64_t movedNs = 0;  // when authenticated ESP from elsewhere was last reported (OnPeerMoved)
   // TX thread only (it also encrypts the injected probes).
   std::unique_ptr<EspCrypto> txCrypto;
 
@@ -139,25 +146,46 @@ struct Sa {
   DirCounters in, out;
 };
 
+// Where a pair's outbound ESP goes: from the sockets of one local address to the peer's address
+// and, for ESP-in-UDP, its (possibly NAT-mapped) port. It is also the endpoint authenticated
+// inbound ESP is expected from; ESP from elsewhere is reported (EngineSink::OnPeerMoved).
+struct SaPath {
+  size_t sockIndex = 0;  // which local address (Engine::socks_) sends it
+  SockAddr remote;       // port 0 for raw ESP, which has none
+};
+
+// An installed pair in one snapshot: the state all snapshots share, and this snapshot's path.
+struct SaEntry {
+  std::shared_ptr<Sa> sa;
+  SaPath path;
+};
+
+// One outbound candidate: a pair and its path, both owned by the snapshot that holds this.
+struct OutSa {
+  Sa* sa = nullptr;
+  const SaPath* path = nullptr;
+};
+
 // A connection's outbound choice in one snapshot: its current pair, and the pairs installed with
 // activate false and not activated when the snapshot was made. The RX thread may activate one of
 // those since (Sa::activated); the TX thread then sends on it without waiting for new tables.
 struct OutSel {
-  Sa* cur = nullptr;
-  std::vector<Sa*> pending;  // newest first; almost always empty
-  Sa* Pick() const {
-    for (Sa* p : pending) {
-      if (p->activated.load(std::memory_order_relaxed)) return p;
+  OutSa cur;
+  std::vector<OutSa> pending;  // newest first; almost always empty
+  OutSa Pick() const {
+    for (const OutSa& p : pending) {
+      if (p.sa->activated.load(std::memory_order_relaxed)) return p;
     }
     return cur;
   }
 };
 
-// An immutable snapshot of everything the packet threads look up.
+// An immutable snapshot of everything the packet threads look up. OutSa pointers point into
+// this snapshot's own bySpi nodes (Engine::Resolve); a copy is resolved again before it is used.
 struct Tables {
-  std::unordered_map<uint32_t, std::shared_ptr<Sa>> bySpi;  // by inbound SPI; owns the SAs
-  std::unordered_map<std::string, OutSel> current;          // connection -> outbound choice
-  // Interned connection id (Engine::Intern) -> outbound choice; cur nullptr when it has none.
+  std::unordered_map<uint32_t, SaEntry> bySpi;      // by inbound SPI; owns the SAs
+  std::unordered_map<std::string, OutSel> current;  // connection -> outbound choice
+  // Interned connection id (Engine::Intern) -> outbound choice; cur.sa nullptr when it has none.
   std::vector<OutSel> byConn;
   std::vector<RouteSpec> routes;  // as given, re-resolved on SA changes
   FwdTable fwd;
@@ -210,18 +238,22 @@ class Engine {
   // Makes the pair installed under spiIn its connection's current outbound one; false (and no
   // change) when no pair has that inbound SPI.
   bool ActivateSa(uint32_t spiIn);
+  // The peer of the pair installed under spiIn moved (RFC 7296 §2.23, e.g. its NAT mapping
+  // changed): its outbound ESP leaves from `local` (one of localAddresses) to remote:remotePort
+  // (the port is ignored for raw ESP) from the next batch on. Sequence numbers, the inbound SA,
+  // the replay window and the counters carry on.
+  enum class Update { kDone, kNoSa, kInvalid };
+  Update UpdateSa(uint32_t spiIn, const std::string& local, const std::string& remote,
+                  uint16_t remotePort, EngineError* err);
   void SetRoutes(std::vector<RouteSpec> routes);
   bool Counters(uint32_t spiIn, SaCounters* out) const;
   void Drops(uint64_t out[static_cast<int>(Drop::kCount)]) const;
   // False when the connection has no outbound SA or the probe queue is full.
   bool InjectProbe(const std::string& connection, const uint8_t* pkt, size_t len);
   void WatchProbe(uint16_t icmpId, bool on);
-  // Echo replies sent through the connection of their request rather than by route.
-  uint64_t EchoReturned() const { return echoReturned_.load(std::memory_order_relaxed); }
   // Stops the threads, closes the sockets and the TUN (which removes the device). Idempotent.
   void Close();
 
-  const std::string& tunName() const { return tunName_; }
   bool closed() const { return closed_; }
 
   static constexpr size_t kBatch = 64;         // packets per recvmmsg/sendmmsg
@@ -236,6 +268,7 @@ class Engine {
   };
   struct Probe {
     std::shared_ptr<Sa> sa;
+    SaPath path;  // as when the probe was injected
     std::vector<uint8_t> pkt;
   };
   class TxPath;                  // engine_tx.cc
@@ -250,6 +283,9 @@ class Engine {
   static void Resolve(Tables* t);           // current SAs and route slots from bySpi + routes
   std::shared_ptr<const Tables> Snapshot() const { return std::atomic_load(&tables_); }
   int FindSocket(const std::string& local, EngineError* err) const;
+  // The path to `remote` from socket set `sock`; false (and *err) on a bad or mismatched address.
+  bool MakePath(int sock, const std::string& remote, bool udp, uint16_t remotePort, SaPath* out,
+                EngineError* err) const;
   uint32_t Intern(const std::string& connection);  // control mutex held
   bool Watched(uint16_t id) const {
     return (watch_[id >> 6].load(std::memory_order_relaxed) >> (id & 63)) & 1;
@@ -277,7 +313,6 @@ class Engine {
   std::array<std::atomic<uint64_t>, 65536 / 64> watch_{};  // echo ids watched by probes
   DropCounters txDrops_, rxDrops_, ctlDrops_;
   EchoTracker echo_;  // written by the RX thread, read by the TX thread
-  alignas(64) std::atomic<uint64_t> echoReturned_{0};  // written by the TX thread
 
   std::atomic<bool> stop_{false};
   std::thread tx_, rx_;

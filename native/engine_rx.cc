@@ -1,9 +1,10 @@
 // The RX thread: recvmmsg on every UDP (NAT-T) and raw ESP socket -> SPI lookup -> replay check
 // -> verify and decrypt -> replay update -> traffic selector check -> TUN. IKE datagrams and
 // watched probe replies go up through the EngineSink instead; echo requests are noted on the
-// way (echo_track.h). UDP sockets have UDP_GRO on, so the kernel may hand over several
-// ESP-in-UDP datagrams of one flow as one buffer with their segment size in a cmsg; they are
-// split here again.
+// way (echo_track.h), and so is authenticated ESP from an endpoint other than the SA's (a peer
+// whose NAT mapping changed, RFC 7296 §2.23). UDP sockets have UDP_GRO on, so the kernel may hand
+// over several ESP-in-UDP datagrams of one flow as one buffer with their segment size in a cmsg;
+// they are split here again.
 #include <errno.h>
 #include <netinet/udp.h>
 #include <pthread.h>
@@ -40,7 +41,8 @@ class Engine::RxPath {
   void Refresh();
   void Drain(size_t sock, bool esp);
   void Datagram(size_t sock, bool esp, uint8_t* d, size_t len, const sockaddr* from, uint64_t ns);
-  void Esp(const uint8_t* d, size_t len, uint64_t ns);
+  void Esp(const uint8_t* d, size_t len, uint64_t ns, const sockaddr* from, bool udp);
+  void Moved(Sa& sa, const sockaddr* from, uint64_t ns);  // the rare case, out of line
   bool Allowed(const Sa& sa, const InnerInfo& info) const;
   void Count(Drop d) { e_->rxDrops_.Count(d); }
 
@@ -168,7 +170,7 @@ void Engine::RxPath::Datagram(size_t sock, bool esp, uint8_t* d, size_t len, con
     d += ihl;
     len -= ihl;
   }
-  Esp(d, len, ns);
+  Esp(d, len, ns, from, !esp);
 }
 
 bool Engine::RxPath::Allowed(const Sa& sa, const InnerInfo& info) const {
@@ -190,12 +192,27 @@ bool Engine::RxPath::Allowed(const Sa& sa, const InnerInfo& info) const {
   return dst;
 }
 
-void Engine::RxPath::Esp(const uint8_t* d, size_t len, uint64_t ns) {
+__attribute__((noinline)) void Engine::RxPath::Moved(Sa& sa, const sockaddr* from, uint64_t ns) {
+  // RFC 7296 §2.23: a packet whose integrity protection validates but that comes from another
+  // address or port is the sign of a changed NAT mapping; it must also be new (the caller
+  // checked ICV and replay), or an attacker could move the SA back with old packets. The engine
+  // only reports it: whether to follow depends on which side is behind the NAT (a host behind
+  // one SHOULD NOT), so the IKE side decides and confirms with a liveness check before it calls
+  // UpdateSa. Once per second per SA is plenty for that and bounds the events a stream of
+  // packets from elsewhere can cause.
+  constexpr uint64_t kEveryNs = 1000000000ull;
+  if (sa.movedNs != 0 && ns - sa.movedNs < kEveryNs) return;
+  sa.movedNs = ns;
+  if (!e_->sink_->OnPeerMoved(sa.spiIn, from)) Count(Drop::kQueue);
+}
+
+void Engine::RxPath::Esp(const uint8_t* d, size_t len, uint64_t ns, const sockaddr* from,
+                         bool udp) {
   uint32_t spi, seqLow;
   if (!EspHeader(d, len, &spi, &seqLow)) return Count(Drop::kMalformed);
   auto it = t_->bySpi.find(spi);
   if (it == t_->bySpi.end()) return Count(Drop::kNoSa);
-  Sa& sa = *it->second;
+  Sa& sa = *it->second.sa;
   // RFC 4303 §3.4.3: the replay check comes before the (costly) integrity check, the window
   // update only after it, so forged packets cannot move the window.
   uint64_t seq;
@@ -210,6 +227,10 @@ void Engine::RxPath::Esp(const uint8_t* d, size_t len, uint64_t ns) {
   // has the new SA, so we send on it too (OutSel::Pick; the control thread folds it in later).
   if (!sa.activated.load(std::memory_order_relaxed))
     sa.activated.store(true, std::memory_order_relaxed);
+  // A peer behind a NAT whose mapping changed now sends from another address or port (RFC 3948,
+  // RFC 7296 §2.23). Raw ESP has no ports, so only its address counts; a packet that came in the
+  // other encapsulation is not a mapping change. The packet is delivered either way.
+  if (udp == sa.udp && !SameEndpoint(it->second.path.remote, from, udp)) Moved(sa, from, ns);
   if (nh == 59) return;  // RFC 4303 §2.6: a dummy (traffic flow confidentiality) packet
   InnerInfo info;
   if ((nh != 4 && nh != 41) || !ParseInner(out, static_cast<size_t>(n), &info) ||

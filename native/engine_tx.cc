@@ -35,13 +35,13 @@ class Engine::TxPath {
   void ReadTun();
   void FromTun(size_t len);
   void Packet(const uint8_t* p, size_t len);
-  Sa* EchoReturn(const uint8_t* p, const InnerInfo& info);  // or nullptr: follow the route
+  OutSa EchoReturn(const uint8_t* p, const InnerInfo& info);  // or sa nullptr: follow the route
   static bool Covers(const std::vector<Prefix>& ts, const uint8_t* addr, int family);
   void DrainProbes();
   ssize_t Encrypt(Sa* sa, int family, const uint8_t* p, size_t len, uint8_t* out);
   void TooBig(const uint8_t* p, size_t len, int family);
-  int SocketOf(const Sa* sa) const {
-    const LocalSocks& s = e_->socks_[sa->sockIndex];
+  int SocketOf(const Sa* sa, const SaPath& path) const {
+    const LocalSocks& s = e_->socks_[path.sockIndex];
     return sa->udp ? s.udp : s.esp;
   }
   void Flush();
@@ -59,7 +59,9 @@ class Engine::TxPath {
   std::unique_ptr<uint8_t[]> out_;  // kBatch slots of slotSize_
   struct Pending {
     int fd;
-    Sa* sa;  // kept alive by t_, which is not refreshed while packets are pending
+    // Kept alive by t_, which is not refreshed while packets are pending; so within one batch an
+    // SA has one path (its destination is the same in every message that names it).
+    Sa* sa;
     size_t innerLen;
   };
   Pending pend_[kBatch];
@@ -189,21 +191,21 @@ void Engine::TxPath::FromTun(size_t len) {
   Packet(p, len);
 }
 
-Sa* Engine::TxPath::EchoReturn(const uint8_t* p, const InnerInfo& info) {
+OutSa Engine::TxPath::EchoReturn(const uint8_t* p, const InnerInfo& info) {
   EchoKey key;
-  if (!EchoReplyKey(p, info, &key)) return nullptr;  // the common case: one compare
+  if (!EchoReplyKey(p, info, &key)) return OutSa();  // the common case: one compare
   uint32_t conn;
-  if (!e_->echo_.Lookup(key, MonotonicNs(), &conn)) return nullptr;
+  if (!e_->echo_.Lookup(key, MonotonicNs(), &conn)) return OutSa();
   // The connection's current outbound SA (it may have been rekeyed since the request came in);
   // none any more: the route decides.
-  Sa* sa = conn < t_->byConn.size() ? t_->byConn[conn].Pick() : nullptr;
-  if (sa == nullptr) return nullptr;
+  OutSa o = conn < t_->byConn.size() ? t_->byConn[conn].Pick() : OutSa();
+  if (o.sa == nullptr) return o;
   // The peer checks the reply against its selectors (RFC 4301 §5.2); the SA the request came in
   // on covers it by construction, a rekeyed one with narrower selectors might not.
-  if (!Covers(sa->tsLocal, info.src, info.family) || !Covers(sa->tsRemote, info.dst, info.family))
-    return nullptr;
-  e_->echoReturned_.fetch_add(1, std::memory_order_relaxed);
-  return sa;
+  if (!Covers(o.sa->tsLocal, info.src, info.family) ||
+      !Covers(o.sa->tsRemote, info.dst, info.family))
+    return OutSa();
+  return o;
 }
 
 bool Engine::TxPath::Covers(const std::vector<Prefix>& ts, const uint8_t* addr, int family) {
@@ -218,15 +220,16 @@ void Engine::TxPath::Packet(const uint8_t* p, size_t len) {
   if (!ParseInner(p, len, &info)) return Count(Drop::kMalformed);
   // An echo reply goes back through the connection its request came in on, whatever the route
   // says: the peer chose that tunnel for its probe, and the answer must test the same tunnel.
-  Sa* sa = EchoReturn(p, info);
-  if (sa == nullptr) {
+  OutSa o = EchoReturn(p, info);
+  if (o.sa == nullptr) {
     int slot = t_->fwd.Lookup(info.family, info.dst);
     if (slot < 0) return Count(Drop::kNoRoute);
     const std::vector<OutSel>& sels = t_->slots[static_cast<size_t>(slot)];
     if (sels.empty()) return Count(Drop::kNoSa);
     // Several connections share a prefix by flow, so that one flow's packets stay in order.
-    sa = (sels.size() == 1 ? sels[0] : sels[FlowHash(info) % sels.size()]).Pick();
+    o = (sels.size() == 1 ? sels[0] : sels[FlowHash(info) % sels.size()]).Pick();
   }
+  Sa* sa = o.sa;
   if (info.totalLen > static_cast<size_t>(e_->mtu_) && info.df) {
     // Without DF the packet goes on and the outer datagram is fragmented (IP_PMTUDISC_DONT).
     TooBig(p, len, info.family);
@@ -237,15 +240,15 @@ void Engine::TxPath::Packet(const uint8_t* p, size_t len) {
   ssize_t r = Encrypt(sa, info.family, p, info.totalLen, out);
   if (r < 0) return;
   Pending& pd = pend_[n_];
-  pd.fd = SocketOf(sa);
+  pd.fd = SocketOf(sa, *o.path);
   pd.sa = sa;
   pd.innerLen = info.totalLen;
   iov_[n_].iov_base = out;
   iov_[n_].iov_len = static_cast<size_t>(r);
   msghdr& m = msgs_[n_].msg_hdr;
   m = msghdr();
-  m.msg_name = &sa->remote.ss;
-  m.msg_namelen = sa->remote.len;
+  m.msg_name = const_cast<sockaddr_storage*>(&o.path->remote.ss);  // only read by sendmmsg
+  m.msg_namelen = o.path->remote.len;
   m.msg_iov = &iov_[n_];
   m.msg_iovlen = 1;
   n_++;
@@ -264,8 +267,9 @@ void Engine::TxPath::DrainProbes() {
     Sa* sa = pr.sa.get();
     ssize_t r = Encrypt(sa, info.family, pr.pkt.data(), info.totalLen, out_.get());
     if (r < 0) continue;
-    if (sendto(SocketOf(sa), out_.get(), static_cast<size_t>(r), MSG_DONTWAIT, sa->remote.sa(),
-               sa->remote.len) < 0) {
+    const SockAddr& to = pr.path.remote;
+    if (sendto(SocketOf(sa, pr.path), out_.get(), static_cast<size_t>(r), MSG_DONTWAIT, to.sa(),
+               to.len) < 0) {
       Count(Drop::kQueue);
       continue;
     }

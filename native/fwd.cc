@@ -36,8 +36,7 @@ void FwdTable::Add(const Prefix& p, int slot) {
           std::find_if(v4_.begin(), v4_.end(), [&](const Level4& x) { return x.len < p.len; }),
           std::move(l));
     }
-    auto r = it->slots.insert_or_assign(Load32(p.addr) & it->mask, slot);
-    if (r.second) ++size_;
+    it->slots.insert_or_assign(Load32(p.addr) & it->mask, slot);
     return;
   }
   auto it = std::find_if(v6_.begin(), v6_.end(), [&](const Level6& l) { return l.len == p.len; });
@@ -51,8 +50,7 @@ void FwdTable::Add(const Prefix& p, int slot) {
         std::move(l));
   }
   Key6 k{Load64(p.addr) & it->maskHi, Load64(p.addr + 8) & it->maskLo};
-  auto r = it->slots.insert_or_assign(k, slot);
-  if (r.second) ++size_;
+  it->slots.insert_or_assign(k, slot);
 }
 
 int FwdTable::Lookup(int family, const uint8_t* addr) const {

@@ -27,8 +27,6 @@ class FwdTable {
   // The slot of the longest prefix containing `addr` (4 or 16 bytes per `family`), or -1.
   int Lookup(int family, const uint8_t* addr) const;
 
-  size_t size() const { return size_; }
-
  private:
   struct Key6 {
     uint64_t hi, lo;
@@ -52,7 +50,6 @@ class FwdTable {
 
   std::vector<Level4> v4_;  // sorted by len, longest first
   std::vector<Level6> v6_;
-  size_t size_ = 0;
 };
 
 // A route as JavaScript gives it: the prefix and the connections that share it.

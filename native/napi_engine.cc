@@ -1,48 +1,58 @@
 // JavaScript face of the ESP engine: createEngine(opts) -> NativeEngine, exactly as
-// src/dataplane/engine-api.ts declares it. Validates every argument (TypeError naming the field),
-// copies key buffers (never logged, wiped once the crypto contexts hold them), turns errno
-// failures into Errors carrying `errno`, and brings IKE messages and probe replies from the RX
-// thread to JavaScript through one thread-safe function whose queue is bounded: when it is full
-// the event is dropped and counted (Drop::kQueue), the packet thread never waits for JavaScript.
+// src/dataplane/engine-api.ts declares it. Validates every argument (napi_args.h: a TypeError
+// naming the field), copies key buffers (never logged, wiped once the crypto contexts hold them),
+// turns errno failures into Errors carrying `errno`, and brings IKE messages, probe replies and
+// moved peers from the RX thread to JavaScript through one thread-safe function whose queue is
+// bounded: when it is full the event is dropped and counted (Drop::kQueue), the packet thread never
+// waits for JavaScript.
 #include "napi_engine.h"
 
-#include <string.h>
-
-#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "engine.h"
+#include "napi_args.h"
 
 namespace twinsec {
 
 namespace {
 
-constexpr size_t kEventQueue = 256;  // IKE messages + probe replies waiting for the JS thread
+constexpr size_t kEventQueue = 256;  // events waiting for the JS thread
 
 struct Event {
-  bool probe = false;
+  enum Kind { kIke, kProbe, kMoved } kind = kIke;
   std::vector<uint8_t> data;
-  std::string a, b;  // IKE: local, remote address. Probe: connection.
+  std::string a, b;  // IKE: local, remote address. Probe: connection. Moved: remote address.
   uint16_t aPort = 0, bPort = 0;
   uint64_t ns = 0;
+  uint32_t spi = 0;  // Moved: the SA's inbound SPI
 };
 
 struct JsCallbacks {
-  Napi::FunctionReference onIke, onProbe;
+  Napi::FunctionReference onIke, onProbe, onPeerMoved;  // onPeerMoved may be empty
 };
 
 void CallJs(Napi::Env env, Napi::Function, JsCallbacks* cb, Event* raw) {
   std::unique_ptr<Event> ev(raw);
   if (env == nullptr || cb == nullptr || ev == nullptr) return;  // being torn down
   Napi::HandleScope scope(env);
-  Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::Copy(env, ev->data.data(), ev->data.size());
-  if (ev->probe) {
-    cb->onProbe.Call({Napi::String::New(env, ev->a), buf, Napi::BigInt::New(env, ev->ns)});
-  } else {
-    cb->onIke.Call({buf, Napi::String::New(env, ev->a), Napi::Number::New(env, ev->aPort),
-                    Napi::String::New(env, ev->b), Napi::Number::New(env, ev->bPort)});
+  switch (ev->kind) {
+    case Event::kMoved:
+      if (cb->onPeerMoved.IsEmpty()) return;  // Sink::wantMoved keeps these from being queued
+      cb->onPeerMoved.Call({Napi::Number::New(env, ev->spi), Napi::String::New(env, ev->a),
+                            Napi::Number::New(env, ev->aPort)});
+      return;
+    case Event::kProbe:
+      cb->onProbe.Call({Napi::String::New(env, ev->a),
+                        Napi::Buffer<uint8_t>::Copy(env, ev->data.data(), ev->data.size()),
+                        Napi::BigInt::New(env, ev->ns)});
+      return;
+    case Event::kIke:
+      cb->onIke.Call({Napi::Buffer<uint8_t>::Copy(env, ev->data.data(), ev->data.size()),
+                      Napi::String::New(env, ev->a), Napi::Number::New(env, ev->aPort),
+                      Napi::String::New(env, ev->b), Napi::Number::New(env, ev->bPort)});
+      return;
   }
 }
 
@@ -51,6 +61,7 @@ using Tsfn = Napi::TypedThreadSafeFunction<JsCallbacks, Event, CallJs>;
 class Sink : public EngineSink {
  public:
   Tsfn tsfn;
+  bool wantMoved = false;  // opts.onPeerMoved was given
 
   bool OnIke(const uint8_t* data, size_t len, const sockaddr* local,
              const sockaddr* remote) override {
@@ -66,10 +77,20 @@ class Sink : public EngineSink {
   bool OnProbe(const std::string& connection, const uint8_t* pkt, size_t len,
                uint64_t monotonicNs) override {
     auto ev = std::make_unique<Event>();
-    ev->probe = true;
+    ev->kind = Event::kProbe;
     ev->data.assign(pkt, pkt + len);
     ev->a = connection;
     ev->ns = monotonicNs;
+    return Post(std::move(ev));
+  }
+
+  bool OnPeerMoved(uint32_t spiIn, const sockaddr* from) override {
+    if (!wantMoved) return true;  // nobody listens: nothing to queue, nothing lost
+    auto ev = std::make_unique<Event>();
+    ev->kind = Event::kMoved;
+    ev->spi = spiIn;
+    ev->a = AddrText(from);
+    ev->aPort = AddrPort(from);
     return Post(std::move(ev));
   }
 
@@ -82,129 +103,6 @@ class Sink : public EngineSink {
   }
 };
 
-// ---- argument validation ----------------------------------------------------------------------
-
-bool TypeErr(Napi::Env env, const std::string& msg) {
-  Napi::TypeError::New(env, msg).ThrowAsJavaScriptException();
-  return false;
-}
-
-Napi::Value ThrowType(Napi::Env env, const std::string& msg) {
-  TypeErr(env, msg);
-  return env.Undefined();
-}
-
-void ThrowEngineError(Napi::Env env, const std::string& what, const EngineError& e) {
-  if (e.err == 0) {
-    TypeErr(env, what + ": " + e.message);
-    return;
-  }
-  Napi::Error err = Napi::Error::New(env, what + ": " + e.message + ": " + strerror(e.err));
-  err.Set("errno", Napi::Number::New(env, e.err));
-  err.Set("code", Napi::String::New(env, "ERR_NATIVE"));
-  err.ThrowAsJavaScriptException();
-}
-
-bool GetString(Napi::Env env, Napi::Value v, const std::string& name, std::string* out) {
-  if (!v.IsString()) return TypeErr(env, name + " must be a string");
-  *out = v.As<Napi::String>().Utf8Value();
-  return true;
-}
-
-bool GetUint(Napi::Env env, Napi::Value v, const std::string& name, double min, double max,
-             double* out) {
-  if (!v.IsNumber()) return TypeErr(env, name + " must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || std::floor(d) != d || d < min || d > max) {
-    return TypeErr(env, name + " must be an integer in " + std::to_string(uint64_t(min)) + ".." +
-                            std::to_string(uint64_t(max)));
-  }
-  *out = d;
-  return true;
-}
-
-bool GetBytes(Napi::Env env, Napi::Value v, const std::string& name, bool nullable,
-              std::vector<uint8_t>* out) {
-  out->clear();
-  if (nullable && (v.IsNull() || v.IsUndefined())) return true;
-  if (!v.IsBuffer())
-    return TypeErr(env, name + (nullable ? " must be a Buffer or null" : " must be a Buffer"));
-  auto b = v.As<Napi::Buffer<uint8_t>>();
-  out->assign(b.Data(), b.Data() + b.Length());
-  return true;
-}
-
-bool GetStrings(Napi::Env env, Napi::Value v, const std::string& name,
-                std::vector<std::string>* out) {
-  if (!v.IsArray()) return TypeErr(env, name + " must be an array of strings");
-  Napi::Array a = v.As<Napi::Array>();
-  for (uint32_t i = 0; i < a.Length(); i++) {
-    std::string s;
-    if (!GetString(env, a.Get(i), name + "[" + std::to_string(i) + "]", &s)) return false;
-    out->push_back(std::move(s));
-  }
-  return true;
-}
-
-bool GetPrefixes(Napi::Env env, Napi::Value v, const std::string& name, std::vector<Prefix>* out) {
-  std::vector<std::string> cidrs;
-  if (!GetStrings(env, v, name, &cidrs)) return false;
-  for (const std::string& c : cidrs) {
-    Prefix p;
-    if (!ParsePrefix(c, &p)) return TypeErr(env, name + ": not a CIDR prefix: " + c);
-    out->push_back(p);
-  }
-  return true;
-}
-
-bool GetFunction(Napi::Env env, Napi::Value v, const std::string& name, Napi::Function* out) {
-  if (!v.IsFunction()) return TypeErr(env, name + " must be a function");
-  *out = v.As<Napi::Function>();
-  return true;
-}
-
-bool ParseSa(Napi::Env env, Napi::Value v, SaConfig* c) {
-  if (!v.IsObject()) return TypeErr(env, "installSa(sa): sa must be an object");
-  Napi::Object o = v.As<Napi::Object>();
-  double n;
-  std::string encap;
-  if (!GetString(env, o.Get("connection"), "sa.connection", &c->connection)) return false;
-  if (!GetUint(env, o.Get("spiIn"), "sa.spiIn", 1, 4294967295.0, &n)) return false;
-  c->spiIn = static_cast<uint32_t>(n);
-  if (!GetUint(env, o.Get("spiOut"), "sa.spiOut", 1, 4294967295.0, &n)) return false;
-  c->spiOut = static_cast<uint32_t>(n);
-  if (!GetString(env, o.Get("encr"), "sa.encr", &c->encr)) return false;
-  Napi::Value integ = o.Get("integ");
-  if (!integ.IsNull() && !integ.IsUndefined() && !GetString(env, integ, "sa.integ", &c->integ))
-    return false;
-  if (!GetBytes(env, o.Get("encrKeyIn"), "sa.encrKeyIn", false, &c->encrKeyIn) ||
-      !GetBytes(env, o.Get("encrKeyOut"), "sa.encrKeyOut", false, &c->encrKeyOut) ||
-      !GetBytes(env, o.Get("integKeyIn"), "sa.integKeyIn", true, &c->integKeyIn) ||
-      !GetBytes(env, o.Get("integKeyOut"), "sa.integKeyOut", true, &c->integKeyOut))
-    return false;
-  Napi::Value esn = o.Get("esn");
-  if (!esn.IsBoolean()) return TypeErr(env, "sa.esn must be a boolean");
-  c->esn = esn.As<Napi::Boolean>().Value();
-  if (!GetString(env, o.Get("encapsulation"), "sa.encapsulation", &encap)) return false;
-  if (encap != "udp" && encap != "esp")
-    return TypeErr(env, "sa.encapsulation must be 'udp' or 'esp'");
-  c->udp = encap == "udp";
-  if (!GetString(env, o.Get("local"), "sa.local", &c->local) ||
-      !GetString(env, o.Get("remote"), "sa.remote", &c->remote))
-    return false;
-  if (!GetUint(env, o.Get("localPort"), "sa.localPort", 0, 65535, &n)) return false;
-  c->localPort = static_cast<uint16_t>(n);
-  if (!GetUint(env, o.Get("remotePort"), "sa.remotePort", c->udp ? 1 : 0, 65535, &n)) return false;
-  c->remotePort = static_cast<uint16_t>(n);
-  Napi::Value activate = o.Get("activate");
-  if (!activate.IsUndefined()) {
-    if (!activate.IsBoolean()) return TypeErr(env, "sa.activate must be a boolean");
-    c->activate = activate.As<Napi::Boolean>().Value();
-  }
-  return GetPrefixes(env, o.Get("tsLocal"), "sa.tsLocal", &c->tsLocal) &&
-         GetPrefixes(env, o.Get("tsRemote"), "sa.tsRemote", &c->tsRemote);
-}
-
 // ---- the NativeEngine object ------------------------------------------------------------------
 
 class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
@@ -216,6 +114,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("installSa", &EngineWrap::InstallSa),
                         InstanceMethod("removeSa", &EngineWrap::RemoveSa),
                         InstanceMethod("activateSa", &EngineWrap::ActivateSa),
+                        InstanceMethod("updateSa", &EngineWrap::UpdateSa),
                         InstanceMethod("setRoutes", &EngineWrap::SetRoutes),
                         InstanceMethod("counters", &EngineWrap::Counters),
                         InstanceMethod("drops", &EngineWrap::Drops),
@@ -247,6 +146,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value InstallSa(const Napi::CallbackInfo& info);
   Napi::Value RemoveSa(const Napi::CallbackInfo& info);
   Napi::Value ActivateSa(const Napi::CallbackInfo& info);
+  Napi::Value UpdateSa(const Napi::CallbackInfo& info);
   Napi::Value SetRoutes(const Napi::CallbackInfo& info);
   Napi::Value Counters(const Napi::CallbackInfo& info);
   Napi::Value Drops(const Napi::CallbackInfo& info);
@@ -272,7 +172,7 @@ EngineWrap::EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine
   Napi::Object o = info[0].As<Napi::Object>();
   EngineOptions opts;
   double n;
-  Napi::Function onIke, onProbe;
+  Napi::Function onIke, onProbe, onPeerMoved;
   if (!GetString(env, o.Get("tunName"), "opts.tunName", &opts.tunName) ||
       !GetUint(env, o.Get("mtu"), "opts.mtu", 68, 65535, &n))
     return;
@@ -283,11 +183,15 @@ EngineWrap::EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine
       !GetFunction(env, o.Get("onIke"), "opts.onIke", &onIke) ||
       !GetFunction(env, o.Get("onProbe"), "opts.onProbe", &onProbe))
     return;
+  Napi::Value moved = o.Get("onPeerMoved");
+  if (!moved.IsUndefined() && !GetFunction(env, moved, "opts.onPeerMoved", &onPeerMoved)) return;
 
   auto* cbs = new JsCallbacks();
   cbs->onIke = Napi::Persistent(onIke);
   cbs->onProbe = Napi::Persistent(onProbe);
+  if (!onPeerMoved.IsEmpty()) cbs->onPeerMoved = Napi::Persistent(onPeerMoved);
   sink_ = std::make_unique<Sink>();
+  sink_->wantMoved = !onPeerMoved.IsEmpty();
   // One "thread" (the RX thread's uses are covered by this reference until Shutdown releases
   // it); the finalizer frees the callbacks after the last queued event ran.
   sink_->tsfn = Tsfn::New(env, "twinsec-engine", kEventQueue, 1, cbs,
@@ -385,6 +289,35 @@ Napi::Value EngineWrap::ActivateSa(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+Napi::Value EngineWrap::UpdateSa(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double spi, localPort, remotePort;
+  std::string local, remote;
+  // localPort is checked like installSa's and, like it, not used: the engine sends from the
+  // NAT-T socket of `local`, bound to opts.nattPort.
+  if (!GetUint(env, info[0], "updateSa: spiIn", 0, 4294967295.0, &spi) ||
+      !GetString(env, info[1], "updateSa: local", &local) ||
+      !GetUint(env, info[2], "updateSa: localPort", 0, 65535, &localPort) ||
+      !GetString(env, info[3], "updateSa: remote", &remote) ||
+      !GetUint(env, info[4], "updateSa: remotePort", 0, 65535, &remotePort) ||
+      !Usable(env, "updateSa"))
+    return env.Undefined();
+  EngineError err;
+  switch (engine_->UpdateSa(static_cast<uint32_t>(spi), local, remote,
+                            static_cast<uint16_t>(remotePort), &err)) {
+    case Engine::Update::kDone:
+      return Napi::Boolean::New(env, true);
+    case Engine::Update::kNoSa:
+      // Like removeSa and activateSa, not an error: the pair may have gone in a race with a
+      // delete.
+      return Napi::Boolean::New(env, false);
+    case Engine::Update::kInvalid:
+      break;
+  }
+  ThrowEngineError(env, "updateSa", err);
+  return env.Undefined();
+}
+
 Napi::Value EngineWrap::SetRoutes(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsArray()) return ThrowType(env, "setRoutes: routes must be an array");
@@ -425,15 +358,12 @@ Napi::Value EngineWrap::Counters(const Napi::CallbackInfo& info) {
 
 Napi::Value EngineWrap::Drops(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  static const char* const kNames[] = {"malformed", "noSa",    "replay", "integrity",
-                                       "policy",    "noRoute", "mtu",    "queue"};
-  static_assert(sizeof(kNames) / sizeof(kNames[0]) == size_t(Drop::kCount) - 1,
-                "one JavaScript name per Drop reason");
   uint64_t d[size_t(Drop::kCount)] = {};
   if (engine_) engine_->Drops(d);
   Napi::Object o = Napi::Object::New(env);
+  // The names are esp.cc's (DropName), the keys of engine-api.ts's DropReason.
   for (size_t i = 1; i < size_t(Drop::kCount); i++)
-    o.Set(kNames[i - 1], Napi::Number::New(env, double(d[i])));
+    o.Set(DropName(static_cast<Drop>(i)), Napi::Number::New(env, double(d[i])));
   return o;
 }
 

@@ -113,16 +113,6 @@ uint16_t AddrPort(const sockaddr* sa) {
   return 0;
 }
 
-bool SameAddr(const SockAddr& a, const SockAddr& b) {
-  if (a.family() != b.family()) return false;
-  if (a.family() == AF_INET) {
-    return reinterpret_cast<const sockaddr_in*>(&a.ss)->sin_addr.s_addr ==
-           reinterpret_cast<const sockaddr_in*>(&b.ss)->sin_addr.s_addr;
-  }
-  return memcmp(&reinterpret_cast<const sockaddr_in6*>(&a.ss)->sin6_addr,
-                &reinterpret_cast<const sockaddr_in6*>(&b.ss)->sin6_addr, sizeof(in6_addr)) == 0;
-}
-
 SockResult OpenUdpSocket(const SockAddr& local) {
   SockResult r = Open(local, SOCK_DGRAM, IPPROTO_UDP, true);
   if (r.fd >= 0) {

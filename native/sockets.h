@@ -6,6 +6,7 @@
 
 #include <netinet/in.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include <string>
@@ -27,8 +28,24 @@ bool ParseSockAddr(const std::string& ip, uint16_t port, SockAddr* out);
 std::string AddrText(const sockaddr* sa);
 uint16_t AddrPort(const sockaddr* sa);
 
-// True if both hold the same address (ports ignored).
-bool SameAddr(const SockAddr& a, const SockAddr& b);
+// True if `b` (e.g. a source address from recvmmsg) holds `a`'s address and, with `withPort`,
+// its port. Inline: the RX thread asks for every authenticated ESP packet (the peer may have
+// moved behind its NAT, RFC 7296 §2.23), so the common, unchanged case costs a few compares.
+inline bool SameEndpoint(const SockAddr& a, const sockaddr* b, bool withPort) {
+  if (a.family() != b->sa_family) return false;
+  if (b->sa_family == AF_INET) {
+    const sockaddr_in* x = reinterpret_cast<const sockaddr_in*>(&a.ss);
+    const sockaddr_in* y = reinterpret_cast<const sockaddr_in*>(b);
+    return x->sin_addr.s_addr == y->sin_addr.s_addr && (!withPort || x->sin_port == y->sin_port);
+  }
+  if (b->sa_family == AF_INET6) {
+    const sockaddr_in6* x = reinterpret_cast<const sockaddr_in6*>(&a.ss);
+    const sockaddr_in6* y = reinterpret_cast<const sockaddr_in6*>(b);
+    return memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(in6_addr)) == 0 &&
+           (!withPort || x->sin6_port == y->sin6_port);
+  }
+  return false;
+}
 
 // Result of opening a socket: the fd, or errno and the failing step.
 struct SockResult {

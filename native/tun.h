@@ -28,6 +28,13 @@ int SetTunOffload(int fd, unsigned flags);
 // Closes a TUN fd; returns 0 or errno.
 int CloseTun(int fd);
 
+// Best-effort set-up of a new device before the engine's threads use it (tun.cc says why):
+// no IPv6 address autoconfiguration on it (addr_gen_mode "none"), a txqueuelen of `len`, and
+// nothing left queued from before.
+void QuietIpv6(const std::string& tun);
+void SetTxQueueLen(const std::string& tun, int len);
+void DrainTun(int fd);
+
 }  // namespace twinsec
 
 #endif  // TWINSEC_NATIVE_TUN_H_

@@ -1,5 +1,6 @@
-// Unit tests for the native ESP transforms (esp.cc), the anti-replay window (replay.cc) and the
-// inner packet helpers (packet.cc). Plain C++ with a counting CHECK macro: no framework needed.
+// Unit tests for the native ESP transforms (esp.cc), the anti-replay window (replay.cc), the
+// inner packet helpers (packet.cc) and the RX thread's endpoint comparison (sockets.h). Plain C++
+// with a counting CHECK macro: no framework needed.
 //
 //   native/test/run.sh          (builds with g++ -Wall -Wextra against -lcrypto and runs)
 //
@@ -8,6 +9,7 @@
 // HMAC calls, again without esp.cc.
 #include "../esp.h"
 
+#include <arpa/inet.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -22,6 +24,7 @@
 
 #include "../packet.h"
 #include "../replay.h"
+#include "../sockets.h"
 
 using twinsec::Drop;
 using twinsec::EspCrypto;
@@ -1006,6 +1009,47 @@ struct Test {
   void (*fn)();
 };
 
+// A sockaddr as recvmmsg fills it in, built here without sockets.cc.
+twinsec::SockAddr Endpoint(const char* ip, uint16_t port) {
+  twinsec::SockAddr a;
+  if (strchr(ip, ':') == nullptr) {
+    sockaddr_in* in4 = reinterpret_cast<sockaddr_in*>(&a.ss);
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons(port);
+    CHECK(inet_pton(AF_INET, ip, &in4->sin_addr) == 1);
+    a.len = sizeof(sockaddr_in);
+  } else {
+    sockaddr_in6* in6 = reinterpret_cast<sockaddr_in6*>(&a.ss);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(port);
+    CHECK(inet_pton(AF_INET6, ip, &in6->sin6_addr) == 1);
+    a.len = sizeof(sockaddr_in6);
+  }
+  return a;
+}
+
+// The RX thread's check for a peer that moved behind its NAT (RFC 7296 §2.23): ESP-in-UDP
+// compares address and port, raw ESP (no ports) the address only.
+void TestSameEndpoint() {
+  using twinsec::SameEndpoint;
+  const twinsec::SockAddr sa4 = Endpoint("192.0.2.2", 4500), sa6 = Endpoint("2001:db8::2", 4500);
+  CHECK(SameEndpoint(sa4, Endpoint("192.0.2.2", 4500).sa(), true));
+  CHECK(!SameEndpoint(sa4, Endpoint("192.0.2.2", 4501).sa(), true));  // new NAT port
+  CHECK(SameEndpoint(sa4, Endpoint("192.0.2.2", 4501).sa(), false));  // raw ESP: no ports
+  CHECK(!SameEndpoint(sa4, Endpoint("192.0.2.3", 4500).sa(), true));  // new address
+  CHECK(!SameEndpoint(sa4, Endpoint("192.0.2.3", 0).sa(), false));
+  CHECK(!SameEndpoint(sa4, Endpoint("::ffff:192.0.2.2", 4500).sa(), true));  // other family
+  CHECK(SameEndpoint(sa6, Endpoint("2001:db8::2", 4500).sa(), true));
+  CHECK(!SameEndpoint(sa6, Endpoint("2001:db8::2", 14500).sa(), true));
+  CHECK(SameEndpoint(sa6, Endpoint("2001:db8::2", 0).sa(), false));
+  CHECK(!SameEndpoint(sa6, Endpoint("2001:db8::3", 4500).sa(), true));
+  CHECK(!SameEndpoint(sa6, Endpoint("2001:db9::2", 4500).sa(), false));  // differs in the top half
+  CHECK(!SameEndpoint(sa6, sa4.sa(), false));
+  twinsec::SockAddr local;
+  local.ss.ss_family = AF_UNIX;
+  CHECK(!SameEndpoint(local, local.sa(), false));  // not an IP address: never the same
+}
+
 }  // namespace
 
 int main() {
@@ -1032,6 +1076,7 @@ int main() {
       {"packet checksums", TestChecksums},
       {"packet ICMP frag needed", TestIcmp4},
       {"packet ICMPv6 too big", TestIcmp6},
+      {"sockets SameEndpoint", TestSameEndpoint},
   };
   int failedTests = 0;
   for (const Test& t : tests) {

@@ -44,7 +44,7 @@ fi
 if command -v clang-format >/dev/null 2>&1; then
   # The files this suite covers; `npm run lint` checks all of native/.
   step "clang-format" bash -c "cd '$root' && clang-format --dry-run --Werror native/esp.cc native/esp.h \
-    native/replay.cc native/replay.h native/packet.cc native/packet.h native/test/*.cc"
+    native/replay.cc native/replay.h native/packet.cc native/packet.h native/sockets.h native/test/*.cc"
 else
   skip "clang-format" "not installed"
 fi

@@ -4,6 +4,7 @@
  * and receives IKE on the shared NAT-T socket, injects health probes and reads counters; it never
  * sees a data packet.
  */
+import type { ChildSaSpec } from './types.js';
 
 export interface EngineOptions {
   /** TUN device to create (removed again by close()). */
@@ -20,39 +21,26 @@ export interface EngineOptions {
    * being written to the TUN. `monotonicNs` is CLOCK_MONOTONIC, comparable to process.hrtime.bigint().
    */
   onProbe: (connection: string, packet: Buffer, monotonicNs: bigint) => void;
+  /**
+   * ESP whose ICV verified and that passed the replay check arrived on the SA installed under spiIn
+   * from remote:remotePort (port 0 for raw ESP, which has none), not from the SA's remote endpoint: the
+   * peer's NAT mapping may have changed (RFC 7296 §2.23). The engine keeps sending to the old endpoint
+   * until updateSa. At most once per SA per second; without this option nothing is reported.
+   */
+  onPeerMoved?: (spiIn: number, remote: string, remotePort: number) => void;
 }
 
-export interface EngineSa {
-  connection: string;
-  spiIn: number;
-  spiOut: number;
-  /** strongSwan names: aes128gcm16 aes192gcm16 aes256gcm16 aes128 aes192 aes256. */
-  encr: string;
-  /** null for AEAD; sha1 sha256 sha384 sha512 (HMAC, RFC 2404 / RFC 4868 truncation). */
-  integ: string | null;
-  /** GCM: key followed by the 4-byte salt (RFC 4106). */
-  encrKeyIn: Buffer;
-  encrKeyOut: Buffer;
-  integKeyIn: Buffer | null;
-  integKeyOut: Buffer | null;
-  esn: boolean;
-  encapsulation: 'udp' | 'esp';
+/**
+ * A ChildSaSpec (types.ts, where every field is described) with its endpoints flattened;
+ * NativeDataPlane maps one to the other. The engine sends from local's socket on the NAT-T port,
+ * so localPort is checked but not used. `activate` false: the pair also becomes current on
+ * activateSa(spiIn).
+ */
+export interface EngineSa extends Omit<ChildSaSpec, 'local' | 'remote'> {
   local: string;
   localPort: number;
   remote: string;
   remotePort: number;
-  /** Traffic selectors as CIDRs: inbound packets must come from tsRemote and go to tsLocal. */
-  tsLocal: string[];
-  tsRemote: string[];
-  /**
-   * Default true: the new outbound SA becomes the connection's current one at once. false
-   * (make-before-break, RFC 7296 §2.8, e.g. the responder of a CHILD_SA rekey): the inbound SA
-   * accepts packets at once, but the connection keeps sending on its current pair until
-   * activateSa(spiIn) or until the first authenticated packet arrives on this spiIn (the peer
-   * has installed the new SA), whichever comes first. If the connection has no current pair,
-   * the new one is used at once anyway.
-   */
-  activate?: boolean;
 }
 
 export interface EngineCounters {
@@ -88,6 +76,14 @@ export interface NativeEngine {
    * pair that was current before: the latest activation wins). Unknown spiIn: no-op.
    */
   activateSa(spiIn: number): void;
+  /**
+   * The peer of the pair installed under spiIn moved (RFC 7296 §2.23): its outbound ESP leaves from
+   * local (one of localAddresses; localPort is checked, not used) to remote:remotePort (the port only
+   * counts for ESP-in-UDP) from the engine's next batch on, atomically. Keys, sequence numbers, the
+   * inbound SA and its replay window, and the counters carry on. Unknown spiIn: false. Throws a
+   * TypeError when local is not one of localAddresses or remote is not an address of its family.
+   */
+  updateSa(spiIn: number, local: string, localPort: number, remote: string, remotePort: number): boolean;
   /**
    * Removes the pair installed under spiIn; a connection left without an outbound SA has none.
    * Removing the current pair makes the connection's newest remaining pair current, activated or

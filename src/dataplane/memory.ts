@@ -7,12 +7,37 @@ import type { ChildSaSpec, DataPlane, Endpoint, ForwardingEntry, SaCounters } fr
 export class MemoryDataPlane implements DataPlane {
   readonly sas = new Map<number, ChildSaSpec>();
   routes: ForwardingEntry[] = [];
+  #onPeerMoved: ((spiIn: number, from: Endpoint) => void) | undefined;
 
   installSa(sa: ChildSaSpec): void {
     this.sas.set(sa.spiIn >>> 0, sa);
   }
   removeSa(spiIn: number): void {
     this.sas.delete(spiIn >>> 0);
+  }
+  /** Records the new endpoints in a copy of the spec (the caller's objects are left alone). */
+  updateSa(spiIn: number, local: Endpoint, remote: Endpoint): boolean {
+    const sa = this.sas.get(spiIn >>> 0);
+    if (!sa) return false;
+    this.sas.set(spiIn >>> 0, { ...sa, local: { ...local }, remote: { ...remote } });
+    return true;
+  }
+  onPeerMoved(handler: (spiIn: number, from: Endpoint) => void): void {
+    this.#onPeerMoved = handler;
+  }
+  /**
+   * Test hook standing in for the engine's report: authenticated ESP on spiIn came from `from`.
+   * Like the engine, tells the handler only when the SA exists and `from` is not its remote
+   * endpoint (the address alone for raw ESP, which has no ports). True when it told it.
+   */
+  peerMoved(spiIn: number, from: Endpoint): boolean {
+    const sa = this.sas.get(spiIn >>> 0);
+    if (!sa || !this.#onPeerMoved) return false;
+    const same =
+      sa.remote.address === from.address && (sa.encapsulation === 'esp' || sa.remote.port === from.port);
+    if (same) return false;
+    this.#onPeerMoved(spiIn >>> 0, { ...from });
+    return true;
   }
   counters(spiIn: number): SaCounters | undefined {
     if (!this.sas.has(spiIn >>> 0)) return undefined;
@@ -29,21 +54,6 @@ export class MemoryDataPlane implements DataPlane {
     return false;
   }
   watchProbe(): void {}
-  #moved: (spiIn: number, from: Endpoint) => void = () => {};
-  updateSa(spiIn: number, local: Endpoint, remote: Endpoint): boolean {
-    const sa = this.sas.get(spiIn >>> 0);
-    if (!sa) return false;
-    this.sas.set(spiIn >>> 0, { ...sa, local, remote });
-    return true;
-  }
-  onPeerMoved(handler: (spiIn: number, from: Endpoint) => void): void {
-    this.#moved = handler;
-  }
-  /** Test face: authenticated ESP for spiIn arrived from `from`. */
-  peerMoved(spiIn: number, from: Endpoint): void {
-    const sa = this.sas.get(spiIn >>> 0);
-    if (sa && (sa.remote.address !== from.address || sa.remote.port !== from.port)) this.#moved(spiIn, from);
-  }
   async close(): Promise<void> {
     this.sas.clear();
   }

@@ -6,8 +6,8 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CreateEngine, EngineOptions, NativeEngine } from './engine-api.js';
-import type { ChildSaSpec, DataPlane, ForwardingEntry, SaCounters } from './types.js';
+import type { CreateEngine, EngineOptions, EngineSa, NativeEngine } from './engine-api.js';
+import type { ChildSaSpec, DataPlane, Endpoint, ForwardingEntry, SaCounters } from './types.js';
 
 export interface TunHandle {
   /** Non-blocking, close-on-exec file descriptor of the TUN queue. */
@@ -57,36 +57,52 @@ export function closeTun(fd: number): void {
   loadNative().closeTun(fd);
 }
 
+/** The one place a ChildSaSpec becomes an EngineSa: the same fields, endpoints flattened. */
+function toEngineSa(sa: ChildSaSpec): EngineSa {
+  const { local, remote, ...rest } = sa;
+  return {
+    ...rest,
+    local: local.address,
+    localPort: local.port,
+    remote: remote.address,
+    remotePort: remote.port,
+  };
+}
+
+type PeerMovedHandler = (spiIn: number, from: Endpoint) => void;
+
 /** The ESP data plane in native threads: packets never reach JavaScript. */
 export class NativeDataPlane implements DataPlane {
   readonly engine: NativeEngine;
   #closed = false;
+  #onPeerMoved: PeerMovedHandler | undefined;
 
+  /**
+   * `opts.onPeerMoved` is called as the engine reports; a handler registered later with
+   * onPeerMoved() (the daemon builds the data plane before the IKE side) is told as well.
+   */
   constructor(opts: EngineOptions) {
-    this.engine = loadNative().createEngine(opts);
+    const given = opts.onPeerMoved;
+    this.engine = loadNative().createEngine({
+      ...opts,
+      onPeerMoved: (spiIn, address, port) => {
+        given?.(spiIn, address, port);
+        this.#onPeerMoved?.(spiIn, { address, port });
+      },
+    });
   }
 
   installSa(sa: ChildSaSpec): void {
-    this.engine.installSa({
-      connection: sa.connection,
-      spiIn: sa.spiIn,
-      spiOut: sa.spiOut,
-      encr: sa.encr,
-      integ: sa.integ,
-      encrKeyIn: sa.encrKeyIn,
-      encrKeyOut: sa.encrKeyOut,
-      integKeyIn: sa.integKeyIn,
-      integKeyOut: sa.integKeyOut,
-      esn: sa.esn,
-      encapsulation: sa.encapsulation,
-      local: sa.local.address,
-      localPort: sa.local.port,
-      remote: sa.remote.address,
-      remotePort: sa.remote.port,
-      tsLocal: sa.tsLocal,
-      tsRemote: sa.tsRemote,
-      ...(sa.activate === false ? { activate: false } : {}),
-    });
+    this.engine.installSa(toEngineSa(sa));
+  }
+
+  updateSa(spiIn: number, local: Endpoint, remote: Endpoint): boolean {
+    return this.engine.updateSa(spiIn, local.address, local.port, remote.address, remote.port);
+  }
+
+  /** Replaces any handler registered before. */
+  onPeerMoved(handler: PeerMovedHandler): void {
+    this.#onPeerMoved = handler;
   }
 
   removeSa(spiIn: number): void {
@@ -112,13 +128,6 @@ export class NativeDataPlane implements DataPlane {
   watchProbe(icmpId: number, on: boolean): void {
     this.engine.watchProbe(icmpId, on);
   }
-
-  /* Placeholder until the engine has its update call (merged from the data-plane work). */
-  updateSa(): boolean {
-    return false;
-  }
-
-  onPeerMoved(): void {}
 
   async close(): Promise<void> {
     if (this.#closed) return;

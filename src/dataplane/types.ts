@@ -14,7 +14,11 @@ export interface ChildSaSpec {
   /** SPIs as 32-bit unsigned integers. */
   spiIn: number;
   spiOut: number;
-  /** ESP transform names in strongSwan syntax: encr 'aes256gcm16', integ 'sha256' or null for AEAD. */
+  /**
+   * ESP transform names in strongSwan syntax: encr aes128gcm16 aes192gcm16 aes256gcm16 aes128
+   * aes192 aes256; integ sha1 sha256 sha384 sha512 (HMAC, RFC 2404 / RFC 4868 truncation) or null
+   * for AEAD.
+   */
   encr: string;
   integ: string | null;
   /** Key material (for AEAD the 4-byte salt is appended to the key, RFC 4106). */
@@ -25,13 +29,20 @@ export interface ChildSaSpec {
   esn: boolean;
   encapsulation: 'udp' | 'esp';
   local: Endpoint;
+  /** The peer as seen from here: after NAT the mapped address and port (RFC 3948). */
   remote: Endpoint;
-  /** Traffic selectors as CIDR strings (with protocol/ports folded out for now). */
+  /**
+   * Traffic selectors as CIDR strings (with protocol/ports folded out for now): inbound packets
+   * must come from tsRemote and go to tsLocal.
+   */
   tsLocal: string[];
   tsRemote: string[];
   /**
-   * Default true: the pair becomes the connection's outbound SA at once. False (rekey responder):
-   * the old outbound SA stays in use until the peer sends on the new one or the old one is removed.
+   * Default true: the pair becomes the connection's outbound SA at once. False (make-before-break,
+   * RFC 7296 §2.8, e.g. the responder of a CHILD_SA rekey): the inbound SA accepts packets at
+   * once, but the connection keeps sending on its current pair until the first authenticated
+   * packet arrives on this spiIn (the peer has installed the new SA) or the old pair is removed.
+   * If the connection has no current pair, the new one is used at once anyway.
    */
   activate?: boolean;
 }
@@ -62,6 +73,9 @@ export interface DataPlane {
   injectProbe(connection: string, packet: Buffer): boolean;
   /** Inbound echo replies with this ICMP identifier go to the daemon's probe handler, not the LAN. */
   watchProbe(icmpId: number, on: boolean): void;
+  // The two NAT rebinding members below are optional only because a data plane wrapper outside
+  // src/ (test/lab/keylog-daemon.ts) does not forward them yet; MemoryDataPlane and
+  // NativeDataPlane implement both. Make them required once it does.
   /**
    * The peer of the pair installed under spiIn moved (a NAT mapping changed, RFC 7296 §2.23): from now on
    * its outbound ESP goes from `local` to `remote` (ports only matter for ESP-in-UDP). The inbound SA is
