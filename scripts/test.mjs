@@ -16,6 +16,10 @@
  *   --only unit,exchange   restrict the tap suites (folders under test/); checks always run
  *   --no-checks            skip steps 1–4 (still compiles with tsc so dist/ is fresh)
  *
+ * Skips: every skipped test (tap `# SKIP`, and each file of a suite skipped for lack of root) is printed
+ * with its reason. Under CI (CI set, and not 0/false/no), a skip fails the run unless test/skips.json
+ * lists it with the reason it is accepted; see scripts/tap-skips.mjs for the pattern syntax.
+ *
  * Ends with the line `N passed, N failed` (tap's test points plus the checks) and exits non-zero when
  * anything failed.
  */
@@ -23,12 +27,14 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { allowFor, loadAllowlist, parseTapSkips, skipName, sourceName } from './tap-skips.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'node_modules', '.bin');
 const SUITES = ['unit', 'exchange', 'interop', 'lab'];
 const SERIAL = new Set(['interop', 'lab']);
 const TAP_TIMEOUT_S = 600;
+const SKIPS_FILE = join('test', 'skips.json');
 /** Inputs for the standalone fuzz run: about 1 s. The driver's generator has a fixed seed (reproducible). */
 const FUZZ_RUNS = 200_000;
 const NATIVE_BUILD_TIMEOUT_S = 300;
@@ -158,6 +164,41 @@ async function nativeChecks(check) {
   console.log(`# native/test: ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
+const ciMode = () => !!process.env.CI && !/^(0|false|no)$/i.test(process.env.CI);
+
+/**
+ * Prints each skip with its reason; under CI, an unlisted skip is a failed check point. Returns the
+ * number of failures.
+ */
+function reportSkips(skips, ci) {
+  const allow = loadAllowlist(join(ROOT, SKIPS_FILE));
+  let failures = 0;
+  console.log('');
+  if (allow.error) {
+    console.log(`not ok - ${SKIPS_FILE}: ${allow.error}`);
+    failures++;
+  }
+  if (skips.length === 0) return failures;
+  console.log(`# ${skips.length} skipped (${ci ? `CI: each must be listed in ${SKIPS_FILE}` : 'not CI'}):`);
+  const used = new Set();
+  for (const s of skips) {
+    const entry = allowFor(s, allow.entries);
+    const what = `${skipName(s)}: ${s.reason || '(no reason given)'}`;
+    if (entry) {
+      used.add(entry[0]);
+      console.log(`# SKIP ${what}\n#   allowed by ${SKIPS_FILE} "${entry[0]}": ${entry[1]}`);
+    } else if (ci) {
+      console.log(`not ok - skipped, not listed in ${SKIPS_FILE}: ${what}`);
+      failures++;
+    } else {
+      console.log(`# SKIP ${what}\n#   not listed in ${SKIPS_FILE}: would fail under CI=true`);
+    }
+  }
+  for (const [pattern] of allow.entries)
+    if (!used.has(pattern)) console.log(`# ${SKIPS_FILE} "${pattern}" matched no skip in this run`);
+  return failures;
+}
+
 /** dist/test/<suite>/**\/*.test.js whose test/<suite>/**\/*.test.ts source still exists (no stale output). */
 function testFiles(suite) {
   const files = [];
@@ -233,6 +274,8 @@ async function main() {
   }
 
   // 5. tap.
+  const ci = ciMode();
+  const skips = [];
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const parallel = [];
   const serial = [];
@@ -240,9 +283,10 @@ async function main() {
     const files = testFiles(suite);
     if (SERIAL.has(suite)) {
       if (!isRoot) {
-        console.log(
-          `\n# SKIP ${suite}: needs root (network namespaces) and strongSwan; ${files.length} file(s) not run`,
-        );
+        const reason = 'needs root (network namespaces) and strongSwan';
+        console.log(`\n# SKIP ${suite}: ${reason}; ${files.length} file(s) not run`);
+        for (const f of files)
+          skips.push({ file: sourceName(f), path: [], reason: `suite ${suite} ${reason}` });
         continue;
       }
       serial.push(...files);
@@ -258,6 +302,16 @@ async function main() {
     if (files.length === 0) continue;
     const r = await run(join(BIN, 'tap'), [...tapArgs, ...extra, ...files], { capture: true });
     const c = tapCounts(r.out);
+    const found = parseTapSkips(r.out);
+    skips.push(...found);
+    if (c.found && found.length !== c.skip) {
+      // A skip the parser could not attribute must not slip through under CI.
+      console.log(`# tap counted ${c.skip} skip(s), ${found.length} found in its output`);
+      if (ci && found.length < c.skip) {
+        failed++;
+        failures.push(`${c.skip - found.length} skip(s) not attributed to a test`);
+      }
+    }
     passed += c.pass;
     failed += c.fail;
     skipped += c.skip + c.todo;
@@ -268,6 +322,12 @@ async function main() {
     }
   }
   if (parallel.length + serial.length === 0) console.log('\n# no test files found under dist/test');
+
+  const skipFailures = reportSkips(skips, ci);
+  if (skipFailures > 0) {
+    failed += skipFailures;
+    failures.push(`${skipFailures} skip(s) not allowed under CI (${SKIPS_FILE})`);
+  }
 
   console.log('');
   if (failures.length > 0) console.log(`# failed: ${failures.join('; ')}`);
