@@ -1,30 +1,41 @@
 #!/usr/bin/env node
 /**
- * `npm run lab`: builds twinsec on first use (npm ci: the addon and the TypeScript), checks the
- * few system tools the lab needs, then runs the dual-tunnel failover lab (test/lab/ha-demo.ts).
+ * `npm run lab`: checks the system tools the lab needs and, as root on Debian/Ubuntu, installs the
+ * missing ones with apt-get (scripts/setup-tools.mjs); builds twinsec on first use (npm ci: the addon
+ * and the TypeScript), then runs the dual-tunnel failover lab (test/lab/ha-demo.ts).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import {
+  BUILD_TOOLS,
+  ensureTools,
+  installCommand,
+  LAB_TOOLS,
+  missingTools,
+  packagesOf,
+} from './setup-tools.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const demo = join(root, 'dist', 'test', 'lab', 'ha-demo.js');
 const addon = join(root, 'build', 'Release', 'twinsec_native.node');
 
+const needsBuild = !existsSync(demo) || !existsSync(addon);
+const tools = needsBuild ? [...LAB_TOOLS, ...BUILD_TOOLS] : LAB_TOOLS;
+
 if (process.getuid?.() !== 0) {
   console.error('npm run lab needs root (network namespaces, TUN devices): sudo npm run lab');
+  const missing = missingTools(tools);
+  if (missing.length > 0) {
+    const pkgs = packagesOf(missing);
+    console.error(`  as root it also installs what is missing (${missing.map((t) => t.tool).join(', ')}),`);
+    console.error(`  or install that yourself first:  ${installCommand(pkgs, { sudo: true })}`);
+  }
   process.exit(2);
 }
-const missing = ['ip', 'iptables', 'ping'].filter(
-  (t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0,
-);
-if (missing.length) {
-  console.error(`missing tools: ${missing.join(', ')}; install them with`);
-  console.error('  apt-get install -y iproute2 iptables iputils-ping');
-  process.exit(2);
-}
-if (!existsSync(demo) || !existsSync(addon)) {
+if (!ensureTools(tools)) process.exit(2);
+if (needsBuild) {
   console.log('first run: building twinsec (npm ci) ...');
   const r = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status ?? 1);
