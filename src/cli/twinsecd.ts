@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/types.js';
+import { configWarnings } from '../config/warnings.js';
 import { startControlServer } from '../control/server.js';
 import { ConfigError } from '../errors.js';
 import { attachEventLogging, createLogger, type Logger } from '../log.js';
@@ -189,6 +190,7 @@ function installSignals(log: Logger, shutdown: () => Promise<void>, reload: () =
 async function main(): Promise<void> {
   const args = parseCli();
   const config = readConfig(args.config);
+  for (const w of configWarnings(config)) process.stderr.write(`warning: ${w}\n`);
   if (args.check) {
     const routes = config.routes.length;
     process.stdout.write(

@@ -146,6 +146,11 @@ function crossCheck(raw: unknown, baseDir: string, issues: string[]): Map<string
       const psk = readPskFile(resolvePath(baseDir, c.pskFile), `${p}.pskFile`, issues);
       if (psk) psks.set(name, psk);
     }
+    if ((c.mode === 'main' || c.mode === 'aggressive') && (c.version === undefined || c.version === 2)) {
+      issues.push(
+        `${p}.mode: IKEv2 has no main or aggressive mode (RFC 7296); remove mode or set version: 1`,
+      );
+    }
     if (typeof c.local === 'string' && typeof c.remote === 'string') {
       const lf = isIP(c.local);
       const rf = isIP(c.remote);
@@ -247,6 +252,7 @@ function resolveConfig(raw: RawConfig, psks: Map<string, Buffer>, baseDir: strin
     connections[name] = {
       name,
       version: c.version,
+      ...((c.version as 1 | 2) === 1 ? { mode: c.mode ?? 'main' } : {}),
       local: c.local,
       remote: c.remote,
       localId: c.localId ?? c.local,

@@ -154,6 +154,8 @@ export const connectionSchema = z.strictObject({
     .literal([1, 2])
     .default(2)
     .refine((v) => v === 2, { message: 'IKEv1 is not implemented yet; use version 2' }),
+  /** IKEv1 phase 1 exchange (RFC 2409 §5): main (identity protection, the default) or aggressive. */
+  mode: z.enum(['main', 'aggressive']).optional(),
   local: ipAddress,
   remote: ipAddress,
   localId: identity('local').optional(),

@@ -15,6 +15,8 @@ export interface IkeParams {
 export interface ConnectionConfig {
   name: string;
   version: 1 | 2;
+  /** IKEv1 only: the phase 1 exchange (main by default); absent for IKEv2. */
+  mode?: 'main' | 'aggressive';
   local: string;
   remote: string;
   localId: string;

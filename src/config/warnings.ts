@@ -1,0 +1,28 @@
+/**
+ * Things a valid configuration may still get wrong, said at `--check` and at start-up. They do not
+ * stop the daemon: the operator may mean them.
+ */
+import type { Config } from './types.js';
+
+export function configWarnings(config: Config): string[] {
+  const out: string[] = [];
+  // An IKEv1 peer honours INITIAL-CONTACT by deleting every SA of the identity pair (strongSwan
+  // does), so two IKEv1 tunnels sharing local and remote IDs tear each other down on every
+  // (re)connect. IKEv2 twinsec copes (only the first tunnel sends it), IKEv1 peers do not.
+  const byPair = new Map<string, string[]>();
+  for (const c of Object.values(config.connections)) {
+    if (c.version !== 1) continue;
+    const key = `${c.localId}\u0000${c.remoteId}`;
+    byPair.set(key, [...(byPair.get(key) ?? []), c.name]);
+  }
+  for (const names of byPair.values()) {
+    if (names.length < 2) continue;
+    const first = config.connections[names[0]!]!;
+    out.push(
+      `connections.${names.join(', connections.')}: IKEv1 connections share the identity pair ` +
+        `${first.localId} / ${first.remoteId}; the peer's INITIAL-CONTACT for one deletes the others' SAs ` +
+        '(give each tunnel its own localId)',
+    );
+  }
+  return out;
+}
