@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { CryptoError } from '../../src/errors.js';
+import { dhGenerate } from '../../src/ike/crypto/dh.js';
 import {
   V1Encr,
   V1EspId,
@@ -181,6 +182,10 @@ t.test('a wrong IV chain garbles the first block only; chains are per message ID
   t.notSame(x, y, 'independent quick-mode IVs');
   a.forget(7);
   t.same(a.encrypt(7, plain), x, 'a forgotten exchange restarts from its derived IV');
+  const one = new V1Protector(aes, KEY, sha1, IV, { maxExchanges: 1 });
+  const first7 = one.encrypt(7, plain);
+  one.encrypt(8, plain);
+  t.same(one.encrypt(7, plain), first7, 'beyond maxExchanges the oldest chain is dropped');
 });
 
 t.test('deferred decryption keeps the chain until confirmed', async (t) => {
@@ -221,4 +226,54 @@ t.test('algorithm table: DES refused, AES needs a key length', async (t) => {
   t.equal(v1EspEncrKeyLen(V1EspId.AES_GCM_16, 256), 36, 'GCM salt');
   t.equal(v1EspEncrKeyLen(V1EspId.DES3, 0), 24);
   t.throws(() => v1EspEncrKeyLen(V1EspId.DES, 0), CryptoError);
+});
+
+t.test('two peers over modp1024: Main Mode and Quick Mode agree role by role', async (t) => {
+  const alg = v1PrfAlg(V1Hash.SHA1);
+  const cipher = v1CipherAlg(V1Encr.AES_CBC, 128);
+  const [ci, cr] = [Buffer.alloc(8, 1), Buffer.alloc(8, 2)];
+  const [ni, nr] = [Buffer.alloc(16, 3), Buffer.alloc(20, 4)];
+  const [dhI, dhR] = [dhGenerate(2), dhGenerate(2)];
+  const side = (mine: typeof dhI, peerPub: Buffer) => {
+    const k = deriveV1Keys(alg, Buffer.from('psk'), ni, nr, mine.computeSecret(peerPub), ci, cr);
+    const key = v1EncryptionKey(alg, k.skeyidE, cipher.keyLen);
+    const iv = v1Phase1Iv(alg, dhI.publicKey, dhR.publicKey, cipher.blockLen);
+    return { k, p: new V1Protector(cipher, key, alg, iv) };
+  };
+  const I = side(dhI, dhR.publicKey);
+  const R = side(dhR, dhI.publicKey);
+  t.same(I.k, R.k, 'same SKEYIDs from both DH views');
+  const sa = Buffer.from('SAi_b');
+  const hashArgs = [dhI.publicKey, dhR.publicKey, ci, cr, sa] as const;
+  // Message 5 (IDii, HASH_I) and 6 (IDir, HASH_R), each checked before its IV is adopted.
+  const m5 = I.p.encrypt(0, v1HashI(alg, I.k.skeyid, ...hashArgs, Buffer.from('IDii')));
+  const h5 = R.p.decrypt(0, m5, { defer: true }).subarray(0, alg.outLen);
+  t.same(h5, v1HashI(alg, R.k.skeyid, ...hashArgs, Buffer.from('IDii')));
+  t.ok(R.p.confirm(0));
+  const m6 = R.p.encrypt(0, v1HashR(alg, R.k.skeyid, ...hashArgs, Buffer.from('IDir')));
+  t.same(
+    I.p.decrypt(0, m6).subarray(0, alg.outLen),
+    v1HashR(alg, I.k.skeyid, ...hashArgs, Buffer.from('IDir')),
+  );
+  // Quick Mode: three messages in one chain; a message ID neither side has used yet.
+  const mid = 0x01020304;
+  for (const [from, to, text] of [
+    [I.p, R.p, 'QM1'],
+    [R.p, I.p, 'QM2'],
+    [I.p, R.p, 'QM3'],
+  ] as const) {
+    t.equal(
+      to
+        .decrypt(mid, from.encrypt(mid, Buffer.from(text)))
+        .subarray(0, 3)
+        .toString(),
+      text,
+    );
+  }
+  t.same(I.p.ivFor(mid), R.p.ivFor(mid));
+  // KEYMAT: the initiator's outbound SA is the responder's inbound one (the responder's SPI).
+  const spiR = Buffer.from('a0b0c0d0', 'hex');
+  const km = (k: typeof I.k) => v1Keymat(alg, k.skeyidD, ESP, spiR, ni, nr, 36);
+  t.same(km(I.k), km(R.k));
+  t.notSame(km(I.k), v1Keymat(alg, I.k.skeyidD, ESP, Buffer.from('a0b0c0d1', 'hex'), ni, nr, 36));
 });
