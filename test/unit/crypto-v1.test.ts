@@ -186,6 +186,13 @@ t.test('a wrong IV chain garbles the first block only; chains are per message ID
   const first7 = one.encrypt(7, plain);
   one.encrypt(8, plain);
   t.same(one.encrypt(7, plain), first7, 'beyond maxExchanges the oldest chain is dropped');
+  const two = new V1Protector(aes, KEY, sha1, IV, { maxExchanges: 2 });
+  const [iv7, iv8] = [two.ivFor(7), two.ivFor(8)];
+  two.encrypt(8, plain);
+  two.encrypt(7, plain);
+  two.ivFor(9);
+  t.notSame(two.ivFor(7), iv7, 'recently used chain 7 kept its state');
+  t.same(two.ivFor(8), iv8, 'least recently used chain 8 was dropped and restarts');
 });
 
 t.test('deferred decryption keeps the chain until confirmed', async (t) => {

@@ -28,8 +28,8 @@ interface Chain {
 
 export interface V1ProtectorOptions {
   /**
-   * How many exchanges (message IDs other than 0) keep IV state at once; the oldest is dropped
-   * beyond that. strongSwan keeps 3 by default (charon.max_ikev1_exchanges).
+   * How many exchanges (message IDs other than 0) keep IV state at once; the least recently used
+   * is dropped beyond that. strongSwan keeps 3 by default (charon.max_ikev1_exchanges).
    */
   maxExchanges?: number;
 }
@@ -74,7 +74,11 @@ export class V1Protector {
   #chain(mid: number): Chain {
     if (mid === 0) return this.#phase1;
     let c = this.#chains.get(mid);
-    if (!c) {
+    if (c) {
+      // Least recently used goes first, as in strongSwan's iv_manager: re-insert at the end.
+      this.#chains.delete(mid);
+      this.#chains.set(mid, c);
+    } else {
       const iv = v1Phase2Iv(this.#hash, this.#phase1.iv, mid, this.cipher.blockLen);
       c = { iv: Buffer.from(iv), pending: null };
       this.#chains.set(mid, c);
