@@ -204,6 +204,10 @@ t.test('lifetimes: the shorter wins, a longer offer gets RESPONDER-LIFETIME', as
     lifeSeconds: 28800,
     responderLifetime: false,
   });
+  t.match(selectPhase1(ours, offer(0), { lifeSeconds: 28800 }), {
+    lifeSeconds: 28800,
+    responderLifetime: true,
+  });
   const e = esp('aes128-sha1');
   const q = (life: number | null) => phase2Offer(e, { spi: SPI_PEER, lifeSeconds: life, encap: 1 });
   // RFC 2407 §4.5: no lifetime means 28800 s, longer than our 3600.

@@ -112,7 +112,7 @@ export function decodePhase1(t: V1Transform): V1Phase1Suite | null {
   return { encr, keyLen, hash, group, auth, lifeSeconds: r.life };
 }
 
-/** Decodes an ESP transform; null for unknown attributes or a missing encapsulation mode. */
+/** Decodes an ESP transform; null for unknown attributes, no encapsulation mode, or an ESN attribute. */
 export function decodeEsp(t: V1Transform): V1EspSuite | null {
   const r = readAttrs(t, P2_TYPES);
   if (!r) return null;
@@ -136,7 +136,7 @@ const lifeAttrs = (types: AttrTypes, s: number | null): V1Attr[] =>
         { type: types.lifeDuration, value: durationValue(s) },
       ];
 
-/** A phase-1 transform in strongSwan's attribute order. */
+/** A phase-1 transform; the order (encryption, key length, hash, auth, group, life) is not significant. */
 export function encodePhase1(s: V1Phase1Suite, num: number): V1Transform {
   const attrs: V1Attr[] = [{ type: V1P1Attr.ENCRYPTION, value: s.encr }];
   if (s.keyLen) attrs.push({ type: V1P1Attr.KEY_LENGTH, value: s.keyLen });

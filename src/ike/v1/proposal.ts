@@ -201,9 +201,13 @@ function espMatches(spec: V1ProposalSpec, s: V1EspSuite, natT: boolean): boolean
   return spec.groups.includes(s.group);
 }
 
-/** Lifetime rule: the peer's if not longer than ours, else ours announced by RESPONDER-LIFETIME. */
+/**
+ * Lifetime rule: the peer's if not longer than ours, else ours announced by RESPONDER-LIFETIME. A
+ * duration of 0 would mean an SA that expires at once: answered with ours like a longer one.
+ */
 function decideLife(peer: number | null, ours: number): { lifeSeconds: number; responderLifetime: boolean } {
-  if (peer === null || peer > ours) return { lifeSeconds: ours, responderLifetime: peer !== null };
+  if (peer === null || peer <= 0 || peer > ours)
+    return { lifeSeconds: ours, responderLifetime: peer !== null };
   return { lifeSeconds: peer, responderLifetime: false };
 }
 
