@@ -277,7 +277,7 @@ t.test('initiator: the answer must be one transform we offered', async (t) => {
   const other = phase1Offer(ike('aes128-sha1-modp2048'), { lifeSeconds: 28800 });
   t.equal(checkPhase1Chosen(offered, p1(other)), null, 'not offered');
   const longer = phase1Offer(ike('aes128-sha1-modp1024'), { lifeSeconds: 86400 });
-  t.equal(checkPhase1Chosen(offered, p1(longer)), null, 'longer lifetime than offered');
+  t.equal(checkPhase1Chosen(offered, p1(longer))?.lifeSeconds, 28800, 'a longer answer never extends ours');
   const shorter = phase1Offer(ike('aes128-sha1-modp1024'), { lifeSeconds: 3600 });
   t.equal(checkPhase1Chosen(offered, p1(shorter))?.lifeSeconds, 3600);
 
@@ -291,6 +291,15 @@ t.test('initiator: the answer must be one transform we offered', async (t) => {
   ];
   const e = checkPhase2Chosen(ours, reply(2, ours[1]!.transforms[0]!));
   t.equal(e && phase2Name(e), 'aes128-sha1-modp1024');
+  t.equal(e?.lifeSeconds, 3600);
+  const noLife = { ...ours[1]!.transforms[0]!, attrs: ours[1]!.transforms[0]!.attrs.slice(2) };
+  t.equal(checkPhase2Chosen(ours, reply(2, noLife))?.lifeSeconds, 3600, 'no lifetime in the answer: ours');
+  const [short] = phase2Offer(esp('aes128-sha1-modp1024'), { spi: SPI_PEER, lifeSeconds: 1200, encap: 3 });
+  t.equal(
+    checkPhase2Chosen(ours, reply(2, short!.transforms[0]!))?.lifeSeconds,
+    1200,
+    'a shorter one is kept',
+  );
   t.equal(
     checkPhase2Chosen(ours, reply(1, ours[1]!.transforms[0]!)),
     null,

@@ -288,9 +288,15 @@ export function selectPhase2(
 const sameBut = <S extends { lifeSeconds: number | null }>(a: S, b: S): boolean =>
   JSON.stringify({ ...a, lifeSeconds: 0 }) === JSON.stringify({ ...b, lifeSeconds: 0 });
 
-/** A lifetime in the answer may be ours or shorter, never longer (RFC 2407 §4.5). */
-const lifeOk = (chosen: number | null, offered: number | null): boolean =>
-  chosen === null || offered === null || chosen <= offered;
+/**
+ * The lifetime an initiator keeps: the shorter of ours and the answer's. RFC 2408 §4.2 has the
+ * responder echo our transform, but strongSwan (main_mode.c, quick_mode.c) accepts a differing
+ * lifetime with a log line instead of failing, and so do we; a longer one never extends ours.
+ */
+function keptLife(answer: number | null, offered: number | null): number | null {
+  if (answer === null || answer <= 0) return offered;
+  return offered === null ? answer : Math.min(answer, offered);
+}
 
 function single(answer: V1Proposal[], protocolId: number): { p: V1Proposal; t: V1Transform } | null {
   const p = answer.length === 1 ? answer[0] : undefined;
@@ -298,25 +304,23 @@ function single(answer: V1Proposal[], protocolId: number): { p: V1Proposal; t: V
   return p && t && p.protocolId === protocolId ? { p, t } : null;
 }
 
-/** Initiator: the responder's phase-1 answer, if it is one transform we offered. */
+/** Initiator: the responder's phase-1 answer, if it is one transform we offered (lifetime aside). */
 export function checkPhase1Chosen(offered: V1Transform[], answer: V1Proposal[]): V1Phase1Suite | null {
   const one = single(answer, V1_PROTO_ISAKMP);
   const s = one && decodePhase1(one.t);
   if (!s) return null;
-  const match = offered
-    .map(decodePhase1)
-    .find((o) => o && sameBut(o, s) && lifeOk(s.lifeSeconds, o.lifeSeconds));
-  return match ? { ...s, lifeSeconds: s.lifeSeconds ?? match.lifeSeconds } : null;
+  const match = offered.map(decodePhase1).find((o) => o && sameBut(o, s));
+  return match ? { ...s, lifeSeconds: keptLife(s.lifeSeconds, match.lifeSeconds) } : null;
 }
 
-/** Initiator: the responder's quick-mode answer, if it is one transform of the proposal it names. */
+/** Initiator: the quick-mode answer, if it is one transform of the proposal it names (lifetime aside). */
 export function checkPhase2Chosen(offered: V1Proposal[], answer: V1Proposal[]): V1EspSuite | null {
   const one = single(answer, V1_PROTO_ESP);
   const s = one && one.p.spi.length === 4 ? decodeEsp(one.t) : null;
   if (!one || !s) return null;
   const mine = offered.filter((p) => p.num === one.p.num).flatMap((p) => p.transforms.map(decodeEsp));
-  const match = mine.find((o) => o && sameBut(o, s) && lifeOk(s.lifeSeconds, o.lifeSeconds));
-  return match ? { ...s, lifeSeconds: s.lifeSeconds ?? match.lifeSeconds } : null;
+  const match = mine.find((o) => o && sameBut(o, s));
+  return match ? { ...s, lifeSeconds: keptLife(s.lifeSeconds, match.lifeSeconds) } : null;
 }
 
 /** strongSwan-style name of a phase-1 suite, e.g. aes128-sha1-modp1024. */
