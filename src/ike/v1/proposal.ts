@@ -152,12 +152,18 @@ export function phase1Suites(
 }
 
 /** The transforms of our phase-1 SA payload (one proposal, KEY_IKE transforms numbered from 1). */
-export function phase1Offer(specs: V1ProposalSpec[], opts: { lifeSeconds: number | null; auth?: number }) {
+export function phase1Offer(
+  specs: V1ProposalSpec[],
+  opts: { lifeSeconds: number | null; auth?: number },
+): V1Transform[] {
   return phase1Suites(specs, opts).map((s, i) => encodePhase1(s, i + 1));
 }
 
 /** Every ESP suite one proposal offers (PFS group `0` = a transform without a group). */
-export function espSuites(spec: V1ProposalSpec, opts: { lifeSeconds: number | null; encap: number }) {
+export function espSuites(
+  spec: V1ProposalSpec,
+  opts: { lifeSeconds: number | null; encap: number },
+): V1EspSuite[] {
   const { lifeSeconds, encap } = opts;
   const out: V1EspSuite[] = [];
   const auths = spec.integ.length > 0 ? spec.integ : [null];
