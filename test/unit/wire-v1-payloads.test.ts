@@ -13,6 +13,7 @@ import {
   findAttribute,
   IdTypeV1,
   NotifyTypeV1,
+  numberAttribute,
   Phase1Attr,
   Phase2Attr,
   ProtocolIdV1,
@@ -219,6 +220,9 @@ t.test('attributes: TV and TLV read as numbers, form preserved', async (t) => {
   t.equal(attributeNumber({ type: 12, value: hex('010000000000') }), 2 ** 40);
   t.match(wireError(() => attributeNumber({ type: 12, value: Buffer.alloc(0) })).message, /not a number/);
   t.match(wireError(() => attributeNumber({ type: 12, value: Buffer.alloc(7) })).message, /not a number/);
+  t.strictSame(numberAttribute(12, 3960), { type: 12, value: 3960 }, 'TV when it fits');
+  t.strictSame(numberAttribute(12, 95040), { type: 12, value: hex('00017340') }, '4-byte TLV otherwise');
+  t.match(wireError(() => numberAttribute(12, 2 ** 32)).message, /out of range/);
   const attrs = [{ type: Phase1Attr.LIFE_DURATION, value: 3600 }];
   t.equal(findAttribute(attrs, Phase1Attr.LIFE_DURATION), attrs[0]);
   t.equal(findAttribute(attrs, Phase1Attr.KEY_LENGTH), undefined);

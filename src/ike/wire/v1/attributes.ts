@@ -64,6 +64,18 @@ export function attributeNumber(a: DataAttribute): number {
   return a.value.readUIntBE(0, a.value.length);
 }
 
+/**
+ * A numeric attribute in the form strongSwan uses: TV when the value fits 16 bits, otherwise a
+ * 4-byte TLV (life durations above 65535 seconds or kilobytes).
+ */
+export function numberAttribute(type: number, value: number): DataAttribute {
+  checkUint(`attribute ${type}`, 'value', value, 0xffffffff);
+  if (value <= 0xffff) return { type, value };
+  const out = Buffer.alloc(4);
+  out.writeUInt32BE(value, 0);
+  return { type, value: out };
+}
+
 /** The first attribute of `type`, or undefined. */
 export function findAttribute(attrs: DataAttribute[], type: number): DataAttribute | undefined {
   return attrs.find((a) => a.type === type);

@@ -2,8 +2,11 @@
  * The SA payload (RFC 2408 §3.4) with its nested Proposal (§3.5) and Transform (§3.6) payloads,
  * in the IPsec DOI (RFC 2407 §4.6.1). Unlike IKEv2 the nested payloads are chained by real
  * next-payload values (P = 2, T = 3, last 0); proposals with equal numbers form one AND bundle
- * (§4.2), so numbers only have to be non-decreasing. The SA body is what HASH_I/HASH_R cover
- * (`SAi_b`, RFC 2409 §5), so nothing here normalises what it reads.
+ * (§4.2), so numbers only have to be non-decreasing. Attribute forms are kept (attributes.ts),
+ * so what strongSwan sends re-encodes byte for byte; the reserved octets of proposals and
+ * transforms (RFC 2408 §3.5/§3.6: "MUST be set to 0") are ignored on read and written as 0.
+ * HASH_I/HASH_R cover the SA body as received (`SAi_b`, RFC 2409 §5): take it from
+ * rawPayloadsV1, never from a re-encoding.
  */
 import { decodeAttributes, encodeAttributes } from './attributes.js';
 import { DOI_IPSEC, PayloadTypeV1, SIT_IDENTITY_ONLY } from './constants.js';
