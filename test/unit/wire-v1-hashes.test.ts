@@ -101,7 +101,7 @@ t.test('main mode: HASH_I and HASH_R over SAi_b and the ID bodies (HMAC-SHA-256)
   const [m1, , m3, m4, m5, m6] = msgs as [Msg, Msg, Msg, Msg, Msg, Msg];
   const p1 = { sa: m1, keI: m3, keR: m4, idI: m5, idR: m6, hashI: m5, hashR: m6 };
   const checks = [...phase1Hashes('sha256', skeyid, p1), ...quickHashes('sha256', skeyidA, msgs)];
-  t.equal(checks.length, 7);
+  t.ok(checks.length >= 9, `${checks.length} hashes: phase 1, quick mode, DPD and Delete informationals`);
   for (const [computed, sent, what] of checks) t.equal(computed, sent, what);
 });
 
@@ -110,6 +110,6 @@ t.test('aggressive mode: HASH_R in clear, HASH_I encrypted (HMAC-SHA-1)', async 
   const [a1, a2, a3] = msgs as [Msg, Msg, Msg];
   const p1 = { sa: a1, keI: a1, keR: a2, idI: a1, idR: a2, hashI: a3, hashR: a2 };
   const checks = [...phase1Hashes('sha1', skeyid, p1), ...quickHashes('sha1', skeyidA, msgs)];
-  t.equal(checks.length, 7);
+  t.ok(checks.length >= 9, `${checks.length} hashes: phase 1, quick mode, DPD and Delete informationals`);
   for (const [computed, sent, what] of checks) t.equal(computed, sent, what);
 });
