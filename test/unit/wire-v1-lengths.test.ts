@@ -44,125 +44,60 @@ const PROPOSAL = (transforms: Buffer, count = 1, spi = '') => {
 };
 const SA = (proposals: Buffer) => Buffer.concat([hex('00000001 00000001'), proposals]);
 
+/** A copy of `buf` with octets overwritten: [offset, value, width] each. */
+function patch(buf: Buffer, ...edits: [number, number, 1 | 2][]): Buffer {
+  const b = Buffer.from(buf);
+  for (const [off, v, w] of edits) b.writeUIntBE(v, off, w);
+  return b;
+}
+
+/** DOI, situation, one proposal (at 8; transforms at 16) with one transform of TV and TLV attributes. */
+const GOOD_SA = SA(PROPOSAL(TRANSFORM('800b 0001 000c 0004 00015180')));
+const SA_CASES: [string, Buffer, RegExp][] = [
+  ['SA body shorter than DOI + situation', hex('00000001'), /shorter than 8/],
+  ['DOI 0', patch(GOOD_SA, [3, 0, 1]), /DOI 0 is not IPsec/],
+  ['secrecy situation', patch(GOOD_SA, [7, 2, 1]), /situation 2/],
+  ['no proposal', hex('00000001 00000001'), /0 bytes left for the 8-byte header/],
+  ['proposal length beyond the SA', patch(GOOD_SA, [10, 200, 2]), /length 200 outside/],
+  ['proposal length below 8', patch(GOOD_SA, [10, 4, 2]), /length 4 outside/],
+  [
+    'proposal shorter than its transform',
+    patch(GOOD_SA, [10, GOOD_SA.length - 12, 2]),
+    /after the last proposal/,
+  ],
+  ['bytes after the last proposal', Buffer.concat([GOOD_SA, hex('00')]), /1 bytes after the last proposal/],
+  ['proposal next payload neither P nor 0', patch(GOOD_SA, [8, 7, 1]), /next payload 7 is neither 0 nor 2/],
+  ['proposal announces P, nothing follows', patch(GOOD_SA, [8, 2, 1]), /0 bytes left/],
+  ['transform next payload neither T nor 0', patch(GOOD_SA, [16, 2, 1]), /neither 0 nor 3/],
+  [
+    'more transforms than announced',
+    SA(PROPOSAL(Buffer.concat([patch(TRANSFORM(''), [0, 3, 1]), TRANSFORM('')]), 1)),
+    /beyond the 1 announced/,
+  ],
+  ['fewer transforms than announced', SA(PROPOSAL(TRANSFORM(''), 2)), /1 transforms, 2 announced/],
+  ['no transforms', SA(PROPOSAL(Buffer.alloc(0), 0)), /no transforms/],
+  [
+    'SPI size beyond the proposal',
+    patch(SA(PROPOSAL(Buffer.alloc(0))), [14, 255, 1]),
+    /SPI size 255 exceeds/,
+  ],
+  ['transform length beyond the proposal', patch(GOOD_SA, [18, 100, 2]), /length 100 outside/],
+  [
+    'TLV attribute longer than the transform',
+    SA(PROPOSAL(TRANSFORM('000c 0008 00015180'))),
+    /8 value bytes, 4 left/,
+  ],
+  ['half an attribute', SA(PROPOSAL(TRANSFORM('800b'))), /2 bytes left for a 4-byte attribute/],
+  [
+    'proposal numbers going down',
+    SA(Buffer.concat([patch(PROPOSAL(TRANSFORM('')), [0, 2, 1], [4, 2, 1]), PROPOSAL(TRANSFORM(''))])),
+    /number 1 below the previous 2/,
+  ],
+];
+
 t.test('SA, proposal and transform lengths are checked', async (t) => {
-  const good = SA(PROPOSAL(TRANSFORM('800b 0001 000c 0004 00015180')));
-  t.equal(decode(1, good).length, 1, 'the well-formed one decodes');
-  const cases: [string, Buffer, RegExp][] = [
-    ['SA body shorter than DOI + situation', hex('00000001'), /shorter than 8/],
-    ['DOI 0', Buffer.concat([hex('00000000 00000001'), good.subarray(8)]), /DOI 0 is not IPsec/],
-    ['secrecy situation', Buffer.concat([hex('00000001 00000002'), good.subarray(8)]), /situation 2/],
-    ['no proposal', hex('00000001 00000001'), /0 bytes left for the 8-byte header/],
-    [
-      'proposal length beyond the SA',
-      (() => {
-        const b = Buffer.from(good);
-        b.writeUInt16BE(200, 10);
-        return b;
-      })(),
-      /length 200 outside/,
-    ],
-    [
-      'proposal length below 8',
-      (() => {
-        const b = Buffer.from(good);
-        b.writeUInt16BE(4, 10);
-        return b;
-      })(),
-      /length 4 outside/,
-    ],
-    [
-      'proposal shorter than its transforms',
-      (() => {
-        const b = Buffer.from(good);
-        b.writeUInt16BE(good.length - 8 - 4, 10);
-        return b;
-      })(),
-      /bytes after the last proposal|outside|left/,
-    ],
-    ['bytes after the last proposal', Buffer.concat([good, hex('00')]), /1 bytes after the last proposal/],
-    [
-      'proposal next payload neither P nor 0',
-      (() => {
-        const b = Buffer.from(good);
-        b[8] = 7;
-        return b;
-      })(),
-      /next payload 7 is neither 0 nor 2/,
-    ],
-    [
-      'proposal announces P, nothing follows',
-      (() => {
-        const b = Buffer.from(good);
-        b[8] = 2;
-        return b;
-      })(),
-      /0 bytes left/,
-    ],
-    [
-      'transform next payload neither T nor 0',
-      (() => {
-        const b = Buffer.from(good);
-        b[16] = 2;
-        return b;
-      })(),
-      /neither 0 nor 3/,
-    ],
-    [
-      'more transforms than announced',
-      SA(
-        PROPOSAL(
-          Buffer.concat([
-            (() => {
-              const x = TRANSFORM('');
-              x[0] = 3;
-              return x;
-            })(),
-            TRANSFORM(''),
-          ]),
-          1,
-        ),
-      ),
-      /beyond the 1 announced/,
-    ],
-    ['fewer transforms than announced', SA(PROPOSAL(TRANSFORM(''), 2)), /1 transforms, 2 announced/],
-    ['no transforms', SA(PROPOSAL(Buffer.alloc(0), 0)), /no transforms/],
-    [
-      'SPI size beyond the proposal',
-      SA(PROPOSAL(Buffer.alloc(0), 1, '')).fill(0xff, 14, 15),
-      /SPI size 255 exceeds/,
-    ],
-    [
-      'transform length beyond the proposal',
-      (() => {
-        const b = Buffer.from(good);
-        b.writeUInt16BE(100, 18);
-        return b;
-      })(),
-      /length 100 outside/,
-    ],
-    [
-      'TLV attribute longer than the transform',
-      SA(PROPOSAL(TRANSFORM('000c 0008 00015180'))),
-      /8 value bytes, 4 left/,
-    ],
-    ['half an attribute', SA(PROPOSAL(TRANSFORM('800b'))), /2 bytes left for a 4-byte attribute/],
-    [
-      'proposal numbers going down',
-      SA(
-        Buffer.concat([
-          (() => {
-            const p = PROPOSAL(TRANSFORM(''));
-            p[0] = 2;
-            p[4] = 2;
-            return p;
-          })(),
-          PROPOSAL(TRANSFORM('')),
-        ]),
-      ),
-      /number 1 below the previous 2/,
-    ],
-  ];
-  for (const [name, body, re] of cases) t.match(wireError(() => decode(1, body)).message, re, name);
+  t.equal(decode(1, GOOD_SA).length, 1, 'the well-formed one decodes');
+  for (const [name, body, re] of SA_CASES) t.match(wireError(() => decode(1, body)).message, re, name);
 });
 
 t.test('other payloads: short, overlong and inconsistent bodies', async (t) => {
@@ -222,75 +157,72 @@ t.test('the generic header and the chain', async (t) => {
   t.match(wireError(() => encodeGenericHeaderV1(0, 256, 4)).message, /reserved 256/);
 });
 
+const ENCODE_CASES: [string, PayloadV1, RegExp][] = [
+  ['SA without proposals', { type: 1, doi: 1, situation: 1, proposals: [] }, /no proposals/],
+  [
+    'proposal without transforms',
+    {
+      type: 1,
+      doi: 1,
+      situation: 1,
+      proposals: [{ num: 1, protocolId: 3, spi: Buffer.alloc(4), transforms: [] }],
+    },
+    /no transforms/,
+  ],
+  [
+    'transform ID 256',
+    {
+      type: 1,
+      doi: 1,
+      situation: 1,
+      proposals: [
+        { num: 1, protocolId: 3, spi: Buffer.alloc(4), transforms: [{ num: 1, id: 256, attributes: [] }] },
+      ],
+    },
+    /transform ID 256/,
+  ],
+  [
+    'attribute type 0x8000',
+    { type: 14, cfgType: 1, identifier: 0, attributes: [{ type: 0x8000, value: 1 }] },
+    /attribute type 32768/,
+  ],
+  [
+    'TV value 0x10000',
+    { type: 14, cfgType: 1, identifier: 0, attributes: [{ type: 1, value: 0x10000 }] },
+    /TV value 65536/,
+  ],
+  [
+    'TLV value of 65536 bytes',
+    { type: 14, cfgType: 1, identifier: 0, attributes: [{ type: 1, value: Buffer.alloc(0x10000) }] },
+    /TLV length 65536/,
+  ],
+  ['ID port 65536', { type: 5, idType: 1, protocolId: 0, port: 65536, data: Buffer.alloc(4) }, /port 65536/],
+  [
+    'N DOI above 32 bits',
+    { type: 11, doi: 2 ** 32, protocolId: 0, spi: Buffer.alloc(0), notifyType: 1, data: Buffer.alloc(0) },
+    /DOI/,
+  ],
+  [
+    'D SPI of the wrong size',
+    { type: 12, doi: 1, protocolId: 3, spiSize: 4, spis: [Buffer.alloc(3)] },
+    /SPI of 3 bytes, SPI size is 4/,
+  ],
+  ['NONCE of 4 bytes', { type: 10, data: Buffer.alloc(4) }, /outside 8..256/],
+  [
+    'NAT-OA type/address mismatch',
+    { type: 21, idType: IdTypeV1.IPV6_ADDR, address: '192.0.2.1' },
+    /ID type 5 with a 4-byte address/,
+  ],
+  ['NAT-OA not an address', { type: 21, idType: IdTypeV1.IPV4_ADDR, address: 'nope' }, /not an IP address/],
+  [
+    'opaque payload of a known type',
+    { type: 13, body: Buffer.alloc(1) },
+    /cannot be sent as an opaque payload/,
+  ],
+  ['opaque payload of type 0', { type: 0, body: Buffer.alloc(1) }, /cannot be sent/],
+  ['payload over 65535 bytes', { type: 13, data: Buffer.alloc(0xffff) }, /out of range 4..65535/],
+];
+
 t.test('encode refuses what it could not decode back', async (t) => {
-  const bad: [string, PayloadV1, RegExp][] = [
-    ['SA without proposals', { type: 1, doi: 1, situation: 1, proposals: [] }, /no proposals/],
-    [
-      'proposal without transforms',
-      {
-        type: 1,
-        doi: 1,
-        situation: 1,
-        proposals: [{ num: 1, protocolId: 3, spi: Buffer.alloc(4), transforms: [] }],
-      },
-      /no transforms/,
-    ],
-    [
-      'transform ID 256',
-      {
-        type: 1,
-        doi: 1,
-        situation: 1,
-        proposals: [
-          { num: 1, protocolId: 3, spi: Buffer.alloc(4), transforms: [{ num: 1, id: 256, attributes: [] }] },
-        ],
-      },
-      /transform ID 256/,
-    ],
-    [
-      'attribute type 0x8000',
-      { type: 14, cfgType: 1, identifier: 0, attributes: [{ type: 0x8000, value: 1 }] },
-      /attribute type 32768/,
-    ],
-    [
-      'TV value 0x10000',
-      { type: 14, cfgType: 1, identifier: 0, attributes: [{ type: 1, value: 0x10000 }] },
-      /TV value 65536/,
-    ],
-    [
-      'TLV value of 65536 bytes',
-      { type: 14, cfgType: 1, identifier: 0, attributes: [{ type: 1, value: Buffer.alloc(0x10000) }] },
-      /TLV length 65536/,
-    ],
-    [
-      'ID port 65536',
-      { type: 5, idType: 1, protocolId: 0, port: 65536, data: Buffer.alloc(4) },
-      /port 65536/,
-    ],
-    [
-      'N DOI above 32 bits',
-      { type: 11, doi: 2 ** 32, protocolId: 0, spi: Buffer.alloc(0), notifyType: 1, data: Buffer.alloc(0) },
-      /DOI/,
-    ],
-    [
-      'D SPI of the wrong size',
-      { type: 12, doi: 1, protocolId: 3, spiSize: 4, spis: [Buffer.alloc(3)] },
-      /SPI of 3 bytes, SPI size is 4/,
-    ],
-    ['NONCE of 4 bytes', { type: 10, data: Buffer.alloc(4) }, /outside 8..256/],
-    [
-      'NAT-OA type/address mismatch',
-      { type: 21, idType: IdTypeV1.IPV6_ADDR, address: '192.0.2.1' },
-      /ID type 5 with a 4-byte address/,
-    ],
-    ['NAT-OA not an address', { type: 21, idType: IdTypeV1.IPV4_ADDR, address: 'nope' }, /not an IP address/],
-    [
-      'opaque payload of a known type',
-      { type: 13, body: Buffer.alloc(1) },
-      /cannot be sent as an opaque payload/,
-    ],
-    ['opaque payload of type 0', { type: 0, body: Buffer.alloc(1) }, /cannot be sent/],
-    ['payload over 65535 bytes', { type: 13, data: Buffer.alloc(0xffff) }, /out of range 4..65535/],
-  ];
-  for (const [name, p, re] of bad) t.match(wireError(() => encodePayloadsV1([p])).message, re, name);
+  for (const [name, p, re] of ENCODE_CASES) t.match(wireError(() => encodePayloadsV1([p])).message, re, name);
 });
