@@ -1,8 +1,8 @@
 /**
  * Whole ISAKMP messages (RFC 2408 §3.1): the header shared with IKEv2 (../header.ts) with major
  * version 1, then either the payload chain in clear or, with the E flag, ciphertext that stays
- * opaque here: decryption (and the padding it leaves, RFC 2409 §5.3) is the caller's, which then
- * calls decodePayloadsV1 on the plaintext.
+ * opaque here: decryption (and the padding it leaves, see payloads.ts) is the caller's, which
+ * then calls decodePayloadsV1 on the plaintext.
  */
 import { WireError } from '../../../errors.js';
 import { decodeHeader, encodeHeader, HEADER_LENGTH, peekVersion } from '../header.js';

@@ -6,9 +6,10 @@
  *
  * The chain differs from IKEv2 in two ways. There is no critical bit: the generic header's
  * second octet is RESERVED (RFC 2408 §3.2) and kept as received. And an encrypted body is padded
- * to the cipher block size with nothing in any length field covering the padding (RFC 2409
- * §5.3; strongSwan pads), so after decryption the chain ends at next payload 0 and whatever
- * follows is padding, which `splitPayloadsV1(..., true)` tolerates.
+ * to the cipher block size, the header's length (RFC 2408 §3.1) counting the padding and no
+ * payload length covering it (strongSwan pads with zeros, a whole block when already aligned:
+ * see the captures), so after decryption the chain ends at next payload 0 and whatever follows
+ * is padding, which `splitPayloadsV1(..., true)` tolerates.
  */
 import { formatAddress, parseAddress } from '../ts.js';
 import { decodeAttributes, encodeAttributes } from './attributes.js';
