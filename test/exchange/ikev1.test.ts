@@ -23,7 +23,12 @@ const SUITES = [
 
 for (const s of SUITES) {
   t.test(`main mode + quick mode establish ${s.ike} / ${s.esp}`, async (t) => {
-    const c = conn('t1', { version: 1, mode: 'main', ike: { proposals: [s.ike], lifetime: 3600 }, esp: { proposals: [s.esp], lifetime: 1200 } });
+    const c = conn('t1', {
+      version: 1,
+      mode: 'main',
+      ike: { proposals: [s.ike], lifetime: 3600 },
+      esp: { proposals: [s.esp], lifetime: 1200 },
+    });
     const p = await pair([c], [mirror(c)]);
     t.teardown(p.stop);
     await until(() => p.a.dp.sas.size === 1 && p.b.dp.sas.size === 1);
@@ -34,7 +39,11 @@ for (const s of SUITES) {
     const ex = p.net.log
       .filter((x) => !seen.has(x.data.toString('hex')) && seen.add(x.data.toString('hex')))
       .map((x) => `${x.data[18]} ${x.from.address === A ? 'A' : 'B'}`);
-    t.same(ex, ['2 A', '2 B', '2 A', '2 B', '2 A', '2 B', '32 A', '32 B', '32 A'], 'main mode 6 messages, quick mode 3');
+    t.same(
+      ex,
+      ['2 A', '2 B', '2 A', '2 B', '2 A', '2 B', '32 A', '32 B', '32 A'],
+      'main mode 6 messages, quick mode 3',
+    );
     const [x] = [...p.a.dp.sas.values()];
     const [y] = [...p.b.dp.sas.values()];
     mirrored(t, x!, y!);
@@ -51,7 +60,11 @@ for (const s of SUITES) {
 }
 
 t.test('wrong PSK: HASH_I fails on the responder, no SA on either side', async (t) => {
-  const c = conn('t1', { version: 1, mode: 'main', ike: { proposals: ['aes128-sha1-modp1024'], lifetime: 3600 } });
+  const c = conn('t1', {
+    version: 1,
+    mode: 'main',
+    ike: { proposals: ['aes128-sha1-modp1024'], lifetime: 3600 },
+  });
   const p = await pair([c], [mirror(c, { psk: Buffer.from('another secret entirely') })]);
   t.teardown(p.stop);
   await until(() => p.b.failures.some((f) => f.reason === 'auth_failed'));
@@ -61,7 +74,11 @@ t.test('wrong PSK: HASH_I fails on the responder, no SA on either side', async (
 });
 
 t.test('DELETE on shutdown reaches the peer', async (t) => {
-  const c = conn('t1', { version: 1, mode: 'main', ike: { proposals: ['aes128-sha1-modp1024'], lifetime: 3600 } });
+  const c = conn('t1', {
+    version: 1,
+    mode: 'main',
+    ike: { proposals: ['aes128-sha1-modp1024'], lifetime: 3600 },
+  });
   const p = await pair([c], [mirror(c)]);
   await until(() => p.a.dp.sas.size === 1 && p.b.dp.sas.size === 1);
   await p.a.daemon.stop();

@@ -63,7 +63,10 @@ async function runCase(t: Test, c: Case, role: Role): Promise<void> {
   try {
     const tw = await lab.addNamespace('tw');
     const sw = await lab.addNamespace('sw');
-    await lab.link({ ns: tw, ifname: 'wan0', address: `${TW_WAN}/24` }, { ns: sw, ifname: 'wan0', address: `${SW_WAN}/24` });
+    await lab.link(
+      { ns: tw, ifname: 'wan0', address: `${TW_WAN}/24` },
+      { ns: sw, ifname: 'wan0', address: `${SW_WAN}/24` },
+    );
     await lab.loopbackAddresses(tw, '198.18.1.1/32');
     await lab.loopbackAddresses(sw, '198.19.1.1/32');
     const startSwan = async () =>
@@ -111,7 +114,11 @@ async function runCase(t: Test, c: Case, role: Role): Promise<void> {
       await charon.initiate('gw', { check: false, timeoutSec: Math.ceil(ESTABLISH_MS / 1000) - 2 });
     }
     const sw0 = charon;
-    const sa = await sw0.waitFor(() => sw0.established('gw'), ESTABLISH_MS, 'strongSwan ISAKMP SA ESTABLISHED');
+    const sa = await sw0.waitFor(
+      () => sw0.established('gw'),
+      ESTABLISH_MS,
+      'strongSwan ISAKMP SA ESTABLISHED',
+    );
     const conn = await twinsec.waitForState('t1', 'established', ESTABLISH_MS);
     t.equal(sa.version, 1, 'strongSwan: IKEv1');
     t.equal(sa.initiator, !twInit, `strongSwan is the ${twInit ? 'responder' : 'initiator'}`);
@@ -137,7 +144,12 @@ async function runCase(t: Test, c: Case, role: Role): Promise<void> {
     );
     t.ok(match, `twinsec SPIs mirror strongSwan's (sw in=${child.spiIn} out=${child.spiOut})`);
     const ping = async (ns: string, from: string, to: string) =>
-      (await lab.exec(ns, 'ping', ['-n', '-c', '3', '-i', '0.2', '-W', '1', '-I', from, to], { check: false, timeoutMs: 10_000 })).code;
+      (
+        await lab.exec(ns, 'ping', ['-n', '-c', '3', '-i', '0.2', '-W', '1', '-I', from, to], {
+          check: false,
+          timeoutMs: 10_000,
+        })
+      ).code;
     t.equal(await ping(tw, '198.18.1.1', '198.19.1.1'), 0, 'ping twinsec LAN -> strongSwan LAN');
     t.equal(await ping(sw, '198.19.1.1', '198.18.1.1'), 0, 'ping strongSwan LAN -> twinsec LAN');
   } catch (e) {
@@ -158,5 +170,8 @@ if (skip) {
   Lab.sweepStale();
   const missing = twinsecUnavailable();
   if (missing) t.fail(`${missing}: build the daemon first (npx tsc -p .)`);
-  else for (const c of CASES) for (const role of ['twinsec initiates', 'charon initiates'] as Role[]) t.test(`${c.name} [${role}]`, (t) => runCase(t, c, role));
+  else
+    for (const c of CASES)
+      for (const role of ['twinsec initiates', 'charon initiates'] as Role[])
+        t.test(`${c.name} [${role}]`, (t) => runCase(t, c, role));
 }

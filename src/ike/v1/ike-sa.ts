@@ -13,13 +13,13 @@ import type { PrfAlg } from '../crypto/prf.js';
 import type { V1Protector } from '../crypto/v1-cbc.js';
 import type { V1Keys } from '../crypto/v1-keys.js';
 import type { Chosen } from '../proposal.js';
+import type { V2Context } from '../v2/ike-sa.js';
 import { encodeHeader, HEADER_LENGTH } from '../wire/header.js';
+import type { TrafficSelector } from '../wire/types.js';
 import { HeaderFlagV1, ISAKMP_VERSION } from '../wire/v1/constants.js';
 import { rawPayloadsV1 } from '../wire/v1/message.js';
 import { encodePayloadsV1 } from '../wire/v1/payloads.js';
 import type { PayloadV1 } from '../wire/v1/types.js';
-import type { TrafficSelector } from '../wire/types.js';
-import type { V2Context } from '../v2/ike-sa.js';
 
 /** What IKEv1 keeps per IPsec SA to rekey it with a new quick mode. */
 export interface V1Child {
@@ -102,7 +102,13 @@ export class IkeSaV1 extends BaseIkeSa<V1Child> {
   send(mid: number, bytes: Buffer, o: { retransmit: boolean; onTimeout?: () => void; to?: Endpoint }): void {
     const prev = this.#out.get(mid);
     this.timers.clear(prev?.timer);
-    const out: Outgoing = { bytes, replyTo: this.#lastIn.get(mid), tries: 0, retransmit: o.retransmit, onTimeout: o.onTimeout };
+    const out: Outgoing = {
+      bytes,
+      replyTo: this.#lastIn.get(mid),
+      tries: 0,
+      retransmit: o.retransmit,
+      onTimeout: o.onTimeout,
+    };
     this.#out.set(mid, out);
     this.#transmit(bytes, o.to);
     if (o.retransmit) this.#arm(mid, out, o.to);
@@ -115,7 +121,11 @@ export class IkeSaV1 extends BaseIkeSa<V1Child> {
 
   #arm(mid: number, out: Outgoing, to?: Endpoint): void {
     const t = this.ctx.timing;
-    const delay = backoff(this.ctx.random, out.tries, { base: t.retransmitBase, factor: t.retransmitFactor, jitter: 0.1 });
+    const delay = backoff(this.ctx.random, out.tries, {
+      base: t.retransmitBase,
+      factor: t.retransmitFactor,
+      jitter: 0.1,
+    });
     out.timer = this.timers.set(delay, () => {
       if (this.#out.get(mid) !== out) return;
       if (out.tries >= t.retransmitTries) {

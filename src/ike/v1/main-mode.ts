@@ -20,8 +20,8 @@ import { identityMatches, identityToString, parseIdentity } from '../identity.js
 import { parseAddress } from '../wire/ts.js';
 import { ExchangeTypeV1, NotifyTypeV1, PayloadTypeV1 } from '../wire/v1/constants.js';
 import type { DataPayloadV1, IdPayloadV1, PayloadV1, SaPayloadV1 } from '../wire/v1/types.js';
-import type { IkeSaV1 } from './ike-sa.js';
 import { phase1Id, phase1Identity } from './ids.js';
+import type { IkeSaV1 } from './ike-sa.js';
 import { checkP1, p1Choices, p1SaPayload, selectP1 } from './p1-proposal.js';
 import type { InV1 } from './protocol.js';
 
@@ -52,13 +52,21 @@ const find = <T extends PayloadV1>(ps: PayloadV1[], type: number): T | undefined
 function natHash(sa: IkeSaV1, address: string, port: number): Buffer {
   const p = Buffer.alloc(2);
   p.writeUInt16BE(port);
-  return createHash(sa.prf!.hash).update(sa.spiI).update(sa.spiR).update(parseAddress(address)).update(p).digest();
+  return createHash(sa.prf!.hash)
+    .update(sa.spiI)
+    .update(sa.spiR)
+    .update(parseAddress(address))
+    .update(p)
+    .digest();
 }
 
 /** Ours: first the peer's address as we send to it, then ours (faked with `encapsulation: udp`). */
 function natPayloads(sa: IkeSaV1): PayloadV1[] {
   if (!sa.peerNatT) return [];
-  const local = sa.conn.encapsulation === 'udp' ? sa.ctx.random.bytes(sa.prf!.outLen) : natHash(sa, sa.local.address, sa.local.port);
+  const local =
+    sa.conn.encapsulation === 'udp'
+      ? sa.ctx.random.bytes(sa.prf!.outLen)
+      : natHash(sa, sa.local.address, sa.local.port);
   return [
     { type: PayloadTypeV1.NAT_D, data: natHash(sa, sa.remote.address, sa.remote.port) },
     { type: PayloadTypeV1.NAT_D, data: local },
@@ -66,7 +74,9 @@ function natPayloads(sa: IkeSaV1): PayloadV1[] {
 }
 
 function detectNat(sa: IkeSaV1, ps: PayloadV1[]): void {
-  const ds = ps.filter((p) => p.type === PayloadTypeV1.NAT_D || p.type === PayloadTypeV1.NAT_D_DRAFT) as DataPayloadV1[];
+  const ds = ps.filter(
+    (p) => p.type === PayloadTypeV1.NAT_D || p.type === PayloadTypeV1.NAT_D_DRAFT,
+  ) as DataPayloadV1[];
   if (ds.length >= 2) {
     sa.nat.local = !ds[0]!.data.equals(natHash(sa, sa.local.address, sa.local.port));
     const them = natHash(sa, sa.remote.address, sa.remote.port);
@@ -130,7 +140,10 @@ export function mainModeInitiator(core: CoreServices, sa: IkeSaV1, m: InV1, onTi
   sa.settle(0);
   if (sa.step === 2) {
     sa.spiR = Buffer.from(m.header.spiR);
-    const chosen = checkP1(p1Choices(sa.conn.ike.proposals, sa.conn.ike.lifetime), need<SaPayloadV1>(m.payloads, PayloadTypeV1.SA));
+    const chosen = checkP1(
+      p1Choices(sa.conn.ike.proposals, sa.conn.ike.lifetime),
+      need<SaPayloadV1>(m.payloads, PayloadTypeV1.SA),
+    );
     sa.p1 = chosen;
     sa.prf = v1PrfAlg(chosen.hash);
     learnVids(sa, m.payloads);
@@ -161,7 +174,10 @@ export function mainModeInitiator(core: CoreServices, sa: IkeSaV1, m: InV1, onTi
     const idB = m.raw.find((r) => r.type === PayloadTypeV1.ID)!.body;
     const peer = phase1Identity(id);
     if (!identityMatches(parseIdentity(sa.conn.remoteId), peer))
-      throw new IkeError('auth_failed', `peer identity '${identityToString(peer)}' does not match remoteId '${sa.conn.remoteId}'`);
+      throw new IkeError(
+        'auth_failed',
+        `peer identity '${identityToString(peer)}' does not match remoteId '${sa.conn.remoteId}'`,
+      );
     if (!equal(need<DataPayloadV1>(m.payloads, PayloadTypeV1.HASH).data, hashR(sa, idB)))
       throw new IkeError('auth_failed', `HASH_R of '${identityToString(peer)}' does not verify with our PSK`);
     sa.transition('established', `authenticated '${identityToString(peer)}' with PSK (main mode)`);
@@ -212,8 +228,11 @@ export function mainModeResponder(core: CoreServices, sa: IkeSaV1, m: InV1): boo
     const idB = m.raw.find((r) => r.type === PayloadTypeV1.ID)!.body;
     const peer = phase1Identity(id);
     // The key was chosen by addresses; the identity now picks among the candidates that share it.
-    const conn = sa.candidates.find((c) => identityMatches(parseIdentity(c.remoteId), peer) && c.psk.equals(sa.conn.psk));
-    if (!conn) throw new IkeError('auth_failed', `no connection for peer identity '${identityToString(peer)}'`);
+    const conn = sa.candidates.find(
+      (c) => identityMatches(parseIdentity(c.remoteId), peer) && c.psk.equals(sa.conn.psk),
+    );
+    if (!conn)
+      throw new IkeError('auth_failed', `no connection for peer identity '${identityToString(peer)}'`);
     if (!equal(need<DataPayloadV1>(m.payloads, PayloadTypeV1.HASH).data, hashI(sa, idB)))
       throw new IkeError('auth_failed', `HASH_I of '${identityToString(peer)}' does not verify with our PSK`);
     sa.conn = conn;
@@ -221,7 +240,13 @@ export function mainModeResponder(core: CoreServices, sa: IkeSaV1, m: InV1): boo
     const reply = [mine, { type: PayloadTypeV1.HASH, data: hashR(sa, sa.bodyOf(mine)) } as PayloadV1];
     sa.send(0, sa.encode(MM, 0, reply, true), { retransmit: false });
     sa.transition('established', `authenticated '${identityToString(peer)}' with PSK (main mode)`);
-    if (m.payloads.some((p) => p.type === PayloadTypeV1.N && (p as { notifyType: number }).notifyType === NotifyTypeV1.INITIAL_CONTACT))
+    if (
+      m.payloads.some(
+        (p) =>
+          p.type === PayloadTypeV1.N &&
+          (p as { notifyType: number }).notifyType === NotifyTypeV1.INITIAL_CONTACT,
+      )
+    )
       core.peerInitialContact(sa);
     sa.step = 0;
     return true;
@@ -231,7 +256,8 @@ export function mainModeResponder(core: CoreServices, sa: IkeSaV1, m: InV1): boo
 
 function need<T extends PayloadV1>(ps: PayloadV1[], type: number): T {
   const p = find<T>(ps, type);
-  if (!p) throw new IkeError('invalid_syntax', `main mode message without ${PayloadTypeV1[type] ?? type} payload`);
+  if (!p)
+    throw new IkeError('invalid_syntax', `main mode message without ${PayloadTypeV1[type] ?? type} payload`);
   return p;
 }
 

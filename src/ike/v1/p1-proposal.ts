@@ -47,7 +47,8 @@ export function p1Choices(proposals: string[], lifetime: number): P1Choice[] {
       for (const prf of p.prf) {
         const hash = V1_HASH[prf];
         if (!hash) continue;
-        for (const group of p.dh) out.push({ hash, encr, keyLen: encr === 7 ? e.keyLen ?? 128 : 0, group, life: lifetime });
+        for (const group of p.dh)
+          out.push({ hash, encr, keyLen: encr === 7 ? (e.keyLen ?? 128) : 0, group, life: lifetime });
       }
     }
   }
@@ -72,7 +73,14 @@ export function p1SaPayload(choices: P1Choice[]): SaPayloadV1 {
     type: 1,
     doi: DOI_IPSEC,
     situation: SIT_IDENTITY_ONLY,
-    proposals: [{ num: 1, protocolId: ProtocolIdV1.ISAKMP, spi: Buffer.alloc(0), transforms: choices.map((c, i) => transformOf(c, i + 1)) }],
+    proposals: [
+      {
+        num: 1,
+        protocolId: ProtocolIdV1.ISAKMP,
+        spi: Buffer.alloc(0),
+        transforms: choices.map((c, i) => transformOf(c, i + 1)),
+      },
+    ],
   };
 }
 

@@ -8,7 +8,13 @@ import { V1_ESP_TO_ENCR, v1EspInteg } from '../crypto/v1-algs.js';
 import { type Chosen, parseProposals } from '../proposal.js';
 import { EncrId, IntegId } from '../wire/constants.js';
 import { attributeNumber, findAttribute } from '../wire/v1/attributes.js';
-import { DOI_IPSEC, EncapsulationMode, Phase2Attr, ProtocolIdV1, SIT_IDENTITY_ONLY } from '../wire/v1/constants.js';
+import {
+  DOI_IPSEC,
+  EncapsulationMode,
+  Phase2Attr,
+  ProtocolIdV1,
+  SIT_IDENTITY_ONLY,
+} from '../wire/v1/constants.js';
 import type { DataAttribute, SaPayloadV1, TransformV1 } from '../wire/v1/types.js';
 
 const ESP_ID: Record<number, number> = { [EncrId.AES_CBC]: 12, [EncrId.AES_GCM_16]: 20, [EncrId.DES3]: 3 };
@@ -38,7 +44,8 @@ export function p2Choices(proposals: string[], life: number, udp: boolean): P2Ch
       const espId = ESP_ID[e.id];
       if (!espId) continue;
       const auths = p.integ.length ? p.integ.map((i) => AUTH[i] ?? -1).filter((a) => a > 0) : [0];
-      for (const auth of auths) out.push({ espId, keyLen: espId === 3 ? 0 : e.keyLen, auth, group, encap, life });
+      for (const auth of auths)
+        out.push({ espId, keyLen: espId === 3 ? 0 : e.keyLen, auth, group, encap, life });
     }
   }
   return out;
@@ -68,7 +75,14 @@ export function p2SaPayload(choices: P2Choice[], spi: Buffer): SaPayloadV1 {
     type: 1,
     doi: DOI_IPSEC,
     situation: SIT_IDENTITY_ONLY,
-    proposals: [{ num: 1, protocolId: ProtocolIdV1.IPSEC_ESP, spi, transforms: choices.map((c, i) => transformOf(c, i + 1)) }],
+    proposals: [
+      {
+        num: 1,
+        protocolId: ProtocolIdV1.IPSEC_ESP,
+        spi,
+        transforms: choices.map((c, i) => transformOf(c, i + 1)),
+      },
+    ],
   };
 }
 
@@ -88,19 +102,32 @@ export function choiceOf(t: TransformV1): P2Choice {
 }
 
 const UDP_MODES = new Set<number>([EncapsulationMode.UDP_TUNNEL, EncapsulationMode.UDP_TUNNEL_DRAFT]);
-const tunnel = (m: number): string => (UDP_MODES.has(m) ? 'udp' : m === EncapsulationMode.TUNNEL ? 'tunnel' : 'other');
+const tunnel = (m: number): string =>
+  UDP_MODES.has(m) ? 'udp' : m === EncapsulationMode.TUNNEL ? 'tunnel' : 'other';
 const same = (a: P2Choice, b: P2Choice): boolean =>
-  a.espId === b.espId && a.keyLen === b.keyLen && a.auth === b.auth && a.group === b.group && tunnel(a.encap) === tunnel(b.encap);
+  a.espId === b.espId &&
+  a.keyLen === b.keyLen &&
+  a.auth === b.auth &&
+  a.group === b.group &&
+  tunnel(a.encap) === tunnel(b.encap);
 
 /** Responder: the first of ours the peer offered; the answer repeats its transform with our SPI. */
-export function selectP2(ours: P2Choice[], sa: SaPayloadV1, ourSpi: Buffer): { choice: P2Choice; peerSpi: Buffer; answer: SaPayloadV1 } {
+export function selectP2(
+  ours: P2Choice[],
+  sa: SaPayloadV1,
+  ourSpi: Buffer,
+): { choice: P2Choice; peerSpi: Buffer; answer: SaPayloadV1 } {
   const prop = sa.proposals.find((p) => p.protocolId === ProtocolIdV1.IPSEC_ESP && p.spi.length === 4);
   if (!prop) throw new IkeError('no_proposal_chosen', 'quick mode SA without an ESP proposal');
   for (const mine of ours) {
     for (const t of prop.transforms) {
       const c = choiceOf(t);
       if (tunnel(c.encap) === 'other' || !same(mine, { ...c, encap: mine.encap })) continue;
-      return { choice: c, peerSpi: prop.spi, answer: { ...sa, proposals: [{ ...prop, spi: ourSpi, transforms: [t] }] } };
+      return {
+        choice: c,
+        peerSpi: prop.spi,
+        answer: { ...sa, proposals: [{ ...prop, spi: ourSpi, transforms: [t] }] },
+      };
     }
   }
   throw new IkeError('no_proposal_chosen', 'no acceptable ESP transform in quick mode');
@@ -110,7 +137,8 @@ export function selectP2(ours: P2Choice[], sa: SaPayloadV1, ourSpi: Buffer): { c
 export function checkP2(ours: P2Choice[], sa: SaPayloadV1): { choice: P2Choice; peerSpi: Buffer } {
   const prop = sa.proposals[0];
   const t = prop?.transforms;
-  if (!prop || prop.spi.length !== 4 || t?.length !== 1) throw new IkeError('invalid_syntax', 'quick mode answer is not one ESP transform');
+  if (!prop || prop.spi.length !== 4 || t?.length !== 1)
+    throw new IkeError('invalid_syntax', 'quick mode answer is not one ESP transform');
   const c = choiceOf(t[0]!);
   if (!ours.some((o) => same(o, { ...c, encap: o.encap })))
     throw new IkeError('no_proposal_chosen', 'responder chose an ESP transform we did not offer');
@@ -120,7 +148,8 @@ export function checkP2(ours: P2Choice[], sa: SaPayloadV1): { choice: P2Choice; 
 /** The choice in the IKEv2 shape the data plane hand-off and status use. */
 export function asChosen(c: P2Choice, spi: Buffer): Chosen {
   const encrId = V1_ESP_TO_ENCR.get(c.espId);
-  if (encrId === undefined) throw new IkeError('no_proposal_chosen', `ESP transform ${c.espId} is not supported`);
+  if (encrId === undefined)
+    throw new IkeError('no_proposal_chosen', `ESP transform ${c.espId} is not supported`);
   return {
     num: 1,
     spi,

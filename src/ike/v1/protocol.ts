@@ -13,7 +13,13 @@ import { ExchangeTypeV1, NotifyTypeV1 } from '../wire/v1/constants.js';
 import { decodeMessageV1, decodePayloadsV1, isEncryptedV1, rawPayloadsV1 } from '../wire/v1/message.js';
 import type { HeaderV1, PayloadV1, RawPayloadV1 } from '../wire/v1/types.js';
 import { IkeSaV1, type V1Child, type V1Context } from './ike-sa.js';
-import { deleteEsp, deleteIsakmp, dpdNotify, informationalInput, sendInformational } from './informational.js';
+import {
+  deleteEsp,
+  deleteIsakmp,
+  dpdNotify,
+  informationalInput,
+  sendInformational,
+} from './informational.js';
 import { mainModeInitiator, mainModeResponder, mainModeStart } from './main-mode.js';
 import { quickModeInitiate, quickModeInput } from './quick-mode.js';
 
@@ -35,7 +41,14 @@ export class IkeV1 implements IkeProtocol {
 
   constructor(core: CoreServices) {
     this.#core = core;
-    this.#ctx = { bus: core.bus, clock: core.clock, random: core.random, transport: core.transport, timing: core.timing, ports: core.ports };
+    this.#ctx = {
+      bus: core.bus,
+      clock: core.clock,
+      random: core.random,
+      transport: core.transport,
+      timing: core.timing,
+      ports: core.ports,
+    };
   }
 
   initiate(conn: ConnectionConfig): void {
@@ -89,13 +102,13 @@ export class IkeV1 implements IkeProtocol {
     if (!v1.keys) return Promise.resolve(false);
     const seq = ++v1.dpdSeq;
     return new Promise((resolve) => {
-      let waits = this.#dpd.get(v1);
-      if (!waits) this.#dpd.set(v1, (waits = new Map()));
+      const waits = this.#dpd.get(v1) ?? new Map<number, (alive: boolean) => void>();
+      this.#dpd.set(v1, waits);
       waits.set(seq, resolve);
       const t = this.#core.timing;
       const limit = t.retransmitBase * (t.retransmitTries + 1);
       v1.timers.set(limit, () => {
-        if (waits!.delete(seq)) resolve(false);
+        if (waits.delete(seq)) resolve(false);
       });
       sendInformational(v1, [dpdNotify(v1, NotifyTypeV1.R_U_THERE, seq)], to);
     });
@@ -149,7 +162,8 @@ export class IkeV1 implements IkeProtocol {
   #lookup(h: HeaderV1): IkeSaV1 | undefined {
     const t = this.#core.table;
     const asResponder = h.spiR.equals(ZERO) ? undefined : t.get(h.spiR);
-    if (asResponder instanceof IkeSaV1 && !asResponder.initiator && asResponder.spiI.equals(h.spiI)) return asResponder;
+    if (asResponder instanceof IkeSaV1 && !asResponder.initiator && asResponder.spiI.equals(h.spiI))
+      return asResponder;
     const asInitiator = t.get(h.spiI);
     if (asInitiator instanceof IkeSaV1 && asInitiator.initiator) return asInitiator;
     return undefined;
@@ -167,7 +181,14 @@ export class IkeV1 implements IkeProtocol {
       core.drop('no_connection', `no IKEv1 connection for ${d.remote.address} -> ${d.local.address}`, d);
       return undefined;
     }
-    const sa = new IkeSaV1(this.#ctx, { initiator: false, conn: candidates[0]!, candidates, local: d.local, remote: d.remote, spiI: Buffer.from(h.spiI) });
+    const sa = new IkeSaV1(this.#ctx, {
+      initiator: false,
+      conn: candidates[0]!,
+      candidates,
+      local: d.local,
+      remote: d.remote,
+      spiI: Buffer.from(h.spiI),
+    });
     sa.spiR = sa.ctx.random.bytes(8);
     sa.step = 1;
     core.table.add(sa);
@@ -185,7 +206,9 @@ export class IkeV1 implements IkeProtocol {
       switch (m.header.exchange) {
         case ExchangeTypeV1.IDENTITY_PROTECTION: {
           const done = sa.initiator
-            ? mainModeInitiator(core, sa, m, () => this.#failed(sa, new IkeError('timeout', 'no answer in main mode')))
+            ? mainModeInitiator(core, sa, m, () =>
+                this.#failed(sa, new IkeError('timeout', 'no answer in main mode')),
+              )
             : mainModeResponder(core, sa, m);
           if (!done) return;
           core.established(sa);

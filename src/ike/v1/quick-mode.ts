@@ -16,13 +16,13 @@ import { type DhKeyPair, dhGenerate } from '../crypto/dh.js';
 import { v1EspEncrKeyLen, v1EspInteg } from '../crypto/v1-algs.js';
 import { v1Keymat, v1QmHash1, v1QmHash2, v1QmHash3, v1SplitKeymat } from '../crypto/v1-keys.js';
 import { algName } from '../proposal.js';
+import { narrow, newSpi, spiBuffer } from '../v2/tasks/child-create.js';
 import { TransformType } from '../wire/constants.js';
 import { cidrToTs, tsToString } from '../wire/ts.js';
 import type { TrafficSelector } from '../wire/types.js';
 import { ExchangeTypeV1, PayloadTypeV1, ProtocolIdV1 } from '../wire/v1/constants.js';
 import { encodePayloadsV1 } from '../wire/v1/payloads.js';
 import type { DataPayloadV1, IdPayloadV1, PayloadV1, SaPayloadV1 } from '../wire/v1/types.js';
-import { narrow, newSpi, spiBuffer } from '../v2/tasks/child-create.js';
 import { idToSelector, selectorToId } from './ids.js';
 import type { IkeSaV1, V1Child } from './ike-sa.js';
 import { asChosen, checkP2, type P2Choice, p2Choices, p2SaPayload, selectP2 } from './p2-proposal.js';
@@ -57,7 +57,8 @@ function table(sa: IkeSaV1): Map<number, QmState> {
   return t;
 }
 
-const udp = (sa: IkeSaV1): boolean => sa.conn.encapsulation === 'udp' || (sa.conn.encapsulation === 'auto' && (sa.nat.local || sa.nat.remote));
+const udp = (sa: IkeSaV1): boolean =>
+  sa.conn.encapsulation === 'udp' || (sa.conn.encapsulation === 'auto' && (sa.nat.local || sa.nat.remote));
 
 /** HASH payload first, then `rest`, hashed as on the wire (§5.5: the generic headers included). */
 function hashed(rest: PayloadV1[], hash: (restBytes: Buffer) => Buffer): PayloadV1[] {
@@ -66,7 +67,8 @@ function hashed(rest: PayloadV1[], hash: (restBytes: Buffer) => Buffer): Payload
 
 function verify(m: InV1, expect: (restBytes: Buffer) => Buffer): void {
   const [first, ...rest] = m.raw;
-  if (first?.type !== PayloadTypeV1.HASH) throw new IkeError('invalid_hash_information', 'quick mode message does not start with HASH');
+  if (first?.type !== PayloadTypeV1.HASH)
+    throw new IkeError('invalid_hash_information', 'quick mode message does not start with HASH');
   const got = first.body;
   const want = expect(Buffer.concat(rest.map((r) => r.raw)));
   if (got.length !== want.length || !timingSafeEqual(got, want))
@@ -81,7 +83,8 @@ function idPayload(ts: TrafficSelector): PayloadV1 {
 
 function need<T extends PayloadV1>(ps: PayloadV1[], type: number): T {
   const p = ps.find((x) => x.type === type) as T | undefined;
-  if (!p) throw new IkeError('invalid_syntax', `quick mode message without ${PayloadTypeV1[type] ?? type} payload`);
+  if (!p)
+    throw new IkeError('invalid_syntax', `quick mode message without ${PayloadTypeV1[type] ?? type} payload`);
   return p;
 }
 
@@ -95,7 +98,11 @@ function randomMid(sa: IkeSaV1): number {
 /* ---------------------------------------------------------------- initiator */
 
 /** Negotiates one IPsec SA pair; resolves once it is installed. */
-export function quickModeInitiate(core: CoreServices, sa: IkeSaV1, replaces?: ChildSa<V1Child>): Promise<void> {
+export function quickModeInitiate(
+  core: CoreServices,
+  sa: IkeSaV1,
+  replaces?: ChildSa<V1Child>,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const mid = randomMid(sa);
     const ours = p2Choices(sa.conn.esp.proposals, sa.conn.esp.lifetime, udp(sa));
@@ -111,7 +118,10 @@ export function quickModeInitiate(core: CoreServices, sa: IkeSaV1, replaces?: Ch
     const group = ours.find((c) => c.group)?.group ?? 0;
     if (group) st.dh = dhGenerate(group);
     table(sa).set(mid, st);
-    const rest: PayloadV1[] = [p2SaPayload(ours, spiBuffer(st.spiIn)), { type: PayloadTypeV1.NONCE, data: st.niB }];
+    const rest: PayloadV1[] = [
+      p2SaPayload(ours, spiBuffer(st.spiIn)),
+      { type: PayloadTypeV1.NONCE, data: st.niB },
+    ];
     if (st.dh) rest.push({ type: PayloadTypeV1.KE, data: st.dh.publicKey });
     rest.push(idPayload(st.tsLocal[0]!), idPayload(st.tsRemote[0]!));
     const ps = hashed(rest, (b) => v1QmHash1(sa.prf!, sa.keys!.skeyidA, mid, b));
@@ -152,11 +162,26 @@ function initiatorSecond(core: CoreServices, sa: IkeSaV1, m: InV1, st: QmState):
     st.nrB = need<DataPayloadV1>(m.payloads, PayloadTypeV1.NONCE).data;
     if (choice.group) {
       const ke = need<DataPayloadV1>(m.payloads, PayloadTypeV1.KE);
-      if (!st.dh || st.dh.group !== choice.group) throw new IkeError('invalid_ke_payload', 'quick mode PFS group mismatch');
+      if (!st.dh || st.dh.group !== choice.group)
+        throw new IkeError('invalid_ke_payload', 'quick mode PFS group mismatch');
       st.gqmxy = st.dh.computeSecret(ke.data);
     }
     takeIds(m, st, false);
-    sa.send(mid, sa.encode(QM, mid, [{ type: PayloadTypeV1.HASH, data: v1QmHash3(sa.prf!, sa.keys!.skeyidA, mid, st.niB, st.nrB) } as PayloadV1], true), { retransmit: false });
+    sa.send(
+      mid,
+      sa.encode(
+        QM,
+        mid,
+        [
+          {
+            type: PayloadTypeV1.HASH,
+            data: v1QmHash3(sa.prf!, sa.keys!.skeyidA, mid, st.niB, st.nrB),
+          } as PayloadV1,
+        ],
+        true,
+      ),
+      { retransmit: false },
+    );
     install(core, sa, st);
     finish(sa, mid);
   } catch (err) {
@@ -172,7 +197,10 @@ function takeIds(m: InV1, st: QmState, responder: boolean): void {
   const [ci, cr] = ids.map(idToSelector) as [TrafficSelector, TrafficSelector];
   const [mine, theirs] = responder ? [cr, ci] : [ci, cr];
   if (!responder) {
-    if (narrow([mine], st.tsLocal.map(tsToString)).length !== 1 || narrow([theirs], st.tsRemote.map(tsToString)).length !== 1)
+    if (
+      narrow([mine], st.tsLocal.map(tsToString)).length !== 1 ||
+      narrow([theirs], st.tsRemote.map(tsToString)).length !== 1
+    )
       throw new IkeError('ts_unacceptable', 'responder returned client IDs outside ours');
   }
   st.tsLocal = [mine];
@@ -182,9 +210,19 @@ function takeIds(m: InV1, st: QmState, responder: boolean): void {
 function respondFirst(core: CoreServices, sa: IkeSaV1, m: InV1): void {
   const mid = m.header.messageId;
   verify(m, (b) => v1QmHash1(sa.prf!, sa.keys!.skeyidA, mid, b));
-  const st: QmState = { initiator: false, spiIn: newSpi(sa.ctx.random), niB: need<DataPayloadV1>(m.payloads, PayloadTypeV1.NONCE).data, tsLocal: [], tsRemote: [] };
+  const st: QmState = {
+    initiator: false,
+    spiIn: newSpi(sa.ctx.random),
+    niB: need<DataPayloadV1>(m.payloads, PayloadTypeV1.NONCE).data,
+    tsLocal: [],
+    tsRemote: [],
+  };
   const ours = p2Choices(sa.conn.esp.proposals, sa.conn.esp.lifetime, udp(sa));
-  const { choice, peerSpi, answer } = selectP2(ours, need<SaPayloadV1>(m.payloads, PayloadTypeV1.SA), spiBuffer(st.spiIn));
+  const { choice, peerSpi, answer } = selectP2(
+    ours,
+    need<SaPayloadV1>(m.payloads, PayloadTypeV1.SA),
+    spiBuffer(st.spiIn),
+  );
   st.choice = choice;
   st.peerSpi = peerSpi;
   st.nrB = sa.ctx.random.bytes(NONCE_LENGTH);
@@ -201,9 +239,15 @@ function respondFirst(core: CoreServices, sa: IkeSaV1, m: InV1): void {
   const [ci, cr] = ids.map(idToSelector) as [TrafficSelector, TrafficSelector];
   const remote = narrow([ci], sa.conn.remoteSubnets);
   const local = narrow([cr], sa.conn.localSubnets);
-  if (remote.length !== 1 || local.length !== 1) throw new IkeError('ts_unacceptable', 'client IDs outside localSubnets/remoteSubnets');
+  if (remote.length !== 1 || local.length !== 1)
+    throw new IkeError('ts_unacceptable', 'client IDs outside localSubnets/remoteSubnets');
   st.tsLocal = local;
   st.tsRemote = remote;
+  // The same selectors as a live pair: the peer rekeys it (make-before-break, its DELETE follows).
+  const key = (ts: TrafficSelector[]) => ts.map(tsToString).join();
+  st.replaces = sa.children.find(
+    (c) => c.live && key(c.proto.tsLocal) === key(local) && key(c.proto.tsRemote) === key(remote),
+  );
   rest.push(idPayload(remote[0]!), idPayload(local[0]!));
   table(sa).set(mid, st);
   const ps = hashed(rest, (b) => v1QmHash2(sa.prf!, sa.keys!.skeyidA, mid, st.niB, b));
@@ -230,7 +274,11 @@ function install(core: CoreServices, sa: IkeSaV1, st: QmState): void {
   const integLen = c.auth ? v1EspInteg(c.auth).keyLen : 0;
   const [ni, nr] = [st.initiator ? st.niB : st.niB, st.nrB!];
   const km = (spi: Buffer) =>
-    v1SplitKeymat(v1Keymat(sa.prf!, sa.keys!.skeyidD, ProtocolIdV1.IPSEC_ESP, spi, ni, nr, encrLen + integLen, st.gqmxy), encrLen, integLen);
+    v1SplitKeymat(
+      v1Keymat(sa.prf!, sa.keys!.skeyidD, ProtocolIdV1.IPSEC_ESP, spi, ni, nr, encrLen + integLen, st.gqmxy),
+      encrLen,
+      integLen,
+    );
   const kin = km(spiBuffer(st.spiIn));
   const kout = km(peerSpi);
   const encap: 'udp' | 'esp' = udp(sa) ? 'udp' : 'esp';
