@@ -86,3 +86,34 @@ t.test('DELETE on shutdown reaches the peer', async (t) => {
   t.equal(p.b.dp.sas.size, 0, 'the peer removed its IPsec SA');
   await p.b.daemon.stop();
 });
+
+t.test('quick mode rekey (either side): a new pair, make-before-break, the old one deleted', async (t) => {
+  const c = conn('t1', {
+    version: 1,
+    mode: 'main',
+    ike: { proposals: ['aes128-sha1-modp1024'], lifetime: 3600 },
+    esp: { proposals: ['aes128-sha1-modp1024'], lifetime: 1200 },
+  });
+  const p = await pair([c], [mirror(c)]);
+  t.teardown(p.stop);
+  await until(() => p.a.dp.sas.size === 1 && p.b.dp.sas.size === 1);
+  for (const side of [p.a, p.b]) {
+    const [old] = [...side.dp.sas.keys()];
+    const view = side.daemon.ike!.sasOf('t1')[0]!;
+    await new Promise<void>((resolve, reject) => {
+      if (!side.daemon.ike!.rekeyChild(view, old!, (err) => (err ? reject(err) : resolve())))
+        reject(new Error('refused'));
+    });
+    const pairUp = () => {
+      const [x] = [...p.a.dp.sas.values()];
+      const [y] = [...p.b.dp.sas.values()];
+      return p.a.dp.sas.size === 1 && p.b.dp.sas.size === 1 && x!.spiIn === y!.spiOut;
+    };
+    await until(() => pairUp() && !side.dp.sas.has(old!));
+    const [x] = [...p.a.dp.sas.values()];
+    const [y] = [...p.b.dp.sas.values()];
+    mirrored(t, x!, y!);
+  }
+  t.same(p.a.failures, []);
+  t.same(p.b.failures, []);
+});

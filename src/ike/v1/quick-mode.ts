@@ -132,10 +132,14 @@ export function quickModeInitiate(
   });
 }
 
+/** How long a finished quick mode's last messages stay to answer repeats (then forgotten). */
+const LINGER = 30_000;
+
 function finish(sa: IkeSaV1, mid: number, err?: IkeError): void {
   const st = table(sa).get(mid);
   table(sa).delete(mid);
   if (err) sa.forget(mid);
+  else sa.timers.set(LINGER, () => sa.forget(mid));
   st?.done?.(err);
 }
 
@@ -319,10 +323,4 @@ function install(core: CoreServices, sa: IkeSaV1, st: QmState): void {
   );
   core.childInstalled(sa, child as ChildSa<unknown>);
   st.replaces?.transition('rekeyed', 'replaced by quick mode');
-  sa.forget(m_id(sa, st));
-}
-
-function m_id(sa: IkeSaV1, st: QmState): number {
-  for (const [mid, s] of table(sa)) if (s === st) return mid;
-  return 0;
 }
