@@ -20,6 +20,7 @@ import { HeaderFlagV1, ISAKMP_VERSION } from '../wire/v1/constants.js';
 import { rawPayloadsV1 } from '../wire/v1/message.js';
 import { encodePayloadsV1 } from '../wire/v1/payloads.js';
 import type { PayloadV1 } from '../wire/v1/types.js';
+import type { V1Transform } from './proposal.js';
 
 /** What IKEv1 keeps per IPsec SA to rekey it with a new quick mode. */
 export interface V1Child {
@@ -57,6 +58,8 @@ export class IkeSaV1 extends BaseIkeSa<V1Child> {
   dhPrivate: { computeSecret(peer: Buffer): Buffer; publicKey: Buffer; group: number } | undefined;
   /** Phase 1 choice: hash (the prf), cipher and its key length, DH group, lifetime (s). */
   p1: { hash: number; encr: number; keyLen: number; group: number; life: number } | undefined;
+  /** The transforms we offered as initiator (the answer must be one of them). */
+  p1Offer: V1Transform[] = [];
   prf: PrfAlg | undefined;
   keys: V1Keys | undefined;
   protector: V1Protector | undefined;

@@ -22,7 +22,7 @@ import { ExchangeTypeV1, NotifyTypeV1, PayloadTypeV1 } from '../wire/v1/constant
 import type { DataPayloadV1, IdPayloadV1, PayloadV1, SaPayloadV1 } from '../wire/v1/types.js';
 import { phase1Id, phase1Identity } from './ids.js';
 import type { IkeSaV1 } from './ike-sa.js';
-import { checkP1, p1Choices, p1SaPayload, selectP1 } from './p1-proposal.js';
+import { checkP1, p1Offer, p1SaPayload, selectP1 } from './p1-proposal.js';
 import type { InV1 } from './protocol.js';
 
 const MM = ExchangeTypeV1.IDENTITY_PROTECTION;
@@ -127,8 +127,8 @@ function ourId(sa: IkeSaV1): IdPayloadV1 {
 /* ---------------------------------------------------------------- initiator */
 
 export function mainModeStart(sa: IkeSaV1, onTimeout: () => void): void {
-  const offer = p1SaPayload(p1Choices(sa.conn.ike.proposals, sa.conn.ike.lifetime));
-  const bytes = sa.encode(MM, 0, [offer, ...vids()], false);
+  sa.p1Offer = p1Offer(sa.conn);
+  const bytes = sa.encode(MM, 0, [p1SaPayload(sa.p1Offer), ...vids()], false);
   // SAi_b is the SA payload body as sent (HASH_I/HASH_R sign it).
   sa.saiB = sa.rawOut(bytes, PayloadTypeV1.SA);
   sa.step = 2;
@@ -140,10 +140,7 @@ export function mainModeInitiator(core: CoreServices, sa: IkeSaV1, m: InV1, onTi
   sa.settle(0);
   if (sa.step === 2) {
     sa.spiR = Buffer.from(m.header.spiR);
-    const chosen = checkP1(
-      p1Choices(sa.conn.ike.proposals, sa.conn.ike.lifetime),
-      need<SaPayloadV1>(m.payloads, PayloadTypeV1.SA),
-    );
+    const chosen = checkP1(sa.conn, sa.p1Offer, need<SaPayloadV1>(m.payloads, PayloadTypeV1.SA));
     sa.p1 = chosen;
     sa.prf = v1PrfAlg(chosen.hash);
     learnVids(sa, m.payloads);
@@ -205,7 +202,7 @@ export function mainModeResponder(core: CoreServices, sa: IkeSaV1, m: InV1): boo
   if (sa.step === 1) {
     const saP = need<SaPayloadV1>(m.payloads, PayloadTypeV1.SA);
     sa.saiB = m.raw.find((r) => r.type === PayloadTypeV1.SA)!.body;
-    const { choice, answer } = selectP1(p1Choices(sa.conn.ike.proposals, sa.conn.ike.lifetime), saP);
+    const { choice, answer } = selectP1(sa.conn, saP);
     sa.p1 = choice;
     sa.prf = v1PrfAlg(choice.hash);
     learnVids(sa, m.payloads);

@@ -20,12 +20,20 @@ import { narrow, newSpi, spiBuffer } from '../v2/tasks/child-create.js';
 import { TransformType } from '../wire/constants.js';
 import { cidrToTs, tsToString } from '../wire/ts.js';
 import type { TrafficSelector } from '../wire/types.js';
-import { ExchangeTypeV1, PayloadTypeV1, ProtocolIdV1 } from '../wire/v1/constants.js';
+import { encodeAttributes } from '../wire/v1/attributes.js';
+import {
+  ExchangeTypeV1,
+  NotifyTypeV1,
+  PayloadTypeV1,
+  Phase2Attr,
+  ProtocolIdV1,
+} from '../wire/v1/constants.js';
 import { encodePayloadsV1 } from '../wire/v1/payloads.js';
 import type { DataPayloadV1, IdPayloadV1, PayloadV1, SaPayloadV1 } from '../wire/v1/types.js';
 import { idToSelector, selectorToId } from './ids.js';
 import type { IkeSaV1, V1Child } from './ike-sa.js';
-import { asChosen, checkP2, type P2Choice, p2Choices, p2SaPayload, selectP2 } from './p2-proposal.js';
+import { asChosen, checkP2, type P2Choice, p2Offer, p2SaPayload, selectP2 } from './p2-proposal.js';
+import type { V1Proposal } from './proposal.js';
 import type { InV1 } from './protocol.js';
 
 const QM = ExchangeTypeV1.QUICK;
@@ -39,6 +47,8 @@ interface QmState {
   dh?: DhKeyPair;
   gqmxy?: Buffer;
   choice?: P2Choice;
+  /** The initiator's offer (the answer must be one of its transforms). */
+  offer?: V1Proposal[];
   peerSpi?: Buffer;
   tsLocal: TrafficSelector[];
   tsRemote: TrafficSelector[];
@@ -88,6 +98,35 @@ function need<T extends PayloadV1>(ps: PayloadV1[], type: number): T {
   return p;
 }
 
+/** RFC 2407 §4.6.3.1: we keep the SA shorter than the peer offered; the attributes say how long. */
+function responderLifetime(spiIn: number, seconds: number): PayloadV1 {
+  const data = encodeAttributes('RESPONDER-LIFETIME', [
+    { type: Phase2Attr.SA_LIFE_TYPE, value: 1 },
+    {
+      type: Phase2Attr.SA_LIFE_DURATION,
+      value:
+        seconds < 0x10000
+          ? seconds
+          : Buffer.from([seconds >>> 24, (seconds >>> 16) & 255, (seconds >>> 8) & 255, seconds & 255]),
+    },
+  ]);
+  return {
+    type: PayloadTypeV1.N,
+    doi: 1,
+    protocolId: ProtocolIdV1.IPSEC_ESP,
+    spi: spiBuffer(spiIn),
+    notifyType: NotifyTypeV1.RESPONDER_LIFETIME,
+    data,
+  } as PayloadV1;
+}
+
+function parseGroup(offer: V1Proposal[]): number {
+  for (const p of offer)
+    for (const t of p.transforms)
+      for (const a of t.attrs) if (a.type === Phase2Attr.GROUP_DESCRIPTION) return Number(a.value);
+  return 0;
+}
+
 function randomMid(sa: IkeSaV1): number {
   for (;;) {
     const mid = sa.ctx.random.bytes(4).readUInt32BE(0);
@@ -105,7 +144,6 @@ export function quickModeInitiate(
 ): Promise<void> {
   return new Promise((resolve, reject) => {
     const mid = randomMid(sa);
-    const ours = p2Choices(sa.conn.esp.proposals, sa.conn.esp.lifetime, udp(sa));
     const st: QmState = {
       initiator: true,
       spiIn: newSpi(sa.ctx.random),
@@ -115,13 +153,12 @@ export function quickModeInitiate(
       replaces,
       done: (err) => (err ? reject(err) : resolve()),
     };
-    const group = ours.find((c) => c.group)?.group ?? 0;
+    st.offer = p2Offer(sa.conn, spiBuffer(st.spiIn), udp(sa));
+    // PFS: the group our transforms name (RFC 2409 §5.5: one KE per quick mode).
+    const group = parseGroup(st.offer);
     if (group) st.dh = dhGenerate(group);
     table(sa).set(mid, st);
-    const rest: PayloadV1[] = [
-      p2SaPayload(ours, spiBuffer(st.spiIn)),
-      { type: PayloadTypeV1.NONCE, data: st.niB },
-    ];
+    const rest: PayloadV1[] = [p2SaPayload(st.offer), { type: PayloadTypeV1.NONCE, data: st.niB }];
     if (st.dh) rest.push({ type: PayloadTypeV1.KE, data: st.dh.publicKey });
     rest.push(idPayload(st.tsLocal[0]!), idPayload(st.tsRemote[0]!));
     const ps = hashed(rest, (b) => v1QmHash1(sa.prf!, sa.keys!.skeyidA, mid, b));
@@ -159,14 +196,13 @@ function initiatorSecond(core: CoreServices, sa: IkeSaV1, m: InV1, st: QmState):
   try {
     verify(m, (b) => v1QmHash2(sa.prf!, sa.keys!.skeyidA, mid, st.niB, b));
     sa.settle(mid);
-    const ours = p2Choices(sa.conn.esp.proposals, sa.conn.esp.lifetime, udp(sa));
-    const { choice, peerSpi } = checkP2(ours, need<SaPayloadV1>(m.payloads, PayloadTypeV1.SA));
+    const { choice, peerSpi } = checkP2(sa.conn, st.offer!, need<SaPayloadV1>(m.payloads, PayloadTypeV1.SA));
     st.choice = choice;
     st.peerSpi = peerSpi;
     st.nrB = need<DataPayloadV1>(m.payloads, PayloadTypeV1.NONCE).data;
-    if (choice.group) {
+    if (choice.suite.group) {
       const ke = need<DataPayloadV1>(m.payloads, PayloadTypeV1.KE);
-      if (!st.dh || st.dh.group !== choice.group)
+      if (!st.dh || st.dh.group !== choice.suite.group)
         throw new IkeError('invalid_ke_payload', 'quick mode PFS group mismatch');
       st.gqmxy = st.dh.computeSecret(ke.data);
     }
@@ -221,22 +257,23 @@ function respondFirst(core: CoreServices, sa: IkeSaV1, m: InV1): void {
     tsLocal: [],
     tsRemote: [],
   };
-  const ours = p2Choices(sa.conn.esp.proposals, sa.conn.esp.lifetime, udp(sa));
   const { choice, peerSpi, answer } = selectP2(
-    ours,
+    sa.conn,
     need<SaPayloadV1>(m.payloads, PayloadTypeV1.SA),
     spiBuffer(st.spiIn),
+    udp(sa),
   );
   st.choice = choice;
   st.peerSpi = peerSpi;
   st.nrB = sa.ctx.random.bytes(NONCE_LENGTH);
   const rest: PayloadV1[] = [answer, { type: PayloadTypeV1.NONCE, data: st.nrB }];
-  if (choice.group) {
+  if (choice.suite.group) {
     const ke = need<DataPayloadV1>(m.payloads, PayloadTypeV1.KE);
-    st.dh = dhGenerate(choice.group);
+    st.dh = dhGenerate(choice.suite.group);
     st.gqmxy = st.dh.computeSecret(ke.data);
     rest.push({ type: PayloadTypeV1.KE, data: st.dh.publicKey });
   }
+  if (choice.responderLifetime) rest.push(responderLifetime(st.spiIn, choice.life));
   // Without client IDs the selectors are the two gateways (§5.5); we always have subnets.
   const ids = m.payloads.filter((p) => p.type === PayloadTypeV1.ID) as IdPayloadV1[];
   if (ids.length !== 2) throw new IkeError('invalid_id_information', 'quick mode without client IDs');
@@ -271,10 +308,10 @@ function responderThird(core: CoreServices, sa: IkeSaV1, m: InV1, st: QmState): 
 
 /** KEYMAT per direction (§5.5: the SPI of the receiving side) and the hand-off to the data plane. */
 function install(core: CoreServices, sa: IkeSaV1, st: QmState): void {
-  const c = st.choice!;
+  const c = st.choice!.suite;
   const peerSpi = st.peerSpi!;
   const chosen = asChosen(c, peerSpi);
-  const encrLen = v1EspEncrKeyLen(c.espId, c.espId === 3 ? 192 : c.keyLen);
+  const encrLen = v1EspEncrKeyLen(c.transformId, c.keyLen || 192);
   const integLen = c.auth ? v1EspInteg(c.auth).keyLen : 0;
   const [ni, nr] = [st.initiator ? st.niB : st.niB, st.nrB!];
   const km = (spi: Buffer) =>
