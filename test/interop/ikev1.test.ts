@@ -23,6 +23,8 @@ const ESTABLISH_MS = 15_000;
 
 interface Case {
   name: string;
+  /** The strongSwan side's PSK when it differs (a case that must fail on both sides). */
+  swPsk?: string;
   ike: string[];
   esp: string[];
   expect: {
@@ -48,6 +50,16 @@ const CASES: Case[] = [
     expect: {
       ike: { encr: 'AES_CBC', keysize: 256, integ: 'HMAC_SHA2_256_128', dh: 'MODP_2048' },
       child: { encr: 'AES_GCM_16', keysize: 256 },
+    },
+  },
+  {
+    name: '(d) wrong PSK: no SA on either side, twinsecd keeps running',
+    ike: ['aes128-sha1-modp1024'],
+    esp: ['aes128-sha1-modp1024'],
+    swPsk: 'charon-side-secret-B',
+    expect: {
+      ike: { encr: 'AES_CBC', keysize: 128, integ: 'HMAC_SHA1_96', dh: 'MODP_1024' },
+      child: { encr: 'AES_CBC', keysize: 128, integ: 'HMAC_SHA1_96' },
     },
   },
 ];
@@ -78,7 +90,7 @@ async function runCase(t: Test, c: Case, role: Role): Promise<void> {
             version: 1,
             local: SW_WAN,
             remote: TW_WAN,
-            psk,
+            psk: c.swPsk ?? psk,
             ikeProposals: c.ike,
             espProposals: c.esp,
             localTs: [SW_LAN],
@@ -114,6 +126,19 @@ async function runCase(t: Test, c: Case, role: Role): Promise<void> {
       await charon.initiate('gw', { check: false, timeoutSec: Math.ceil(ESTABLISH_MS / 1000) - 2 });
     }
     const sw0 = charon;
+    if (c.swPsk) {
+      // The first encrypted main mode message cannot be read by whoever receives it.
+      await new Promise((r) => setTimeout(r, 6000));
+      t.same(
+        (await sw0.listSas()).filter((s) => s.state === 'ESTABLISHED'),
+        [],
+        'no ESTABLISHED SA on strongSwan',
+      );
+      t.ok(twinsec.proc.running, 'twinsecd is still running');
+      t.not((await twinsec.status()).connections.t1?.state, 'established', 'twinsec t1 not established');
+      if (!twInit) t.match(twinsec.log(), /auth_failed/, 'twinsec reports auth_failed (PSK mismatch)');
+      return;
+    }
     const sa = await sw0.waitFor(
       () => sw0.established('gw'),
       ESTABLISH_MS,
