@@ -252,7 +252,7 @@ function resolveConfig(raw: RawConfig, psks: Map<string, Buffer>, baseDir: strin
     connections[name] = {
       name,
       version: c.version,
-      ...((c.version as 1 | 2) === 1 ? { mode: c.mode ?? 'main' } : {}),
+      ...(c.version === 1 ? { mode: c.mode ?? 'main' } : {}),
       local: c.local,
       remote: c.remote,
       localId: c.localId ?? c.local,

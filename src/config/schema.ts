@@ -148,14 +148,12 @@ export const dpdSchema = z.strictObject({
 });
 
 export const connectionSchema = z.strictObject({
-  // IKEv1 (RFC 2409) is part of the contract but not implemented yet: refuse it up front rather
-  // than accept a connection that would silently never come up.
-  version: z
-    .literal([1, 2])
-    .default(2)
-    .refine((v) => v === 2, { message: 'IKEv1 is not implemented yet; use version 2' }),
+  version: z.literal([1, 2]).default(2),
   /** IKEv1 phase 1 exchange (RFC 2409 §5): main (identity protection, the default) or aggressive. */
-  mode: z.enum(['main', 'aggressive']).optional(),
+  mode: z
+    .enum(['main', 'aggressive'])
+    .optional()
+    .refine((m) => m !== 'aggressive', { message: 'aggressive mode is not implemented yet; use main' }),
   local: ipAddress,
   remote: ipAddress,
   localId: identity('local').optional(),

@@ -325,8 +325,8 @@ const wellFormed = (s: string): boolean => Buffer.from(s, 'utf8').toString('utf8
 
 /**
  * Download (parsed JSON) -> configuration object and warnings. Throws ImportError with every
- * problem. The result is checked with twinsec's own loader (as IKEv2 for IKEv1 input, which the
- * loader refuses by design), so it is what `twinsecd --check` accepts.
+ * problem. The result is checked with twinsec's own loader, so it is what `twinsecd --check`
+ * accepts.
  */
 export function aliyunToConfig(
   download: unknown,
@@ -444,13 +444,6 @@ export function aliyunToConfig(
       );
     }
   }
-  if (conn.version === 1) {
-    r.warnings.push(
-      `${r.path('IkeConfig', 'IkeVersion')}: 'ikev1' imported as version 1, but twinsec does not ` +
-        'implement IKEv1 yet: twinsecd --check refuses this file until it does (switch the IPsec ' +
-        'connection to ikev2 in the Alibaba Cloud console and download its configuration again)',
-    );
-  }
   const config: ImportedConfig = {
     connections: { [name]: conn },
     routes: conn.remoteSubnets.map((destination) => ({
@@ -464,14 +457,13 @@ export function aliyunToConfig(
 }
 
 /**
- * Loads the generated YAML with twinsec's own loader (IKEv1 checked as IKEv2, the loader's only
- * deliberate refusal). A failure here is an importer bug; the loader's messages carry no secrets.
+ * Loads the generated YAML with twinsec's own loader. A failure here is an importer bug; the
+ * loader's messages carry no secrets.
  */
 function selfCheck(config: ImportedConfig, name: string): void {
   const conn = config.connections[name]!;
-  const asV2: ImportedConfig = { ...config, connections: { [name]: { ...conn, version: 2 } } };
   try {
-    parseConfig(configToYaml(asV2), { baseDir: '/' });
+    parseConfig(configToYaml(config), { baseDir: '/' });
   } catch (err) {
     if (err instanceof ConfigError) {
       throw new ImportError(err.issues.map((i) => `generated configuration: ${i}`));
@@ -491,11 +483,9 @@ export function configToYaml(config: ImportedConfig): string {
     ' connection download (customer gateway side). It contains the pre-shared key: keep it',
     ' private (chmod 600). Check it with: twinsecd --check --config FILE',
   ];
-  for (const [name, conn] of Object.entries(config.connections)) {
+  for (const name of Object.keys(config.connections)) {
     const node = doc.getIn(['connections', name, 'psk'], true);
     if (node instanceof Scalar) node.type = Scalar.QUOTE_DOUBLE;
-    if (conn.version === 1)
-      lines.push(` ${name}: IKEv1 is not implemented yet; twinsecd --check refuses it.`);
   }
   doc.commentBefore = lines.join('\n');
   return doc.toString({ lineWidth: 0, minContentWidth: 0 });

@@ -27,7 +27,7 @@ function issuesOf(text: string): string[] {
 }
 
 t.test('mode with IKEv2 is refused, naming the field and the fix', async (t) => {
-  const issues = issuesOf(`connections:\n  t1:${CONN}\n    mode: aggressive\n`);
+  const issues = issuesOf(`connections:\n  t1:${CONN}\n    mode: main\n`);
   t.same(issues, [
     'connections.t1.mode: IKEv2 has no main or aggressive mode (RFC 7296); remove mode or set version: 1',
   ]);

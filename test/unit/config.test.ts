@@ -298,10 +298,15 @@ t.test('configJsonSchema describes the input', async (t) => {
   t.doesNotThrow(() => JSON.stringify(s));
 });
 
-t.test('IKEv1 connections are refused until IKEv1 lands', async (t) => {
-  const text = withConn().replace('  t1:\n', '  t1:\n    version: 1\n');
-  t.match(issuesOf(text), [/^connections\.t1\.version: IKEv1 is not implemented yet/]);
-});
+t.test(
+  'IKEv1 connections: main mode by default; aggressive mode refused until it is implemented',
+  async (t) => {
+    const text = withConn().replace('  t1:\n', '  t1:\n    version: 1\n');
+    t.equal(parseConfig(text).connections.t1!.mode, 'main');
+    const aggressive = withConn().replace('  t1:\n', '  t1:\n    version: 1\n    mode: aggressive\n');
+    t.match(issuesOf(aggressive), [/^connections\.t1\.mode: aggressive mode is not implemented yet/]);
+  },
+);
 
 t.test('healthCheck and holdDown: defaults and errors by path', async (t) => {
   const c = parseConfig(

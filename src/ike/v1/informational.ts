@@ -1,0 +1,114 @@
+/**
+ * Informational exchanges after phase 1 (RFC 2408 §4.8, RFC 2409 §5.7): one protected message,
+ * HASH(1) = prf(SKEYID_a, M-ID | N/D), no answer. They carry DELETE of the ISAKMP SA or of IPsec
+ * SAs, INITIAL-CONTACT, and dead peer detection (RFC 3706: R-U-THERE, answered R-U-THERE-ACK with
+ * the same sequence number).
+ */
+import { timingSafeEqual } from 'node:crypto';
+import type { Endpoint } from '../../dataplane/types.js';
+import type { CoreServices } from '../core/protocol.js';
+import { v1InfoHash } from '../crypto/v1-keys.js';
+import { spiBuffer } from '../v2/tasks/child-create.js';
+import {
+  DOI_IPSEC,
+  ExchangeTypeV1,
+  NotifyTypeV1,
+  PayloadTypeV1,
+  ProtocolIdV1,
+} from '../wire/v1/constants.js';
+import { encodePayloadsV1 } from '../wire/v1/payloads.js';
+import type { DeletePayloadV1, NotifyPayloadV1, PayloadV1 } from '../wire/v1/types.js';
+import type { IkeSaV1 } from './ike-sa.js';
+import type { InV1 } from './protocol.js';
+
+const INFO = ExchangeTypeV1.INFORMATIONAL;
+
+/** Sends one protected informational message carrying `ps` (a fresh message ID each). */
+export function sendInformational(sa: IkeSaV1, ps: PayloadV1[], to?: Endpoint): void {
+  let mid = 0;
+  while (mid === 0) mid = sa.ctx.random.bytes(4).readUInt32BE(0);
+  const rest = encodePayloadsV1(ps).bytes;
+  const hash: PayloadV1 = {
+    type: PayloadTypeV1.HASH,
+    data: v1InfoHash(sa.prf!, sa.keys!.skeyidA, mid, rest),
+  } as PayloadV1;
+  sa.send(mid, sa.encode(INFO, mid, [hash, ...ps], true), { retransmit: false, to });
+  sa.forget(mid);
+}
+
+export function deleteIsakmp(sa: IkeSaV1): PayloadV1 {
+  return {
+    type: PayloadTypeV1.D,
+    doi: DOI_IPSEC,
+    protocolId: ProtocolIdV1.ISAKMP,
+    spiSize: 16,
+    spis: [Buffer.concat([sa.spiI, sa.spiR])],
+  } as PayloadV1;
+}
+
+export function deleteEsp(spisIn: number[]): PayloadV1 {
+  return {
+    type: PayloadTypeV1.D,
+    doi: DOI_IPSEC,
+    protocolId: ProtocolIdV1.IPSEC_ESP,
+    spiSize: 4,
+    spis: spisIn.map(spiBuffer),
+  } as PayloadV1;
+}
+
+/** RFC 3706 §7: R-U-THERE / R-U-THERE-ACK carry the ISAKMP cookies as SPI and a sequence number. */
+export function dpdNotify(sa: IkeSaV1, type: number, seq: number): PayloadV1 {
+  const data = Buffer.alloc(4);
+  data.writeUInt32BE(seq >>> 0);
+  return {
+    type: PayloadTypeV1.N,
+    doi: DOI_IPSEC,
+    protocolId: ProtocolIdV1.ISAKMP,
+    spi: Buffer.concat([sa.spiI, sa.spiR]),
+    notifyType: type,
+    data,
+  } as PayloadV1;
+}
+
+/** What an informational message asked of us; HASH(1) failures are dropped by the caller. */
+export function informationalInput(
+  core: CoreServices,
+  sa: IkeSaV1,
+  m: InV1,
+  dpdAck: (seq: number) => void,
+): void {
+  const [first, ...rest] = m.raw;
+  if (first?.type !== PayloadTypeV1.HASH) throw new Error('informational message without HASH(1)');
+  const want = v1InfoHash(
+    sa.prf!,
+    sa.keys!.skeyidA,
+    m.header.messageId,
+    Buffer.concat(rest.map((r) => r.raw)),
+  );
+  if (first.body.length !== want.length || !timingSafeEqual(first.body, want))
+    throw new Error('informational HASH(1) does not verify');
+  sa.forget(m.header.messageId);
+  for (const p of m.payloads) {
+    if (p.type === PayloadTypeV1.D) {
+      const d = p as DeletePayloadV1;
+      if (d.protocolId === ProtocolIdV1.ISAKMP) {
+        core.destroy(sa, 'deleted by peer');
+        return;
+      }
+      if (d.protocolId !== ProtocolIdV1.IPSEC_ESP || d.spiSize !== 4) continue;
+      for (const spi of d.spis) {
+        // The peer names its inbound SPI: our outbound one.
+        const child = sa.childByOut(spi.readUInt32BE(0));
+        if (child) core.removeChild(sa, child.spiIn, 'deleted by peer');
+      }
+    }
+    if (p.type === PayloadTypeV1.N) {
+      const n = p as NotifyPayloadV1;
+      const seq = n.data.length === 4 ? n.data.readUInt32BE(0) : -1;
+      if (n.notifyType === NotifyTypeV1.R_U_THERE && seq >= 0)
+        sendInformational(sa, [dpdNotify(sa, NotifyTypeV1.R_U_THERE_ACK, seq)]);
+      else if (n.notifyType === NotifyTypeV1.R_U_THERE_ACK && seq >= 0) dpdAck(seq);
+      else if (n.notifyType === NotifyTypeV1.INITIAL_CONTACT) core.peerInitialContact(sa);
+    }
+  }
+}

@@ -1,0 +1,245 @@
+/**
+ * IKEv1 as the core drives it: takes the datagrams of major version 1, finds or creates the
+ * ISAKMP SA by its cookies, drops repeats (answering with our last message), decrypts, and hands
+ * the message to main mode, quick mode or the informational handler.
+ */
+import type { ConnectionConfig } from '../../config/types.js';
+import type { Endpoint } from '../../dataplane/types.js';
+import { IkeError } from '../../errors.js';
+import type { ChildSa } from '../core/child-sa.js';
+import type { AnySa, CoreServices, IkeProtocol } from '../core/protocol.js';
+import type { Datagram } from '../transport.js';
+import { ExchangeTypeV1, NotifyTypeV1 } from '../wire/v1/constants.js';
+import { decodeMessageV1, decodePayloadsV1, isEncryptedV1, rawPayloadsV1 } from '../wire/v1/message.js';
+import type { HeaderV1, PayloadV1, RawPayloadV1 } from '../wire/v1/types.js';
+import { IkeSaV1, type V1Child, type V1Context } from './ike-sa.js';
+import {
+  deleteEsp,
+  deleteIsakmp,
+  dpdNotify,
+  informationalInput,
+  sendInformational,
+} from './informational.js';
+import { mainModeInitiator, mainModeResponder, mainModeStart } from './main-mode.js';
+import { quickModeInitiate, quickModeInput } from './quick-mode.js';
+
+/** A message as the exchanges see it: payloads decoded and as on the wire (for the hashes). */
+export interface InV1 {
+  header: HeaderV1;
+  payloads: PayloadV1[];
+  raw: RawPayloadV1[];
+  d: Datagram;
+}
+
+const ZERO = Buffer.alloc(8);
+
+export class IkeV1 implements IkeProtocol {
+  readonly version = 1 as const;
+  readonly #core: CoreServices;
+  readonly #ctx: V1Context;
+  readonly #dpd = new WeakMap<IkeSaV1, Map<number, (alive: boolean) => void>>();
+
+  constructor(core: CoreServices) {
+    this.#core = core;
+    this.#ctx = {
+      bus: core.bus,
+      clock: core.clock,
+      random: core.random,
+      transport: core.transport,
+      timing: core.timing,
+      ports: core.ports,
+    };
+  }
+
+  initiate(conn: ConnectionConfig): void {
+    const core = this.#core;
+    const sa = new IkeSaV1(this.#ctx, {
+      initiator: true,
+      conn,
+      local: { address: conn.local, port: core.ports.ike },
+      remote: { address: conn.remote, port: core.ports.ike },
+    });
+    core.table.add(sa);
+    sa.begin(`initiating main mode to ${conn.remote}`);
+    mainModeStart(sa, () => this.#failed(sa, new IkeError('timeout', 'no answer in main mode')));
+  }
+
+  #failed(sa: IkeSaV1, e: IkeError): void {
+    if (sa.phase !== 'dead') this.#core.failed(sa, e.reason, e.message);
+  }
+
+  async rekeyIke(sa: AnySa): Promise<AnySa> {
+    // IKEv1 has no phase 1 rekey (strongSwan re-authenticates); not yet done here.
+    throw new IkeError('not_supported', `phase 1 re-authentication of ${sa.name} is not implemented yet`);
+  }
+
+  async rekeyChild(sa: AnySa, child: ChildSa<unknown>): Promise<void> {
+    const v1 = sa as IkeSaV1;
+    child.transition('rekeying', 'soft lifetime');
+    try {
+      await quickModeInitiate(this.#core, v1, child as ChildSa<V1Child>);
+    } catch (err) {
+      child.transition('installed', 'rekey failed');
+      throw err;
+    }
+    sendInformational(v1, [deleteEsp([child.spiIn])]);
+    this.#core.removeChild(sa, child.spiIn, 'rekeyed');
+  }
+
+  async deleteIke(sa: AnySa): Promise<void> {
+    const v1 = sa as IkeSaV1;
+    if (v1.keys) sendInformational(v1, [deleteIsakmp(v1)]);
+  }
+
+  async deleteChildren(sa: AnySa, spisIn: number[]): Promise<void> {
+    const v1 = sa as IkeSaV1;
+    if (v1.keys) sendInformational(v1, [deleteEsp(spisIn)]);
+  }
+
+  /** RFC 3706: R-U-THERE with the next sequence number; alive when its ACK arrives in time. */
+  liveness(sa: AnySa, to?: Endpoint): Promise<boolean> {
+    const v1 = sa as IkeSaV1;
+    if (!v1.keys) return Promise.resolve(false);
+    const seq = ++v1.dpdSeq;
+    return new Promise((resolve) => {
+      const waits = this.#dpd.get(v1) ?? new Map<number, (alive: boolean) => void>();
+      this.#dpd.set(v1, waits);
+      waits.set(seq, resolve);
+      const t = this.#core.timing;
+      const limit = t.retransmitBase * (t.retransmitTries + 1);
+      v1.timers.set(limit, () => {
+        if (waits.delete(seq)) resolve(false);
+      });
+      sendInformational(v1, [dpdNotify(v1, NotifyTypeV1.R_U_THERE, seq)], to);
+    });
+  }
+
+  busy(sa: AnySa): boolean {
+    return (sa as IkeSaV1).busy;
+  }
+
+  /* ------------------------------------------------------------ dispatch */
+
+  handle(d: Datagram): void {
+    const core = this.#core;
+    const m = decodeMessageV1(d.data);
+    const h = m.header;
+    let sa = this.#lookup(h);
+    if (!sa) {
+      if (h.exchange !== ExchangeTypeV1.IDENTITY_PROTECTION || !h.spiR.equals(ZERO) || h.messageId !== 0)
+        return core.drop('unknown_spi', `no ISAKMP SA ${h.spiI.toString('hex')}`, d);
+      sa = this.#responder(d, h);
+      if (!sa) return;
+    }
+    const mid = h.messageId;
+    if (sa.isRepeat(mid, d.data)) return;
+    let payloads: PayloadV1[];
+    let raw: RawPayloadV1[];
+    if (isEncryptedV1(m)) {
+      if (!sa.protector) return core.drop('unexpected', 'encrypted message before keys exist', d);
+      try {
+        const plain = sa.protector.decrypt(mid, m.ciphertext);
+        payloads = decodePayloadsV1(m.firstPayload, plain);
+        raw = rawPayloadsV1(m.firstPayload, plain, true);
+      } catch (err) {
+        // The first encrypted message of main mode that does not decrypt to payloads means the
+        // two sides derived different keys: almost always a PSK mismatch (RFC 2409 §5).
+        if (mid === 0 && sa.phase !== 'established') {
+          this.#failed(sa, new IkeError('auth_failed', 'main mode message does not decrypt: PSK mismatch?'));
+        }
+        throw err;
+      }
+      core.peerSeen(sa, d);
+    } else {
+      if (sa.protector) return core.drop('unexpected', 'clear message after phase 1 keys', d);
+      payloads = m.payloads;
+      raw = rawPayloadsV1(d.data[16]!, d.data.subarray(28));
+    }
+    sa.took(mid, d.data);
+    this.#dispatch(sa, { header: h, payloads, raw, d });
+  }
+
+  #lookup(h: HeaderV1): IkeSaV1 | undefined {
+    const t = this.#core.table;
+    const asResponder = h.spiR.equals(ZERO) ? undefined : t.get(h.spiR);
+    if (asResponder instanceof IkeSaV1 && !asResponder.initiator && asResponder.spiI.equals(h.spiI))
+      return asResponder;
+    const asInitiator = t.get(h.spiI);
+    if (asInitiator instanceof IkeSaV1 && asInitiator.initiator) return asInitiator;
+    return undefined;
+  }
+
+  #responder(d: Datagram, h: HeaderV1): IkeSaV1 | undefined {
+    const core = this.#core;
+    const limit = core.table.overLimit(d.remote.address);
+    if (limit) {
+      core.drop('limit', limit, d);
+      return undefined;
+    }
+    const candidates = core.conns.candidates(1, d.local.address, d.remote.address);
+    if (!candidates.length) {
+      core.drop('no_connection', `no IKEv1 connection for ${d.remote.address} -> ${d.local.address}`, d);
+      return undefined;
+    }
+    const sa = new IkeSaV1(this.#ctx, {
+      initiator: false,
+      conn: candidates[0]!,
+      candidates,
+      local: d.local,
+      remote: d.remote,
+      spiI: Buffer.from(h.spiI),
+    });
+    sa.spiR = sa.ctx.random.bytes(8);
+    sa.step = 1;
+    core.table.add(sa);
+    core.table.addHalfOpen(`${h.spiI.toString('hex')}|${d.remote.address}|v1`, sa);
+    sa.begin(`main mode from ${d.remote.address}`);
+    sa.timers.set(core.timing.halfOpenTimeout, () => {
+      if (sa.phase !== 'established') core.destroy(sa, 'half-open timeout');
+    });
+    return sa;
+  }
+
+  #dispatch(sa: IkeSaV1, m: InV1): void {
+    const core = this.#core;
+    try {
+      switch (m.header.exchange) {
+        case ExchangeTypeV1.IDENTITY_PROTECTION: {
+          const done = sa.initiator
+            ? mainModeInitiator(core, sa, m, () =>
+                this.#failed(sa, new IkeError('timeout', 'no answer in main mode')),
+              )
+            : mainModeResponder(core, sa, m);
+          if (!done) return;
+          core.established(sa);
+          if (sa.initiator) {
+            quickModeInitiate(core, sa).catch((err) => {
+              const e = IkeError.from(err);
+              core.bus.emit('ike-failure', { connection: sa.name, reason: e.reason, detail: e.message });
+            });
+          }
+          return;
+        }
+        case ExchangeTypeV1.QUICK:
+          if (sa.phase !== 'established') return core.drop('unexpected', 'quick mode before phase 1', m.d);
+          quickModeInput(core, sa, m);
+          return;
+        case ExchangeTypeV1.INFORMATIONAL:
+          if (!sa.keys) return core.drop('unexpected', 'unprotected informational', m.d);
+          informationalInput(core, sa, m, (seq) => {
+            const w = this.#dpd.get(sa)?.get(seq);
+            this.#dpd.get(sa)?.delete(seq);
+            w?.(true);
+          });
+          return;
+        default:
+          core.drop('unexpected', `ISAKMP exchange ${m.header.exchange}`, m.d);
+      }
+    } catch (err) {
+      const e = IkeError.from(err, 'invalid_syntax');
+      core.drop(e.reason, e.message, m.d);
+      if (m.header.exchange === ExchangeTypeV1.IDENTITY_PROTECTION) this.#failed(sa, e);
+      else core.bus.emit('ike-failure', { connection: sa.name, reason: e.reason, detail: e.message });
+    }
+  }
+}

@@ -1,0 +1,363 @@
+/**
+ * Quick mode (RFC 2409 §5.5), both roles: one IPsec SA pair per exchange, with PFS when the ESP
+ * proposal names a group (KE in quick mode), client IDs as traffic selectors (narrowed by the
+ * responder to its configuration), and make-before-break when it rekeys an existing pair.
+ *
+ *   I1 *HASH(1) SA Ni [KE] IDci IDcr   -> R1 *HASH(2) SA Nr [KE] IDci IDcr   -> I2 *HASH(3)
+ *
+ * The responder installs its pair only on HASH(3), the initiator when it sends HASH(3).
+ */
+import { timingSafeEqual } from 'node:crypto';
+import type { ChildSaSpec } from '../../dataplane/types.js';
+import { IkeError } from '../../errors.js';
+import { ChildSa } from '../core/child-sa.js';
+import type { CoreServices } from '../core/protocol.js';
+import { type DhKeyPair, dhGenerate } from '../crypto/dh.js';
+import { v1EspEncrKeyLen, v1EspInteg } from '../crypto/v1-algs.js';
+import { v1Keymat, v1QmHash1, v1QmHash2, v1QmHash3, v1SplitKeymat } from '../crypto/v1-keys.js';
+import { algName } from '../proposal.js';
+import { narrow, newSpi, spiBuffer } from '../v2/tasks/child-create.js';
+import { TransformType } from '../wire/constants.js';
+import { cidrToTs, tsToString } from '../wire/ts.js';
+import type { TrafficSelector } from '../wire/types.js';
+import { encodeAttributes } from '../wire/v1/attributes.js';
+import {
+  ExchangeTypeV1,
+  NotifyTypeV1,
+  PayloadTypeV1,
+  Phase2Attr,
+  ProtocolIdV1,
+} from '../wire/v1/constants.js';
+import { encodePayloadsV1 } from '../wire/v1/payloads.js';
+import type { DataPayloadV1, IdPayloadV1, PayloadV1, SaPayloadV1 } from '../wire/v1/types.js';
+import { idToSelector, selectorToId } from './ids.js';
+import type { IkeSaV1, V1Child } from './ike-sa.js';
+import { asChosen, checkP2, type P2Choice, p2Offer, p2SaPayload, selectP2 } from './p2-proposal.js';
+import type { V1Proposal } from './proposal.js';
+import type { InV1 } from './protocol.js';
+
+const QM = ExchangeTypeV1.QUICK;
+const NONCE_LENGTH = 32;
+
+interface QmState {
+  initiator: boolean;
+  spiIn: number;
+  niB: Buffer;
+  nrB?: Buffer;
+  dh?: DhKeyPair;
+  gqmxy?: Buffer;
+  choice?: P2Choice;
+  /** The initiator's offer (the answer must be one of its transforms). */
+  offer?: V1Proposal[];
+  peerSpi?: Buffer;
+  tsLocal: TrafficSelector[];
+  tsRemote: TrafficSelector[];
+  /** The pair this exchange replaces (a rekey), installed make-before-break. */
+  replaces?: ChildSa<V1Child>;
+  done?: (err?: IkeError) => void;
+}
+
+const states = new WeakMap<IkeSaV1, Map<number, QmState>>();
+function table(sa: IkeSaV1): Map<number, QmState> {
+  let t = states.get(sa);
+  if (!t) {
+    t = new Map();
+    states.set(sa, t);
+  }
+  return t;
+}
+
+const udp = (sa: IkeSaV1): boolean =>
+  sa.conn.encapsulation === 'udp' || (sa.conn.encapsulation === 'auto' && (sa.nat.local || sa.nat.remote));
+
+/** HASH payload first, then `rest`, hashed as on the wire (§5.5: the generic headers included). */
+function hashed(rest: PayloadV1[], hash: (restBytes: Buffer) => Buffer): PayloadV1[] {
+  return [{ type: PayloadTypeV1.HASH, data: hash(encodePayloadsV1(rest).bytes) } as PayloadV1, ...rest];
+}
+
+function verify(m: InV1, expect: (restBytes: Buffer) => Buffer): void {
+  const [first, ...rest] = m.raw;
+  if (first?.type !== PayloadTypeV1.HASH)
+    throw new IkeError('invalid_hash_information', 'quick mode message does not start with HASH');
+  const got = first.body;
+  const want = expect(Buffer.concat(rest.map((r) => r.raw)));
+  if (got.length !== want.length || !timingSafeEqual(got, want))
+    throw new IkeError('invalid_hash_information', 'quick mode HASH does not verify');
+}
+
+function idPayload(ts: TrafficSelector): PayloadV1 {
+  const id = selectorToId(ts);
+  if (!id) throw new IkeError('ts_unacceptable', `selector ${tsToString(ts)} has no IKEv1 ID form`);
+  return { type: PayloadTypeV1.ID, ...id } as PayloadV1;
+}
+
+function need<T extends PayloadV1>(ps: PayloadV1[], type: number): T {
+  const p = ps.find((x) => x.type === type) as T | undefined;
+  if (!p)
+    throw new IkeError('invalid_syntax', `quick mode message without ${PayloadTypeV1[type] ?? type} payload`);
+  return p;
+}
+
+/** RFC 2407 §4.6.3.1: we keep the SA shorter than the peer offered; the attributes say how long. */
+function responderLifetime(spiIn: number, seconds: number): PayloadV1 {
+  const data = encodeAttributes('RESPONDER-LIFETIME', [
+    { type: Phase2Attr.SA_LIFE_TYPE, value: 1 },
+    {
+      type: Phase2Attr.SA_LIFE_DURATION,
+      value:
+        seconds < 0x10000
+          ? seconds
+          : Buffer.from([seconds >>> 24, (seconds >>> 16) & 255, (seconds >>> 8) & 255, seconds & 255]),
+    },
+  ]);
+  return {
+    type: PayloadTypeV1.N,
+    doi: 1,
+    protocolId: ProtocolIdV1.IPSEC_ESP,
+    spi: spiBuffer(spiIn),
+    notifyType: NotifyTypeV1.RESPONDER_LIFETIME,
+    data,
+  } as PayloadV1;
+}
+
+function parseGroup(offer: V1Proposal[]): number {
+  for (const p of offer)
+    for (const t of p.transforms)
+      for (const a of t.attrs) if (a.type === Phase2Attr.GROUP_DESCRIPTION) return Number(a.value);
+  return 0;
+}
+
+function randomMid(sa: IkeSaV1): number {
+  for (;;) {
+    const mid = sa.ctx.random.bytes(4).readUInt32BE(0);
+    if (mid !== 0 && !table(sa).has(mid)) return mid;
+  }
+}
+
+/* ---------------------------------------------------------------- initiator */
+
+/** Negotiates one IPsec SA pair; resolves once it is installed. */
+export function quickModeInitiate(
+  core: CoreServices,
+  sa: IkeSaV1,
+  replaces?: ChildSa<V1Child>,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const mid = randomMid(sa);
+    const st: QmState = {
+      initiator: true,
+      spiIn: newSpi(sa.ctx.random),
+      niB: sa.ctx.random.bytes(NONCE_LENGTH),
+      tsLocal: replaces ? replaces.proto.tsLocal : [cidrToTs(sa.conn.localSubnets[0]!)],
+      tsRemote: replaces ? replaces.proto.tsRemote : [cidrToTs(sa.conn.remoteSubnets[0]!)],
+      replaces,
+      done: (err) => (err ? reject(err) : resolve()),
+    };
+    st.offer = p2Offer(sa.conn, spiBuffer(st.spiIn), udp(sa));
+    // PFS: the group our transforms name (RFC 2409 §5.5: one KE per quick mode).
+    const group = parseGroup(st.offer);
+    if (group) st.dh = dhGenerate(group);
+    table(sa).set(mid, st);
+    const rest: PayloadV1[] = [p2SaPayload(st.offer), { type: PayloadTypeV1.NONCE, data: st.niB }];
+    if (st.dh) rest.push({ type: PayloadTypeV1.KE, data: st.dh.publicKey });
+    rest.push(idPayload(st.tsLocal[0]!), idPayload(st.tsRemote[0]!));
+    const ps = hashed(rest, (b) => v1QmHash1(sa.prf!, sa.keys!.skeyidA, mid, b));
+    sa.send(mid, sa.encode(QM, mid, ps, true), {
+      retransmit: true,
+      onTimeout: () => finish(sa, mid, new IkeError('timeout', 'no answer to quick mode')),
+    });
+  });
+}
+
+/** How long a finished quick mode's last messages stay to answer repeats (then forgotten). */
+const LINGER = 30_000;
+
+function finish(sa: IkeSaV1, mid: number, err?: IkeError): void {
+  const st = table(sa).get(mid);
+  table(sa).delete(mid);
+  if (err) sa.forget(mid);
+  else sa.timers.set(LINGER, () => sa.forget(mid));
+  st?.done?.(err);
+}
+
+/* ---------------------------------------------------------------- both roles */
+
+/** A quick mode message of exchange `mid` (decrypted, not yet authenticated). */
+export function quickModeInput(core: CoreServices, sa: IkeSaV1, m: InV1): void {
+  const mid = m.header.messageId;
+  const st = table(sa).get(mid);
+  if (!st) return respondFirst(core, sa, m);
+  if (st.initiator) return initiatorSecond(core, sa, m, st);
+  responderThird(core, sa, m, st);
+}
+
+function initiatorSecond(core: CoreServices, sa: IkeSaV1, m: InV1, st: QmState): void {
+  const mid = m.header.messageId;
+  try {
+    verify(m, (b) => v1QmHash2(sa.prf!, sa.keys!.skeyidA, mid, st.niB, b));
+    sa.settle(mid);
+    const { choice, peerSpi } = checkP2(sa.conn, st.offer!, need<SaPayloadV1>(m.payloads, PayloadTypeV1.SA));
+    st.choice = choice;
+    st.peerSpi = peerSpi;
+    st.nrB = need<DataPayloadV1>(m.payloads, PayloadTypeV1.NONCE).data;
+    if (choice.suite.group) {
+      const ke = need<DataPayloadV1>(m.payloads, PayloadTypeV1.KE);
+      if (!st.dh || st.dh.group !== choice.suite.group)
+        throw new IkeError('invalid_ke_payload', 'quick mode PFS group mismatch');
+      st.gqmxy = st.dh.computeSecret(ke.data);
+    }
+    takeIds(m, st, false);
+    sa.send(
+      mid,
+      sa.encode(
+        QM,
+        mid,
+        [
+          {
+            type: PayloadTypeV1.HASH,
+            data: v1QmHash3(sa.prf!, sa.keys!.skeyidA, mid, st.niB, st.nrB),
+          } as PayloadV1,
+        ],
+        true,
+      ),
+      { retransmit: false },
+    );
+    install(core, sa, st);
+    finish(sa, mid);
+  } catch (err) {
+    finish(sa, mid, IkeError.from(err));
+  }
+}
+
+/** The responder's IDs must lie within ours (it may narrow, RFC 2409 §5.5). */
+function takeIds(m: InV1, st: QmState, responder: boolean): void {
+  const ids = m.payloads.filter((p) => p.type === PayloadTypeV1.ID) as IdPayloadV1[];
+  if (ids.length === 0) return;
+  if (ids.length !== 2) throw new IkeError('invalid_id_information', 'quick mode with one client ID');
+  const [ci, cr] = ids.map(idToSelector) as [TrafficSelector, TrafficSelector];
+  const [mine, theirs] = responder ? [cr, ci] : [ci, cr];
+  if (!responder) {
+    if (
+      narrow([mine], st.tsLocal.map(tsToString)).length !== 1 ||
+      narrow([theirs], st.tsRemote.map(tsToString)).length !== 1
+    )
+      throw new IkeError('ts_unacceptable', 'responder returned client IDs outside ours');
+  }
+  st.tsLocal = [mine];
+  st.tsRemote = [theirs];
+}
+
+function respondFirst(core: CoreServices, sa: IkeSaV1, m: InV1): void {
+  const mid = m.header.messageId;
+  verify(m, (b) => v1QmHash1(sa.prf!, sa.keys!.skeyidA, mid, b));
+  const st: QmState = {
+    initiator: false,
+    spiIn: newSpi(sa.ctx.random),
+    niB: need<DataPayloadV1>(m.payloads, PayloadTypeV1.NONCE).data,
+    tsLocal: [],
+    tsRemote: [],
+  };
+  const { choice, peerSpi, answer } = selectP2(
+    sa.conn,
+    need<SaPayloadV1>(m.payloads, PayloadTypeV1.SA),
+    spiBuffer(st.spiIn),
+    udp(sa),
+  );
+  st.choice = choice;
+  st.peerSpi = peerSpi;
+  st.nrB = sa.ctx.random.bytes(NONCE_LENGTH);
+  const rest: PayloadV1[] = [answer, { type: PayloadTypeV1.NONCE, data: st.nrB }];
+  if (choice.suite.group) {
+    const ke = need<DataPayloadV1>(m.payloads, PayloadTypeV1.KE);
+    st.dh = dhGenerate(choice.suite.group);
+    st.gqmxy = st.dh.computeSecret(ke.data);
+    rest.push({ type: PayloadTypeV1.KE, data: st.dh.publicKey });
+  }
+  if (choice.responderLifetime) rest.push(responderLifetime(st.spiIn, choice.life));
+  // Without client IDs the selectors are the two gateways (§5.5); we always have subnets.
+  const ids = m.payloads.filter((p) => p.type === PayloadTypeV1.ID) as IdPayloadV1[];
+  if (ids.length !== 2) throw new IkeError('invalid_id_information', 'quick mode without client IDs');
+  const [ci, cr] = ids.map(idToSelector) as [TrafficSelector, TrafficSelector];
+  const remote = narrow([ci], sa.conn.remoteSubnets);
+  const local = narrow([cr], sa.conn.localSubnets);
+  if (remote.length !== 1 || local.length !== 1)
+    throw new IkeError('ts_unacceptable', 'client IDs outside localSubnets/remoteSubnets');
+  st.tsLocal = local;
+  st.tsRemote = remote;
+  // The same selectors as a live pair: the peer rekeys it (make-before-break, its DELETE follows).
+  const key = (ts: TrafficSelector[]) => ts.map(tsToString).join();
+  st.replaces = sa.children.find(
+    (c) => c.live && key(c.proto.tsLocal) === key(local) && key(c.proto.tsRemote) === key(remote),
+  );
+  rest.push(idPayload(remote[0]!), idPayload(local[0]!));
+  table(sa).set(mid, st);
+  const ps = hashed(rest, (b) => v1QmHash2(sa.prf!, sa.keys!.skeyidA, mid, st.niB, b));
+  sa.send(mid, sa.encode(QM, mid, ps, true), {
+    retransmit: true,
+    onTimeout: () => finish(sa, mid, new IkeError('timeout', 'no HASH(3) in quick mode')),
+  });
+}
+
+function responderThird(core: CoreServices, sa: IkeSaV1, m: InV1, st: QmState): void {
+  const mid = m.header.messageId;
+  verify(m, () => v1QmHash3(sa.prf!, sa.keys!.skeyidA, mid, st.niB, st.nrB!));
+  sa.settle(mid);
+  install(core, sa, st);
+  finish(sa, mid);
+}
+
+/** KEYMAT per direction (§5.5: the SPI of the receiving side) and the hand-off to the data plane. */
+function install(core: CoreServices, sa: IkeSaV1, st: QmState): void {
+  const c = st.choice!.suite;
+  const peerSpi = st.peerSpi!;
+  const chosen = asChosen(c, peerSpi);
+  const encrLen = v1EspEncrKeyLen(c.transformId, c.keyLen || 192);
+  const integLen = c.auth ? v1EspInteg(c.auth).keyLen : 0;
+  const [ni, nr] = [st.initiator ? st.niB : st.niB, st.nrB!];
+  const km = (spi: Buffer) =>
+    v1SplitKeymat(
+      v1Keymat(sa.prf!, sa.keys!.skeyidD, ProtocolIdV1.IPSEC_ESP, spi, ni, nr, encrLen + integLen, st.gqmxy),
+      encrLen,
+      integLen,
+    );
+  const kin = km(spiBuffer(st.spiIn));
+  const kout = km(peerSpi);
+  const encap: 'udp' | 'esp' = udp(sa) ? 'udp' : 'esp';
+  const port = (p: number): number => (encap === 'udp' ? p : 0);
+  const spec: ChildSaSpec = {
+    connection: sa.name,
+    spiIn: st.spiIn,
+    spiOut: peerSpi.readUInt32BE(0),
+    encr: algName(TransformType.ENCR, chosen.encr.id, chosen.encr.keyLen),
+    integ: chosen.integ ? algName(TransformType.INTEG, chosen.integ) : null,
+    encrKeyIn: kin.encr,
+    encrKeyOut: kout.encr,
+    integKeyIn: kin.integ,
+    integKeyOut: kout.integ,
+    esn: false,
+    encapsulation: encap,
+    local: { address: sa.local.address, port: port(sa.local.port) },
+    remote: { address: sa.remote.address, port: port(sa.remote.port) },
+    tsLocal: st.tsLocal.map(tsToString),
+    tsRemote: st.tsRemote.map(tsToString),
+  };
+  // Make-before-break (as for IKEv2 §2.8): the responder's new outbound SA waits for the peer.
+  core.dataplane.installSa(st.initiator ? spec : { ...spec, activate: st.replaces === undefined });
+  const child = new ChildSa<V1Child>(
+    sa.ctx.bus,
+    {
+      connection: sa.name,
+      spiIn: spec.spiIn,
+      spiOut: spec.spiOut,
+      encr: spec.encr,
+      integ: spec.integ,
+      dh: c.group ? algName(TransformType.DH, c.group) : null,
+      encapsulation: encap,
+      tsLocal: spec.tsLocal,
+      tsRemote: spec.tsRemote,
+    },
+    { chosen, tsLocal: st.tsLocal, tsRemote: st.tsRemote },
+  );
+  core.childInstalled(sa, child as ChildSa<unknown>);
+  st.replaces?.transition('rekeyed', 'replaced by quick mode');
+}
