@@ -36,9 +36,16 @@ export async function pingThroughRekeys(
     ikeLifetime: number;
     espLifetime: number;
     timeoutMs: number;
+    /** IKE version and proposals of both sides (default IKEv2 with AES-GCM and X25519). */
+    version?: 1 | 2;
+    ike?: string;
+    esp?: string;
   },
 ): Promise<RekeyRun> {
   const lab = new Lab(t);
+  const version = opts.version ?? 2;
+  const ike = opts.ike ?? 'aes256gcm16-prfsha256-x25519';
+  const esp = opts.esp ?? 'aes256gcm16-x25519';
   const tw = await lab.addNamespace('tw');
   const sw = await lab.addNamespace('sw');
   await lab.link(
@@ -52,12 +59,12 @@ export async function pingThroughRekeys(
     conns: [
       {
         name: 'gw',
-        version: 2,
+        version,
         local: SW_WAN,
         remote: TW_WAN,
         psk: opts.psk,
-        ikeProposals: ['aes256gcm16-prfsha256-x25519'],
-        espProposals: ['aes256gcm16-x25519'],
+        ikeProposals: [ike],
+        espProposals: [esp],
         localTs: [SW_LAN],
         remoteTs: [TW_LAN],
         startAction: 'none',
@@ -69,12 +76,12 @@ export async function pingThroughRekeys(
     log: { level: 'debug' },
     connections: {
       t1: {
-        version: 2,
+        version,
         local: TW_WAN,
         remote: SW_WAN,
         psk: opts.psk,
-        ike: { proposals: ['aes256gcm16-prfsha256-x25519'], lifetime: opts.ikeLifetime },
-        esp: { proposals: ['aes256gcm16-x25519'], lifetime: opts.espLifetime },
+        ike: { proposals: [ike], lifetime: opts.ikeLifetime },
+        esp: { proposals: [esp], lifetime: opts.espLifetime },
         localSubnets: [TW_LAN],
         remoteSubnets: [SW_LAN],
         start: 'initiate',
@@ -88,7 +95,7 @@ export async function pingThroughRekeys(
     t.comment(`--- charon log (tail) ---\n${charon.log().split('\n').slice(-80).join('\n')}`);
     t.comment(`--- twinsecd log (tail) ---\n${twinsec.log().split('\n').slice(-80).join('\n')}`);
   });
-  await charon.waitFor(() => charon.established('gw'), 12_000, 'strongSwan IKE_SA ESTABLISHED');
+  await charon.waitFor(() => charon.established('gw'), 12_000, 'strongSwan IKE SA ESTABLISHED');
   await twinsec.waitForState('t1', 'established', 12_000);
   await waitFor(
     async () =>

@@ -32,12 +32,16 @@ export interface InV1 {
 }
 
 const ZERO = Buffer.alloc(8);
+/** ms a replaced IPsec SA stays after its successor is installed. */
+const REPLACED_LINGER = 1000;
 
 export class IkeV1 implements IkeProtocol {
   readonly version = 1 as const;
   readonly #core: CoreServices;
   readonly #ctx: V1Context;
   readonly #dpd = new WeakMap<IkeSaV1, Map<number, (alive: boolean) => void>>();
+  /** Re-authentications in flight: the new SA and who waits for its first quick mode. */
+  readonly #reauth = new WeakMap<IkeSaV1, { resolve: () => void; reject: (e: IkeError) => void }>();
 
   constructor(core: CoreServices) {
     this.#core = core;
@@ -52,6 +56,10 @@ export class IkeV1 implements IkeProtocol {
   }
 
   initiate(conn: ConnectionConfig): void {
+    this.#mainMode(conn, `initiating main mode to ${conn.remote}`);
+  }
+
+  #mainMode(conn: ConnectionConfig, why: string, onTimeout?: () => void): IkeSaV1 {
     const core = this.#core;
     const sa = new IkeSaV1(this.#ctx, {
       initiator: true,
@@ -60,17 +68,39 @@ export class IkeV1 implements IkeProtocol {
       remote: { address: conn.remote, port: core.ports.ike },
     });
     core.table.add(sa);
-    sa.begin(`initiating main mode to ${conn.remote}`);
-    mainModeStart(sa, () => this.#failed(sa, new IkeError('timeout', 'no answer in main mode')));
+    sa.begin(why);
+    mainModeStart(sa, () => {
+      this.#failed(sa, new IkeError('timeout', 'no answer in main mode'));
+      onTimeout?.();
+    });
+    return sa;
   }
 
   #failed(sa: IkeSaV1, e: IkeError): void {
     if (sa.phase !== 'dead') this.#core.failed(sa, e.reason, e.message);
   }
 
+  /**
+   * IKEv1 has no phase 1 rekey (RFC 2409): like strongSwan, twinsec re-authenticates. A new main
+   * mode and its quick mode come up beside the old SAs (make-before-break); then the old IPsec SAs
+   * and the old ISAKMP SA are deleted, on both sides by our DELETEs.
+   */
   async rekeyIke(sa: AnySa): Promise<AnySa> {
-    // IKEv1 has no phase 1 rekey (strongSwan re-authenticates); not yet done here.
-    throw new IkeError('not_supported', `phase 1 re-authentication of ${sa.name} is not implemented yet`);
+    const old = sa as IkeSaV1;
+    const fresh = await new Promise<IkeSaV1>((resolve, reject) => {
+      const n = this.#mainMode(old.conn, `re-authenticating ISAKMP SA #${old.serial}`, () =>
+        reject(new IkeError('timeout', 'no answer to the re-authentication')),
+      );
+      this.#reauth.set(n, { resolve: () => resolve(n), reject });
+    });
+    await this.#linger(old, old.conn.ike.lifetime);
+    if (old.phase === 'dead') return fresh;
+    const spis = old.children.map((c) => c.spiIn);
+    if (spis.length) sendInformational(old, [deleteEsp(spis)]);
+    for (const spi of spis) this.#core.removeChild(old, spi, 'replaced by re-authentication');
+    sendInformational(old, [deleteIsakmp(old)]);
+    this.#core.destroy(old, `re-authenticated as ISAKMP SA #${fresh.serial}`);
+    return fresh;
   }
 
   async rekeyChild(sa: AnySa, child: ChildSa<unknown>): Promise<void> {
@@ -82,8 +112,19 @@ export class IkeV1 implements IkeProtocol {
       child.transition('installed', 'rekey failed');
       throw err;
     }
+    // The peer installs the new pair when HASH(3) reaches it; the old one goes a moment later.
+    await this.#linger(v1, v1.conn.esp.lifetime);
+    if (v1.phase === 'dead') return;
     sendInformational(v1, [deleteEsp([child.spiIn])]);
     this.#core.removeChild(sa, child.spiIn, 'rekeyed');
+  }
+
+  /** How long a replaced pair stays after its successor is up (the peer may still be installing it). */
+  #linger(sa: IkeSaV1, lifetime: number): Promise<void> {
+    // A bounded wait that must end (the caller checks the SA is still there afterwards); well
+    // inside the soft-to-hard margin (10 % of the lifetime) however short the lifetime is.
+    const ms = Math.min(REPLACED_LINGER, lifetime * this.#core.timing.lifetimeUnit * 0.05);
+    return new Promise((r) => sa.ctx.clock.setTimer(ms, r, true));
   }
 
   async deleteIke(sa: AnySa): Promise<void> {
@@ -213,10 +254,17 @@ export class IkeV1 implements IkeProtocol {
           if (!done) return;
           core.established(sa);
           if (sa.initiator) {
-            quickModeInitiate(core, sa).catch((err) => {
-              const e = IkeError.from(err);
-              core.bus.emit('ike-failure', { connection: sa.name, reason: e.reason, detail: e.message });
-            });
+            const waiting = this.#reauth.get(sa);
+            this.#reauth.delete(sa);
+            // A re-authentication's first pair replaces the old SA's: outbound once the peer uses it.
+            quickModeInitiate(core, sa, undefined, waiting !== undefined).then(
+              () => waiting?.resolve(),
+              (err) => {
+                const e = IkeError.from(err);
+                core.bus.emit('ike-failure', { connection: sa.name, reason: e.reason, detail: e.message });
+                waiting?.reject(e);
+              },
+            );
           }
           return;
         }

@@ -54,6 +54,8 @@ interface QmState {
   tsRemote: TrafficSelector[];
   /** The pair this exchange replaces (a rekey), installed make-before-break. */
   replaces?: ChildSa<V1Child>;
+  /** Keep sending on the current pair until the peer uses the new one (rekey, re-authentication). */
+  deferOutbound?: boolean;
   done?: (err?: IkeError) => void;
 }
 
@@ -141,6 +143,7 @@ export function quickModeInitiate(
   core: CoreServices,
   sa: IkeSaV1,
   replaces?: ChildSa<V1Child>,
+  deferOutbound = replaces !== undefined,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
     const mid = randomMid(sa);
@@ -151,6 +154,7 @@ export function quickModeInitiate(
       tsLocal: replaces ? replaces.proto.tsLocal : [cidrToTs(sa.conn.localSubnets[0]!)],
       tsRemote: replaces ? replaces.proto.tsRemote : [cidrToTs(sa.conn.remoteSubnets[0]!)],
       replaces,
+      deferOutbound,
       done: (err) => (err ? reject(err) : resolve()),
     };
     st.offer = p2Offer(sa.conn, spiBuffer(st.spiIn), udp(sa));
@@ -341,8 +345,11 @@ function install(core: CoreServices, sa: IkeSaV1, st: QmState): void {
     tsLocal: st.tsLocal.map(tsToString),
     tsRemote: st.tsRemote.map(tsToString),
   };
-  // Make-before-break (as for IKEv2 §2.8): the responder's new outbound SA waits for the peer.
-  core.dataplane.installSa(st.initiator ? spec : { ...spec, activate: st.replaces === undefined });
+  // The responder installs on HASH(3), the last message: an initiator that sent on the new pair at
+  // once could beat it there. So a replacing pair goes outbound only once the peer uses it (or the
+  // old pair is removed), on both sides (make-before-break, as IKEv2 does for §2.8).
+  const defer = st.initiator ? st.deferOutbound === true : st.replaces !== undefined;
+  core.dataplane.installSa(defer ? { ...spec, activate: false } : spec);
   const child = new ChildSa<V1Child>(
     sa.ctx.bus,
     {
