@@ -21,6 +21,7 @@ import { rawPayloadsV1 } from '../wire/v1/message.js';
 import { encodePayloadsV1 } from '../wire/v1/payloads.js';
 import type { PayloadV1 } from '../wire/v1/types.js';
 import type { V1Transform } from './proposal.js';
+import type { QmState } from './quick-mode.js';
 
 /** What IKEv1 keeps per IPsec SA to rekey it with a new quick mode. */
 export interface V1Child {
@@ -66,6 +67,8 @@ export class IkeSaV1 extends BaseIkeSa<V1Child> {
   /** The peer announced RFC 3947 NAT-T / DPD (RFC 3706) in its vendor IDs. */
   peerNatT = false;
   peerDpd = false;
+  /** Quick modes in progress, by message ID (each has its own IV chain and nonces). */
+  readonly quickModes = new Map<number, QmState>();
   /** DPD sequence numbers (RFC 3706 §7). */
   dpdSeq = 0;
 

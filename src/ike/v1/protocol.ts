@@ -9,6 +9,7 @@ import { IkeError } from '../../errors.js';
 import type { ChildSa } from '../core/child-sa.js';
 import type { AnySa, CoreServices, IkeProtocol } from '../core/protocol.js';
 import type { Datagram } from '../transport.js';
+import { protocolContext } from '../v2/ike-sa.js';
 import { ExchangeTypeV1, NotifyTypeV1 } from '../wire/v1/constants.js';
 import { decodeMessageV1, decodePayloadsV1, isEncryptedV1, rawPayloadsV1 } from '../wire/v1/message.js';
 import type { HeaderV1, PayloadV1, RawPayloadV1 } from '../wire/v1/types.js';
@@ -45,14 +46,7 @@ export class IkeV1 implements IkeProtocol {
 
   constructor(core: CoreServices) {
     this.#core = core;
-    this.#ctx = {
-      bus: core.bus,
-      clock: core.clock,
-      random: core.random,
-      transport: core.transport,
-      timing: core.timing,
-      ports: core.ports,
-    };
+    this.#ctx = protocolContext(core);
   }
 
   initiate(conn: ConnectionConfig): void {

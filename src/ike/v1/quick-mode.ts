@@ -39,7 +39,7 @@ import type { InV1 } from './protocol.js';
 const QM = ExchangeTypeV1.QUICK;
 const NONCE_LENGTH = 32;
 
-interface QmState {
+export interface QmState {
   initiator: boolean;
   spiIn: number;
   niB: Buffer;
@@ -57,16 +57,6 @@ interface QmState {
   /** Keep sending on the current pair until the peer uses the new one (rekey, re-authentication). */
   deferOutbound?: boolean;
   done?: (err?: IkeError) => void;
-}
-
-const states = new WeakMap<IkeSaV1, Map<number, QmState>>();
-function table(sa: IkeSaV1): Map<number, QmState> {
-  let t = states.get(sa);
-  if (!t) {
-    t = new Map();
-    states.set(sa, t);
-  }
-  return t;
 }
 
 const udp = (sa: IkeSaV1): boolean =>
@@ -132,7 +122,7 @@ function parseGroup(offer: V1Proposal[]): number {
 function randomMid(sa: IkeSaV1): number {
   for (;;) {
     const mid = sa.ctx.random.bytes(4).readUInt32BE(0);
-    if (mid !== 0 && !table(sa).has(mid)) return mid;
+    if (mid !== 0 && !sa.quickModes.has(mid)) return mid;
   }
 }
 
@@ -161,7 +151,7 @@ export function quickModeInitiate(
     // PFS: the group our transforms name (RFC 2409 §5.5: one KE per quick mode).
     const group = parseGroup(st.offer);
     if (group) st.dh = dhGenerate(group);
-    table(sa).set(mid, st);
+    sa.quickModes.set(mid, st);
     const rest: PayloadV1[] = [p2SaPayload(st.offer), { type: PayloadTypeV1.NONCE, data: st.niB }];
     if (st.dh) rest.push({ type: PayloadTypeV1.KE, data: st.dh.publicKey });
     rest.push(idPayload(st.tsLocal[0]!), idPayload(st.tsRemote[0]!));
@@ -177,8 +167,8 @@ export function quickModeInitiate(
 const LINGER = 30_000;
 
 function finish(sa: IkeSaV1, mid: number, err?: IkeError): void {
-  const st = table(sa).get(mid);
-  table(sa).delete(mid);
+  const st = sa.quickModes.get(mid);
+  sa.quickModes.delete(mid);
   if (err) sa.forget(mid);
   else sa.timers.set(LINGER, () => sa.forget(mid));
   st?.done?.(err);
@@ -189,7 +179,7 @@ function finish(sa: IkeSaV1, mid: number, err?: IkeError): void {
 /** A quick mode message of exchange `mid` (decrypted, not yet authenticated). */
 export function quickModeInput(core: CoreServices, sa: IkeSaV1, m: InV1): void {
   const mid = m.header.messageId;
-  const st = table(sa).get(mid);
+  const st = sa.quickModes.get(mid);
   if (!st) return respondFirst(core, sa, m);
   if (st.initiator) return initiatorSecond(core, sa, m, st);
   responderThird(core, sa, m, st);
@@ -294,7 +284,7 @@ function respondFirst(core: CoreServices, sa: IkeSaV1, m: InV1): void {
     (c) => c.live && key(c.proto.tsLocal) === key(local) && key(c.proto.tsRemote) === key(remote),
   );
   rest.push(idPayload(remote[0]!), idPayload(local[0]!));
-  table(sa).set(mid, st);
+  sa.quickModes.set(mid, st);
   const ps = hashed(rest, (b) => v1QmHash2(sa.prf!, sa.keys!.skeyidA, mid, st.niB, b));
   sa.send(mid, sa.encode(QM, mid, ps, true), {
     retransmit: true,
@@ -317,7 +307,7 @@ function install(core: CoreServices, sa: IkeSaV1, st: QmState): void {
   const chosen = asChosen(c, peerSpi);
   const encrLen = v1EspEncrKeyLen(c.transformId, c.keyLen || 192);
   const integLen = c.auth ? v1EspInteg(c.auth).keyLen : 0;
-  const [ni, nr] = [st.initiator ? st.niB : st.niB, st.nrB!];
+  const [ni, nr] = [st.niB, st.nrB!];
   const km = (spi: Buffer) =>
     v1SplitKeymat(
       v1Keymat(sa.prf!, sa.keys!.skeyidD, ProtocolIdV1.IPSEC_ESP, spi, ni, nr, encrLen + integLen, st.gqmxy),

@@ -7,7 +7,7 @@ import type { Endpoint } from '../../dataplane/types.js';
 import { IkeError } from '../../errors.js';
 import { backoff, type TimerHandle } from '../core/clock.js';
 import { BaseIkeSa, type SaContext } from '../core/ike-sa.js';
-import type { Timing } from '../core/protocol.js';
+import type { CoreServices, Timing } from '../core/protocol.js';
 import type { DhKeyPair } from '../crypto/dh.js';
 import type { IkeKeys } from '../crypto/keys.js';
 import type { PrfAlg } from '../crypto/prf.js';
@@ -37,6 +37,12 @@ export interface IkeRekeyState {
   ni: Buffer;
   nr?: Buffer;
   fresh?: IkeSaV2;
+}
+
+/** The context every protocol's SAs share, taken from the core. */
+export function protocolContext(core: CoreServices): V2Context {
+  const { bus, clock, random, transport, timing, ports } = core;
+  return { bus, clock, random, transport, timing, ports };
 }
 
 interface Pending {

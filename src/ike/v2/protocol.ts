@@ -17,7 +17,7 @@ import { decodeMessage, encodeMessage } from '../wire/message.js';
 import { UnsupportedCriticalError } from '../wire/payloads.js';
 import { checkMessageRules } from '../wire/rules.js';
 import type { IkeHeader, Payload } from '../wire/types.js';
-import { IkeSaV2, type V2Child, type V2Context } from './ike-sa.js';
+import { IkeSaV2, protocolContext, type V2Child, type V2Context } from './ike-sa.js';
 import { findSa, notifies, notify } from './payload-find.js';
 import { type OpenedMessage, openMessage } from './protect.js';
 import { type Answer, runTask } from './task.js';
@@ -34,14 +34,7 @@ export class IkeV2 implements IkeProtocol {
 
   constructor(core: CoreServices) {
     this.#core = core;
-    this.#ctx = {
-      bus: core.bus,
-      clock: core.clock,
-      random: core.random,
-      transport: core.transport,
-      timing: core.timing,
-      ports: core.ports,
-    };
+    this.#ctx = protocolContext(core);
   }
 
   /* ------------------------------------------------------------ initiator */
