@@ -17,6 +17,8 @@ export class FakeNetwork {
   readonly log: Sent[] = [];
   /** Return true to drop the datagram. */
   drop: (s: Sent) => boolean = () => false;
+  /** Rewrites a datagram's bytes on the path (a peer's quirks; identity by default). */
+  rewrite: (data: Buffer) => Buffer = (data) => data;
   /** Rewrites a datagram's source as a NAT on the path would (identity by default). */
   nat: (from: Endpoint) => Endpoint = (from) => from;
   readonly #owners = new Map<string, FakeTransport>();
@@ -35,7 +37,8 @@ export class FakeNetwork {
     this.#mapped.set(`${pub.address}:${pub.port}`, priv);
   }
 
-  deliver(sender: Endpoint, dest: Endpoint, data: Buffer): void {
+  deliver(sender: Endpoint, dest: Endpoint, sent: Buffer): void {
+    const data = this.rewrite(sent);
     const from = this.nat(sender);
     if (from !== sender) this.#mapped.set(`${from.address}:${from.port}`, sender);
     // Answers to a mapped endpoint go back through the NAT to the host behind it.

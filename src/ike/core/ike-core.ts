@@ -208,10 +208,10 @@ export class IkeCore implements CoreServices {
 
   /* ------------------------------------------------------------ CHILD_SAs */
 
-  childInstalled(sa: AnySa, child: ChildSa<unknown>): void {
+  childInstalled(sa: AnySa, child: ChildSa<unknown>, lifetime?: number): void {
     sa.addChild(child);
     this.table.setChildOwner(child.spiIn, sa);
-    this.#lifetimes.armChild(sa, child.spiIn);
+    this.#lifetimes.armChild(sa, child.spiIn, lifetime);
     this.bus.emit('child-up', {
       connection: sa.name,
       spiIn: child.spiIn,

@@ -63,6 +63,10 @@ export abstract class BaseIkeSa<C = unknown> implements IkeSaView {
   /** Our authentication carried INITIAL_CONTACT (sibling tunnels of the same identities need not). */
   sentInitialContact = false;
   readonly #children = new Map<number, ChildSa<C>>();
+  /** The lifetime (s) the peers agreed, when the protocol negotiates one (IKEv1, RFC 2407 §4.5). */
+  get negotiatedLifetime(): number | undefined {
+    return undefined;
+  }
   #phase: SaPhase = 'init';
 
   constructor(

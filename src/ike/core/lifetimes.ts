@@ -57,9 +57,24 @@ export class Lifetimes {
   /* ------------------------------------------------------------ IKE SA */
 
   armIke(sa: AnySa): void {
-    const life = this.#unit(sa.conn.ike.lifetime)!;
-    sa.timers.set(this.#softDelay(life, this.#unit(sa.conn.ike.rekeyTime)), () => this.#ikeSoft(sa, false));
+    const [life, rekey] = this.#limits(sa.conn.ike, sa.negotiatedLifetime);
+    sa.timers.set(this.#softDelay(life, rekey), () => this.#ikeSoft(sa, false));
     sa.timers.set(life, () => this.#h.ikeHard(sa, 'IKE SA lifetime expired'));
+  }
+
+  /**
+   * Hard limit and configured soft limit (ms). An IKEv1 lifetime is negotiated (RFC 2407 §4.5,
+   * §4.6.3.1 RESPONDER-LIFETIME): when it is shorter than ours, it is the hard limit, and a
+   * configured rekeyTime that no longer fits gives way to the 80-90 % rule.
+   */
+  #limits(
+    c: { lifetime: number; rekeyTime?: number },
+    negotiated: number | undefined,
+  ): [number, number | undefined] {
+    const seconds =
+      negotiated !== undefined && negotiated > 0 ? Math.min(negotiated, c.lifetime) : c.lifetime;
+    const rekey = c.rekeyTime !== undefined && c.rekeyTime < seconds ? c.rekeyTime : undefined;
+    return [this.#unit(seconds)!, this.#unit(rekey)];
   }
 
   /** Soft limit of an IKE SA: rekey it (after any exchange in flight), one retry on failure. */
@@ -95,12 +110,11 @@ export class Lifetimes {
 
   /* ------------------------------------------------------------ CHILD_SA */
 
-  armChild(sa: AnySa, spiIn: number): void {
-    const life = this.#unit(sa.conn.esp.lifetime)!;
+  /** `negotiated`: the CHILD_SA's lifetime in seconds as the peers agreed it (IKEv1), if any. */
+  armChild(sa: AnySa, spiIn: number, negotiated?: number): void {
+    const [life, rekey] = this.#limits(sa.conn.esp, negotiated);
     this.#child.set(spiIn, { retried: false });
-    this.#childTimer(spiIn, 'soft', this.#softDelay(life, this.#unit(sa.conn.esp.rekeyTime)), () =>
-      this.#childSoft(spiIn),
-    );
+    this.#childTimer(spiIn, 'soft', this.#softDelay(life, rekey), () => this.#childSoft(spiIn));
     this.#childTimer(spiIn, 'hard', life, () => this.#childHard(spiIn));
   }
 

@@ -53,8 +53,11 @@ export interface CoreServices {
   readonly conns: ConnectionSet;
   /** Counts and reports a dropped datagram. */
   drop(reason: string, detail: string, d: Datagram): void;
-  /** Puts a negotiated CHILD_SA into the data plane and under the SA's lifetimes (child-up). */
-  childInstalled(sa: AnySa, child: ChildSa<unknown>): void;
+  /**
+   * Puts a negotiated CHILD_SA under the SA's lifetimes (child-up). `lifetime` (s): the one the
+   * peers agreed when shorter than configured (IKEv1 negotiates it; IKEv2 does not, §2.8).
+   */
+  childInstalled(sa: AnySa, child: ChildSa<unknown>, lifetime?: number): void;
   /** Takes a CHILD_SA out of the data plane (child-down); finds its owner if an IKE SA rekey moved it. */
   removeChild(sa: AnySa, spiIn: number, reason: string): void;
   /** The IKE SA is authenticated: lifetimes, DPD and keep-alives start. */

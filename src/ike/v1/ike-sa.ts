@@ -28,6 +28,15 @@ export interface V1Child {
   chosen: Chosen;
   tsLocal: TrafficSelector[];
   tsRemote: TrafficSelector[];
+  /** The first pair that replaced this one (a rekey), to spot a second one (a collision). */
+  successor?: Successor;
+}
+
+/** A replacing pair as both sides know it: the lower nonce of its quick mode, and who started it. */
+export interface Successor {
+  spiIn: number;
+  nonce: Buffer;
+  ours: boolean;
 }
 
 export type V1Context = V2Context;
@@ -71,6 +80,10 @@ export class IkeSaV1 extends BaseIkeSa<V1Child> {
   readonly quickModes = new Map<number, QmState>();
   /** DPD sequence numbers (RFC 3706 §7). */
   dpdSeq = 0;
+
+  override get negotiatedLifetime(): number | undefined {
+    return this.p1?.life;
+  }
 
   readonly #out = new Map<number, Outgoing>();
   readonly #lastIn = new Map<number, Buffer>();
@@ -152,6 +165,11 @@ export class IkeSaV1 extends BaseIkeSa<V1Child> {
     if (!out) return;
     this.timers.clear(out.timer);
     out.retransmit = false;
+  }
+
+  /** Exchange `mid` is ours to remember (in progress, or finished and lingering for repeats). */
+  hasExchange(mid: number): boolean {
+    return this.#out.has(mid);
   }
 
   /** Forgets a finished quick mode or informational exchange. */

@@ -12,6 +12,7 @@ import type { ChildSaSpec } from '../../dataplane/types.js';
 import { IkeError } from '../../errors.js';
 import { ChildSa } from '../core/child-sa.js';
 import type { CoreServices } from '../core/protocol.js';
+import { spiHex } from '../core/view.js';
 import { type DhKeyPair, dhGenerate } from '../crypto/dh.js';
 import { v1EspEncrKeyLen, v1EspInteg } from '../crypto/v1-algs.js';
 import { v1Keymat, v1QmHash1, v1QmHash2, v1QmHash3, v1SplitKeymat } from '../crypto/v1-keys.js';
@@ -20,7 +21,12 @@ import { narrow, newSpi, spiBuffer } from '../v2/tasks/child-create.js';
 import { TransformType } from '../wire/constants.js';
 import { cidrToTs, tsToString } from '../wire/ts.js';
 import type { TrafficSelector } from '../wire/types.js';
-import { encodeAttributes } from '../wire/v1/attributes.js';
+import {
+  attributeNumber,
+  decodeAttributes,
+  encodeAttributes,
+  numberAttribute,
+} from '../wire/v1/attributes.js';
 import {
   ExchangeTypeV1,
   NotifyTypeV1,
@@ -29,15 +35,24 @@ import {
   ProtocolIdV1,
 } from '../wire/v1/constants.js';
 import { encodePayloadsV1 } from '../wire/v1/payloads.js';
-import type { DataPayloadV1, IdPayloadV1, PayloadV1, SaPayloadV1 } from '../wire/v1/types.js';
+import type {
+  DataPayloadV1,
+  IdPayloadV1,
+  NotifyPayloadV1,
+  PayloadV1,
+  SaPayloadV1,
+} from '../wire/v1/types.js';
 import { idToSelector, selectorToId } from './ids.js';
-import type { IkeSaV1, V1Child } from './ike-sa.js';
+import type { IkeSaV1, Successor, V1Child } from './ike-sa.js';
+import { deleteEsp, sendInformational } from './informational.js';
 import { asChosen, checkP2, type P2Choice, p2Offer, p2SaPayload, selectP2 } from './p2-proposal.js';
 import type { V1Proposal } from './proposal.js';
 import type { InV1 } from './protocol.js';
 
 const QM = ExchangeTypeV1.QUICK;
 const NONCE_LENGTH = 32;
+/** SA Life Type seconds (RFC 2407 §4.5). */
+const LIFE_SECONDS = 1;
 
 export interface QmState {
   initiator: boolean;
@@ -93,14 +108,8 @@ function need<T extends PayloadV1>(ps: PayloadV1[], type: number): T {
 /** RFC 2407 §4.6.3.1: we keep the SA shorter than the peer offered; the attributes say how long. */
 function responderLifetime(spiIn: number, seconds: number): PayloadV1 {
   const data = encodeAttributes('RESPONDER-LIFETIME', [
-    { type: Phase2Attr.SA_LIFE_TYPE, value: 1 },
-    {
-      type: Phase2Attr.SA_LIFE_DURATION,
-      value:
-        seconds < 0x10000
-          ? seconds
-          : Buffer.from([seconds >>> 24, (seconds >>> 16) & 255, (seconds >>> 8) & 255, seconds & 255]),
-    },
+    { type: Phase2Attr.SA_LIFE_TYPE, value: LIFE_SECONDS },
+    numberAttribute(Phase2Attr.SA_LIFE_DURATION, seconds),
   ]);
   return {
     type: PayloadTypeV1.N,
@@ -110,6 +119,27 @@ function responderLifetime(spiIn: number, seconds: number): PayloadV1 {
     notifyType: NotifyTypeV1.RESPONDER_LIFETIME,
     data,
   } as PayloadV1;
+}
+
+/**
+ * The initiator honours a RESPONDER-LIFETIME (RFC 2407 §4.6.3.1: the responder keeps the SA for
+ * less than offered). Its attributes are type/duration pairs; a kilobyte limit is not a time and
+ * is left to the data plane, so only the seconds count. Malformed attributes are an error.
+ */
+function takeResponderLifetime(m: InV1, life: number): number {
+  for (const p of m.payloads) {
+    const n = p as NotifyPayloadV1;
+    if (p.type !== PayloadTypeV1.N || n.notifyType !== NotifyTypeV1.RESPONDER_LIFETIME) continue;
+    let type = 0;
+    for (const a of decodeAttributes('RESPONDER-LIFETIME', n.data)) {
+      if (a.type === Phase2Attr.SA_LIFE_TYPE) type = attributeNumber(a);
+      else if (a.type === Phase2Attr.SA_LIFE_DURATION && type === LIFE_SECONDS) {
+        const seconds = attributeNumber(a);
+        if (seconds > 0) life = Math.min(life, seconds);
+      }
+    }
+  }
+  return life;
 }
 
 function parseGroup(offer: V1Proposal[]): number {
@@ -180,9 +210,23 @@ function finish(sa: IkeSaV1, mid: number, err?: IkeError): void {
 export function quickModeInput(core: CoreServices, sa: IkeSaV1, m: InV1): void {
   const mid = m.header.messageId;
   const st = sa.quickModes.get(mid);
+  if (!st && sa.hasExchange(mid)) return afterEnd(core, sa, m);
   if (!st) return respondFirst(core, sa, m);
   if (st.initiator) return initiatorSecond(core, sa, m, st);
   responderThird(core, sa, m, st);
+}
+
+/**
+ * A message of a quick mode that already ended. A peer that set the commit bit (RFC 2408 §3.1,
+ * §4.8) may follow with N(CONNECTED) under the exchange's message ID: we install without waiting
+ * for it (as strongSwan does), so it changes nothing and is taken quietly; anything else is dropped.
+ */
+function afterEnd(core: CoreServices, sa: IkeSaV1, m: InV1): void {
+  const connected = m.payloads.some(
+    (p) => p.type === PayloadTypeV1.N && (p as NotifyPayloadV1).notifyType === NotifyTypeV1.CONNECTED,
+  );
+  if (connected) sa.debug(`quick mode ${m.header.messageId}: CONNECTED (commit bit) noted`);
+  else core.drop('unexpected', `quick mode message ${m.header.messageId} after the exchange ended`, m.d);
 }
 
 function initiatorSecond(core: CoreServices, sa: IkeSaV1, m: InV1, st: QmState): void {
@@ -191,7 +235,7 @@ function initiatorSecond(core: CoreServices, sa: IkeSaV1, m: InV1, st: QmState):
     verify(m, (b) => v1QmHash2(sa.prf!, sa.keys!.skeyidA, mid, st.niB, b));
     sa.settle(mid);
     const { choice, peerSpi } = checkP2(sa.conn, st.offer!, need<SaPayloadV1>(m.payloads, PayloadTypeV1.SA));
-    st.choice = choice;
+    st.choice = { ...choice, life: takeResponderLifetime(m, choice.life) };
     st.peerSpi = peerSpi;
     st.nrB = need<DataPayloadV1>(m.payloads, PayloadTypeV1.NONCE).data;
     if (choice.suite.group) {
@@ -355,6 +399,37 @@ function install(core: CoreServices, sa: IkeSaV1, st: QmState): void {
     },
     { chosen, tsLocal: st.tsLocal, tsRemote: st.tsRemote },
   );
-  core.childInstalled(sa, child as ChildSa<unknown>);
-  st.replaces?.transition('rekeyed', 'replaced by quick mode');
+  core.childInstalled(sa, child as ChildSa<unknown>, st.choice!.life);
+  if (st.replaces)
+    replaced(core, sa, st.replaces, {
+      spiIn: st.spiIn,
+      nonce: Buffer.compare(ni, nr) < 0 ? ni : nr,
+      ours: st.initiator,
+    });
+}
+
+/** ms before the redundant pair of a collision is deleted (the peer may still be installing it). */
+const REDUNDANT_LINGER = 1000;
+
+/**
+ * `old` has a successor. Both sides may rekey the same pair at once (a quick mode each way):
+ * IKEv1 has no rule for it, so twinsec borrows IKEv2's (RFC 7296 §2.8.1): the pair whose quick
+ * mode has the lowest nonce is redundant, and the side that started it deletes it. Both sides
+ * know all four nonces, so both agree without a word; only one DELETE is sent.
+ */
+function replaced(core: CoreServices, sa: IkeSaV1, old: ChildSa<V1Child>, mine: Successor): void {
+  const first = old.proto.successor;
+  if (!first) {
+    old.proto.successor = mine;
+    old.transition('rekeyed', 'replaced by quick mode');
+    return;
+  }
+  const loser = Buffer.compare(mine.nonce, first.nonce) < 0 ? mine : first;
+  sa.debug(`rekey collision on ${spiHex(old.spiIn)}: ${spiHex(loser.spiIn)} is redundant`);
+  if (!loser.ours) return;
+  sa.timers.set(REDUNDANT_LINGER, () => {
+    if (sa.phase === 'dead' || !sa.child(loser.spiIn)) return;
+    sendInformational(sa, [deleteEsp([loser.spiIn])]);
+    core.removeChild(sa, loser.spiIn, 'redundant after a rekey collision');
+  });
 }
