@@ -24,5 +24,14 @@ export function configWarnings(config: Config): string[] {
         '(give each tunnel its own localId)',
     );
   }
+  // IKEv1 quick mode carries one client ID each way (RFC 2409 §5.5): one subnet pair per IPsec SA.
+  // Like strongSwan, twinsec negotiates the first pair only; the others would silently get nothing.
+  for (const c of Object.values(config.connections)) {
+    if (c.version !== 1 || (c.localSubnets.length < 2 && c.remoteSubnets.length < 2)) continue;
+    out.push(
+      `connections.${c.name}: IKEv1 negotiates one subnet pair per IPsec SA; only ` +
+        `${c.localSubnets[0]} <-> ${c.remoteSubnets[0]} is used (one connection per subnet pair, or IKEv2)`,
+    );
+  }
   return out;
 }

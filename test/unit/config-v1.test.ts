@@ -51,3 +51,13 @@ t.test('IKEv1 connections sharing an identity pair are warned about; IKEv2 ones 
   t.same(configWarnings(config([v1('a'), v1('b', { localId: 'gw2.example.net' })])), [], 'own IDs: fine');
   t.same(configWarnings(config([v1('a'), conn('b')])), [], 'one IKEv1 and one IKEv2');
 });
+
+t.test('an IKEv1 connection with several subnets is warned about: one pair per IPsec SA', async (t) => {
+  const v1 = (name: string, over = {}) => conn(name, { version: 1, mode: 'main', ...over });
+  const two = { localSubnets: ['198.18.1.0/24', '198.18.2.0/24'] };
+  t.same(configWarnings(config([v1('a')])), [], 'one subnet each way: fine');
+  t.same(configWarnings(config([conn('a', two)])), [], 'IKEv2 carries them all in one CHILD_SA');
+  t.same(configWarnings(config([v1('a', two)])), [
+    'connections.a: IKEv1 negotiates one subnet pair per IPsec SA; only 198.18.1.0/24 <-> 198.19.1.0/24 is used (one connection per subnet pair, or IKEv2)',
+  ]);
+});
