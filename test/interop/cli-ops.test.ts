@@ -1,10 +1,12 @@
 /**
  * Operator actions against a strongSwan peer: `twinsec down` makes the peer really lose the SA
  * (and keeps it down), `twinsec up` brings it back, `twinsec reload` and SIGHUP apply a changed file
- * while unchanged connections keep their SAs.
+ * while unchanged connections keep their SAs. Run with both tunnels on IKEv2, and with IKEv1 and
+ * IKEv2 side by side in one daemon (each version once as the tunnel that is taken down and kept,
+ * once as the one that is changed and removed).
  */
 import { writeFileSync } from 'node:fs';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { stringify } from 'yaml';
 import { Lab, labUnavailable, waitFor } from '../lab/netns.js';
 import { charonUnavailable, startCharon } from '../lab/strongswan.js';
@@ -15,7 +17,22 @@ const SW_WAN = '192.0.2.2';
 const PSK = 'cli-ops-test-psk-1234';
 const skip = labUnavailable() ?? charonUnavailable() ?? twinsecUnavailable();
 
-t.test('twinsec down / up / reload against strongSwan', { skip }, async (t) => {
+const IKE: Record<1 | 2, string> = { 1: 'aes128-sha256-modp2048', 2: 'aes256gcm16-prfsha256-x25519' };
+
+for (const [v1, v2] of [
+  [2, 2],
+  [1, 2],
+  [2, 1],
+] as const) {
+  t.test(`twinsec down / up / reload against strongSwan (t1 IKEv${v1}, t2 IKEv${v2})`, { skip }, (t) =>
+    run(t, { 1: v1, 2: v2 }),
+  );
+}
+
+async function run(
+  t: Test,
+  version: Record<string, 1 | 2>,
+): Promise<void> {
   const lab = new Lab(t);
   const tw = await lab.addNamespace('tw');
   const sw = await lab.addNamespace('sw');
@@ -28,13 +45,13 @@ t.test('twinsec down / up / reload against strongSwan', { skip }, async (t) => {
     dir: lab.tempDir('charon'),
     conns: ['1', '2'].map((n) => ({
       name: `gw${n}`,
-      version: 2 as const,
+      version: version[n]!,
       local: SW_WAN,
       remote: TW_WAN,
       localId: `gw${n}.cloud.example`,
       remoteId: `t${n}.onprem.example`,
       psk: PSK,
-      ikeProposals: ['aes256gcm16-prfsha256-x25519'],
+      ikeProposals: [IKE[version[n]!]],
       espProposals: ['aes256gcm16', 'aes128gcm16'],
       localTs: [`198.19.${n}.0/24`],
       remoteTs: [`198.18.${n}.0/24`],
@@ -42,13 +59,13 @@ t.test('twinsec down / up / reload against strongSwan', { skip }, async (t) => {
     })),
   });
   const conn = (n: string, esp = 'aes256gcm16') => ({
-    version: 2 as const,
+    version: version[n]!,
     local: TW_WAN,
     remote: SW_WAN,
     localId: `t${n}.onprem.example`,
     remoteId: `gw${n}.cloud.example`,
     psk: PSK,
-    ike: { proposals: ['aes256gcm16-prfsha256-x25519'] },
+    ike: { proposals: [IKE[version[n]!]] },
     esp: { proposals: [esp] },
     localSubnets: [`198.18.${n}.0/24`],
     remoteSubnets: [`198.19.${n}.0/24`],
@@ -134,4 +151,4 @@ t.test('twinsec down / up / reload against strongSwan', { skip }, async (t) => {
   t.not(bad.code, 0, 'reload of a bad file fails');
   t.match(bad.stderr, /connections\.t1\.local/);
   t.equal((await d.status()).connections.t1!.state, 'established');
-});
+}
