@@ -208,6 +208,15 @@ export async function failover(t: Test, mode: CutMode, options: HaLabOptions = {
     if (down) t.comment(`${side.name}: ${side.primary} down ${down.at - t0} ms after the cut (daemon log)`);
   }
   t.ok(movedBack, 'both gateways moved back to the primary after the repair');
+  // Distinct IDs per tunnel: no identity-pair warning, and no SA removed for a peer's INITIAL_CONTACT
+  // (with IKEv1 a shared ID pair would make each tunnel's main mode delete the other's SAs).
+  for (const [tw, name] of [
+    [h.onprem, 'on-prem'],
+    [cloud, 'cloud'],
+  ] as const) {
+    t.notMatch(tw.log(), /share the identity pair/, `${name}: no identity-pair warning`);
+    t.notMatch(tw.log(), /peer sent INITIAL_CONTACT/, `${name}: no SA deleted for INITIAL_CONTACT`);
+  }
 
   // --- ping's view
   const primaryUp = [...haEvents(h.onprem, 'on-prem'), ...haEvents(cloud, 'cloud')].filter(
