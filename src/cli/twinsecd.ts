@@ -102,6 +102,7 @@ async function run(config: Config, configPath: string): Promise<void> {
         bus: daemon.bus,
         snapshot: () => daemon.status(),
         routes: () => daemon.config.routes,
+        version: (name) => daemon.config.connections[name]?.version,
       });
     } catch (err) {
       await daemon.stop().catch(() => {});

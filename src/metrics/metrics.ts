@@ -9,7 +9,7 @@
  *
  * Families (labels are connection names, destinations and reason tokens, never secrets):
  *
- *   twinsec_connection_up{connection}                   1: IKE SA established and a CHILD_SA installed
+ *   twinsec_connection_up{connection,version}           1: IKE SA established and a CHILD_SA installed
  *   twinsec_connection_healthy{connection}              1: health 'up'; 0: 'down' or 'unknown'
  *   twinsec_esp_bytes_total{connection,direction}       direction "in" | "out"
  *   twinsec_esp_packets_total{connection,direction}
@@ -17,9 +17,13 @@
  *   twinsec_health_check_rtt_seconds{connection}        histogram, 0.1 ms .. 5 s
  *   twinsec_route_active{destination,connection}        1: the next hop carries the route now; 0: it does not
  *   twinsec_route_switches_total{destination}
- *   twinsec_ike_sa_established_total{connection}
- *   twinsec_ike_negotiation_failures_total{connection,reason}
+ *   twinsec_ike_sa_established_total{connection,version}
+ *   twinsec_ike_negotiation_failures_total{connection,version,reason}
  *   + prom-client's default process_* and nodejs_* metrics
+ *
+ * `version` is the connection's configured IKE version, "1" or "2" (the same for all its SAs, so it
+ * adds no series: at most one more per connection when a reload changes the version; "" for a
+ * connection no snapshot has listed yet).
  *
  * ESP drops: the data plane counts drops by reason for the whole engine, not per connection, so
  * they are exposed with `connection=""`. Reason names are the data plane's in snake_case:
@@ -81,6 +85,12 @@ export interface MetricsOptions {
    * `twinsec_route_active` lists the connections that carried a route at some scrape.
    */
   routes?: () => readonly RouteNextHops[];
+  /**
+   * A connection's configured IKE version (e.g. from `daemon.config`), for the `version` label of
+   * event-driven counters; O(1) per event and current across reloads. Without it the version is taken
+   * from the last scrape's snapshot (or one snapshot taken for an event before the first scrape).
+   */
+  version?: (connection: string) => 1 | 2 | undefined;
   /** Default process metrics (on unless false). */
   defaultMetrics?: boolean;
 }
@@ -92,7 +102,7 @@ export class Metrics {
   readonly #o: MetricsOptions;
   readonly #off: (() => void)[] = [];
 
-  readonly #up: Gauge<'connection'>;
+  readonly #up: Gauge<'connection' | 'version'>;
   readonly #healthy: Gauge<'connection'>;
   readonly #bytes: Counter<'connection' | 'direction'>;
   readonly #packets: Counter<'connection' | 'direction'>;
@@ -100,8 +110,8 @@ export class Metrics {
   readonly #rtt: Histogram<'connection'>;
   readonly #routeActive: Gauge<'destination' | 'connection'>;
   readonly #switches: Counter<'destination'>;
-  readonly #established: Counter<'connection'>;
-  readonly #failures: Counter<'connection' | 'reason'>;
+  readonly #established: Counter<'connection' | 'version'>;
+  readonly #failures: Counter<'connection' | 'version' | 'reason'>;
 
   /** Last seen counters per SA (`connection|spiIn|spiOut`), for deltas. */
   readonly #saSeen = new Map<string, SaCounters>();
@@ -109,6 +119,8 @@ export class Metrics {
   readonly #seen = new Map<string, number>();
   /** Connections ever seen carrying each route (used when no `routes` option is given). */
   readonly #everActive = new Map<string, Set<string>>();
+  /** Each connection's IKE version ("1"/"2") as of the last snapshot, for the event-driven counters. */
+  readonly #versions = new Map<string, string>();
   /** True while one scrape's snapshot is current (cleared after the synchronous collect pass). */
   #fresh = false;
 
@@ -119,7 +131,7 @@ export class Metrics {
     this.#up = new Gauge({
       name: 'twinsec_connection_up',
       help: 'Whether the connection has an established IKE SA with a CHILD_SA installed (1) or not (0).',
-      labelNames: ['connection'],
+      labelNames: ['connection', 'version'],
       registers,
       collect,
     });
@@ -175,14 +187,14 @@ export class Metrics {
     this.#established = new Counter({
       name: 'twinsec_ike_sa_established_total',
       help: 'IKE SAs of the connection that reached the established state.',
-      labelNames: ['connection'],
+      labelNames: ['connection', 'version'],
       registers,
       collect,
     });
     this.#failures = new Counter({
       name: 'twinsec_ike_negotiation_failures_total',
       help: 'Failed IKE negotiations of the connection, by reason (auth_failed, no_proposal_chosen, timeout, ...).',
-      labelNames: ['connection', 'reason'],
+      labelNames: ['connection', 'version', 'reason'],
       registers,
     });
     if (o.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
@@ -194,16 +206,45 @@ export class Metrics {
   #listen(bus: NonNullable<MetricsOptions['bus']>): void {
     this.#off.push(
       bus.on('ike-state', (e) => {
-        if (e.to === 'established') this.#established.inc({ connection: e.connection });
+        if (e.to === 'established') {
+          this.#established.inc({ connection: e.connection, version: this.#version(e.connection) });
+        }
       }),
       bus.on('ike-failure', (e) => {
-        this.#failures.inc({ connection: e.connection, reason: labelToken(e.reason) });
+        this.#failures.inc({
+          connection: e.connection,
+          version: this.#version(e.connection),
+          reason: labelToken(e.reason),
+        });
       }),
       bus.on('health-rtt', (e) => this.observeRtt(e.connection, e.seconds)),
       bus.on('child-down', (e) => {
         if (e.counters) this.saRemoved(e.connection, e.spiIn, e.spiOut, e.counters);
       }),
     );
+  }
+
+  /**
+   * A connection's IKE version label: from the `version` option, else from the last snapshot, else from a fresh one (an event before
+   * the first scrape), else "" (the connection is gone).
+   */
+  #version(connection: string): string {
+    const configured = this.#o.version?.(connection);
+    if (configured !== undefined) return String(configured);
+    const known = this.#versions.get(connection);
+    if (known !== undefined) return known;
+    try {
+      this.#learnVersions(this.#o.snapshot());
+    } catch {
+      // daemon stopping
+    }
+    return this.#versions.get(connection) ?? '';
+  }
+
+  #learnVersions(s: StatusReport): void {
+    this.#versions.clear();
+    for (const [connection, c] of Object.entries(s.connections))
+      this.#versions.set(connection, String(c.version));
   }
 
   /** One answered health probe's round-trip time. */
@@ -251,6 +292,7 @@ export class Metrics {
     } catch {
       return; // daemon stopping: keep the values of the last scrape
     }
+    this.#learnVersions(s);
     this.#connections(s);
     this.#routes(s);
     this.#espDrops(s);
@@ -261,9 +303,10 @@ export class Metrics {
     this.#healthy.reset();
     const present = new Set<string>();
     for (const [connection, c] of Object.entries(s.connections)) {
-      this.#up.set({ connection }, c.state === 'established' && c.children.length > 0 ? 1 : 0);
+      const version = String(c.version);
+      this.#up.set({ connection, version }, c.state === 'established' && c.children.length > 0 ? 1 : 0);
       this.#healthy.set({ connection }, c.health === 'up' ? 1 : 0);
-      this.#established.inc({ connection }, 0);
+      this.#established.inc({ connection, version }, 0);
       for (const d of ['in', 'out'] as const) {
         this.#bytes.inc({ connection, direction: d }, 0);
         this.#packets.inc({ connection, direction: d }, 0);

@@ -93,6 +93,8 @@ export interface StartMetricsOptions {
   snapshot: () => StatusReport;
   /** Configured next hops per route (e.g. `() => daemon.config.routes`), for 0-valued standby hops. */
   routes?: () => readonly RouteNextHops[];
+  /** A connection's configured IKE version (the `version` label of event-driven counters). */
+  version?: (connection: string) => 1 | 2 | undefined;
 }
 
 export interface RunningMetrics {
@@ -108,6 +110,7 @@ export async function startMetrics(opts: StartMetricsOptions): Promise<RunningMe
     bus: opts.bus,
     snapshot: opts.snapshot,
     ...(opts.routes ? { routes: opts.routes } : {}),
+    ...(opts.version ? { version: opts.version } : {}),
   });
   const server = new MetricsServer(metrics);
   let address: ListenAddress;

@@ -65,6 +65,8 @@ async function metrics(lab: Lab, ns: string) {
 }
 
 const C = (name: string, labels = 'connection="t1"') => `${name}{${labels}}`;
+/** The IKE families also carry the connection's IKE version. */
+const CV = (name: string) => C(name, 'connection="t1",version="2"');
 
 async function run(t: Test): Promise<void> {
   const lab = new Lab(t);
@@ -111,7 +113,7 @@ async function run(t: Test): Promise<void> {
     what: `twinsecd metrics on ${LISTEN}`,
     intervalMs: 100,
   });
-  t.equal(m0.samples.get(C('twinsec_connection_up')), 0, 'not up before negotiation');
+  t.equal(m0.samples.get(CV('twinsec_connection_up')), 0, 'not up before negotiation');
 
   charon = await startCharon(lab, sw, {
     dir: lab.tempDir('charon'),
@@ -158,8 +160,8 @@ async function run(t: Test): Promise<void> {
     ['process_resident_memory_bytes', 'gauge'],
   ];
   for (const [name, type] of families) t.equal(m1.types.get(name), type, `${name} (${type})`);
-  t.equal(m1.samples.get(C('twinsec_connection_up')), 1, 'connection up');
-  t.equal(m1.samples.get(C('twinsec_ike_sa_established_total')), 1, 'one IKE SA established');
+  t.equal(m1.samples.get(CV('twinsec_connection_up')), 1, 'connection up');
+  t.equal(m1.samples.get(CV('twinsec_ike_sa_established_total')), 1, 'one IKE SA established');
   t.equal(
     m1.samples.get(`twinsec_route_active{destination="${SW_LAN}",connection="t1"}`),
     1,
@@ -205,7 +207,7 @@ async function run(t: Test): Promise<void> {
   const m3 = await waitFor(
     async () => {
       const m = await metrics(lab, tw);
-      return m.samples.get(C('twinsec_connection_up')) === 1 ? m : undefined;
+      return m.samples.get(CV('twinsec_connection_up')) === 1 ? m : undefined;
     },
     5000,
     { what: 'twinsec_connection_up 1 again', intervalMs: 100 },
@@ -220,7 +222,7 @@ async function run(t: Test): Promise<void> {
     m3.samples.get(pktsOut)! >= m2.samples.get(pktsOut)! + sa2.packetsOut!,
     "the old SA's packets stay counted",
   );
-  t.equal(m3.samples.get(C('twinsec_ike_sa_established_total')), 2, 'two IKE SAs established');
+  t.equal(m3.samples.get(CV('twinsec_ike_sa_established_total')), 2, 'two IKE SAs established');
   t.notOk(m3.body.includes(PSK), 'no PSK in the exposition');
 
   const nf = await scrape(lab, tw, '/');

@@ -50,10 +50,27 @@ export const ID = {
 export const PSK = 'twinsec-ha-lab-psk-0123456789';
 export const IKE_PROPOSAL = 'aes256gcm16-prfsha256-x25519';
 export const ESP_PROPOSAL = 'aes256gcm16';
+/** IKEv1 has no AEAD ISAKMP cipher (and X25519 is not required of IKEv1 peers): CBC + HMAC, MODP-2048. */
+export const IKE_PROPOSAL_V1 = 'aes128-sha256-modp2048';
+export const ESP_PROPOSAL_V1 = 'aes256gcm16';
+
+export type IkeVersion = 1 | 2;
+
+/** The IKE and ESP proposal both gateways use for `version`. */
+export function proposalsFor(version: IkeVersion): { ike: string; esp: string } {
+  return version === 1
+    ? { ike: IKE_PROPOSAL_V1, esp: ESP_PROPOSAL_V1 }
+    : { ike: IKE_PROPOSAL, esp: ESP_PROPOSAL };
+}
 
 export type CutMode = 'silent' | 'carrier';
 
 export interface HaLabOptions {
+  /**
+   * IKE version of all four tunnels (default 2). Each on-prem tunnel has its own local ID either way
+   * (ID.on1, ID.on2), so an IKEv1 INITIAL-CONTACT for one never deletes the other's SAs.
+   */
+  version?: IkeVersion;
   /** Health check interval, seconds (both sides). Default 0.1. */
   interval?: number;
   /** Consecutive lost probes that mark a connection down (both sides). Default 3. */
@@ -84,6 +101,7 @@ export interface HaNamespaces {
 /** The HA part of `twinsec status --json` (the README's contract). */
 export interface HaConnStatus {
   state: string;
+  version?: number;
   health: 'up' | 'down' | 'unknown';
   lastRttMs: number | null;
   children: { spiIn: string; spiOut: string; bytesIn: number; bytesOut: number; packetsIn?: number }[];
@@ -139,16 +157,18 @@ function conn(
   },
   interval: number,
   retries: number,
+  version: IkeVersion,
 ): TwinsecConnYaml {
+  const p = proposalsFor(version);
   return {
-    version: 2,
+    version,
     local: o.local,
     remote: o.remote,
     localId: o.localId,
     remoteId: o.remoteId,
     psk: PSK,
-    ike: { proposals: [IKE_PROPOSAL], lifetime: 3600 },
-    esp: { proposals: [ESP_PROPOSAL], lifetime: 1800 },
+    ike: { proposals: [p.ike], lifetime: 3600 },
+    esp: { proposals: [p.esp], lifetime: 1800 },
     localSubnets: [o.localSubnet, ...(o.extraLocal ?? [])],
     remoteSubnets: [o.remoteSubnet],
     start: o.start,
@@ -164,6 +184,7 @@ export function onpremConfig(o: {
   logLevel: string;
   start?: 'initiate' | 'listen';
   probeSources?: { t1: string; t2: string } | false;
+  version?: IkeVersion;
 }) {
   const c = (local: string, localId: string, probeFrom: string | undefined) =>
     conn(
@@ -181,6 +202,7 @@ export function onpremConfig(o: {
       },
       o.interval,
       o.retries,
+      o.version ?? 2,
     );
   const ps = o.probeSources || undefined;
   return {
@@ -201,7 +223,13 @@ export function onpremConfig(o: {
 }
 
 /** The cloud gateway's configuration: one WAN address, c1 to link 1 (weight 100), c2 to link 2 (0). */
-export function cloudConfig(o: { interval: number; retries: number; holdDown: number; logLevel: string }) {
+export function cloudConfig(o: {
+  interval: number;
+  retries: number;
+  holdDown: number;
+  logLevel: string;
+  version?: IkeVersion;
+}) {
   const c = (remote: string, remoteId: string) =>
     conn(
       {
@@ -217,6 +245,7 @@ export function cloudConfig(o: { interval: number; retries: number; holdDown: nu
       },
       o.interval,
       o.retries,
+      o.version ?? 2,
     );
   return {
     log: { level: o.logLevel },
@@ -302,6 +331,7 @@ export interface HaLab {
 /** The topology and both twinsec gateways (started, not yet waited for). */
 export async function startHaLab(lab: Lab, options: HaLabOptions = {}): Promise<HaLab> {
   const opts: Required<HaLabOptions> = {
+    version: 2,
     interval: 0.1,
     retries: 3,
     holdDown: 3,
@@ -320,6 +350,7 @@ export async function startHaLab(lab: Lab, options: HaLabOptions = {}): Promise<
     retries: opts.retries,
     holdDown: opts.holdDown,
     logLevel: opts.logLevel,
+    version: opts.version,
   };
   const cloud = opts.cloud === 'twinsec' ? await startTwinsec(lab, ns.cloudGw, cloudConfig(cfg)) : undefined;
   const onprem = await startTwinsec(

@@ -163,7 +163,7 @@ t.test('every family is exposed over HTTP with its type and labels', async (t) =
   t.match(r.type, /^text\/plain; version=0\.0\.4/);
   const e = parse(r.body);
   const families: [string, string, string[]][] = [
-    ['twinsec_connection_up', 'gauge', ['connection']],
+    ['twinsec_connection_up', 'gauge', ['connection', 'version']],
     ['twinsec_connection_healthy', 'gauge', ['connection']],
     ['twinsec_esp_bytes_total', 'counter', ['connection', 'direction']],
     ['twinsec_esp_packets_total', 'counter', ['connection', 'direction']],
@@ -171,8 +171,8 @@ t.test('every family is exposed over HTTP with its type and labels', async (t) =
     ['twinsec_health_check_rtt_seconds', 'histogram', ['connection']],
     ['twinsec_route_active', 'gauge', ['connection', 'destination']],
     ['twinsec_route_switches_total', 'counter', ['destination']],
-    ['twinsec_ike_sa_established_total', 'counter', ['connection']],
-    ['twinsec_ike_negotiation_failures_total', 'counter', ['connection', 'reason']],
+    ['twinsec_ike_sa_established_total', 'counter', ['connection', 'version']],
+    ['twinsec_ike_negotiation_failures_total', 'counter', ['connection', 'reason', 'version']],
   ];
   for (const [name, type, labels] of families) {
     t.equal(e.types.get(name), type, `${name} is a ${type}`);
@@ -188,8 +188,8 @@ t.test('every family is exposed over HTTP with its type and labels', async (t) =
   t.ok(e.types.has('process_cpu_user_seconds_total'), 'default process metrics');
   t.ok(e.types.has('nodejs_eventloop_lag_seconds'), 'default Node.js metrics');
 
-  t.equal(value(e, 'twinsec_connection_up', { connection: 't1' }), 1);
-  t.equal(value(e, 'twinsec_connection_up', { connection: 't2' }), 0);
+  t.equal(value(e, 'twinsec_connection_up', { connection: 't1', version: '2' }), 1);
+  t.equal(value(e, 'twinsec_connection_up', { connection: 't2', version: '2' }), 0);
   t.equal(value(e, 'twinsec_connection_healthy', { connection: 't1' }), 1);
   t.equal(value(e, 'twinsec_connection_healthy', { connection: 't2' }), 0);
   t.equal(value(e, 'twinsec_esp_bytes_total', { connection: 't1', direction: 'in' }), 1000);
@@ -206,9 +206,16 @@ t.test('every family is exposed over HTTP with its type and labels', async (t) =
   t.equal(value(e, 'twinsec_route_active', { destination: '198.19.1.0/24', connection: 't1' }), 1);
   t.equal(value(e, 'twinsec_route_active', { destination: '198.19.1.0/24', connection: 't2' }), 0);
   t.equal(value(e, 'twinsec_route_switches_total', { destination: '198.19.1.0/24' }), 0);
-  t.equal(value(e, 'twinsec_ike_sa_established_total', { connection: 't1' }), 1);
-  t.equal(value(e, 'twinsec_ike_sa_established_total', { connection: 't2' }), 0);
-  t.equal(value(e, 'twinsec_ike_negotiation_failures_total', { connection: 't2', reason: 'auth_failed' }), 1);
+  t.equal(value(e, 'twinsec_ike_sa_established_total', { connection: 't1', version: '2' }), 1);
+  t.equal(value(e, 'twinsec_ike_sa_established_total', { connection: 't2', version: '2' }), 0);
+  t.equal(
+    value(e, 'twinsec_ike_negotiation_failures_total', {
+      connection: 't2',
+      version: '2',
+      reason: 'auth_failed',
+    }),
+    1,
+  );
   t.equal(value(e, 'twinsec_health_check_rtt_seconds_count', { connection: 't1' }), 1);
   t.equal(value(e, 'twinsec_health_check_rtt_seconds_sum', { connection: 't1' }), 0.0021);
   t.equal(value(e, 'twinsec_health_check_rtt_seconds_bucket', { connection: 't1', le: '0.001' }), 0);
@@ -238,17 +245,88 @@ t.test('values follow the snapshot between scrapes', async (t) => {
   t.equal(value(e, 'twinsec_esp_bytes_total', { connection: 't2', direction: 'out' }), 64);
   t.equal(value(e, 'twinsec_esp_dropped_packets_total', { connection: '', reason: 'replay' }), 10);
   t.equal(value(e, 'twinsec_connection_healthy', { connection: 't1' }), 0);
-  t.equal(value(e, 'twinsec_connection_up', { connection: 't2' }), 1);
+  t.equal(value(e, 'twinsec_connection_up', { connection: 't2', version: '2' }), 1);
   t.equal(value(e, 'twinsec_route_active', { destination: '198.19.1.0/24', connection: 't1' }), 0);
   t.equal(value(e, 'twinsec_route_active', { destination: '198.19.1.0/24', connection: 't2' }), 1);
   t.equal(value(e, 'twinsec_route_switches_total', { destination: '198.19.1.0/24' }), 1);
-  t.equal(value(e, 'twinsec_ike_sa_established_total', { connection: 't2' }), 1, 'only ->established counts');
+  t.equal(
+    value(e, 'twinsec_ike_sa_established_total', { connection: 't2', version: '2' }),
+    1,
+    'only ->established counts',
+  );
 
   // A removed connection (config reload) disappears from the gauges; its counters stay.
   delete status.connections.t2;
   const e2 = await scrape();
-  t.equal(value(e2, 'twinsec_connection_up', { connection: 't2' }), undefined);
+  t.equal(value(e2, 'twinsec_connection_up', { connection: 't2', version: '2' }), undefined);
   t.equal(value(e2, 'twinsec_esp_bytes_total', { connection: 't2', direction: 'out' }), 64);
+});
+
+t.test('IKE families carry the connection\'s IKE version ("1"/"2"), one series per connection', async (t) => {
+  const { bus, status, scrape } = await setup(t);
+  status.connections.t2 = conn({ version: 1, local: '192.0.2.2' });
+  // Events before the first scrape: the version comes from a snapshot taken then.
+  bus.emit('ike-state', { connection: 't2', from: 'connecting', to: 'established', reason: 'quick mode' });
+  bus.emit('ike-failure', { connection: 't2', reason: 'timeout', detail: 'main mode' });
+  bus.emit('ike-state', { connection: 't1', from: 'connecting', to: 'established', reason: 'auth ok' });
+  let e = await scrape();
+  t.equal(value(e, 'twinsec_connection_up', { connection: 't1', version: '2' }), 1, 't1 IKEv2');
+  t.equal(value(e, 'twinsec_connection_up', { connection: 't2', version: '1' }), 0, 't2 IKEv1, no CHILD_SA');
+  t.equal(value(e, 'twinsec_ike_sa_established_total', { connection: 't1', version: '2' }), 1);
+  t.equal(value(e, 'twinsec_ike_sa_established_total', { connection: 't2', version: '1' }), 1);
+  t.equal(
+    value(e, 'twinsec_ike_negotiation_failures_total', { connection: 't2', version: '1', reason: 'timeout' }),
+    1,
+  );
+  // Many SAs and scrapes later: still one series per connection in each family (bounded cardinality).
+  for (let i = 0; i < 50; i++) {
+    bus.emit('ike-state', { connection: 't2', from: 'connecting', to: 'established', reason: 'rekey' });
+    bus.emit('ike-state', { connection: 't2', from: 'established', to: 'deleting', reason: 'rekeyed' });
+    await scrape();
+  }
+  e = await scrape();
+  t.equal(value(e, 'twinsec_ike_sa_established_total', { connection: 't2', version: '1' }), 51);
+  const series = (name: string) =>
+    e.samples
+      .filter((x) => x.name === name)
+      .map((x) => `${x.labels.connection}/${x.labels.version}`)
+      .sort();
+  t.same(series('twinsec_connection_up'), ['t1/2', 't2/1']);
+  t.same(series('twinsec_ike_sa_established_total'), ['t1/2', 't2/1']);
+  t.same(series('twinsec_ike_negotiation_failures_total'), ['t2/1']);
+});
+
+t.test('version option: the configured IKE version labels events at once, also after a reload', async (t) => {
+  const bus = new EventBus();
+  const status = fakeStatus();
+  const configured: Record<string, 1 | 2> = { t1: 2, t2: 1 };
+  const m = new Metrics({
+    snapshot: () => status,
+    bus,
+    version: (c) => configured[c],
+    defaultMetrics: false,
+  });
+  t.teardown(() => m.close());
+  bus.emit('ike-state', { connection: 't2', from: 'connecting', to: 'established', reason: 'quick mode' });
+  // Reload: t2 becomes IKEv2; the next SA counts under "2" without waiting for a scrape.
+  configured.t2 = 2;
+  status.connections.t2 = conn({ version: 2, local: '192.0.2.2' });
+  bus.emit('ike-state', { connection: 't2', from: 'connecting', to: 'established', reason: 'auth ok' });
+  bus.emit('ike-failure', { connection: 'gone', reason: 'timeout', detail: '' });
+  const e = parse(await m.metrics());
+  t.equal(value(e, 'twinsec_ike_sa_established_total', { connection: 't2', version: '1' }), 1, 'before');
+  t.equal(value(e, 'twinsec_ike_sa_established_total', { connection: 't2', version: '2' }), 1, 'after');
+  t.equal(value(e, 'twinsec_connection_up', { connection: 't2', version: '2' }), 0, 'no CHILD_SA yet');
+  t.equal(value(e, 'twinsec_connection_up', { connection: 't2', version: '1' }), undefined, 'gauge follows');
+  t.equal(
+    value(e, 'twinsec_ike_negotiation_failures_total', {
+      connection: 'gone',
+      version: '',
+      reason: 'timeout',
+    }),
+    1,
+    'an unknown connection gets version=""',
+  );
 });
 
 t.test('counters stay monotonic across SA replacement and source restarts', async (t) => {
@@ -330,8 +408,18 @@ metrics: { listen: "127.0.0.1:9469" }
   const text = JSON.stringify(e);
   t.notOk(text.includes(PSK), 'PSK absent');
   t.notOk(text.includes('detail with'), 'failure details are not labels');
-  t.equal(value(e, 'twinsec_ike_negotiation_failures_total', { connection: 't1', reason: 'other' }), 1);
-  t.equal(value(e, 'twinsec_ike_negotiation_failures_total', { connection: 't1', reason: 'auth_failed' }), 1);
+  t.equal(
+    value(e, 'twinsec_ike_negotiation_failures_total', { connection: 't1', version: '2', reason: 'other' }),
+    1,
+  );
+  t.equal(
+    value(e, 'twinsec_ike_negotiation_failures_total', {
+      connection: 't1',
+      version: '2',
+      reason: 'auth_failed',
+    }),
+    1,
+  );
   t.equal(snakeCase('noSa'), 'no_sa');
   t.equal(snakeCase('noRoute'), 'no_route');
   t.equal(snakeCase('weird reason!'), 'other');
@@ -349,7 +437,7 @@ t.test('HTTP: 404 elsewhere, 405 for other methods, HEAD, query strings', async 
   t.equal(head.body, '');
   const q = await get(port, '/metrics?name[]=twinsec_connection_up');
   t.equal(q.status, 200);
-  t.match(q.body, /twinsec_connection_up\{connection="t1"\} 1/);
+  t.match(q.body, /twinsec_connection_up\{connection="t1",version="2"\} 1/);
 });
 
 t.test('a failing snapshot keeps the last values; a throwing source gives 500', async (t) => {
@@ -394,13 +482,19 @@ t.test('instances are independent of each other and of the global registry', asy
   const busB = new EventBus();
   const b = new Metrics({ snapshot: fakeStatus, bus: busB });
   busB.emit('ike-state', { connection: 't1', from: 'connecting', to: 'established', reason: '' });
-  t.equal(value(parse(await a.metrics()), 'twinsec_ike_sa_established_total', { connection: 't1' }), 0);
-  t.equal(value(parse(await b.metrics()), 'twinsec_ike_sa_established_total', { connection: 't1' }), 1);
+  t.equal(
+    value(parse(await a.metrics()), 'twinsec_ike_sa_established_total', { connection: 't1', version: '2' }),
+    0,
+  );
+  t.equal(
+    value(parse(await b.metrics()), 'twinsec_ike_sa_established_total', { connection: 't1', version: '2' }),
+    1,
+  );
   t.equal(globalRegistry.getSingleMetric('twinsec_connection_up'), undefined);
   b.close();
   busB.emit('ike-state', { connection: 't1', from: 'connecting', to: 'established', reason: '' });
   t.equal(
-    value(parse(await b.metrics()), 'twinsec_ike_sa_established_total', { connection: 't1' }),
+    value(parse(await b.metrics()), 'twinsec_ike_sa_established_total', { connection: 't1', version: '2' }),
     1,
     'closed: no longer listening',
   );
