@@ -30,8 +30,8 @@ constexpr size_t kGcmIvLen = 8;      // explicit IV in the packet (RFC 4106 §3.
 constexpr size_t kGcmSaltLen = 4;    // implicit salt, from the key material (RFC 4106 §4, §8.1)
 constexpr size_t kGcmIcvLen = 16;    // the "16" in aes*gcm16 (RFC 4106 §6)
 constexpr size_t kAesBlock = 16;     // AES block = CBC IV (RFC 3602 §3)
-constexpr size_t kDes3Block = 8;     // 3DES block = CBC IV (RFC 2451 §2.3, §3)
-constexpr size_t kDes3KeyLen = 24;   // three 64-bit DES keys, parity bits included (RFC 2451 §2.5)
+constexpr size_t kDes3Block = 8;     // 3DES block = CBC IV (RFC 2451 §2.1, §2.4)
+constexpr size_t kDes3KeyLen = 24;   // three 64-bit DES keys, parity bits included (RFC 2451 §2.2)
 constexpr size_t kMaxIcvLen = 32;    // HMAC-SHA2-512-256
 // Far above any IP packet; keeps every length representable as the int OpenSSL takes.
 constexpr size_t kMaxLen = 1 << 20;

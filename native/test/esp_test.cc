@@ -464,7 +464,7 @@ void TestCreateErrors() {
       {"aes128", "sha256", 24, 32},
       {"aes256", "sha256", 32, 16},
       {"aes256", "md5", 32, 16},
-      {"3des", "sha1", 16, 20},  // 3DES takes three 8-byte keys (RFC 2451 §2.5)
+      {"3des", "sha1", 16, 20},  // 3DES takes three 8-byte keys (RFC 2451 §2.2)
       {"3des", "sha1", 32, 20},
       {"3des", "", 24, 0},     // CBC needs integrity
       {"des", "sha1", 8, 20},  // single DES stays refused (RFC 8221 §5)

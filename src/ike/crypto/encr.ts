@@ -38,7 +38,7 @@ const KEY_BITS = [128, 192, 256] as const;
  */
 export function encrAlg(id: number, keyLenBits: number): EncrAlg {
   if (id === EncrId.DES3) {
-    // Fixed 192-bit key (three DES keys, RFC 2451 §2.5): no Key Length attribute, so 0; IKEv1's
+    // Fixed 192-bit key (three DES keys, RFC 2451 §2.2): no Key Length attribute, so 0; IKEv1's
     // hand-off says 192.
     if (keyLenBits !== 0 && keyLenBits !== 192) {
       throw new CryptoError(`3DES takes no key length other than 192 bits, got ${keyLenBits}`);
