@@ -1,5 +1,6 @@
-// ESP (RFC 4303) tunnel-mode transforms on OpenSSL 3 EVP: AES-GCM-16 (RFC 4106) and AES-CBC
-// (RFC 3602) with HMAC-SHA1-96 (RFC 2404) or HMAC-SHA2 (RFC 4868).
+// ESP (RFC 4303) tunnel-mode transforms on OpenSSL 3 EVP: AES-GCM-16 (RFC 4106), and AES-CBC
+// (RFC 3602) or 3DES-CBC (RFC 2451, for legacy IKEv1 peers) with HMAC-SHA1-96 (RFC 2404) or
+// HMAC-SHA2 (RFC 4868).
 //
 // Per-packet cost is kept to what the algorithm needs: ciphers and the HMAC implementation are
 // fetched once per process, each EspCrypto owns its contexts with the key already scheduled, and
@@ -28,9 +29,10 @@ constexpr size_t kTrailerLen = 2;    // pad length + next header (RFC 4303 §2.5
 constexpr size_t kGcmIvLen = 8;      // explicit IV in the packet (RFC 4106 §3.1)
 constexpr size_t kGcmSaltLen = 4;    // implicit salt, from the key material (RFC 4106 §4, §8.1)
 constexpr size_t kGcmIcvLen = 16;    // the "16" in aes*gcm16 (RFC 4106 §6)
-constexpr size_t kCbcIvLen = 16;     // AES block (RFC 3602 §3)
-constexpr size_t kCbcBlock = 16;
-constexpr size_t kMaxIcvLen = 32;  // HMAC-SHA2-512-256
+constexpr size_t kAesBlock = 16;     // AES block = CBC IV (RFC 3602 §3)
+constexpr size_t kDes3Block = 8;     // 3DES block = CBC IV (RFC 2451 §2.1, §2.4)
+constexpr size_t kDes3KeyLen = 24;   // three 64-bit DES keys, parity bits included (RFC 2451 §2.2)
+constexpr size_t kMaxIcvLen = 32;    // HMAC-SHA2-512-256
 // Far above any IP packet; keeps every length representable as the int OpenSSL takes.
 constexpr size_t kMaxLen = 1 << 20;
 
@@ -40,7 +42,8 @@ constexpr size_t kMaxLen = 1 << 20;
 struct Algorithms {
   EVP_CIPHER* gcm[3];  // 128, 192, 256
   EVP_CIPHER* cbc[3];
-  EVP_CIPHER* ecb128;  // IV generation for CBC
+  EVP_CIPHER* des3cbc;  // DES-EDE3-CBC: still in OpenSSL 3's default provider (single DES is not)
+  EVP_CIPHER* ecb128;   // IV generation for CBC
   EVP_MAC* hmac;
 };
 
@@ -54,6 +57,7 @@ const Algorithms& Algs() {
     a.cbc[0] = EVP_CIPHER_fetch(nullptr, "AES-128-CBC", nullptr);
     a.cbc[1] = EVP_CIPHER_fetch(nullptr, "AES-192-CBC", nullptr);
     a.cbc[2] = EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr);
+    a.des3cbc = EVP_CIPHER_fetch(nullptr, "DES-EDE3-CBC", nullptr);
     a.ecb128 = EVP_CIPHER_fetch(nullptr, "AES-128-ECB", nullptr);
     a.hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
     return a;
@@ -249,7 +253,17 @@ class GcmEsp final : public EspCrypto {
   uint8_t nonce_[kGcmSaltLen + kGcmIvLen];
 };
 
+// CBC with HMAC, for a block cipher of kBlock bytes (16: AES, 8: 3DES). The block size is a
+// template parameter so that the AES instance compiles to exactly the constants it had before
+// 3DES was added: no run-time block size on the fast path. In both, the explicit IV is one
+// cipher block (RFC 3602 §3, RFC 2451 §3) and the encrypted part is padded to the block size,
+// which is a multiple of ESP's 4-byte alignment (RFC 4303 §2.4).
+template <size_t kBlock>
 class CbcEsp final : public EspCrypto {
+  static_assert(kBlock == kAesBlock || kBlock == kDes3Block, "AES or 3DES block");
+  static constexpr size_t kCbcIvLen = kBlock;
+  static constexpr size_t kCbcBlock = kBlock;
+
  public:
   CbcEsp(CipherCtx enc, CipherCtx dec, CipherCtx ivGen, MacCtx mac, size_t icvLen)
       : enc_(std::move(enc)),
@@ -276,11 +290,21 @@ class CbcEsp final : public EspCrypto {
     Put32(out + 4, static_cast<uint32_t>(seq));
     // RFC 3602 §2.3 wants an unpredictable IV. Encrypting a per-SA counter under a separate
     // random key (NIST SP 800-38A Appendix C) gives one for the price of a single AES block,
-    // without a call into the shared DRBG per packet.
-    uint8_t block[kCbcBlock] = {};
+    // without a call into the shared DRBG per packet. 3DES (RFC 2451 §3: a random IV per
+    // packet) takes the first 8 bytes of that AES block: as unpredictable without the secret IV
+    // key as 8 bytes from the DRBG.
+    uint8_t block[kAesBlock] = {};
     Put64(block, ivCounter_++);
     int n = 0;
-    if (EVP_EncryptUpdate(ivGen_.get(), iv, &n, block, sizeof(block)) != 1 || n != 16) return -1;
+    if constexpr (kCbcIvLen == kAesBlock) {
+      if (EVP_EncryptUpdate(ivGen_.get(), iv, &n, block, sizeof(block)) != 1 || n != 16) return -1;
+    } else {
+      uint8_t full[kAesBlock];
+      if (EVP_EncryptUpdate(ivGen_.get(), full, &n, block, sizeof(block)) != 1 || n != 16) {
+        return -1;
+      }
+      memcpy(iv, full, kCbcIvLen);
+    }
     if (EVP_EncryptInit_ex(enc_.get(), nullptr, nullptr, nullptr, iv) != 1) return -1;
     if (EVP_EncryptUpdate(enc_.get(), pt, &n, pt, static_cast<int>(ptLen)) != 1) return -1;
     int fin = 0;
@@ -415,12 +439,16 @@ std::unique_ptr<EspCrypto> EspCrypto::Create(const std::string& encr, const std:
                                              std::string* err) {
   const Algorithms& algs = Algs();
   std::string mode;
-  size_t keyLen = AesKeyLen(encr, &mode);
+  // 3DES-CBC (RFC 2451), for legacy IKEv1 peers: CBC + HMAC like AES-CBC, 8-byte blocks and IV.
+  // Single DES ("des") stays unsupported: its 56-bit key falls to exhaustive search (RFC 8221
+  // §5: MUST NOT).
+  const bool des3 = encr == "3des";
+  size_t keyLen = des3 ? kDes3KeyLen : AesKeyLen(encr, &mode);
   if (keyLen == 0) {
     *err = "unsupported ESP encryption algorithm '" + encr + "'";
     return nullptr;
   }
-  int idx = static_cast<int>((keyLen - 16) / 8);
+  int idx = des3 ? 0 : static_cast<int>((keyLen - 16) / 8);
 
   // strongSwan spells the 16-byte ICV GCM as aesNNNgcm16, aesNNNgcm128 or plain aesNNNgcm.
   if (mode == "gcm16" || mode == "gcm128" || mode == "gcm") {
@@ -474,8 +502,9 @@ std::unique_ptr<EspCrypto> EspCrypto::Create(const std::string& encr, const std:
     return nullptr;
   }
 
-  CipherCtx enc = KeyedCipher(algs.cbc[idx], encKey, true);
-  CipherCtx dec = KeyedCipher(algs.cbc[idx], encKey, false);
+  const EVP_CIPHER* cbc = des3 ? algs.des3cbc : algs.cbc[idx];
+  CipherCtx enc = KeyedCipher(cbc, encKey, true);
+  CipherCtx dec = KeyedCipher(cbc, encKey, false);
   uint8_t ivKey[16];
   bool ivKeyOk = RAND_bytes(ivKey, sizeof(ivKey)) == 1;
   CipherCtx ivGen = ivKeyOk ? KeyedCipher(algs.ecb128, ivKey, true) : nullptr;
@@ -492,8 +521,14 @@ std::unique_ptr<EspCrypto> EspCrypto::Create(const std::string& encr, const std:
     *err = "OpenSSL: cannot set up " + encr + "/" + integ;
     return nullptr;
   }
-  std::unique_ptr<EspCrypto> r(new (std::nothrow) CbcEsp(std::move(enc), std::move(dec),
-                                                         std::move(ivGen), std::move(mac), icvLen));
+  std::unique_ptr<EspCrypto> r;
+  if (des3) {
+    r.reset(new (std::nothrow) CbcEsp<kDes3Block>(std::move(enc), std::move(dec), std::move(ivGen),
+                                                  std::move(mac), icvLen));
+  } else {
+    r.reset(new (std::nothrow) CbcEsp<kAesBlock>(std::move(enc), std::move(dec), std::move(ivGen),
+                                                 std::move(mac), icvLen));
+  }
   if (!r) *err = "out of memory";
   return r;
 }

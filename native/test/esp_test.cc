@@ -81,14 +81,24 @@ struct Suite {
 };
 
 const Suite kSuites[] = {
-    {"aes128gcm16", "", 20, 0, 8, 16, 4},     {"aes192gcm16", "", 28, 0, 8, 16, 4},
-    {"aes256gcm16", "", 36, 0, 8, 16, 4},     {"aes128", "sha1", 16, 20, 16, 12, 16},
-    {"aes128", "sha256", 16, 32, 16, 16, 16}, {"aes128", "sha384", 16, 48, 16, 24, 16},
-    {"aes128", "sha512", 16, 64, 16, 32, 16}, {"aes192", "sha1", 24, 20, 16, 12, 16},
-    {"aes192", "sha256", 24, 32, 16, 16, 16}, {"aes192", "sha384", 24, 48, 16, 24, 16},
-    {"aes192", "sha512", 24, 64, 16, 32, 16}, {"aes256", "sha1", 32, 20, 16, 12, 16},
-    {"aes256", "sha256", 32, 32, 16, 16, 16}, {"aes256", "sha384", 32, 48, 16, 24, 16},
+    {"aes128gcm16", "", 20, 0, 8, 16, 4},
+    {"aes192gcm16", "", 28, 0, 8, 16, 4},
+    {"aes256gcm16", "", 36, 0, 8, 16, 4},
+    {"aes128", "sha1", 16, 20, 16, 12, 16},
+    {"aes128", "sha256", 16, 32, 16, 16, 16},
+    {"aes128", "sha384", 16, 48, 16, 24, 16},
+    {"aes128", "sha512", 16, 64, 16, 32, 16},
+    {"aes192", "sha1", 24, 20, 16, 12, 16},
+    {"aes192", "sha256", 24, 32, 16, 16, 16},
+    {"aes192", "sha384", 24, 48, 16, 24, 16},
+    {"aes192", "sha512", 24, 64, 16, 32, 16},
+    {"aes256", "sha1", 32, 20, 16, 12, 16},
+    {"aes256", "sha256", 32, 32, 16, 16, 16},
+    {"aes256", "sha384", 32, 48, 16, 24, 16},
     {"aes256", "sha512", 32, 64, 16, 32, 16},
+    // 3DES-CBC (RFC 2451): 24-byte key, 8-byte IV, padding to its 8-byte block.
+    {"3des", "sha1", 24, 20, 8, 12, 8},
+    {"3des", "sha256", 24, 32, 8, 16, 8},
 };
 
 std::unique_ptr<EspCrypto> Make(const Suite& s, uint8_t keySeed = 1) {
@@ -294,7 +304,8 @@ void TestTamperAndTruncate() {
           CHECK(why == Drop::kIntegrity);
         }
       }
-      const size_t minLen = 8 + s.ivLen + s.icvLen + (s.align == 16 ? 16 : 2);
+      const bool cbc = s.align != 4;
+      const size_t minLen = 8 + s.ivLen + s.icvLen + (cbc ? s.align : 2);
       for (size_t len = 0; len < esp.size(); len++) {
         // Truncation copies into an exactly-sized heap buffer so ASan sees any over-read.
         Bytes t(esp.begin(), esp.begin() + len);
@@ -302,7 +313,7 @@ void TestTamperAndTruncate() {
         CHECK(m == -1);
         if (len < minLen) CHECK(why == Drop::kMalformed);
         // CBC: a ciphertext that is not whole blocks is malformed before any ICV work.
-        if (s.align == 16 && len >= minLen && (len - 8 - 16 - s.icvLen) % 16 != 0) {
+        if (cbc && len >= minLen && (len - 8 - s.ivLen - s.icvLen) % s.align != 0) {
           CHECK(why == Drop::kMalformed);
         }
         CHECK(why == Drop::kMalformed || why == Drop::kIntegrity);
@@ -325,11 +336,13 @@ Bytes Craft(const Suite& s, uint8_t keySeed, uint32_t spi, uint64_t seq, bool es
   Bytes esp(8);
   for (int i = 0; i < 4; i++) esp[i] = static_cast<uint8_t>(spi >> (24 - 8 * i));
   for (int i = 0; i < 4; i++) esp[4 + i] = static_cast<uint8_t>(seq >> (24 - 8 * i));
-  bool gcm = s.ivLen == 8;
+  bool gcm = s.align == 4;
   const EVP_CIPHER* cipher = nullptr;
   size_t kl = gcm ? s.keyLen - 4 : s.keyLen;
   if (gcm) {
     cipher = kl == 16 ? EVP_aes_128_gcm() : kl == 24 ? EVP_aes_192_gcm() : EVP_aes_256_gcm();
+  } else if (strcmp(s.encr, "3des") == 0) {
+    cipher = EVP_des_ede3_cbc();
   } else {
     cipher = kl == 16 ? EVP_aes_128_cbc() : kl == 24 ? EVP_aes_192_cbc() : EVP_aes_256_cbc();
   }
@@ -451,7 +464,11 @@ void TestCreateErrors() {
       {"aes128", "sha256", 24, 32},
       {"aes256", "sha256", 32, 16},
       {"aes256", "md5", 32, 16},
-      {"3des", "sha1", 24, 20},
+      {"3des", "sha1", 16, 20},  // 3DES takes three 8-byte keys (RFC 2451 §2.2)
+      {"3des", "sha1", 32, 20},
+      {"3des", "", 24, 0},     // CBC needs integrity
+      {"des", "sha1", 8, 20},  // single DES stays refused (RFC 8221 §5)
+      {"3descbc", "sha1", 24, 20},
       {"", "", 0, 0},
       {"aes128ctr", "sha1", 20, 20},
   };
@@ -465,6 +482,88 @@ void TestCreateErrors() {
   CHECK(EspCrypto::Create("aes128gcm128", "", key, 20, nullptr, 0, &err) != nullptr);
   CHECK(EspCrypto::Create("aes256gcm", "", key, 36, nullptr, 0, &err) != nullptr);
   CHECK(EspCrypto::Create("aes128", "sha2_256", key, 16, key, 32, &err) != nullptr);
+}
+
+// 3DES-CBC + HMAC-SHA1-96 (RFC 2451, RFC 2404) known answer, derived independently of esp.cc
+// and of OpenSSL's C API, with the OpenSSL and coreutils command line tools:
+//   K=0123456789abcdeff1e0d3c2b5a49786fedcba9876543210  IV=1122334455667788
+//   IK=000102030405060708090a0b0c0d0e0f10111213  SPI=00003dde  seq=7
+//   inner = a 28-byte IPv4/UDP packet; plaintext = inner | 01 02 (pad, RFC 4303 §2.4: 28 + 2 +
+//   2 = 32, a multiple of the 8-byte block) | 02 (pad length) | 04 (next header: IPv4)
+//   CT=$(echo -n $PT | xxd -r -p | openssl enc -des-ede3-cbc -K $K -iv $IV -nopad | xxd -p)
+//   ICV=$(echo -n 00003dde00000007$IV$CT | xxd -r -p |
+//         openssl dgst -sha1 -mac HMAC -macopt hexkey:$IK -binary | xxd -p | cut -c1-24)
+//   ESP = SPI | seq | IV | CT | ICV (ICV = HMAC-SHA1 truncated to 96 bits, RFC 2404 §2)
+// (node:crypto's des-ede3-cbc gives the same ciphertext.) The IV is random per packet (RFC 2451
+// §3), so only decryption can be checked against a fixed packet; TestDes3Encrypt checks the
+// sending side against one-shot EVP and HMAC instead.
+void TestDes3KnownAnswer() {
+  Bytes key = FromHex("0123456789abcdeff1e0d3c2b5a49786fedcba9876543210");
+  Bytes ikey = FromHex("000102030405060708090a0b0c0d0e0f10111213");
+  Bytes inner = FromHex("4500001c00014000401126cc0a0100010a0200019c41003500080000");
+  Bytes esp = FromHex(
+      "00003dde000000071122334455667788d0124cbdabbb240979b3ea2154bd009d7785987733053cf9ec951c5ad4"
+      "886abfc62fda3a1e4afdd19a527f6f");
+  std::string err;
+  auto c =
+      EspCrypto::Create("3des", "sha1", key.data(), key.size(), ikey.data(), ikey.size(), &err);
+  CHECK(c != nullptr);
+  if (!c) return;
+  CHECK(esp.size() == 8 + 8 + 32 + 12);
+  CHECK(c->Overhead(inner.size()) == esp.size() - inner.size());
+  Bytes out(esp.size());
+  uint8_t nh = 0;
+  Drop why = Drop::kCount;
+  ssize_t n = c->Decrypt(esp.data(), esp.size(), 7, false, out.data(), out.size(), &nh, &why);
+  CHECK(n == static_cast<ssize_t>(inner.size()) && why == Drop::kNone && nh == 4);
+  CHECK(n >= 0 && Same(out.data(), inner.data(), inner.size()));
+  // The last ciphertext byte flipped: the ICV no longer verifies.
+  Bytes bad = esp;
+  bad[8 + 8 + 31] ^= 1;
+  n = c->Decrypt(bad.data(), bad.size(), 7, false, out.data(), out.size(), &nh, &why);
+  CHECK(n == -1 && why == Drop::kIntegrity);
+}
+
+// The sending side of 3DES-CBC checked without esp.cc's decryption: one-shot HMAC over
+// SPI | seq | IV | ciphertext, one-shot EVP_des_ede3_cbc decryption with the packet's IV, and the
+// RFC 4303 §2.4 padding (1, 2, 3, ... up to the 8-byte block) in the recovered plaintext. IVs are
+// distinct from packet to packet (RFC 2451 §3).
+void TestDes3Encrypt() {
+  const Suite& s = kSuites[sizeof(kSuites) / sizeof(kSuites[0]) - 2];  // 3des + sha1
+  CHECK(strcmp(s.encr, "3des") == 0 && strcmp(s.integ, "sha1") == 0);
+  auto tx = Make(s);
+  CHECK(tx != nullptr);
+  if (!tx) return;
+  Bytes k = Pattern(s.keyLen, 1), ik = Pattern(s.integKeyLen, 51);
+  std::set<Bytes> ivs;
+  for (size_t len = 20; len < 60; len++) {
+    Bytes inner = Pattern(len, static_cast<uint8_t>(len));
+    Bytes esp(len + tx->Overhead(len));
+    ssize_t n = tx->Encrypt(0x3de5, len, false, 4, inner.data(), len, esp.data(), esp.size());
+    CHECK(n == static_cast<ssize_t>(esp.size()));
+    if (n < 0) continue;
+    size_t ctLen = esp.size() - 8 - 8 - 12;
+    CHECK(ctLen % 8 == 0 && ctLen >= len + 2 && ctLen < len + 2 + 8);
+    uint8_t mac[20];
+    unsigned ml = 0;
+    HMAC(EVP_sha1(), ik.data(), static_cast<int>(ik.size()), esp.data(), esp.size() - 12, mac, &ml);
+    CHECK(ml == 20 && memcmp(mac, esp.data() + esp.size() - 12, 12) == 0);
+    ivs.insert(Bytes(esp.begin() + 8, esp.begin() + 16));
+    EVP_CIPHER_CTX* c = EVP_CIPHER_CTX_new();
+    Bytes pt(ctLen + 8);
+    int m = 0, f = 0;
+    EVP_DecryptInit_ex(c, EVP_des_ede3_cbc(), nullptr, k.data(), esp.data() + 8);
+    EVP_CIPHER_CTX_set_padding(c, 0);
+    EVP_DecryptUpdate(c, pt.data(), &m, esp.data() + 16, static_cast<int>(ctLen));
+    EVP_DecryptFinal_ex(c, pt.data() + m, &f);
+    EVP_CIPHER_CTX_free(c);
+    CHECK(static_cast<size_t>(m + f) == ctLen);
+    size_t pad = ctLen - len - 2;
+    CHECK(Same(pt.data(), inner.data(), len));
+    for (size_t i = 0; i < pad; i++) CHECK(pt[len + i] == i + 1);
+    CHECK(pt[ctLen - 2] == pad && pt[ctLen - 1] == 4);
+  }
+  CHECK(ivs.size() == 40);
 }
 
 void TestMisc() {
@@ -511,8 +610,9 @@ void TestAllocations() {
       CHECK(rx->Decrypt(esp.data(), n, seq, true, out.data(), out.size(), &nh, &why) == 1400);
     }
     long perPacket = (g_opensslAllocs - before) / 100;
-    CHECK(perPacket <= (s.ivLen == 8 ? 0 : 4));
-    if (perPacket > (s.ivLen == 8 ? 0 : 4)) {
+    const long allowed = s.align == 4 ? 0 : 4;  // GCM : HMAC suites
+    CHECK(perPacket <= allowed);
+    if (perPacket > allowed) {
       fprintf(stderr, "  %s/%s: %ld OpenSSL allocations per packet\n", s.encr, s.integ, perPacket);
     }
   }
@@ -1059,6 +1159,8 @@ int main() {
       {"esp known answers (node:crypto vectors)", TestKnownAnswers},
       {"esp round trips, all suites, ESN on/off", TestRoundTrips},
       {"esp CBC IV uniqueness", TestCbcIvs},
+      {"esp 3DES-CBC known answer (openssl enc)", TestDes3KnownAnswer},
+      {"esp 3DES-CBC encrypt vs one-shot EVP", TestDes3Encrypt},
       {"esp tamper every byte / truncate", TestTamperAndTruncate},
       {"esp padding checks", TestPadding},
       {"esp Create errors", TestCreateErrors},

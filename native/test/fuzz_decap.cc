@@ -1,6 +1,6 @@
 // Fuzz harness for the ESP receive path: EspHeader -> ReplayWindow::Check -> EspCrypto::Decrypt ->
-// ReplayWindow::Update -> ParseInner / FlowHash / ICMP error builders, for an AES-GCM SA and an
-// AES-CBC + HMAC SA, with and without ESN.
+// ReplayWindow::Update -> ParseInner / FlowHash / ICMP error builders, for an AES-GCM SA, an
+// AES-CBC + HMAC SA and a 3DES-CBC + HMAC SA (8-byte blocks, RFC 2451), with and without ESN.
 //
 // Random bytes almost never pass the ICV, so half of the inputs are first turned into a genuine
 // ESP packet (the input's tail is encrypted as the inner packet under the inferred sequence
@@ -69,6 +69,10 @@ Sa& Cbc() {
   static Sa sa = MakeSa("aes256", "sha256", 32, 32, 16);
   return sa;
 }
+Sa& Des3() {
+  static Sa sa = MakeSa("3des", "sha1", 24, 20, 8);
+  return sa;
+}
 
 uint64_t Get64(const uint8_t* p) {
   uint64_t v = 0;
@@ -129,7 +133,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   g_stats.inputs++;
   const uint8_t flags = data[0];
   const bool cbc = flags & 1, esn = flags & 2, genuine = flags & 4, inPlace = flags & 8;
-  Sa& sa = cbc ? Cbc() : Gcm();
+  // Bit 2 of the mutation byte (its low two bits pick the mutation) picks 3DES for CBC inputs.
+  Sa& sa = cbc ? ((data[13] & 4) ? Des3() : Cbc()) : Gcm();
   uint64_t top = Get64(data + 1);
   if (!esn) top &= 0xffffffffu;
   uint32_t seqLow = static_cast<uint32_t>(data[9]) << 24 | static_cast<uint32_t>(data[10]) << 16 |

@@ -16,8 +16,8 @@ export interface ChildSaSpec {
   spiOut: number;
   /**
    * ESP transform names in strongSwan syntax: encr aes128gcm16 aes192gcm16 aes256gcm16 aes128
-   * aes192 aes256; integ sha1 sha256 sha384 sha512 (HMAC, RFC 2404 / RFC 4868 truncation) or null
-   * for AEAD.
+   * aes192 aes256 3des (3DES-CBC, RFC 2451, 24-byte key); integ sha1 sha256 sha384 sha512 (HMAC,
+   * RFC 2404 / RFC 4868 truncation) or null for AEAD.
    */
   encr: string;
   integ: string | null;

@@ -68,6 +68,12 @@ const fail = (msg: string): never => {
   throw new TwinsecError('ERR_PROPOSAL', msg);
 };
 
+/** Keywords strongSwan knows that twinsec refuses, with the reason (IKEv1's V1_REFUSED alike). */
+const REFUSED: ReadonlyMap<string, string> = new Map([
+  // 56-bit DES falls to exhaustive search (RFC 8221 §5: MUST NOT for ESP).
+  ['des', 'DES is refused: its 56-bit key is too weak; use aes or 3des'],
+]);
+
 const aesAll = (id: number): EncrSpec[] => [128, 192, 256].map((keyLen) => ({ id, keyLen }));
 
 /**
@@ -102,6 +108,8 @@ export function parseProposal(text: string, kind: 'ike' | 'esp'): ProposalSpec {
     const t = word.trim();
     if (t === '') fail(`empty algorithm in proposal '${src}'`);
     if (t === 'default') fail(`'default' cannot be combined with other algorithms`);
+    const refused = REFUSED.get(t);
+    if (refused) fail(refused);
     const token = ALG_TOKENS.get(t);
     if (!token) return fail(`unknown algorithm '${t}'`);
     switch (token.type) {
@@ -133,6 +141,11 @@ export function parseProposal(text: string, kind: 'ike' | 'esp'): ProposalSpec {
   }
   const allAead = aead > 0;
   if (kind === 'ike') {
+    // 3DES is here for legacy peers' ESP (RFC 2451); twinsec's IKEv2 SA protection (sk.ts) is
+    // AES only, and a peer that speaks IKEv2 speaks AES (RFC 8247 §2.1: AES-CBC MUST).
+    if (spec.encr.some((e) => e.id === EncrId.DES3)) {
+      fail("'3des' is supported for ESP only with IKEv2; use aes for the IKE SA");
+    }
     if (spec.esn.length > 0) fail('esn/noesn are only valid in ESP proposals');
     if (spec.prf.length === 0) {
       for (const i of spec.integ) pushUnique(spec.prf, INTEG_TO_PRF.get(i) as number);
@@ -190,11 +203,11 @@ export function chosenToString(c: Chosen): string {
   return parts.join('-');
 }
 
-const encrTransform = (e: EncrSpec): Transform => ({
-  type: TransformType.ENCR,
-  id: e.id,
-  keyLength: e.keyLen,
-});
+// A fixed-key-length cipher (3DES, keyLen 0) carries no Key Length attribute (RFC 7296 §3.3.5).
+const encrTransform = (e: EncrSpec): Transform =>
+  e.keyLen === 0
+    ? { type: TransformType.ENCR, id: e.id }
+    : { type: TransformType.ENCR, id: e.id, keyLength: e.keyLen };
 
 /**
  * Wire proposal for an offer. IKE gets ENCR, PRF, INTEG, DH; ESP gets ENCR, INTEG, DH (only with

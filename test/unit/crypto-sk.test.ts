@@ -234,5 +234,8 @@ t.test('encrAlg parameters', async (t) => {
   });
   t.throws(() => encrAlg(EncrId.AES_CBC, 0), CryptoError, 'key length attribute is mandatory');
   t.throws(() => encrAlg(EncrId.AES_CBC, 512), CryptoError);
-  t.throws(() => encrAlg(3, 192), CryptoError, '3DES is not implemented');
+  // 3DES (RFC 2451) exists for CHILD_SA key material (ESP for legacy peers); single DES does not.
+  t.match(encrAlg(EncrId.DES3, 0), { name: '3des', keyMatLen: 24, ivLen: 8, blockLen: 8 });
+  t.throws(() => encrAlg(EncrId.DES3, 128), CryptoError, '3DES has a fixed 192-bit key');
+  t.throws(() => encrAlg(2, 64), CryptoError, 'single DES is not implemented');
 });

@@ -148,7 +148,9 @@ t.test('errors', async (t) => {
   const cases: [string, 'ike' | 'esp', RegExp][] = [
     ['aes999-sha256-modp2048', 'ike', /^unknown algorithm 'aes999'$/],
     ['aes128-sha256-modp9999', 'ike', /unknown algorithm 'modp9999'/],
-    ['3des-sha1-modp2048', 'ike', /unknown algorithm '3des'/],
+    ['3des-sha1-modp2048', 'ike', /^'3des' is supported for ESP only with IKEv2; use aes for the IKE SA$/],
+    ['des-sha1', 'esp', /^DES is refused: its 56-bit key is too weak; use aes or 3des$/],
+    ['aes128-des-sha256-modp2048', 'ike', /^DES is refused/],
     ['aes128--sha256-modp2048', 'ike', /empty algorithm/],
     ['', 'ike', /empty proposal/],
     ['   ', 'esp', /empty proposal/],

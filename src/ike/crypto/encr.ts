@@ -1,6 +1,7 @@
 /**
  * IKEv2 encryption algorithms: AES-CBC (RFC 3602 as used by RFC 7296) and AES-GCM with a 16-byte
- * ICV (RFC 5282).
+ * ICV (RFC 5282); 3DES-CBC (RFC 2451) for CHILD_SA key material only (proposal.ts keeps it out
+ * of IKE proposals).
  */
 import { CryptoError } from '../../errors.js';
 import { EncrId } from '../wire/constants.js';
@@ -36,6 +37,25 @@ const KEY_BITS = [128, 192, 256] as const;
  * length in IKEv2: the attribute is mandatory, so a missing or odd length is an error.
  */
 export function encrAlg(id: number, keyLenBits: number): EncrAlg {
+  if (id === EncrId.DES3) {
+    // Fixed 192-bit key (three DES keys, RFC 2451 §2.2): no Key Length attribute, so 0; IKEv1's
+    // hand-off says 192.
+    if (keyLenBits !== 0 && keyLenBits !== 192) {
+      throw new CryptoError(`3DES takes no key length other than 192 bits, got ${keyLenBits}`);
+    }
+    return Object.freeze({
+      id,
+      name: '3des',
+      keyLen: 24,
+      saltLen: 0,
+      keyMatLen: 24,
+      ivLen: 8,
+      blockLen: 8,
+      aead: false,
+      icvLen: 0,
+      cipher: 'des-ede3-cbc',
+    });
+  }
   if (!(KEY_BITS as readonly number[]).includes(keyLenBits)) {
     throw new CryptoError(`unsupported key length ${keyLenBits} for encryption transform ${id}`);
   }

@@ -24,6 +24,9 @@ function buildTokens(): Map<string, AlgToken> {
       m.set(`aes${bits}${suffix}`, tok(TransformType.ENCR, EncrId.AES_GCM_16, bits));
     }
   }
+  // ENCR_3DES (RFC 7296 §3.3.2, RFC 2451): a fixed 192-bit key, so no Key Length attribute
+  // (RFC 7296 §3.3.5) and keyLen 0 here. ESP only (proposal.ts refuses it for the IKE SA).
+  m.set('3des', tok(TransformType.ENCR, EncrId.DES3));
   const integ: [string[], number][] = [
     [['sha', 'sha1'], IntegId.HMAC_SHA1_96],
     [['sha256', 'sha2_256'], IntegId.HMAC_SHA2_256_128],
@@ -101,6 +104,8 @@ export function algName(type: number, id: number, keyLen?: number): string {
     case TransformType.ENCR:
       if (id === EncrId.AES_CBC && keyLen) return `aes${keyLen}`;
       if (id === EncrId.AES_GCM_16 && keyLen) return `aes${keyLen}gcm16`;
+      // The data plane's name for 3DES-CBC; IKEv1's hand-off passes keyLen 192, IKEv2's 0.
+      if (id === EncrId.DES3 && (!keyLen || keyLen === 192)) return '3des';
       return keyLen ? `encr_${id}_${keyLen}` : `encr_${id}`;
     case TransformType.PRF:
       return PRF_NAMES.get(id) ?? `prf_${id}`;
