@@ -207,6 +207,18 @@ t.test('deferred decryption keeps the chain until confirmed', async (t) => {
   t.equal(z.confirm(5), false, 'nothing staged any more');
 });
 
+t.test('unconfirmed decryptions under made-up message IDs keep no state and evict nothing', async (t) => {
+  const a = new V1Protector(aes, KEY, sha1, IV, { maxExchanges: 2 });
+  const z = new V1Protector(aes, KEY, sha1, IV, { maxExchanges: 2 });
+  const first = a.encrypt(7, Buffer.from('quick mode 7, message 1'));
+  z.decrypt(7, first, { defer: true });
+  t.ok(z.confirm(7), 'a verified message keeps its exchange');
+  const next = z.ivFor(7);
+  for (let mid = 100; mid < 200; mid++) z.decrypt(mid, Buffer.alloc(32, mid), { defer: true });
+  t.same(z.ivFor(7), next, 'exchange 7 survived 100 forged IDs');
+  t.equal(z.confirm(150), false, 'a forged ID that was never confirmed left nothing to adopt');
+});
+
 t.test('bad lengths are CryptoErrors without key material', async (t) => {
   const z = new V1Protector(aes, KEY, sha1, IV);
   for (const n of [0, 1, 15, 17, 33]) {

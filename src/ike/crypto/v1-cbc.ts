@@ -26,6 +26,12 @@ interface Chain {
   pending: Buffer | null;
 }
 
+/** A deferred decryption's chain that did not exist before it (kept only once confirmed). */
+interface Staged {
+  mid: number;
+  chain: Chain;
+}
+
 export interface V1ProtectorOptions {
   /**
    * How many exchanges (message IDs other than 0) keep IV state at once; the least recently used
@@ -41,6 +47,7 @@ export class V1Protector {
   readonly #phase1: Chain;
   readonly #chains = new Map<number, Chain>();
   readonly #max: number;
+  #staged: Staged | null = null;
 
   /**
    * `key` is the expanded phase-1 key (v1EncryptionKey), `hash` the negotiated hash (for phase-2
@@ -73,19 +80,28 @@ export class V1Protector {
 
   #chain(mid: number): Chain {
     if (mid === 0) return this.#phase1;
-    let c = this.#chains.get(mid);
+    const c = this.#chains.get(mid);
     if (c) {
       // Least recently used goes first, as in strongSwan's iv_manager: re-insert at the end.
       this.#chains.delete(mid);
       this.#chains.set(mid, c);
-    } else {
-      const iv = v1Phase2Iv(this.#hash, this.#phase1.iv, mid, this.cipher.blockLen);
-      c = { iv: Buffer.from(iv), pending: null };
-      this.#chains.set(mid, c);
-      if (this.#chains.size > this.#max) {
-        const oldest = this.#chains.keys().next().value as number;
-        this.#chains.delete(oldest);
-      }
+      return c;
+    }
+    return this.#keep(mid, this.#fresh(mid));
+  }
+
+  #fresh(mid: number): Chain {
+    return {
+      iv: Buffer.from(v1Phase2Iv(this.#hash, this.#phase1.iv, mid, this.cipher.blockLen)),
+      pending: null,
+    };
+  }
+
+  #keep(mid: number, c: Chain): Chain {
+    this.#chains.set(mid, c);
+    if (this.#chains.size > this.#max) {
+      const oldest = this.#chains.keys().next().value as number;
+      this.#chains.delete(oldest);
     }
     return c;
   }
@@ -129,7 +145,11 @@ export class V1Protector {
     if (body.length === 0 || body.length % b !== 0) {
       throw new CryptoError(`encrypted IKEv1 body of ${body.length} bytes is not a multiple of ${b}`);
     }
-    const chain = this.#chain(mid);
+    // Deferred: a message ID we hold no chain for gets one only once confirmed, so unverified
+    // messages under made-up IDs cannot push the chains of exchanges in progress out.
+    const known = mid === 0 || this.#chains.has(mid);
+    const chain = opts.defer && !known ? this.#fresh(mid) : this.#chain(mid);
+    this.#staged = opts.defer && !known ? { mid, chain } : null;
     let plain: Buffer;
     try {
       const d = createDecipheriv(this.cipher.cipher, this.#key, chain.iv).setAutoPadding(false);
@@ -148,7 +168,9 @@ export class V1Protector {
 
   /** Adopts the IV staged by a deferred decryption of exchange `mid`; false if none was staged. */
   confirm(mid: number): boolean {
-    const chain = mid === 0 ? this.#phase1 : this.#chains.get(mid);
+    const staged = this.#staged?.mid === mid ? this.#staged.chain : undefined;
+    this.#staged = null;
+    const chain = mid === 0 ? this.#phase1 : (this.#chains.get(mid) ?? (staged && this.#keep(mid, staged)));
     if (!chain?.pending) return false;
     chain.iv = chain.pending;
     chain.pending = null;

@@ -41,6 +41,9 @@ export interface Successor {
 
 export type V1Context = V2Context;
 
+/** How many superseded inbound messages are remembered to recognise late copies. */
+const EARLIER = 4;
+
 interface Outgoing {
   bytes: Buffer;
   /** The message this one answered (a repeat of it gets this one again), if any. */
@@ -87,6 +90,8 @@ export class IkeSaV1 extends BaseIkeSa<V1Child> {
 
   readonly #out = new Map<number, Outgoing>();
   readonly #lastIn = new Map<number, Buffer>();
+  /** Messages processed before the last one of their exchange (main mode's 1st and 2nd). */
+  readonly #earlier: Buffer[] = [];
 
   constructor(ctx: V1Context, o: ConstructorParameters<typeof BaseIkeSa>[1]) {
     super(ctx, o);
@@ -187,6 +192,9 @@ export class IkeSaV1 extends BaseIkeSa<V1Child> {
    * sides would bounce their last messages forever.
    */
   isRepeat(mid: number, bytes: Buffer): boolean {
+    // A late copy of an earlier message (the peer retransmitted it just before our answer
+    // reached it) is no new message: dropped, not answered and not taken for the next step.
+    if (this.#earlier.some((e) => e.equals(bytes))) return true;
     const last = this.#lastIn.get(mid);
     if (!last || !last.equals(bytes)) return false;
     const out = this.#out.get(mid);
@@ -196,6 +204,11 @@ export class IkeSaV1 extends BaseIkeSa<V1Child> {
 
   /** Remembers the message just processed of exchange `mid` (to recognise its repeats). */
   took(mid: number, bytes: Buffer): void {
+    const prev = this.#lastIn.get(mid);
+    if (prev) {
+      this.#earlier.push(prev);
+      if (this.#earlier.length > EARLIER) this.#earlier.shift();
+    }
     this.#lastIn.set(mid, bytes);
   }
 

@@ -172,8 +172,14 @@ export class IkeV1 implements IkeProtocol {
     let raw: RawPayloadV1[];
     if (isEncryptedV1(m)) {
       if (!sa.protector) return core.drop('unexpected', 'encrypted message before keys exist', d);
+      // The phase-1 IV chain ends with phase 1 (its last block seeds every later exchange's IV,
+      // RFC 2409 App. B); repeats were answered above, anything else under ID 0 is not ours.
+      if (mid === 0 && sa.phase === 'established')
+        return core.drop('unexpected', 'phase 1 message after phase 1', d);
       try {
-        const plain = sa.protector.decrypt(mid, m.ciphertext);
+        // Later exchanges adopt the next IV only once their HASH verified (quick-mode.ts,
+        // informational.ts): a forged or garbled message cannot desynchronise the chain.
+        const plain = sa.protector.decrypt(mid, m.ciphertext, { defer: mid !== 0 });
         payloads = decodePayloadsV1(m.firstPayload, plain);
         raw = rawPayloadsV1(m.firstPayload, plain, true);
       } catch (err) {

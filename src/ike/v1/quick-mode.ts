@@ -82,7 +82,8 @@ function hashed(rest: PayloadV1[], hash: (restBytes: Buffer) => Buffer): Payload
   return [{ type: PayloadTypeV1.HASH, data: hash(encodePayloadsV1(rest).bytes) } as PayloadV1, ...rest];
 }
 
-function verify(m: InV1, expect: (restBytes: Buffer) => Buffer): void {
+/** Checks the message's HASH; only then does its last block become the exchange's next IV. */
+function verify(sa: IkeSaV1, m: InV1, expect: (restBytes: Buffer) => Buffer): void {
   const [first, ...rest] = m.raw;
   if (first?.type !== PayloadTypeV1.HASH)
     throw new IkeError('invalid_hash_information', 'quick mode message does not start with HASH');
@@ -90,6 +91,7 @@ function verify(m: InV1, expect: (restBytes: Buffer) => Buffer): void {
   const want = expect(Buffer.concat(rest.map((r) => r.raw)));
   if (got.length !== want.length || !timingSafeEqual(got, want))
     throw new IkeError('invalid_hash_information', 'quick mode HASH does not verify');
+  sa.protector!.confirm(m.header.messageId);
 }
 
 function idPayload(ts: TrafficSelector): PayloadV1 {
@@ -232,7 +234,7 @@ function afterEnd(core: CoreServices, sa: IkeSaV1, m: InV1): void {
 function initiatorSecond(core: CoreServices, sa: IkeSaV1, m: InV1, st: QmState): void {
   const mid = m.header.messageId;
   try {
-    verify(m, (b) => v1QmHash2(sa.prf!, sa.keys!.skeyidA, mid, st.niB, b));
+    verify(sa, m, (b) => v1QmHash2(sa.prf!, sa.keys!.skeyidA, mid, st.niB, b));
     sa.settle(mid);
     const { choice, peerSpi } = checkP2(sa.conn, st.offer!, need<SaPayloadV1>(m.payloads, PayloadTypeV1.SA));
     st.choice = { ...choice, life: takeResponderLifetime(m, choice.life) };
@@ -287,7 +289,7 @@ function takeIds(m: InV1, st: QmState, responder: boolean): void {
 
 function respondFirst(core: CoreServices, sa: IkeSaV1, m: InV1): void {
   const mid = m.header.messageId;
-  verify(m, (b) => v1QmHash1(sa.prf!, sa.keys!.skeyidA, mid, b));
+  verify(sa, m, (b) => v1QmHash1(sa.prf!, sa.keys!.skeyidA, mid, b));
   const st: QmState = {
     initiator: false,
     spiIn: newSpi(sa.ctx.random),
@@ -338,7 +340,7 @@ function respondFirst(core: CoreServices, sa: IkeSaV1, m: InV1): void {
 
 function responderThird(core: CoreServices, sa: IkeSaV1, m: InV1, st: QmState): void {
   const mid = m.header.messageId;
-  verify(m, () => v1QmHash3(sa.prf!, sa.keys!.skeyidA, mid, st.niB, st.nrB!));
+  verify(sa, m, () => v1QmHash3(sa.prf!, sa.keys!.skeyidA, mid, st.niB, st.nrB!));
   sa.settle(mid);
   install(core, sa, st);
   finish(sa, mid);
