@@ -5,8 +5,9 @@
  */
 import t from 'tap';
 import type { ConnectionConfig } from '../../src/config/types.js';
+import { p2Offer } from '../../src/ike/v1/p2-proposal.js';
 import { VID_NATT } from '../../src/ike/v1/phase1.js';
-import { PayloadTypeV1 } from '../../src/ike/wire/v1/constants.js';
+import { EncapsulationMode, PayloadTypeV1 } from '../../src/ike/wire/v1/constants.js';
 import { decodeMessageV1 } from '../../src/ike/wire/v1/message.js';
 import { FakeNetwork } from './fake-network.js';
 import { A, B, conn, mirror, pair, state, until } from './pair.js';
@@ -191,3 +192,15 @@ t.test('an RFC 3947 peer gets NAT-D type 20 in aggressive mode', async (t) => {
   t.same(natDTypes(second.data), [20, 20]);
   t.same(p.a.failures, []);
 });
+
+t.test(
+  "quick mode offers the drafts' UDP tunnel mode (61443) to a draft-only peer, RFC 3947's (3) else",
+  async (t) => {
+    const modes = (draft: boolean) =>
+      p2Offer(agg(), Buffer.alloc(4, 1), true, draft).flatMap((p) =>
+        p.transforms.flatMap((x) => x.attrs.filter((a) => a.type === 4).map((a) => a.value)),
+      );
+    t.same([...new Set(modes(true))], [EncapsulationMode.UDP_TUNNEL_DRAFT]);
+    t.same([...new Set(modes(false))], [EncapsulationMode.UDP_TUNNEL]);
+  },
+);
