@@ -13,14 +13,14 @@
  */
 import { IkeError } from '../../errors.js';
 import type { CoreServices } from '../core/protocol.js';
-import { v1PrfAlg } from '../crypto/v1-algs.js';
 import { identityMatches, identityToString, parseIdentity } from '../identity.js';
 import { ExchangeTypeV1, PayloadTypeV1 } from '../wire/v1/constants.js';
-import type { DataPayloadV1, PayloadV1, SaPayloadV1 } from '../wire/v1/types.js';
+import type { PayloadV1 } from '../wire/v1/types.js';
 import type { IkeSaV1 } from './ike-sa.js';
 import { checkRemoteId, floatOnNat } from './main-mode.js';
-import { checkP1, p1Offer, p1SaPayload, selectP1 } from './p1-proposal.js';
+import { p1Offer, p1SaPayload } from './p1-proposal.js';
 import {
+  chooseP1,
   deriveKeys,
   detectNat,
   hashI,
@@ -28,11 +28,11 @@ import {
   hasInitialContact,
   initialContact,
   keDh,
-  learnVids,
   natPayloads,
-  need,
   ourId,
   peerId,
+  takeAnswer,
+  takeKeNonce,
   verifyHash,
   vids,
 } from './phase1.js';
@@ -61,13 +61,8 @@ export function aggressiveModeStart(sa: IkeSaV1, onTimeout: () => void): void {
 export function aggressiveModeInitiator(core: CoreServices, sa: IkeSaV1, m: InV1): boolean {
   if (sa.step !== 2) throw new IkeError('unexpected', `aggressive mode message in step ${sa.step}`);
   sa.settle(0);
-  sa.spiR = Buffer.from(m.header.spiR);
-  const chosen = checkP1(sa.conn, sa.p1Offer, need<SaPayloadV1>(m.payloads, PayloadTypeV1.SA, MODE));
-  sa.p1 = chosen;
-  sa.prf = v1PrfAlg(chosen.hash);
-  learnVids(sa, m.payloads);
-  sa.gxr = need<DataPayloadV1>(m.payloads, PayloadTypeV1.KE, MODE).data;
-  sa.nrB = need<DataPayloadV1>(m.payloads, PayloadTypeV1.NONCE, MODE).data;
+  takeAnswer(sa, m, MODE);
+  takeKeNonce(sa, m, MODE);
   sameGroup(sa);
   deriveKeys(sa, sa.gxr);
   const { id: peer, body } = peerId(m, MODE);
@@ -111,14 +106,9 @@ export function aggressiveModeResponder(
       );
     sa.conn = conn;
     sa.peerIdB = Buffer.from(body);
-    sa.saiB = m.raw.find((r) => r.type === PayloadTypeV1.SA)!.body;
-    const { choice, answer } = selectP1(conn, need<SaPayloadV1>(m.payloads, PayloadTypeV1.SA, MODE));
-    sa.p1 = choice;
-    sa.prf = v1PrfAlg(choice.hash);
-    learnVids(sa, m.payloads);
-    sa.gxi = need<DataPayloadV1>(m.payloads, PayloadTypeV1.KE, MODE).data;
-    sa.niB = need<DataPayloadV1>(m.payloads, PayloadTypeV1.NONCE, MODE).data;
-    const ke = keDh(sa, choice.group);
+    const answer = chooseP1(sa, m, MODE);
+    takeKeNonce(sa, m, MODE);
+    const ke = keDh(sa, sa.p1!.group);
     sameGroup(sa);
     deriveKeys(sa, sa.gxi);
     const mine = ourId(sa);

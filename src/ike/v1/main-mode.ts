@@ -11,13 +11,13 @@
  */
 import { IkeError } from '../../errors.js';
 import type { CoreServices } from '../core/protocol.js';
-import { v1PrfAlg } from '../crypto/v1-algs.js';
 import { identityMatches, identityToString, parseIdentity } from '../identity.js';
 import { ExchangeTypeV1, PayloadTypeV1 } from '../wire/v1/constants.js';
-import type { DataPayloadV1, PayloadV1, SaPayloadV1 } from '../wire/v1/types.js';
+import type { PayloadV1 } from '../wire/v1/types.js';
 import type { IkeSaV1 } from './ike-sa.js';
-import { checkP1, p1Offer, p1SaPayload, selectP1 } from './p1-proposal.js';
+import { p1Offer, p1SaPayload } from './p1-proposal.js';
 import {
+  chooseP1,
   deriveKeys,
   detectNat,
   hashI,
@@ -25,11 +25,11 @@ import {
   hasInitialContact,
   initialContact,
   keDh,
-  learnVids,
   natPayloads,
-  need,
   ourId,
   peerId,
+  takeAnswer,
+  takeKeNonce,
   verifyHash,
   vids,
 } from './phase1.js';
@@ -53,19 +53,14 @@ export function mainModeStart(sa: IkeSaV1, onTimeout: () => void): void {
 export function mainModeInitiator(core: CoreServices, sa: IkeSaV1, m: InV1, onTimeout: () => void): boolean {
   sa.settle(0);
   if (sa.step === 2) {
-    sa.spiR = Buffer.from(m.header.spiR);
-    const chosen = checkP1(sa.conn, sa.p1Offer, need<SaPayloadV1>(m.payloads, PayloadTypeV1.SA, MODE));
-    sa.p1 = chosen;
-    sa.prf = v1PrfAlg(chosen.hash);
-    learnVids(sa, m.payloads);
+    const chosen = takeAnswer(sa, m, MODE);
     sa.step = 4;
     const out = [...keDh(sa, chosen.group), ...natPayloads(sa)];
     sa.send(0, sa.encode(MM, 0, out, false), { retransmit: true, onTimeout });
     return false;
   }
   if (sa.step === 4) {
-    sa.gxr = need<DataPayloadV1>(m.payloads, PayloadTypeV1.KE, MODE).data;
-    sa.nrB = need<DataPayloadV1>(m.payloads, PayloadTypeV1.NONCE, MODE).data;
+    takeKeNonce(sa, m, MODE);
     deriveKeys(sa, sa.gxr);
     detectNat(sa, m.payloads);
     floatOnNat(core, sa);
@@ -108,19 +103,13 @@ export function checkRemoteId(sa: IkeSaV1, peer: ReturnType<typeof parseIdentity
 /** The responder's side of messages I1-I3; true once the initiator authenticated. */
 export function mainModeResponder(core: CoreServices, sa: IkeSaV1, m: InV1): boolean {
   if (sa.step === 1) {
-    const saP = need<SaPayloadV1>(m.payloads, PayloadTypeV1.SA, MODE);
-    sa.saiB = m.raw.find((r) => r.type === PayloadTypeV1.SA)!.body;
-    const { choice, answer } = selectP1(sa.conn, saP);
-    sa.p1 = choice;
-    sa.prf = v1PrfAlg(choice.hash);
-    learnVids(sa, m.payloads);
+    const answer = chooseP1(sa, m, MODE);
     sa.step = 3;
     sa.send(0, sa.encode(MM, 0, [answer, ...vids(sa)], false), { retransmit: false });
     return false;
   }
   if (sa.step === 3) {
-    sa.gxi = need<DataPayloadV1>(m.payloads, PayloadTypeV1.KE, MODE).data;
-    sa.niB = need<DataPayloadV1>(m.payloads, PayloadTypeV1.NONCE, MODE).data;
+    takeKeNonce(sa, m, MODE);
     const out = keDh(sa, sa.p1!.group);
     detectNat(sa, m.payloads);
     deriveKeys(sa, sa.gxi);

@@ -6,14 +6,15 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { IkeError } from '../../errors.js';
 import { dhGenerate } from '../crypto/dh.js';
-import { v1CipherAlg } from '../crypto/v1-algs.js';
+import { v1CipherAlg, v1PrfAlg } from '../crypto/v1-algs.js';
 import { V1Protector } from '../crypto/v1-cbc.js';
 import { deriveV1Keys, v1EncryptionKey, v1HashI, v1HashR, v1Phase1Iv } from '../crypto/v1-keys.js';
 import { parseAddress } from '../wire/ts.js';
 import { NotifyTypeV1, PayloadTypeV1 } from '../wire/v1/constants.js';
-import type { DataPayloadV1, IdPayloadV1, PayloadV1 } from '../wire/v1/types.js';
+import type { DataPayloadV1, IdPayloadV1, PayloadV1, SaPayloadV1 } from '../wire/v1/types.js';
 import { phase1Id, phase1Identity } from './ids.js';
 import type { IkeSaV1 } from './ike-sa.js';
+import { checkP1, type P1Choice, selectP1 } from './p1-proposal.js';
 import type { InV1 } from './protocol.js';
 
 const NONCE_LENGTH = 32;
@@ -110,6 +111,40 @@ export function detectNat(sa: IkeSaV1, ps: PayloadV1[]): void {
     sa.nat.remote = !ds.slice(1).some((x) => x.data.equals(them));
   }
   if (sa.conn.encapsulation === 'udp') sa.nat.local = true;
+}
+
+/** Initiator: the responder's cookie, its SA answer (one of our transforms), the prf, its vendor IDs. */
+export function takeAnswer(sa: IkeSaV1, m: InV1, mode: string): P1Choice {
+  sa.spiR = Buffer.from(m.header.spiR);
+  const chosen = checkP1(sa.conn, sa.p1Offer, need<SaPayloadV1>(m.payloads, PayloadTypeV1.SA, mode));
+  sa.p1 = chosen;
+  sa.prf = v1PrfAlg(chosen.hash);
+  learnVids(sa, m.payloads);
+  return chosen;
+}
+
+/** Responder: SAi_b, our choice of the initiator's transforms, the prf, its vendor IDs; the answer. */
+export function chooseP1(sa: IkeSaV1, m: InV1, mode: string): SaPayloadV1 {
+  const offer = need<SaPayloadV1>(m.payloads, PayloadTypeV1.SA, mode);
+  sa.saiB = m.raw.find((r) => r.type === PayloadTypeV1.SA)!.body;
+  const { choice, answer } = selectP1(sa.conn, offer);
+  sa.p1 = choice;
+  sa.prf = v1PrfAlg(choice.hash);
+  learnVids(sa, m.payloads);
+  return answer;
+}
+
+/** The peer's KE and nonce: g^xi and Ni from the initiator, g^xr and Nr from the responder. */
+export function takeKeNonce(sa: IkeSaV1, m: InV1, mode: string): void {
+  const ke = need<DataPayloadV1>(m.payloads, PayloadTypeV1.KE, mode).data;
+  const nonce = need<DataPayloadV1>(m.payloads, PayloadTypeV1.NONCE, mode).data;
+  if (sa.initiator) {
+    sa.gxr = ke;
+    sa.nrB = nonce;
+  } else {
+    sa.gxi = ke;
+    sa.niB = nonce;
+  }
 }
 
 /** Our KE (a fresh key pair of `group`) and nonce. */
