@@ -83,8 +83,8 @@ export class IkeV1 implements IkeProtocol {
 
   /**
    * IKEv1 has no phase 1 rekey (RFC 2409): like strongSwan, twinsec re-authenticates. A new main
-   * (or aggressive) mode and its quick mode come up beside the old SAs (make-before-break); then the old IPsec SAs
-   * and the old ISAKMP SA are deleted, on both sides by our DELETEs.
+   * (or aggressive) mode and its quick mode come up beside the old SAs (make-before-break); then
+   * the old IPsec SAs and the old ISAKMP SA are deleted, on both sides by our DELETEs.
    */
   async rekeyIke(sa: AnySa): Promise<AnySa> {
     const old = sa as IkeSaV1;
