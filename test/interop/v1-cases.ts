@@ -192,9 +192,10 @@ async function established(
   }
   // The ISAKMP cookies strongSwan lists are the ones twinsec logged when its SA came up.
   const up = twinsec.logEvents().filter((e) => e.event === 'ike-state' && e.to === 'established');
-  const cookies = `${normSpi(String(sa.raw['initiator-spi']), 16)}/${normSpi(String(sa.raw['responder-spi']), 16)}`;
+  const pair = (i: unknown, r: unknown) => `${normSpi(String(i), 16)}/${normSpi(String(r), 16)}`;
+  const cookies = pair(sa.raw['initiator-spi'], sa.raw['responder-spi']);
   t.ok(
-    up.some((e) => `${normSpi(String(e.spiI), 16)}/${normSpi(String(e.spiR), 16)}` === cookies),
+    up.some((e) => pair(e.spiI, e.spiR) === cookies),
     `strongSwan lists twinsec's ISAKMP SA (${cookies})`,
   );
   const child = await sw0.waitFor(
