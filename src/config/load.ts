@@ -154,6 +154,7 @@ function crossCheck(raw: unknown, baseDir: string, issues: string[]): Map<string
       );
     }
     checkProposals(c, p, issues);
+    if (c.mode === 'aggressive' && c.version === 1) aggressiveGroups(c, p, issues);
     if (typeof c.local === 'string' && typeof c.remote === 'string') {
       const lf = isIP(c.local);
       const rf = isIP(c.remote);
@@ -218,6 +219,40 @@ function checkProposals(c: Obj, p: string, issues: string[]): void {
       }
     });
   }
+}
+
+/**
+ * Aggressive mode carries KE in its first message (RFC 2409 §5.4), so it can propose one DH group
+ * only: the first proposal's first group. Every proposal must use exactly that group, or the
+ * responder could pick a transform whose group our KE does not match. Unparsable proposals are
+ * reported by the schema.
+ */
+function aggressiveGroups(c: Obj, p: string, issues: string[]): void {
+  const ike = isObj(c.ike) ? c.ike : {};
+  if (!Array.isArray(ike.proposals)) {
+    issues.push(
+      `${p}.ike.proposals: required with aggressive mode (the defaults offer several DH groups; ` +
+        'aggressive mode proposes one, RFC 2409 §5.4)',
+    );
+    return;
+  }
+  const list: unknown[] = ike.proposals;
+  let first: number | undefined;
+  list.forEach((text, i) => {
+    if (typeof text !== 'string') return;
+    let groups: number[];
+    try {
+      groups = parseV1Proposal(text, 'ike').groups;
+    } catch {
+      return;
+    }
+    first ??= groups[0];
+    if (groups.some((g) => g !== first))
+      issues.push(
+        `${p}.ike.proposals[${i}]: aggressive mode proposes a single DH group (KE is in its first message, ` +
+          `RFC 2409 §5.4); every proposal must use only the first proposal's group`,
+      );
+  });
 }
 
 /** Reads a PSK file; errors name the file and cause, never the content. */

@@ -146,10 +146,7 @@ export const dpdSchema = z.strictObject({
 export const connectionSchema = z.strictObject({
   version: z.literal([1, 2]).default(2),
   /** IKEv1 phase 1 exchange (RFC 2409 §5): main (identity protection, the default) or aggressive. */
-  mode: z
-    .enum(['main', 'aggressive'])
-    .optional()
-    .refine((m) => m !== 'aggressive', { message: 'aggressive mode is not implemented yet; use main' }),
+  mode: z.enum(['main', 'aggressive']).optional(),
   local: ipAddress,
   remote: ipAddress,
   localId: identity('local').optional(),

@@ -76,6 +76,8 @@ const MAX_LIFETIME = 31_536_000;
 
 export interface ImportedConnection {
   version: 1 | 2;
+  /** IKEv1 only, and only when not the default (main). */
+  mode?: 'aggressive';
   local: string;
   remote: string;
   localId?: string;
@@ -366,6 +368,7 @@ export function aliyunToConfig(
   let localId: string | undefined;
   let remoteId: string | undefined;
   let psk: string | undefined;
+  let aggressive = false;
   const ike = r.object(root, 'IkeConfig', r.path('IkeConfig'));
   if (ike) {
     const at = (k: string) => r.path('IkeConfig', k);
@@ -382,9 +385,9 @@ export function aliyunToConfig(
       if (norm === 'aggressive') {
         // IKEv2 (RFC 7296) has no phase-1 modes: the field only matters for IKEv1.
         if (version === 2) r.warnings.push(`${at('IkeMode')}: 'aggressive' has no meaning in IKEv2; ignored`);
-        else r.issue(at('IkeMode'), "'aggressive' is not supported by twinsec (use main)");
+        else aggressive = true;
       } else if (norm !== 'main' && norm !== '') {
-        r.issue(at('IkeMode'), `unknown value ${show(mode)} (use main)`);
+        r.issue(at('IkeMode'), `unknown value ${show(mode)} (use main or aggressive)`);
       }
     }
     const enc = r.alg(ike, 'IkeEncAlg', at('IkeEncAlg'), ALIYUN_ENC);
@@ -424,6 +427,7 @@ export function aliyunToConfig(
   // Every field checked above; the assertions only narrow types.
   const conn: ImportedConnection = {
     version: version!,
+    ...(aggressive && version === 1 ? { mode: 'aggressive' as const } : {}),
     local: local!,
     remote: remote!,
     ...(localId !== undefined ? { localId } : {}),

@@ -69,6 +69,8 @@ export interface PairOptions {
   clock?: Clock;
   random?: Random;
   timing?: Partial<Timing>;
+  /** The network to use (a test may set its filter before the first datagram). */
+  net?: FakeNetwork;
 }
 
 export async function pair(
@@ -76,7 +78,7 @@ export async function pair(
   b: ConnectionConfig[],
   o: PairOptions = {},
 ): Promise<{ net: FakeNetwork; a: Side; b: Side; stop: () => Promise<void> }> {
-  const net = new FakeNetwork();
+  const net = o.net ?? new FakeNetwork();
   const make = (conns: ConnectionConfig[]): Side => {
     const dp = new MemoryDataPlane();
     const addrs = [...new Set(conns.map((c) => c.local))];

@@ -50,6 +50,8 @@ export interface CharonOptions {
   conns: CharonConn[];
   /** Log levels per subsystem (defaults: default 1, ike 2, knl 1). */
   logLevels?: Record<string, number>;
+  /** Let charon answer aggressive mode with a PSK (default true; see strongswanConf). */
+  aggressivePsk?: boolean;
 }
 
 export interface ChildSaInfo {
@@ -102,14 +104,24 @@ function val(v: string): string {
   return /^[A-Za-z0-9._:/@*%-]+$/.test(v) ? v : JSON.stringify(v);
 }
 
-export function strongswanConf(opts: { dir: string; logLevels?: Record<string, number> }): string {
+/**
+ * strongswan.conf. `aggressivePsk` (default on) sets charon's
+ * i_dont_care_about_security_and_use_aggressive_mode_psk: without it charon refuses to answer
+ * IKEv1 aggressive mode with a PSK (its aggressive_mode.c), as a production charon should.
+ */
+export function strongswanConf(opts: {
+  dir: string;
+  logLevels?: Record<string, number>;
+  aggressivePsk?: boolean;
+}): string {
   const levels = { default: 1, ike: 2, knl: 1, ...opts.logLevels };
+  const agg = opts.aggressivePsk ?? true;
   return [
     'charon {',
     `  load = ${PLUGINS}`,
     '  retransmit_timeout = 1.0',
     '  retransmit_tries = 3',
-    '  i_dont_care_about_security_and_use_aggressive_mode_psk = yes',
+    `  i_dont_care_about_security_and_use_aggressive_mode_psk = ${agg ? 'yes' : 'no'}`,
     '  install_routes = yes',
     '  plugins {',
     '    vici {',
@@ -394,7 +406,7 @@ export async function startCharon(lab: Lab, ns: string, opts: CharonOptions): Pr
   const { dir, conns } = opts;
   const conf = join(dir, 'strongswan.conf');
   const swconf = join(dir, 'swanctl.conf');
-  writeFileSync(conf, strongswanConf({ dir, logLevels: opts.logLevels }));
+  writeFileSync(conf, strongswanConf({ dir, logLevels: opts.logLevels, aggressivePsk: opts.aggressivePsk }));
   writeFileSync(swconf, swanctlConf(conns), { mode: 0o600 });
   const proc = lab.spawn(ns, 'unshare', ['-m', 'sh', '-c', `mount -t tmpfs none /run && exec ${CHARON}`], {
     env: { STRONGSWAN_CONF: conf },

@@ -298,15 +298,26 @@ t.test('configJsonSchema describes the input', async (t) => {
   t.doesNotThrow(() => JSON.stringify(s));
 });
 
-t.test(
-  'IKEv1 connections: main mode by default; aggressive mode refused until it is implemented',
-  async (t) => {
-    const text = withConn().replace('  t1:\n', '  t1:\n    version: 1\n');
-    t.equal(parseConfig(text).connections.t1!.mode, 'main');
-    const aggressive = withConn().replace('  t1:\n', '  t1:\n    version: 1\n    mode: aggressive\n');
-    t.match(issuesOf(aggressive), [/^connections\.t1\.mode: aggressive mode is not implemented yet/]);
-  },
-);
+t.test('IKEv1 connections: main mode by default; aggressive mode with one DH group', async (t) => {
+  const text = withConn().replace('  t1:\n', '  t1:\n    version: 1\n');
+  t.equal(parseConfig(text).connections.t1!.mode, 'main');
+  const agg = (ike: string) =>
+    withConn().replace('  t1:\n', `  t1:\n    version: 1\n    mode: aggressive\n${ike}`);
+  const one = '    ike: { proposals: [aes128-sha1-modp1024, aes256-sha256-modp1024] }\n';
+  t.equal(parseConfig(agg(one)).connections.t1!.mode, 'aggressive');
+  t.same(issuesOf(agg('    ike: { proposals: [aes128-sha1-modp1024, aes256-sha256-modp2048] }\n')), [
+    'connections.t1.ike.proposals[1]: aggressive mode proposes a single DH group (KE is in its first ' +
+      "message, RFC 2409 §5.4); every proposal must use only the first proposal's group",
+  ]);
+  t.match(
+    issuesOf(agg('    ike: { proposals: [aes128-sha1-modp1024-modp2048] }\n')),
+    [/^connections\.t1\.ike\.proposals\[0\]: aggressive mode proposes a single DH group/],
+    'two groups in one proposal',
+  );
+  t.match(issuesOf(agg('')), [/^connections\.t1\.ike\.proposals: required with aggressive mode/]);
+  const v2 = withConn().replace('  t1:\n', '  t1:\n    mode: aggressive\n');
+  t.match(issuesOf(v2), [/^connections\.t1\.mode: IKEv2 has no main or aggressive mode/]);
+});
 
 t.test('healthCheck and holdDown: defaults and errors by path', async (t) => {
   const c = parseConfig(

@@ -275,7 +275,7 @@ t.test('unknown values, missing fields and wrong types: exact messages, all at o
       "LocalSubnet: host bits set in '10.10.0.1/16'",
       'RemoteSubnet: no subnets (expected a comma-separated list of CIDRs)',
       "IkeConfig.IkeVersion: unknown value 'ikev3' (use ikev1 or ikev2)",
-      "IkeConfig.IkeMode: unknown value 'quick' (use main)",
+      "IkeConfig.IkeMode: unknown value 'quick' (use main or aggressive)",
       "IkeConfig.IkeEncAlg: unknown value 'blowfish' (use aes, aes192 or aes256)",
       "IkeConfig.IkeAuthAlg: unknown value 'sha3' (use md5, sha1, sha256, sha384 or sha512)",
       "IkeConfig.IkePfs: unknown value 'group19' (use group2, group5, group14 or group24)",
@@ -348,23 +348,29 @@ t.test('IKEv1: imported as version 1 (main mode), accepted by the loader, no war
   t.equal(parseConfig(r.yaml, { baseDir: '/' }).connections.t1!.mode, 'main', 'twinsecd --check accepts it');
 });
 
-t.test('IkeMode: aggressive is refused for IKEv1 and ignored (with a warning) for IKEv2', async (t) => {
-  t.same(
-    issuesOf(() =>
-      run1(
-        download((d) => {
-          d.IkeConfig.IkeVersion = 'ikev1';
-          d.IkeConfig.IkeMode = 'aggressive';
-        }),
-      ),
-    ),
-    ["IkeConfig.IkeMode: 'aggressive' is not supported by twinsec (use main)"],
-  );
-  const v2 = run1(download((d) => (d.IkeConfig.IkeMode = 'aggressive')));
-  t.equal(conn(v2).version, 2);
-  t.same(v2.warnings, ["IkeConfig.IkeMode: 'aggressive' has no meaning in IKEv2; ignored"]);
-  t.same(run1(download((d) => delete d.IkeConfig.IkeMode)).warnings, [], 'IkeMode is optional');
-});
+t.test(
+  'IkeMode: aggressive maps to mode: aggressive for IKEv1 and is ignored (with a warning) for IKEv2',
+  async (t) => {
+    const v1 = run1(
+      download((d) => {
+        d.IkeConfig.IkeVersion = 'ikev1';
+        d.IkeConfig.IkeMode = 'aggressive';
+      }),
+    );
+    t.equal(conn(v1).mode, 'aggressive');
+    t.match(v1.yaml, /^\s+mode: aggressive$/m);
+    t.equal(
+      parseConfig(v1.yaml, { baseDir: '/' }).connections.t1!.mode,
+      'aggressive',
+      'twinsecd --check accepts it',
+    );
+    const v2 = run1(download((d) => (d.IkeConfig.IkeMode = 'aggressive')));
+    t.equal(conn(v2).version, 2);
+    t.equal(conn(v2).mode, undefined);
+    t.same(v2.warnings, ["IkeConfig.IkeMode: 'aggressive' has no meaning in IKEv2; ignored"]);
+    t.same(run1(download((d) => delete d.IkeConfig.IkeMode)).warnings, [], 'IkeMode is optional');
+  },
+);
 
 t.test('the API envelope and dual-tunnel downloads', async (t) => {
   const inner = download();
@@ -581,6 +587,17 @@ t.test('CLI: an IKEv1 download prints a config that twinsecd --check accepts', a
   t.match(c.stdout, /^configuration OK: 1 connections/);
 });
 
+t.test('CLI: an IKEv1 aggressive-mode download prints mode: aggressive, accepted by --check', async (t) => {
+  const dir = tempDir(t);
+  const r = await run(TWINSEC, ['import-aliyun', join(FIXTURES, 'ikev1-aggressive.json')]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /^\s+mode: aggressive$/m);
+  const out = join(dir, 'agg.yaml');
+  writeFileSync(out, r.stdout);
+  const c = await run(TWINSECD, ['--check', '--config', out]);
+  t.equal(c.code, 0, c.stderr);
+});
+
 t.test('CLI: problems go to stderr, one per line, exit 1, nothing on stdout, no PSK', async (t) => {
   const file = join(FIXTURES, 'bad-unsupported.json');
   const r = await run(TWINSEC, ['import-aliyun', file]);
@@ -596,13 +613,6 @@ t.test('CLI: problems go to stderr, one per line, exit 1, nothing on stdout, no 
       "IpsecConfig.IpsecPfs: 'group1' is not supported by twinsec (MODP-768 is not implemented; use group2, group5, group14, group24 or disabled)\n",
   );
   t.notMatch(r.stderr, /unsupported-psk-Zq9/);
-  const agg = join(FIXTURES, 'bad-ikev1-aggressive.json');
-  const a = await run(TWINSEC, ['import-aliyun', agg]);
-  t.equal(a.code, 1);
-  t.equal(
-    a.stderr,
-    `twinsec: ${agg}: 1 problem\nIkeConfig.IkeMode: 'aggressive' is not supported by twinsec (use main)\n`,
-  );
   const j = await run(TWINSEC, ['import-aliyun', '-'], '{"IkeConfig": {"Psk": hunter2}}');
   t.equal(j.code, 1);
   t.equal(j.stderr, 'twinsec: -: 1 problem\n(file): not valid JSON\n');

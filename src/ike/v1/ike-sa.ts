@@ -64,6 +64,8 @@ export class IkeSaV1 extends BaseIkeSa<V1Child> {
   aggressive = false;
   /** The initiator's SA payload body and our/peer's ID bodies: HASH_I/HASH_R sign them (§5). */
   saiB: Buffer = Buffer.alloc(0);
+  /** Aggressive mode responder: IDii_b from the first message, for HASH_I in the third. */
+  peerIdB: Buffer = Buffer.alloc(0);
   gxi: Buffer = Buffer.alloc(0);
   gxr: Buffer = Buffer.alloc(0);
   niB: Buffer = Buffer.alloc(0);
@@ -79,6 +81,8 @@ export class IkeSaV1 extends BaseIkeSa<V1Child> {
   /** The peer announced RFC 3947 NAT-T / DPD (RFC 3706) in its vendor IDs. */
   peerNatT = false;
   peerDpd = false;
+  /** The NAT-T version in use, an index into phase1.ts NATT_VIDS: 0 = RFC 3947, else a draft. */
+  nattVersion = 0;
   /** Quick modes in progress, by message ID (each has its own IV chain and nonces). */
   readonly quickModes = new Map<number, QmState>();
   /** DPD sequence numbers (RFC 3706 §7). */

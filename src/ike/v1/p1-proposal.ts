@@ -41,9 +41,12 @@ export const saPayload = (proposals: ProposalV1[]): SaPayloadV1 => ({
   proposals,
 });
 
-/** Our offer: one ISAKMP proposal, a KEY_IKE transform per suite. */
+/** Our offer: one ISAKMP proposal, a KEY_IKE transform per suite (aggressive mode: one DH group). */
 export function p1Offer(conn: ConnectionConfig): V1Transform[] {
-  return phase1Offer(parseV1Proposals(conn.ike.proposals, 'ike'), { lifeSeconds: conn.ike.lifetime });
+  return phase1Offer(parseV1Proposals(conn.ike.proposals, 'ike'), {
+    lifeSeconds: conn.ike.lifetime,
+    singleGroup: conn.mode === 'aggressive',
+  });
 }
 
 export function p1SaPayload(offer: V1Transform[]): SaPayloadV1 {

@@ -26,11 +26,16 @@ export interface P2Choice {
   responderLifetime: boolean;
 }
 
-export function p2Offer(conn: ConnectionConfig, spi: Buffer, udp: boolean): V1Proposal[] {
+/**
+ * Our quick mode offer. With UDP encapsulation the mode is RFC 3947's UDP-Encapsulated-Tunnel,
+ * or the drafts' private number when the peer announced only a draft (as strongSwan does).
+ */
+export function p2Offer(conn: ConnectionConfig, spi: Buffer, udp: boolean, draft = false): V1Proposal[] {
+  const encapUdp = draft ? V1Encap.UDP_TUNNEL_DRAFT : V1Encap.UDP_TUNNEL;
   return phase2Offer(parseV1Proposals(conn.esp.proposals, 'esp'), {
     spi,
     lifeSeconds: conn.esp.lifetime,
-    encap: udp ? V1Encap.UDP_TUNNEL : V1Encap.TUNNEL,
+    encap: udp ? encapUdp : V1Encap.TUNNEL,
   });
 }
 

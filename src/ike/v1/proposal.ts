@@ -154,9 +154,12 @@ export function phase1Suites(
 /** The transforms of our phase-1 SA payload (one proposal, KEY_IKE transforms numbered from 1). */
 export function phase1Offer(
   specs: V1ProposalSpec[],
-  opts: { lifeSeconds: number | null; auth?: number },
+  opts: { lifeSeconds: number | null; auth?: number; singleGroup?: boolean },
 ): V1Transform[] {
-  return phase1Suites(specs, opts).map((s, i) => encodePhase1(s, i + 1));
+  let suites = phase1Suites(specs, opts);
+  // Aggressive mode sends its KE with the proposal (RFC 2409 §5.4): one group, the first one.
+  if (opts.singleGroup) suites = suites.filter((s) => s.group === suites[0]!.group);
+  return suites.map((s, i) => encodePhase1(s, i + 1));
 }
 
 /** Every ESP suite one proposal offers (PFS group `0` = a transform without a group). */

@@ -10,9 +10,10 @@ import type { ChildSa } from '../core/child-sa.js';
 import type { AnySa, CoreServices, IkeProtocol } from '../core/protocol.js';
 import type { Datagram } from '../transport.js';
 import { protocolContext } from '../v2/ike-sa.js';
-import { ExchangeTypeV1, NotifyTypeV1 } from '../wire/v1/constants.js';
+import { ExchangeTypeV1, NotifyTypeV1, PayloadTypeV1 } from '../wire/v1/constants.js';
 import { decodeMessageV1, decodePayloadsV1, isEncryptedV1, rawPayloadsV1 } from '../wire/v1/message.js';
 import type { HeaderV1, PayloadV1, RawPayloadV1 } from '../wire/v1/types.js';
+import { aggressiveModeInitiator, aggressiveModeResponder, aggressiveModeStart } from './aggressive-mode.js';
 import { IkeSaV1, type V1Child, type V1Context } from './ike-sa.js';
 import {
   deleteEsp,
@@ -33,6 +34,10 @@ export interface InV1 {
 }
 
 const ZERO = Buffer.alloc(8);
+const MM = ExchangeTypeV1.IDENTITY_PROTECTION;
+const AM = ExchangeTypeV1.AGGRESSIVE;
+const halfOpenKey = (h: HeaderV1, d: Datagram): string => `${h.spiI.toString('hex')}|${d.remote.address}|v1`;
+const modeName = (exchange: number): string => (exchange === AM ? 'aggressive mode' : 'main mode');
 /** ms a replaced IPsec SA stays after its successor is installed. */
 const REPLACED_LINGER = 1000;
 
@@ -50,10 +55,11 @@ export class IkeV1 implements IkeProtocol {
   }
 
   initiate(conn: ConnectionConfig): void {
-    this.#mainMode(conn, `initiating main mode to ${conn.remote}`);
+    this.#phase1(conn, `initiating ${conn.mode ?? 'main'} mode to ${conn.remote}`);
   }
 
-  #mainMode(conn: ConnectionConfig, why: string, onTimeout?: () => void): IkeSaV1 {
+  /** A new ISAKMP SA as initiator, in the connection's mode (main unless `mode: aggressive`). */
+  #phase1(conn: ConnectionConfig, why: string, onTimeout?: () => void): IkeSaV1 {
     const core = this.#core;
     const sa = new IkeSaV1(this.#ctx, {
       initiator: true,
@@ -63,8 +69,9 @@ export class IkeV1 implements IkeProtocol {
     });
     core.table.add(sa);
     sa.begin(why);
-    mainModeStart(sa, () => {
-      this.#failed(sa, new IkeError('timeout', 'no answer in main mode'));
+    const start = conn.mode === 'aggressive' ? aggressiveModeStart : mainModeStart;
+    start(sa, () => {
+      this.#failed(sa, new IkeError('timeout', `no answer in ${conn.mode ?? 'main'} mode`));
       onTimeout?.();
     });
     return sa;
@@ -76,13 +83,13 @@ export class IkeV1 implements IkeProtocol {
 
   /**
    * IKEv1 has no phase 1 rekey (RFC 2409): like strongSwan, twinsec re-authenticates. A new main
-   * mode and its quick mode come up beside the old SAs (make-before-break); then the old IPsec SAs
-   * and the old ISAKMP SA are deleted, on both sides by our DELETEs.
+   * (or aggressive) mode and its quick mode come up beside the old SAs (make-before-break); then
+   * the old IPsec SAs and the old ISAKMP SA are deleted, on both sides by our DELETEs.
    */
   async rekeyIke(sa: AnySa): Promise<AnySa> {
     const old = sa as IkeSaV1;
     const fresh = await new Promise<IkeSaV1>((resolve, reject) => {
-      const n = this.#mainMode(old.conn, `re-authenticating ISAKMP SA #${old.serial}`, () =>
+      const n = this.#phase1(old.conn, `re-authenticating ISAKMP SA #${old.serial}`, () =>
         reject(new IkeError('timeout', 'no answer to the re-authentication')),
       );
       this.#reauth.set(n, { resolve: () => resolve(n), reject });
@@ -161,9 +168,12 @@ export class IkeV1 implements IkeProtocol {
     const h = m.header;
     let sa = this.#lookup(h);
     if (!sa) {
-      if (h.exchange !== ExchangeTypeV1.IDENTITY_PROTECTION || !h.spiR.equals(ZERO) || h.messageId !== 0)
+      if ((h.exchange !== MM && h.exchange !== AM) || !h.spiR.equals(ZERO) || h.messageId !== 0)
         return core.drop('unknown_spi', `no ISAKMP SA ${h.spiI.toString('hex')}`, d);
-      sa = this.#responder(d, h);
+      // A repeated first message (the initiator's retransmission before our answer reached it)
+      // belongs to the SA it created: answered again from there, never a second SA.
+      const known = core.table.halfOpen(halfOpenKey(h, d));
+      sa = known instanceof IkeSaV1 ? known : this.#responder(d, h);
       if (!sa) return;
     }
     const mid = h.messageId;
@@ -183,16 +193,25 @@ export class IkeV1 implements IkeProtocol {
         payloads = decodePayloadsV1(m.firstPayload, plain);
         raw = rawPayloadsV1(m.firstPayload, plain, true);
       } catch (err) {
-        // The first encrypted message of main mode that does not decrypt to payloads means the
-        // two sides derived different keys: almost always a PSK mismatch (RFC 2409 §5).
+        // The first encrypted phase 1 message that does not decrypt to payloads means the two
+        // sides derived different keys: almost always a PSK mismatch (RFC 2409 §5).
         if (mid === 0 && sa.phase !== 'established') {
-          this.#failed(sa, new IkeError('auth_failed', 'main mode message does not decrypt: PSK mismatch?'));
+          const what = `${modeName(h.exchange)} message does not decrypt: PSK mismatch?`;
+          this.#failed(sa, new IkeError('auth_failed', what));
         }
         throw err;
       }
       core.peerSeen(sa, d);
     } else {
-      if (sa.protector) return core.drop('unexpected', 'clear message after phase 1 keys', d);
+      // Aggressive mode's last message may come in the clear (RFC 2409 marks no payload of it
+      // encrypted; strongSwan accepts both): HASH_I still authenticates it. A clear message with
+      // an SA payload is a changed first message, not the third: dropped, the SA kept.
+      const lastAm =
+        h.exchange === AM &&
+        !sa.initiator &&
+        sa.phase !== 'established' &&
+        !m.payloads.some((p) => p.type === PayloadTypeV1.SA);
+      if (sa.protector && !lastAm) return core.drop('unexpected', 'clear message after phase 1 keys', d);
       payloads = m.payloads;
       raw = rawPayloadsV1(d.data[16]!, d.data.subarray(28));
     }
@@ -217,9 +236,15 @@ export class IkeV1 implements IkeProtocol {
       core.drop('limit', limit, d);
       return undefined;
     }
-    const candidates = core.conns.candidates(1, d.local.address, d.remote.address);
+    // As strongSwan: a connection answers only the mode it is configured for, so aggressive
+    // mode (whose PSK hash an eavesdropper can attack offline) is never accepted unasked.
+    const aggressive = h.exchange === AM;
+    const candidates = core.conns
+      .candidates(1, d.local.address, d.remote.address)
+      .filter((c) => (c.mode === 'aggressive') === aggressive);
     if (!candidates.length) {
-      core.drop('no_connection', `no IKEv1 connection for ${d.remote.address} -> ${d.local.address}`, d);
+      const what = `no IKEv1 ${modeName(h.exchange)} connection`;
+      core.drop('no_connection', `${what} for ${d.remote.address} -> ${d.local.address}`, d);
       return undefined;
     }
     const sa = new IkeSaV1(this.#ctx, {
@@ -231,41 +256,56 @@ export class IkeV1 implements IkeProtocol {
       spiI: Buffer.from(h.spiI),
     });
     sa.spiR = sa.ctx.random.bytes(8);
+    sa.aggressive = aggressive;
     sa.step = 1;
     core.table.add(sa);
-    core.table.addHalfOpen(`${h.spiI.toString('hex')}|${d.remote.address}|v1`, sa);
-    sa.begin(`main mode from ${d.remote.address}`);
+    core.table.addHalfOpen(halfOpenKey(h, d), sa);
+    sa.begin(`${modeName(h.exchange)} from ${d.remote.address}`);
     sa.timers.set(core.timing.halfOpenTimeout, () => {
       if (sa.phase !== 'established') core.destroy(sa, 'half-open timeout');
     });
     return sa;
   }
 
+  /** One phase 1 message to its mode and role; true once the ISAKMP SA is authenticated. */
+  #phase1Input(sa: IkeSaV1, m: InV1): boolean {
+    const core = this.#core;
+    const mode = modeName(m.header.exchange);
+    const timeout = () => this.#failed(sa, new IkeError('timeout', `no answer in ${mode}`));
+    if (m.header.exchange === AM)
+      return sa.initiator
+        ? aggressiveModeInitiator(core, sa, m)
+        : aggressiveModeResponder(core, sa, m, timeout);
+    return sa.initiator ? mainModeInitiator(core, sa, m, timeout) : mainModeResponder(core, sa, m);
+  }
+
+  /** Phase 1 is done: the initiator goes on with its first quick mode (the same in both modes). */
+  #phase1Done(sa: IkeSaV1): void {
+    const core = this.#core;
+    core.established(sa);
+    if (!sa.initiator) return;
+    const waiting = this.#reauth.get(sa);
+    this.#reauth.delete(sa);
+    // A re-authentication's first pair replaces the old SA's: outbound once the peer uses it.
+    quickModeInitiate(core, sa, undefined, waiting !== undefined).then(
+      () => waiting?.resolve(),
+      (err) => {
+        const e = IkeError.from(err);
+        core.bus.emit('ike-failure', { connection: sa.name, reason: e.reason, detail: e.message });
+        waiting?.reject(e);
+      },
+    );
+  }
+
   #dispatch(sa: IkeSaV1, m: InV1): void {
     const core = this.#core;
     try {
       switch (m.header.exchange) {
-        case ExchangeTypeV1.IDENTITY_PROTECTION: {
-          const done = sa.initiator
-            ? mainModeInitiator(core, sa, m, () =>
-                this.#failed(sa, new IkeError('timeout', 'no answer in main mode')),
-              )
-            : mainModeResponder(core, sa, m);
-          if (!done) return;
-          core.established(sa);
-          if (sa.initiator) {
-            const waiting = this.#reauth.get(sa);
-            this.#reauth.delete(sa);
-            // A re-authentication's first pair replaces the old SA's: outbound once the peer uses it.
-            quickModeInitiate(core, sa, undefined, waiting !== undefined).then(
-              () => waiting?.resolve(),
-              (err) => {
-                const e = IkeError.from(err);
-                core.bus.emit('ike-failure', { connection: sa.name, reason: e.reason, detail: e.message });
-                waiting?.reject(e);
-              },
-            );
-          }
+        case MM:
+        case AM: {
+          if (sa.phase === 'established' || (m.header.exchange === AM) !== sa.aggressive)
+            return core.drop('unexpected', `${modeName(m.header.exchange)} message on this SA`, m.d);
+          if (this.#phase1Input(sa, m)) this.#phase1Done(sa);
           return;
         }
         case ExchangeTypeV1.QUICK:
@@ -286,8 +326,12 @@ export class IkeV1 implements IkeProtocol {
     } catch (err) {
       const e = IkeError.from(err, 'invalid_syntax');
       core.drop(e.reason, e.message, m.d);
-      if (m.header.exchange === ExchangeTypeV1.IDENTITY_PROTECTION) this.#failed(sa, e);
-      else core.bus.emit('ike-failure', { connection: sa.name, reason: e.reason, detail: e.message });
+      // A phase 1 message that is garbled, truncated or a late copy is only dropped (the peer
+      // retransmits the real one, as strongSwan expects); one that says no ends the attempt.
+      const garbled = e.reason === 'invalid_syntax' || e.reason === 'unexpected';
+      if (m.header.exchange === MM || m.header.exchange === AM) {
+        if (!garbled) this.#failed(sa, e);
+      } else core.bus.emit('ike-failure', { connection: sa.name, reason: e.reason, detail: e.message });
     }
   }
 }

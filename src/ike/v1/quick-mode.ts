@@ -179,7 +179,7 @@ export function quickModeInitiate(
       deferOutbound,
       done: (err) => (err ? reject(err) : resolve()),
     };
-    st.offer = p2Offer(sa.conn, spiBuffer(st.spiIn), udp(sa));
+    st.offer = p2Offer(sa.conn, spiBuffer(st.spiIn), udp(sa), sa.nattVersion !== 0);
     // PFS: the group our transforms name (RFC 2409 §5.5: one KE per quick mode).
     const group = parseGroup(st.offer);
     if (group) st.dh = dhGenerate(group);
