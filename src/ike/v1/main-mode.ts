@@ -83,6 +83,9 @@ function detectNat(sa: IkeSaV1, ps: PayloadV1[]): void {
     sa.nat.remote = !ds.slice(1).some((x) => x.data.equals(them));
   }
   if (sa.conn.encapsulation === 'udp') sa.nat.local = true;
+  sa.debug(
+    `NAT-D (RFC 3947): NAT local ${sa.nat.local ? 'yes' : 'no'}, remote ${sa.nat.remote ? 'yes' : 'no'}`,
+  );
 }
 
 function keDh(sa: IkeSaV1): PayloadV1[] {
