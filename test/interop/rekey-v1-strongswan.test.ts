@@ -125,6 +125,24 @@ async function strongswanDriven(t: Test, childLifeTime: number): Promise<void> {
       `(${[...new Set(downs.map((d) => d.reason))].join(', ')}); ${ikeUp.length} ISAKMP SAs established; ` +
       `${moved.map((e) => e.msg).join('; ')}`,
   );
+  // Every pair twinsec took down, strongSwan DELETEd first: the DELETE's log line (charon's clock, whole
+  // seconds) is no later than twinsec's child-down line (same machine clock). A pair dropped with the
+  // ISAKMP SA that made them would go down seconds before strongSwan's DELETE for it.
+  const swDeleteAt = new Map<string, number>();
+  for (const m of swLog.matchAll(
+    /^(\d\d):(\d\d):(\d\d) .*sending DELETE for ESP CHILD_SA with SPI ([0-9a-f]+)/gm,
+  ))
+    swDeleteAt.set(m[4]!.padStart(8, '0'), Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]));
+  const secondOfDay = (ms: number) => Math.floor((ms % 86_400_000) / 1000);
+  const early = downs.filter((d) => {
+    const at = swDeleteAt.get(String(d.spiOut));
+    return at === undefined || secondOfDay(d.at) < at;
+  });
+  t.same(
+    early.map((d) => `${d.spiIn}/${d.spiOut} ${d.reason}`),
+    [],
+    `twinsec removed a pair only on strongSwan's DELETE for it (${downs.length} removed)`,
+  );
   t.ok(ups.length >= 3, `twinsec installed charon's rekeyed pairs (${ups.length} in all)`);
   t.ok(ikeUp.length >= 2, `twinsec answered the new main mode (${ikeUp.length} ISAKMP SAs established)`);
   t.notOk(
