@@ -57,8 +57,13 @@ export function startDpd(
 export function startKeepalives(sa: AnySa, transport: IkeTransport, clock: Clock, interval: number): void {
   const tick = (): void => {
     if (sa.phase !== 'established') return;
-    if (clock.now() - sa.lastSent >= interval) transport.sendKeepalive(sa.local, sa.remote);
-    sa.timers.set(interval, tick);
+    const idle = clock.now() - sa.lastSent;
+    if (idle >= interval) {
+      transport.sendKeepalive(sa.local, sa.remote);
+      sa.timers.set(interval, tick);
+      // Something went out meanwhile: the next check is `interval` after it, not a whole interval
+      // from now, so the path is never silent for up to twice the interval (RFC 3948 §4).
+    } else sa.timers.set(interval - idle, tick);
   };
   sa.timers.set(interval, tick);
 }

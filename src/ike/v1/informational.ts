@@ -93,14 +93,29 @@ export function informationalInput(
     if (p.type === PayloadTypeV1.D) {
       const d = p as DeletePayloadV1;
       if (d.protocolId === ProtocolIdV1.ISAKMP) {
+        // IPsec SAs do not depend on the ISAKMP SA that negotiated them (RFC 2409 ties no phase 2
+        // SA to its phase 1 SA). A peer that re-authenticated (strongSwan: a new main mode, then
+        // DELETE of the old ISAKMP SA alone) keeps using them and later DELETEs them on the new SA:
+        // they move to the newest other ISAKMP SA with that peer instead of going down here.
+        const heir = siblings(core, sa)
+          .filter((o) => o.phase === 'established')
+          .at(-1);
+        if (heir) {
+          sa.debug(`deleted by the peer; its ${sa.children.length} IPsec SA(s) move to #${heir.serial}`);
+          sa.moveChildrenTo(heir);
+          for (const c of heir.children) core.table.setChildOwner(c.spiIn, heir);
+        }
         core.destroy(sa, 'deleted by peer');
         return;
       }
       if (d.protocolId !== ProtocolIdV1.IPSEC_ESP || d.spiSize !== 4) continue;
       for (const spi of d.spis) {
-        // The peer names its inbound SPI: our outbound one.
-        const child = sa.childByOut(spi.readUInt32BE(0));
-        if (child) core.removeChild(sa, child.spiIn, 'deleted by peer');
+        // The peer names its inbound SPI: our outbound one, negotiated on this or (before a
+        // re-authentication) on another ISAKMP SA with the peer.
+        const out = spi.readUInt32BE(0);
+        const owner = [sa, ...siblings(core, sa)].find((o) => o.childByOut(out));
+        const child = owner?.childByOut(out);
+        if (owner && child) core.removeChild(owner, child.spiIn, 'deleted by peer');
       }
     }
     if (p.type === PayloadTypeV1.N) {
@@ -112,4 +127,14 @@ export function informationalInput(
       else if (n.notifyType === NotifyTypeV1.INITIAL_CONTACT) core.peerInitialContact(sa);
     }
   }
+}
+
+/** The other ISAKMP SAs of the same connection with the same peer, oldest first. */
+function siblings(core: CoreServices, sa: IkeSaV1): IkeSaV1[] {
+  return core.table
+    .all()
+    .filter(
+      (o) => o !== sa && o.name === sa.name && o.remote.address === sa.remote.address && o.phase !== 'dead',
+    )
+    .sort((a, b) => a.serial - b.serial) as IkeSaV1[];
 }

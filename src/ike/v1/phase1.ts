@@ -111,6 +111,9 @@ export function detectNat(sa: IkeSaV1, ps: PayloadV1[]): void {
     sa.nat.remote = !ds.slice(1).some((x) => x.data.equals(them));
   }
   if (sa.conn.encapsulation === 'udp') sa.nat.local = true;
+  sa.debug(
+    `NAT-D (RFC 3947): NAT local ${sa.nat.local ? 'yes' : 'no'}, remote ${sa.nat.remote ? 'yes' : 'no'}`,
+  );
 }
 
 /** Initiator: the responder's cookie, its SA answer (one of our transforms), the prf, its vendor IDs. */
