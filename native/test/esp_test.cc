@@ -505,6 +505,30 @@ void TestCreateErrors() {
   CHECK(EspCrypto::Create("aes128", "md5_96", key, 16, key, 16, &err) != nullptr);
 }
 
+// A fixed ESP packet from the command line tools (the known answers below): `esp` decrypts to
+// `inner` (next header 4) at sequence number `seq`, and with byte `flipAt` changed it fails the
+// ICV. Returns the SA for further checks (null, with a failed check, if it cannot be created).
+std::unique_ptr<EspCrypto> CheckFixedPacket(const char* encr, const char* integ, const Bytes& key,
+                                            const Bytes& ikey, const Bytes& inner, const Bytes& esp,
+                                            uint64_t seq, size_t flipAt) {
+  std::string err;
+  auto c = EspCrypto::Create(encr, integ, key.data(), key.size(), ikey.data(), ikey.size(), &err);
+  CHECK(c != nullptr);
+  if (!c) return c;
+  CHECK(c->Overhead(inner.size()) == esp.size() - inner.size());
+  Bytes out(esp.size());
+  uint8_t nh = 0;
+  Drop why = Drop::kCount;
+  ssize_t n = c->Decrypt(esp.data(), esp.size(), seq, false, out.data(), out.size(), &nh, &why);
+  CHECK(n == static_cast<ssize_t>(inner.size()) && why == Drop::kNone && nh == 4);
+  CHECK(n >= 0 && Same(out.data(), inner.data(), inner.size()));
+  Bytes bad = esp;
+  bad[flipAt] ^= 0x40;
+  n = c->Decrypt(bad.data(), bad.size(), seq, false, out.data(), out.size(), &nh, &why);
+  CHECK(n == -1 && why == Drop::kIntegrity);
+  return c;
+}
+
 // 3DES-CBC + HMAC-SHA1-96 (RFC 2451, RFC 2404) known answer, derived independently of esp.cc
 // and of OpenSSL's C API, with the OpenSSL and coreutils command line tools:
 //   K=0123456789abcdeff1e0d3c2b5a49786fedcba9876543210  IV=1122334455667788
@@ -525,24 +549,9 @@ void TestDes3KnownAnswer() {
   Bytes esp = FromHex(
       "00003dde000000071122334455667788d0124cbdabbb240979b3ea2154bd009d7785987733053cf9ec951c5ad4"
       "886abfc62fda3a1e4afdd19a527f6f");
-  std::string err;
-  auto c =
-      EspCrypto::Create("3des", "sha1", key.data(), key.size(), ikey.data(), ikey.size(), &err);
-  CHECK(c != nullptr);
-  if (!c) return;
   CHECK(esp.size() == 8 + 8 + 32 + 12);
-  CHECK(c->Overhead(inner.size()) == esp.size() - inner.size());
-  Bytes out(esp.size());
-  uint8_t nh = 0;
-  Drop why = Drop::kCount;
-  ssize_t n = c->Decrypt(esp.data(), esp.size(), 7, false, out.data(), out.size(), &nh, &why);
-  CHECK(n == static_cast<ssize_t>(inner.size()) && why == Drop::kNone && nh == 4);
-  CHECK(n >= 0 && Same(out.data(), inner.data(), inner.size()));
-  // The last ciphertext byte flipped: the ICV no longer verifies.
-  Bytes bad = esp;
-  bad[8 + 8 + 31] ^= 1;
-  n = c->Decrypt(bad.data(), bad.size(), 7, false, out.data(), out.size(), &nh, &why);
-  CHECK(n == -1 && why == Drop::kIntegrity);
+  // The last ciphertext byte changed: the ICV no longer verifies.
+  CheckFixedPacket("3des", "sha1", key, ikey, inner, esp, 7, 8 + 8 + 31);
 }
 
 // The sending side of 3DES-CBC checked without esp.cc's decryption: one-shot HMAC over
@@ -607,27 +616,13 @@ void TestMd5KnownAnswer() {
   Bytes esp = FromHex(
       "00000d0500000009f0e0d0c0b0a090807060504030201000ece4ed789ad5c12efdc9415ff086d77c2b1fe5901095"
       "32042bf7dcc5ef72765055dce3afdf7cdc5686628df7");
-  std::string err;
-  auto c =
-      EspCrypto::Create("aes128", "md5", key.data(), key.size(), ikey.data(), ikey.size(), &err);
-  CHECK(c != nullptr);
-  if (!c) return;
   CHECK(esp.size() == 8 + 16 + 32 + 12);
-  CHECK(c->Overhead(inner.size()) == esp.size() - inner.size());
-  Bytes out(esp.size());
-  uint8_t nh = 0;
-  Drop why = Drop::kCount;
-  ssize_t n = c->Decrypt(esp.data(), esp.size(), 9, false, out.data(), out.size(), &nh, &why);
-  CHECK(n == static_cast<ssize_t>(inner.size()) && why == Drop::kNone && nh == 4);
-  CHECK(n >= 0 && Same(out.data(), inner.data(), inner.size()));
   // One ICV bit flipped: rejected as an integrity failure, not as malformed.
-  Bytes bad = esp;
-  bad[bad.size() - 1] ^= 0x40;
-  n = c->Decrypt(bad.data(), bad.size(), 9, false, out.data(), out.size(), &nh, &why);
-  CHECK(n == -1 && why == Drop::kIntegrity);
+  auto c = CheckFixedPacket("aes128", "md5", key, ikey, inner, esp, 9, esp.size() - 1);
+  if (!c) return;
   // Sending: the ICV is the first 12 bytes of a one-shot HMAC-MD5 over SPI | seq | IV | CT.
   Bytes sent(inner.size() + c->Overhead(inner.size()));
-  n = c->Encrypt(0xd05, 9, false, 4, inner.data(), inner.size(), sent.data(), sent.size());
+  ssize_t n = c->Encrypt(0xd05, 9, false, 4, inner.data(), inner.size(), sent.data(), sent.size());
   CHECK(n == static_cast<ssize_t>(esp.size()));
   uint8_t mac[16];
   unsigned ml = 0;

@@ -4,7 +4,8 @@
  * plugin), IKEv1 main mode with quick-mode PFS, twinsec as initiator and as responder:
  *   - IKE 3des-md5-modp768 (3DES-CBC, HMAC-MD5, group 1 of RFC 2409 §6.1) with ESP
  *     aes128-md5-modp768 (HMAC-MD5-96, RFC 2403: 16-byte key, 12-byte ICV);
- *   - IKE aes256-sha512-modp1536 with ESP aes192-sha384-modp1536 (HMAC-SHA2-384-192, RFC 4868).
+ *   - IKE aes256-sha512-modp1536 with ESP aes192-sha384-modp1536 (HMAC-SHA2-384-192, RFC 4868);
+ *   - and, as the algorithms are the same there, IKEv2 aes128-md5-modp768 with ESP aes256-md5.
  * A case passes when strongSwan lists these algorithms and twinsec's SPIs mirrored, and pings
  * cross both ways (esp-alg-case.ts).
  */
@@ -32,6 +33,17 @@ const CASES: EspAlgCase[] = [
     expectIke: { encr: 'AES_CBC', keysize: 256, integ: 'HMAC_SHA2_512_256', dh: 'MODP_1536' },
     expectEsp: { encr: 'AES_CBC', keysize: 192, integ: 'HMAC_SHA2_384_192', dh: 'MODP_1536' },
     expectTw: { encr: 'aes192', integ: 'sha384' },
+  },
+  {
+    // The same two algorithms through IKEv2 (INTEG 1 and DH group 1 share IKEv1's numbers).
+    name: 'IKEv2: aes128-md5-modp768 / esp aes256-md5',
+    version: 2,
+    ike: ['aes128-md5-modp768'],
+    esp: ['aes256-md5'],
+    psk,
+    expectIke: { encr: 'AES_CBC', keysize: 128, integ: 'HMAC_MD5_96', dh: 'MODP_768' },
+    expectEsp: { encr: 'AES_CBC', keysize: 256, integ: 'HMAC_MD5_96' },
+    expectTw: { encr: 'aes256', integ: 'md5' },
   },
 ];
 

@@ -25,6 +25,7 @@ import {
 } from '../../src/ike/v1/proposal.js';
 import { DhId, IntegId, ProtocolId, TransformType } from '../../src/ike/wire/constants.js';
 import { config, conn } from '../exchange/pair.js';
+import { CONN, issuesOf } from './fixtures/proposal-config.js';
 
 const SPI = Buffer.from([1, 2, 3, 4]);
 
@@ -100,37 +101,23 @@ t.test('IKEv2: md5 (HMAC-MD5-96, ID 1) for ESP, modp768 (ID 1) for IKE and PFS',
   t.equal(algName(TransformType.DH, DhId.MODP768), 'modp768');
 });
 
-const yaml = (version: 1 | 2, ike: string, esp: string) => `
-connections:
-  t1:
-    version: ${version}
-    local: 192.0.2.1
-    remote: 203.0.113.1
-    psk: "s3cret-psk"
-    localSubnets: [198.18.1.0/24]
-    remoteSubnets: [198.19.1.0/24]
-    ike: { proposals: [${ike}] }
-    esp: { proposals: [${esp}] }
-`;
-
 t.test('config: modp768 and ESP md5 are accepted in both versions; modp768 is warned about', async (t) => {
-  const v1 = parseConfig(yaml(1, '3des-md5-modp768', 'aes128-sha1, aes128-md5-modp768'));
+  const v1 = parseConfig(CONN(1, '3des-md5-modp768', 'aes128-sha1, aes128-md5-modp768'));
   t.same(configWarnings(v1), [
     'connections.t1.ike.proposals[0]: modp768 is weak (768-bit); use modp2048 or stronger when the peer allows',
     'connections.t1.esp.proposals[1]: modp768 is weak (768-bit); use modp2048 or stronger when the peer allows',
   ]);
-  const v2 = parseConfig(yaml(2, 'aes128-sha256-modp2048, aes128-sha1-MODP768', 'aes128-md5'));
+  const v2 = parseConfig(CONN(2, 'aes128-sha256-modp2048, aes128-sha1-MODP768', 'aes128-md5'));
   t.same(configWarnings(v2), [
     'connections.t1.ike.proposals[1]: modp768 is weak (768-bit); use modp2048 or stronger when the peer allows',
   ]);
   t.same(
-    configWarnings(parseConfig(yaml(1, '3des-md5-modp1024', 'aes128-md5'))),
+    configWarnings(parseConfig(CONN(1, '3des-md5-modp1024', 'aes128-md5'))),
     [],
     'md5 alone: no warning',
   );
   t.same(configWarnings(config([conn('a')])), [], 'defaults: no warning');
-  const err = t.throws(() => parseConfig(yaml(1, 'des-md5-modp768', 'aes128-md5'))) as { issues?: string[] };
-  t.same(err.issues, [
+  t.same(issuesOf(CONN(1, 'des-md5-modp768', 'aes128-md5')), [
     'connections.t1.ike.proposals[0]: DES is refused: its 56-bit key is too weak; use aes or 3des',
   ]);
 });
