@@ -45,7 +45,7 @@ interface Group extends DhAlg {
 const GROUPS: ReadonlyMap<number, Group> = new Map(
   (
     [
-      // Group 1 (RFC 2409 §6.1, the First Oakley Group), 768-bit: legacy IKEv1 peers only.
+      // Group 1 (RFC 2409 §6.1, the First Oakley Group), 768-bit: for legacy peers only.
       { id: DhId.MODP768, name: 'modp768', len: 96, kind: { t: 'modp', named: 'modp1' } },
       { id: DhId.MODP1024, name: 'modp1024', len: 128, kind: { t: 'modp', named: 'modp2' } },
       { id: DhId.MODP1536, name: 'modp1536', len: 192, kind: { t: 'modp', named: 'modp5' } },

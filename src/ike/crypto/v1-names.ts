@@ -45,7 +45,8 @@ function buildTokens(): Map<string, V1Token> {
     [['sha512', 'sha2_512'], V1Hash.SHA2_512, V1EspAuth.HMAC_SHA2_512],
   ];
   for (const [names, hash, esp] of integ) for (const n of names) m.set(n, { k: 'integ', hash, esp });
-  // modp768 (RFC 2409 §6.1) included: legacy peers offer nothing else; configWarnings() warns.
+  // modp768 (RFC 2409 §6.1) included, for legacy peers that offer nothing stronger; configWarnings()
+  // warns about it.
   for (const [id, name] of V1_GROUPS) m.set(name, { k: 'group', id });
   for (const n of ['none', 'modpnone']) m.set(n, { k: 'group', id: 0 });
   // IKEv1's prf is the HMAC of the negotiated hash (RFC 2409 §4): PRF keywords have nothing to set.
