@@ -1,6 +1,6 @@
 // ESP (RFC 4303) tunnel-mode transforms on OpenSSL 3 EVP: AES-GCM-16 (RFC 4106), and AES-CBC
-// (RFC 3602) or 3DES-CBC (RFC 2451, for legacy IKEv1 peers) with HMAC-SHA1-96 (RFC 2404) or
-// HMAC-SHA2 (RFC 4868).
+// (RFC 3602) or 3DES-CBC (RFC 2451, for legacy IKEv1 peers) with HMAC-SHA1-96 (RFC 2404),
+// HMAC-SHA2 (RFC 4868) or HMAC-MD5-96 (RFC 2403, for legacy peers).
 //
 // Per-packet cost is kept to what the algorithm needs: ciphers and the HMAC implementation are
 // fetched once per process, each EspCrypto owns its contexts with the key already scheduled, and
@@ -485,6 +485,12 @@ std::unique_ptr<EspCrypto> EspCrypto::Create(const std::string& encr, const std:
   size_t macKeyLen = 0, icvLen = 0;
   if (integ == "sha1" || integ == "sha1_96") {
     digest = "SHA1", macKeyLen = 20, icvLen = 12;  // RFC 2404
+  } else if (integ == "md5" || integ == "md5_96") {
+    // HMAC-MD5-96 (RFC 2403 §2, §3: 128-bit key, ICV = first 96 bits) for legacy IKEv1 peers.
+    // MD5's collision weakness does not break HMAC (RFC 6151 §2.3), but RFC 8221 §6 deprecates
+    // it for ESP (MUST NOT): the control plane accepts it only where configured. "MD5" is in
+    // OpenSSL 3's default provider.
+    digest = "MD5", macKeyLen = 16, icvLen = 12;
   } else if (integ == "sha256" || integ == "sha2_256") {
     digest = "SHA2-256", macKeyLen = 32, icvLen = 16;  // RFC 4868 §2.1
   } else if (integ == "sha384" || integ == "sha2_384") {

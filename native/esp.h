@@ -33,6 +33,7 @@ const char* DropName(Drop d);
 // Algorithm names use strongSwan syntax as the IKE side produces them:
 //   encr: aes128gcm16 aes192gcm16 aes256gcm16 aes128 aes192 aes256 3des (3DES-CBC, RFC 2451)
 //   integ: "" (AEAD) sha1 sha256 sha384 sha512 (HMAC-SHA1-96, -SHA2-256-128, -384-192, -512-256)
+//          md5 (HMAC-MD5-96, RFC 2403: 16-byte key, 12-byte ICV)
 // For GCM the key is the cipher key followed by the 4-byte salt (RFC 4106 §8.1).
 class EspCrypto {
  public:

@@ -96,10 +96,30 @@ const Suite kSuites[] = {
     {"aes256", "sha256", 32, 32, 16, 16, 16},
     {"aes256", "sha384", 32, 48, 16, 24, 16},
     {"aes256", "sha512", 32, 64, 16, 32, 16},
+    // HMAC-MD5-96 (RFC 2403): 16-byte key, 12-byte ICV; for legacy IKEv1 peers.
+    {"aes128", "md5", 16, 16, 16, 12, 16},
+    {"aes256", "md5", 32, 16, 16, 12, 16},
     // 3DES-CBC (RFC 2451): 24-byte key, 8-byte IV, padding to its 8-byte block.
+    {"3des", "md5", 24, 16, 8, 12, 8},
     {"3des", "sha1", 24, 20, 8, 12, 8},
     {"3des", "sha256", 24, 32, 8, 16, 8},
 };
+
+const Suite& FindSuite(const char* encr, const char* integ) {
+  for (const Suite& s : kSuites) {
+    if (strcmp(s.encr, encr) == 0 && strcmp(s.integ, integ) == 0) return s;
+  }
+  fprintf(stderr, "no suite %s/%s\n", encr, integ);
+  abort();
+}
+
+// The one-shot HMAC digest for a suite's integrity name (independent of esp.cc's table).
+const EVP_MD* SuiteMd(const Suite& s) {
+  if (strcmp(s.integ, "md5") == 0) return EVP_md5();
+  if (strcmp(s.integ, "sha1") == 0) return EVP_sha1();
+  if (strcmp(s.integ, "sha256") == 0) return EVP_sha256();
+  return strcmp(s.integ, "sha384") == 0 ? EVP_sha384() : EVP_sha512();
+}
 
 std::unique_ptr<EspCrypto> Make(const Suite& s, uint8_t keySeed = 1) {
   Bytes k = Pattern(s.keyLen, keySeed), ik = Pattern(s.integKeyLen, keySeed + 50);
@@ -374,10 +394,7 @@ Bytes Craft(const Suite& s, uint8_t keySeed, uint32_t spi, uint64_t seq, bool es
     EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, tag);
     esp.insert(esp.end(), tag, tag + 16);
   } else {
-    const EVP_MD* md = s.icvLen == 12   ? EVP_sha1()
-                       : s.icvLen == 16 ? EVP_sha256()
-                       : s.icvLen == 24 ? EVP_sha384()
-                                        : EVP_sha512();
+    const EVP_MD* md = SuiteMd(s);
     Bytes authed = esp;
     for (int i = 0; esn && i < 4; i++) authed.push_back(static_cast<uint8_t>(seq >> (56 - 8 * i)));
     uint8_t mac[64];
@@ -463,7 +480,10 @@ void TestCreateErrors() {
       {"aes128", "", 16, 0},      // CBC needs integrity
       {"aes128", "sha256", 24, 32},
       {"aes256", "sha256", 32, 16},
-      {"aes256", "md5", 32, 16},
+      {"aes256", "md5", 32, 20},  // HMAC-MD5-96 takes a 16-byte key (RFC 2403 §3)
+      {"aes256", "md5", 32, 0},
+      {"aes128gcm16", "md5", 20, 16},  // AEAD with integrity
+      {"aes128", "md5_128", 16, 16},
       {"3des", "sha1", 16, 20},  // 3DES takes three 8-byte keys (RFC 2451 §2.2)
       {"3des", "sha1", 32, 20},
       {"3des", "", 24, 0},     // CBC needs integrity
@@ -482,6 +502,31 @@ void TestCreateErrors() {
   CHECK(EspCrypto::Create("aes128gcm128", "", key, 20, nullptr, 0, &err) != nullptr);
   CHECK(EspCrypto::Create("aes256gcm", "", key, 36, nullptr, 0, &err) != nullptr);
   CHECK(EspCrypto::Create("aes128", "sha2_256", key, 16, key, 32, &err) != nullptr);
+  CHECK(EspCrypto::Create("aes128", "md5_96", key, 16, key, 16, &err) != nullptr);
+}
+
+// A fixed ESP packet from the command line tools (the known answers below): `esp` decrypts to
+// `inner` (next header 4) at sequence number `seq`, and with byte `flipAt` changed it fails the
+// ICV. Returns the SA for further checks (null, with a failed check, if it cannot be created).
+std::unique_ptr<EspCrypto> CheckFixedPacket(const char* encr, const char* integ, const Bytes& key,
+                                            const Bytes& ikey, const Bytes& inner, const Bytes& esp,
+                                            uint64_t seq, size_t flipAt) {
+  std::string err;
+  auto c = EspCrypto::Create(encr, integ, key.data(), key.size(), ikey.data(), ikey.size(), &err);
+  CHECK(c != nullptr);
+  if (!c) return c;
+  CHECK(c->Overhead(inner.size()) == esp.size() - inner.size());
+  Bytes out(esp.size());
+  uint8_t nh = 0;
+  Drop why = Drop::kCount;
+  ssize_t n = c->Decrypt(esp.data(), esp.size(), seq, false, out.data(), out.size(), &nh, &why);
+  CHECK(n == static_cast<ssize_t>(inner.size()) && why == Drop::kNone && nh == 4);
+  CHECK(n >= 0 && Same(out.data(), inner.data(), inner.size()));
+  Bytes bad = esp;
+  bad[flipAt] ^= 0x40;
+  n = c->Decrypt(bad.data(), bad.size(), seq, false, out.data(), out.size(), &nh, &why);
+  CHECK(n == -1 && why == Drop::kIntegrity);
+  return c;
 }
 
 // 3DES-CBC + HMAC-SHA1-96 (RFC 2451, RFC 2404) known answer, derived independently of esp.cc
@@ -504,24 +549,9 @@ void TestDes3KnownAnswer() {
   Bytes esp = FromHex(
       "00003dde000000071122334455667788d0124cbdabbb240979b3ea2154bd009d7785987733053cf9ec951c5ad4"
       "886abfc62fda3a1e4afdd19a527f6f");
-  std::string err;
-  auto c =
-      EspCrypto::Create("3des", "sha1", key.data(), key.size(), ikey.data(), ikey.size(), &err);
-  CHECK(c != nullptr);
-  if (!c) return;
   CHECK(esp.size() == 8 + 8 + 32 + 12);
-  CHECK(c->Overhead(inner.size()) == esp.size() - inner.size());
-  Bytes out(esp.size());
-  uint8_t nh = 0;
-  Drop why = Drop::kCount;
-  ssize_t n = c->Decrypt(esp.data(), esp.size(), 7, false, out.data(), out.size(), &nh, &why);
-  CHECK(n == static_cast<ssize_t>(inner.size()) && why == Drop::kNone && nh == 4);
-  CHECK(n >= 0 && Same(out.data(), inner.data(), inner.size()));
-  // The last ciphertext byte flipped: the ICV no longer verifies.
-  Bytes bad = esp;
-  bad[8 + 8 + 31] ^= 1;
-  n = c->Decrypt(bad.data(), bad.size(), 7, false, out.data(), out.size(), &nh, &why);
-  CHECK(n == -1 && why == Drop::kIntegrity);
+  // The last ciphertext byte changed: the ICV no longer verifies.
+  CheckFixedPacket("3des", "sha1", key, ikey, inner, esp, 7, 8 + 8 + 31);
 }
 
 // The sending side of 3DES-CBC checked without esp.cc's decryption: one-shot HMAC over
@@ -529,8 +559,7 @@ void TestDes3KnownAnswer() {
 // RFC 4303 §2.4 padding (1, 2, 3, ... up to the 8-byte block) in the recovered plaintext. IVs are
 // distinct from packet to packet (RFC 2451 §3).
 void TestDes3Encrypt() {
-  const Suite& s = kSuites[sizeof(kSuites) / sizeof(kSuites[0]) - 2];  // 3des + sha1
-  CHECK(strcmp(s.encr, "3des") == 0 && strcmp(s.integ, "sha1") == 0);
+  const Suite& s = FindSuite("3des", "sha1");
   auto tx = Make(s);
   CHECK(tx != nullptr);
   if (!tx) return;
@@ -564,6 +593,42 @@ void TestDes3Encrypt() {
     CHECK(pt[ctLen - 2] == pad && pt[ctLen - 1] == 4);
   }
   CHECK(ivs.size() == 40);
+}
+
+// AES-128-CBC + HMAC-MD5-96 (RFC 3602, RFC 2403) known answer, derived independently of esp.cc
+// and of OpenSSL's C API with the OpenSSL and coreutils command line tools (node:crypto's
+// aes-128-cbc and createHmac('md5') give the same packet). The tool's HMAC-MD5 itself checks out
+// against RFC 2202 §2 test case 2: `echo -n "what do ya want for nothing?" | openssl dgst -md5
+// -mac HMAC -macopt key:Jefe` prints 750c783e6ab0b503eaa86e310a5db738.
+//   K=000102030405060708090a0b0c0d0e0f  IV=f0e0d0c0b0a090807060504030201000
+//   IK=4a656665000000000000000000000000 (16 bytes: RFC 2403 §3's key length)  SPI=00000d05  seq=9
+//   inner = a 28-byte IPv4/UDP packet; plaintext = inner | 01 02 (pad, RFC 4303 §2.4: 28 + 2 +
+//   2 = 32, a multiple of the 16-byte block) | 02 (pad length) | 04 (next header: IPv4)
+//   CT=$(echo -n $PT | xxd -r -p | openssl enc -aes-128-cbc -K $K -iv $IV -nopad | xxd -p)
+//   ICV=$(echo -n 00000d0500000009$IV$CT | xxd -r -p |
+//         openssl dgst -md5 -mac HMAC -macopt hexkey:$IK -binary | xxd -p | cut -c1-24)
+//   ESP = SPI | seq | IV | CT | ICV (ICV = HMAC-MD5 truncated to 96 bits, RFC 2403 §2)
+// Decryption is checked against the fixed packet; the sending side against one-shot HMAC-MD5.
+void TestMd5KnownAnswer() {
+  Bytes key = FromHex("000102030405060708090a0b0c0d0e0f");
+  Bytes ikey = FromHex("4a656665000000000000000000000000");
+  Bytes inner = FromHex("4500001c00014000401126cc0a0100010a0200019c41003500080000");
+  Bytes esp = FromHex(
+      "00000d0500000009f0e0d0c0b0a090807060504030201000ece4ed789ad5c12efdc9415ff086d77c2b1fe5901095"
+      "32042bf7dcc5ef72765055dce3afdf7cdc5686628df7");
+  CHECK(esp.size() == 8 + 16 + 32 + 12);
+  // One ICV bit flipped: rejected as an integrity failure, not as malformed.
+  auto c = CheckFixedPacket("aes128", "md5", key, ikey, inner, esp, 9, esp.size() - 1);
+  if (!c) return;
+  // Sending: the ICV is the first 12 bytes of a one-shot HMAC-MD5 over SPI | seq | IV | CT.
+  Bytes sent(inner.size() + c->Overhead(inner.size()));
+  ssize_t n = c->Encrypt(0xd05, 9, false, 4, inner.data(), inner.size(), sent.data(), sent.size());
+  CHECK(n == static_cast<ssize_t>(esp.size()));
+  uint8_t mac[16];
+  unsigned ml = 0;
+  HMAC(EVP_md5(), ikey.data(), static_cast<int>(ikey.size()), sent.data(), sent.size() - 12, mac,
+       &ml);
+  CHECK(ml == 16 && memcmp(mac, sent.data() + sent.size() - 12, 12) == 0);
 }
 
 void TestMisc() {
@@ -1161,6 +1226,7 @@ int main() {
       {"esp CBC IV uniqueness", TestCbcIvs},
       {"esp 3DES-CBC known answer (openssl enc)", TestDes3KnownAnswer},
       {"esp 3DES-CBC encrypt vs one-shot EVP", TestDes3Encrypt},
+      {"esp HMAC-MD5-96 known answer (openssl dgst)", TestMd5KnownAnswer},
       {"esp tamper every byte / truncate", TestTamperAndTruncate},
       {"esp padding checks", TestPadding},
       {"esp Create errors", TestCreateErrors},

@@ -1,6 +1,7 @@
 // Fuzz harness for the ESP receive path: EspHeader -> ReplayWindow::Check -> EspCrypto::Decrypt ->
 // ReplayWindow::Update -> ParseInner / FlowHash / ICMP error builders, for an AES-GCM SA, an
-// AES-CBC + HMAC SA and a 3DES-CBC + HMAC SA (8-byte blocks, RFC 2451), with and without ESN.
+// AES-CBC + HMAC SA and a 3DES-CBC + HMAC SA (8-byte blocks, RFC 2451), each CBC cipher also with
+// HMAC-MD5-96 (RFC 2403: 16-byte key, 12-byte ICV), with and without ESN.
 //
 // Random bytes almost never pass the ICV, so half of the inputs are first turned into a genuine
 // ESP packet (the input's tail is encrypted as the inner packet under the inferred sequence
@@ -73,6 +74,22 @@ Sa& Des3() {
   static Sa sa = MakeSa("3des", "sha1", 24, 20, 8);
   return sa;
 }
+Sa& CbcMd5() {
+  static Sa sa = MakeSa("aes128", "md5", 16, 16, 16);
+  return sa;
+}
+Sa& Des3Md5() {
+  static Sa sa = MakeSa("3des", "md5", 24, 16, 8);
+  return sa;
+}
+
+// Bits 2 and 3 of the mutation byte (its low two bits pick the mutation) pick the CBC SA:
+// cipher AES or 3DES, integrity SHA or MD5.
+Sa& CbcSa(uint8_t sel) {
+  const bool des3 = sel & 4, md5 = sel & 8;
+  if (des3) return md5 ? Des3Md5() : Des3();
+  return md5 ? CbcMd5() : Cbc();
+}
 
 uint64_t Get64(const uint8_t* p) {
   uint64_t v = 0;
@@ -133,8 +150,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   g_stats.inputs++;
   const uint8_t flags = data[0];
   const bool cbc = flags & 1, esn = flags & 2, genuine = flags & 4, inPlace = flags & 8;
-  // Bit 2 of the mutation byte (its low two bits pick the mutation) picks 3DES for CBC inputs.
-  Sa& sa = cbc ? ((data[13] & 4) ? Des3() : Cbc()) : Gcm();
+  Sa& sa = cbc ? CbcSa(data[13]) : Gcm();
   uint64_t top = Get64(data + 1);
   if (!esn) top &= 0xffffffffu;
   uint32_t seqLow = static_cast<uint32_t>(data[9]) << 24 | static_cast<uint32_t>(data[10]) << 16 |

@@ -1,7 +1,7 @@
 // Generates native/test/kat_vectors.inc: ESP known-answer vectors computed with node:crypto,
 // independently of native/esp.cc, following RFC 4303 (ESP), RFC 4106 (AES-GCM-16: nonce = salt |
 // 8-byte IV, IV = the 64-bit sequence number, AAD = SPI | [seq high] | seq low) and RFC 3602 /
-// RFC 2404 / RFC 4868 (AES-CBC with a 16-byte IV, HMAC over SPI | seq | IV | ciphertext, then
+// RFC 2404 / RFC 4868 / RFC 2403 (AES-CBC with a 16-byte IV, HMAC over SPI | seq | IV | ciphertext, then
 // the ESN high half for the ICV only, truncated). Deterministic: fixed keys, IVs and packets.
 //
 //   node native/test/gen_vectors.mjs > native/test/kat_vectors.inc
@@ -59,7 +59,8 @@ function gcm(bits, spi, seq, esn, nh, inner, keyStart) {
   return { encr: `aes${bits}gcm16`, integ: '', key, ikey: Buffer.alloc(0), spi, seq, esn, nh, inner, esp };
 }
 
-const HMAC = { sha1: ['sha1', 20, 12], sha256: ['sha256', 32, 16], sha384: ['sha384', 48, 24], sha512: ['sha512', 64, 32] };
+// [node digest, key bytes, ICV bytes]; HMAC-MD5-96: 16-byte key, 96-bit ICV (RFC 2403 §2, §3).
+const HMAC = { md5: ['md5', 16, 12], sha1: ['sha1', 20, 12], sha256: ['sha256', 32, 16], sha384: ['sha384', 48, 24], sha512: ['sha512', 64, 32] };
 
 function cbc(bits, integ, spi, seq, esn, nh, inner, keyStart) {
   const key = bytes(bits / 8, keyStart);
@@ -90,6 +91,8 @@ const v = [
   cbc(192, 'sha384', 0x00003333, 1000n, false, 4, ipv4(300, 7), 0x31),
   cbc(256, 'sha512', 0x00004444, 0x7_00000000n, true, 41, bytes(60, 0x61), 0x41),
   cbc(256, 'sha256', 0x00005555, 42n, false, 4, ipv4(46, 8), 0x51),
+  cbc(128, 'md5', 0x00006666, 5n, false, 4, ipv4(64, 9), 0x61),
+  cbc(256, 'md5', 0x00007777, 0x1_00000003n, true, 4, ipv4(150, 10), 0x71),
 ];
 
 const hex = (b) => {

@@ -33,5 +33,25 @@ export function configWarnings(config: Config): string[] {
         `${c.localSubnets[0]} <-> ${c.remoteSubnets[0]} is used (one connection per subnet pair, or IKEv2)`,
     );
   }
+  // Group 1 (MODP-768, RFC 2409 §6.1) is accepted for legacy peers, but a 768-bit discrete log is
+  // within reach of academic computation (RFC 8247 §2.4: MUST NOT) and it protects every key
+  // derived from it: say so, per proposal, so the operator moves the peer on when it can.
+  for (const c of Object.values(config.connections)) {
+    for (const kind of ['ike', 'esp'] as const) {
+      c[kind].proposals.forEach((text, i) => {
+        if (
+          !text
+            .toLowerCase()
+            .split('-')
+            .some((w) => w.trim() === 'modp768')
+        )
+          return;
+        out.push(
+          `connections.${c.name}.${kind}.proposals[${i}]: modp768 is weak (768-bit); ` +
+            'use modp2048 or stronger when the peer allows',
+        );
+      });
+    }
+  }
   return out;
 }

@@ -17,7 +17,7 @@ export interface ChildSaSpec {
   /**
    * ESP transform names in strongSwan syntax: encr aes128gcm16 aes192gcm16 aes256gcm16 aes128
    * aes192 aes256 3des (3DES-CBC, RFC 2451, 24-byte key); integ sha1 sha256 sha384 sha512 (HMAC,
-   * RFC 2404 / RFC 4868 truncation) or null for AEAD.
+   * RFC 2404 / RFC 4868 truncation), md5 (HMAC-MD5-96, RFC 2403, 16-byte key) or null for AEAD.
    */
   encr: string;
   integ: string | null;

@@ -155,8 +155,6 @@ export function parseProposal(text: string, kind: 'ike' | 'esp'): ProposalSpec {
     if (spec.dh.length === 0) fail('a DH group is mandatory in IKE proposals');
   } else {
     spec.prf = [];
-    // The ESP engine implements HMAC-SHA1/SHA2 only (RFC 8221 deprecates HMAC-MD5-96 for ESP).
-    if (spec.integ.includes(IntegId.HMAC_MD5_96)) fail("algorithm 'md5' is not supported for ESP");
     if (spec.dh.length === 1 && spec.dh[0] === DhId.NONE) spec.dh = [];
     if (spec.esn.length === 0) spec.esn = [EsnId.NO];
   }

@@ -22,18 +22,22 @@ import { type Cidr, CONNECTION_NAME, canonicalCidr, parseCidr } from '../config/
 import { ConfigError, TwinsecError } from '../errors.js';
 import { parseIdentity } from '../ike/identity.js';
 import { parseProposal } from '../ike/proposal.js';
+import { parseV1Proposal } from '../ike/v1/proposal.js';
 import { parseAddress } from '../ike/wire/ts.js';
 
 /** An Alibaba value twinsec can use (its strongSwan keyword), or `null` for a known value it cannot. */
 type Mapping = Readonly<Record<string, string | null>>;
 
-/** IkeEncAlg / IpsecEncAlg -> strongSwan encryption keyword (all AES-CBC). */
+/**
+ * IkeEncAlg / IpsecEncAlg -> strongSwan encryption keyword: AES-CBC, or 3DES-CBC (RFC 2451) for
+ * ESP in both versions and for the IKE SA with IKEv1 (twinsec's IKEv2 SA is AES only).
+ */
 export const ALIYUN_ENC: Mapping = {
   aes: 'aes128',
   aes192: 'aes192',
   aes256: 'aes256',
   des: null,
-  '3des': null,
+  '3des': '3des',
 };
 
 /** IkeAuthAlg -> integrity keyword; the PRF follows from it (md5 -> prfmd5, sha256 -> prfsha256...). */
@@ -45,18 +49,21 @@ export const ALIYUN_IKE_AUTH: Mapping = {
   sha512: 'sha512',
 };
 
-/** IpsecAuthAlg -> ESP integrity keyword. MD5: the native ESP engine has no HMAC-MD5-96. */
+/** IpsecAuthAlg -> ESP integrity keyword; md5 is HMAC-MD5-96 (RFC 2403). */
 export const ALIYUN_ESP_AUTH: Mapping = {
-  md5: null,
+  md5: 'md5',
   sha1: 'sha1',
   sha256: 'sha256',
   sha384: 'sha384',
   sha512: 'sha512',
 };
 
-/** IkePfs / IpsecPfs -> DH group keyword (IpsecPfs `disabled` = no PFS, handled separately). */
+/**
+ * IkePfs / IpsecPfs -> DH group keyword (IpsecPfs `disabled` = no PFS, handled separately). group1
+ * is MODP-768 (RFC 2409 §6.1): imported with a warning, as `twinsecd --check` warns about it.
+ */
 export const ALIYUN_DH: Mapping = {
-  group1: null,
+  group1: 'modp768',
   group2: 'modp1024',
   group5: 'modp1536',
   group14: 'modp2048',
@@ -65,9 +72,8 @@ export const ALIYUN_DH: Mapping = {
 
 /** Why a known value is refused, when more than "twinsec does not implement it" helps. */
 const UNSUPPORTED_WHY: Readonly<Record<string, string>> = {
-  'IpsecAuthAlg:md5': 'its ESP data plane has no HMAC-MD5',
-  'IkePfs:group1': 'MODP-768 is not implemented',
-  'IpsecPfs:group1': 'MODP-768 is not implemented',
+  'IkeEncAlg:des': 'single DES: its 56-bit key is too weak',
+  'IpsecEncAlg:des': 'single DES: its 56-bit key is too weak',
 };
 
 export const DEFAULT_CONNECTION_NAME = 't1';
@@ -405,6 +411,15 @@ export function aliyunToConfig(
     else psk = p;
   }
 
+  // 3DES protects ESP in both versions and the IKE SA with IKEv1 only: twinsec's IKEv2 SA
+  // protection is AES only (a peer that speaks IKEv2 speaks AES, RFC 8247 §2.1).
+  if (version === 2 && ikeProposal?.startsWith('3des-')) {
+    r.issue(
+      r.path('IkeConfig', 'IkeEncAlg'),
+      "'3des' is not supported by twinsec with IKEv2 (use aes, aes192 or aes256, or IkeVersion ikev1)",
+    );
+  }
+
   let espProposal: string | undefined;
   let espLifetime: number | undefined;
   const ipsec = r.object(root, 'IpsecConfig', r.path('IpsecConfig'));
@@ -424,6 +439,15 @@ export function aliyunToConfig(
   }
 
   if (r.issues.length > 0) throw new ImportError(r.issues);
+  // group1 is accepted for legacy gateways, but 768 bits are within reach (RFC 8247 §2.4: MUST NOT).
+  const weak = (obj: string, key: string, proposal: string): void => {
+    if (!proposal.endsWith('-modp768')) return;
+    r.warnings.push(
+      `${r.path(obj, key)}: group1 (modp768) is weak (768-bit); use group14 or stronger when the gateway allows`,
+    );
+  };
+  weak('IkeConfig', 'IkePfs', ikeProposal!);
+  weak('IpsecConfig', 'IpsecPfs', espProposal!);
   // Every field checked above; the assertions only narrow types.
   const conn: ImportedConnection = {
     version: version!,
@@ -474,9 +498,11 @@ function selfCheck(config: ImportedConfig, name: string): void {
     }
     throw err;
   }
-  // The proposals were built from the tables; make sure the parser agrees (no silent drift).
-  parseProposal(conn.ike.proposals[0]!, 'ike');
-  parseProposal(conn.esp.proposals[0]!, 'esp');
+  // The proposals were built from the tables; make sure the parser of the connection's version
+  // agrees (no silent drift).
+  const parse = conn.version === 1 ? parseV1Proposal : parseProposal;
+  parse(conn.ike.proposals[0]!, 'ike');
+  parse(conn.esp.proposals[0]!, 'esp');
 }
 
 /** Configuration object -> YAML text. The PSK is a double-quoted scalar (exact round trip). */

@@ -19,6 +19,15 @@ const SUITES = [
   { ike: 'aes128-sha1-modp1024', esp: 'aes128-sha1-modp1024', encr: 'aes128', integ: 'sha1', dh: 'modp1024' },
   { ike: 'aes256-sha256-modp2048', esp: 'aes256gcm16', encr: 'aes256gcm16', integ: null, dh: null },
   { ike: 'aes192-sha512-ecp256', esp: 'aes256-sha256', encr: 'aes256', integ: 'sha256', dh: null },
+  // Legacy peers: group 1 (RFC 2409 §6.1) in both phases, HMAC-MD5 as phase-1 hash and for ESP.
+  { ike: '3des-md5-modp768', esp: 'aes128-md5-modp768', encr: 'aes128', integ: 'md5', dh: 'modp768' },
+  {
+    ike: 'aes256-sha512-modp1536',
+    esp: 'aes192-sha384-modp1536',
+    encr: 'aes192',
+    integ: 'sha384',
+    dh: 'modp1536',
+  },
 ];
 
 for (const s of SUITES) {

@@ -31,6 +31,8 @@ const suites = [
   // A PFS group in the ESP proposal applies to rekeys; IKE_AUTH negotiates without it.
   { ike: 'aes256gcm16-prfsha384-ecp256', esp: 'aes256gcm16-x25519', encr: 'aes256gcm16', integ: null },
   { ike: 'aes256-sha512-modp4096', esp: 'aes256-sha384-modp2048', encr: 'aes256', integ: 'sha384' },
+  // Legacy peers: group 1 (RFC 2409 §6.1) for the IKE SA, HMAC-MD5-96 (RFC 2403) for ESP.
+  { ike: 'aes128-sha1-modp768', esp: 'aes128-md5-modp768', encr: 'aes128', integ: 'md5' },
 ];
 
 for (const s of suites) {

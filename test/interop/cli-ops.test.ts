@@ -29,10 +29,7 @@ for (const [v1, v2] of [
   );
 }
 
-async function run(
-  t: Test,
-  version: Record<string, 1 | 2>,
-): Promise<void> {
+async function run(t: Test, version: Record<string, 1 | 2>): Promise<void> {
   const lab = new Lab(t);
   const tw = await lab.addNamespace('tw');
   const sw = await lab.addNamespace('sw');

@@ -167,6 +167,7 @@ t.test('MODP-2048-256 (group 24): RFC 5114 A.3 vector', async (t) => {
 
 t.test('MODP groups: lengths, agreement, left padding', async (t) => {
   const sizes: [number, number][] = [
+    [DhId.MODP768, 96],
     [DhId.MODP1024, 128],
     [DhId.MODP1536, 192],
     [DhId.MODP2048, 256],

@@ -132,8 +132,9 @@ t.test('every encryption, integrity and group mapping', async (t) => {
     ['sha384', 'sha384'],
     ['sha512', 'sha512'],
   ];
-  const espAuth = ikeAuth.filter(([a]) => a !== 'md5');
+  const espAuth = ikeAuth;
   const groups: [string, string][] = [
+    ['group1', 'modp768'],
     ['group2', 'modp1024'],
     ['group5', 'modp1536'],
     ['group14', 'modp2048'],
@@ -160,12 +161,25 @@ t.test('every encryption, integrity and group mapping', async (t) => {
     t.equal(conn(run1(download((d) => (d.IkeConfig.IkePfs = g)))).ike.proposals[0], `aes128-sha1-${kw}`);
     t.equal(conn(run1(download((d) => (d.IpsecConfig.IpsecPfs = g)))).esp.proposals[0], `aes128-sha1-${kw}`);
   }
+  // 3des: ESP in both versions (IKEv2 above), the IKE SA with IKEv1.
+  t.equal(
+    conn(run1(download((d) => (d.IpsecConfig.IpsecEncAlg = '3des')))).esp.proposals[0],
+    '3des-sha1-modp1024',
+  );
+  const v1 = run1(
+    download((d) => {
+      d.IkeConfig.IkeVersion = 'ikev1';
+      d.IkeConfig.IkeEncAlg = '3des';
+    }),
+  );
+  t.equal(conn(v1).ike.proposals[0], '3des-sha1-modp1024');
+  t.same(parseConfig(v1.yaml).connections.t1!.ike.proposals, ['3des-sha1-modp1024'], '--check accepts it');
   // The exported tables are exactly what the README documents.
-  t.same(ALIYUN_ENC, { aes: 'aes128', aes192: 'aes192', aes256: 'aes256', des: null, '3des': null });
+  t.same(ALIYUN_ENC, { aes: 'aes128', aes192: 'aes192', aes256: 'aes256', des: null, '3des': '3des' });
   t.same(ALIYUN_IKE_AUTH, { md5: 'md5', sha1: 'sha1', sha256: 'sha256', sha384: 'sha384', sha512: 'sha512' });
-  t.same(ALIYUN_ESP_AUTH, { md5: null, sha1: 'sha1', sha256: 'sha256', sha384: 'sha384', sha512: 'sha512' });
+  t.same(ALIYUN_ESP_AUTH, { md5: 'md5', sha1: 'sha1', sha256: 'sha256', sha384: 'sha384', sha512: 'sha512' });
   t.same(ALIYUN_DH, {
-    group1: null,
+    group1: 'modp768',
     group2: 'modp1024',
     group5: 'modp1536',
     group14: 'modp2048',
@@ -187,7 +201,7 @@ t.test('IpsecPfs: disabled means no group in the ESP proposal, a group means PFS
   // IkePfs is the IKE SA's DH group and has no "disabled".
   t.same(
     issuesOf(() => run1(download((d) => (d.IkeConfig.IkePfs = 'disabled')))),
-    ["IkeConfig.IkePfs: unknown value 'disabled' (use group2, group5, group14 or group24)"],
+    ["IkeConfig.IkePfs: unknown value 'disabled' (use group1, group2, group5, group14 or group24)"],
   );
 });
 
@@ -250,20 +264,42 @@ t.test('unsupported algorithms: exact messages, all at once', async (t) => {
     ),
   );
   t.same(issues, [
-    "IkeConfig.IkeEncAlg: '3des' is not supported by twinsec (use aes, aes192 or aes256)",
-    "IkeConfig.IkePfs: 'group1' is not supported by twinsec (MODP-768 is not implemented; use group2, group5, group14 or group24)",
-    "IpsecConfig.IpsecEncAlg: 'des' is not supported by twinsec (use aes, aes192 or aes256)",
-    "IpsecConfig.IpsecAuthAlg: 'md5' is not supported by twinsec (its ESP data plane has no HMAC-MD5; use sha1, sha256, sha384 or sha512)",
-    "IpsecConfig.IpsecPfs: 'group1' is not supported by twinsec (MODP-768 is not implemented; use group2, group5, group14, group24 or disabled)",
+    "IkeConfig.IkeEncAlg: '3des' is not supported by twinsec with IKEv2 (use aes, aes192 or aes256, or IkeVersion ikev1)",
+    "IpsecConfig.IpsecEncAlg: 'des' is not supported by twinsec (single DES: its 56-bit key is too weak; use aes, aes192, aes256 or 3des)",
   ]);
   t.same(
     issuesOf(() => run1(download((d) => (d.IkeConfig.IkeEncAlg = 'des')))),
-    ["IkeConfig.IkeEncAlg: 'des' is not supported by twinsec (use aes, aes192 or aes256)"],
+    [
+      "IkeConfig.IkeEncAlg: 'des' is not supported by twinsec (single DES: its 56-bit key is too weak; use aes, aes192, aes256 or 3des)",
+    ],
   );
+});
+
+t.test('legacy algorithms: 3des, md5 for ESP and group1 (modp768, with a warning) import', async (t) => {
+  const r = run1(
+    download((d) => {
+      d.IkeConfig.IkeVersion = 'ikev1';
+      d.IkeConfig.IkeEncAlg = '3des';
+      d.IkeConfig.IkeAuthAlg = 'md5';
+      d.IkeConfig.IkePfs = 'group1';
+      d.IpsecConfig.IpsecEncAlg = 'aes';
+      d.IpsecConfig.IpsecAuthAlg = 'md5';
+      d.IpsecConfig.IpsecPfs = 'group1';
+    }),
+  );
+  t.same(conn(r).ike.proposals, ['3des-md5-modp768']);
+  t.same(conn(r).esp.proposals, ['aes128-md5-modp768']);
+  const weak = 'group1 (modp768) is weak (768-bit); use group14 or stronger when the gateway allows';
   t.same(
-    issuesOf(() => run1(download((d) => (d.IpsecConfig.IpsecEncAlg = '3des')))),
-    ["IpsecConfig.IpsecEncAlg: '3des' is not supported by twinsec (use aes, aes192 or aes256)"],
+    r.warnings.filter((w) => /modp768/.test(w)),
+    [`IkeConfig.IkePfs: ${weak}`, `IpsecConfig.IpsecPfs: ${weak}`],
   );
+  const c = parseConfig(r.yaml).connections.t1!;
+  t.same([c.version, c.esp.proposals], [1, ['aes128-md5-modp768']], 'the loader accepts it');
+  // IKEv2: md5 and group1 for the IKE SA and ESP alike; no modp768 warning without group1.
+  const v2 = run1(download((d) => (d.IpsecConfig.IpsecAuthAlg = 'md5')));
+  t.same(conn(v2).esp.proposals, ['aes128-md5-modp1024']);
+  t.same(v2.warnings, []);
 });
 
 t.test('unknown values, missing fields and wrong types: exact messages, all at once', async (t) => {
@@ -276,13 +312,13 @@ t.test('unknown values, missing fields and wrong types: exact messages, all at o
       'RemoteSubnet: no subnets (expected a comma-separated list of CIDRs)',
       "IkeConfig.IkeVersion: unknown value 'ikev3' (use ikev1 or ikev2)",
       "IkeConfig.IkeMode: unknown value 'quick' (use main or aggressive)",
-      "IkeConfig.IkeEncAlg: unknown value 'blowfish' (use aes, aes192 or aes256)",
+      "IkeConfig.IkeEncAlg: unknown value 'blowfish' (use aes, aes192, aes256 or 3des)",
       "IkeConfig.IkeAuthAlg: unknown value 'sha3' (use md5, sha1, sha256, sha384 or sha512)",
-      "IkeConfig.IkePfs: unknown value 'group19' (use group2, group5, group14 or group24)",
+      "IkeConfig.IkePfs: unknown value 'group19' (use group1, group2, group5, group14 or group24)",
       'IkeConfig.IkeLifetime: 0 is out of range (twinsec accepts 10..31536000 seconds)',
       "IkeConfig.LocalId: 'idc gw' is not a valid IKE identity (contains whitespace)",
       'IkeConfig.Psk: expected a string, got number',
-      "IpsecConfig.IpsecPfs: unknown value 'enabled' (use group2, group5, group14, group24 or disabled)",
+      "IpsecConfig.IpsecPfs: unknown value 'enabled' (use group1, group2, group5, group14, group24 or disabled)",
       'IpsecConfig.IpsecLifetime: required',
     ],
   );
@@ -317,7 +353,7 @@ t.test('unknown values, missing fields and wrong types: exact messages, all at o
       'IkeConfig.IkeAuthAlg: expected a string, got a list',
       'IkeConfig.IkeLifetime: must be an integer',
       'IkeConfig.Psk: required',
-      "IpsecConfig.IpsecEncAlg: unknown value 'aes\\u{0}' (use aes, aes192 or aes256)",
+      "IpsecConfig.IpsecEncAlg: unknown value 'aes\\u{0}' (use aes, aes192, aes256 or 3des)",
       'IpsecConfig.IpsecLifetime: expected a number, got string',
     ],
   );
@@ -605,12 +641,9 @@ t.test('CLI: problems go to stderr, one per line, exit 1, nothing on stdout, no 
   t.equal(r.stdout, '');
   t.equal(
     r.stderr,
-    `twinsec: ${file}: 5 problems\n` +
-      "IkeConfig.IkeEncAlg: '3des' is not supported by twinsec (use aes, aes192 or aes256)\n" +
-      "IkeConfig.IkePfs: 'group1' is not supported by twinsec (MODP-768 is not implemented; use group2, group5, group14 or group24)\n" +
-      "IpsecConfig.IpsecEncAlg: 'des' is not supported by twinsec (use aes, aes192 or aes256)\n" +
-      "IpsecConfig.IpsecAuthAlg: 'md5' is not supported by twinsec (its ESP data plane has no HMAC-MD5; use sha1, sha256, sha384 or sha512)\n" +
-      "IpsecConfig.IpsecPfs: 'group1' is not supported by twinsec (MODP-768 is not implemented; use group2, group5, group14, group24 or disabled)\n",
+    `twinsec: ${file}: 2 problems\n` +
+      "IkeConfig.IkeEncAlg: '3des' is not supported by twinsec with IKEv2 (use aes, aes192 or aes256, or IkeVersion ikev1)\n" +
+      "IpsecConfig.IpsecEncAlg: 'des' is not supported by twinsec (single DES: its 56-bit key is too weak; use aes, aes192, aes256 or 3des)\n",
   );
   t.notMatch(r.stderr, /unsupported-psk-Zq9/);
   const j = await run(TWINSEC, ['import-aliyun', '-'], '{"IkeConfig": {"Psk": hunter2}}');

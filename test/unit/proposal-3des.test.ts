@@ -6,7 +6,6 @@
  */
 import t from 'tap';
 import { parseConfig } from '../../src/config/load.js';
-import { ConfigError } from '../../src/errors.js';
 import { encrAlg } from '../../src/ike/crypto/encr.js';
 import { V1EspAuth, V1EspId, v1EspEncrKeyLen } from '../../src/ike/crypto/v1-algs.js';
 import {
@@ -21,6 +20,7 @@ import {
 import { asChosen } from '../../src/ike/v1/p2-proposal.js';
 import { espSuites, parseV1Proposal } from '../../src/ike/v1/proposal.js';
 import { EncrId, IntegId, ProtocolId, TransformType } from '../../src/ike/wire/constants.js';
+import { CONN, issuesOf } from './fixtures/proposal-config.js';
 
 const SPI = Buffer.from([1, 2, 3, 4]);
 
@@ -77,29 +77,6 @@ t.test('IKEv1: 3des-sha1 for ESP (ESP_3DES = 3), handed over as 3des with 24 key
   t.equal(chosen.integ, IntegId.HMAC_SHA1_96);
   t.throws(() => parseV1Proposal('des-sha1', 'esp'), { message: /^DES is refused/ });
 });
-
-const CONN = (version: 1 | 2, ike: string, esp: string) => `
-connections:
-  t1:
-    version: ${version}
-    local: 192.0.2.1
-    remote: 203.0.113.1
-    psk: "s3cret-psk"
-    localSubnets: [198.18.1.0/24]
-    remoteSubnets: [198.19.1.0/24]
-    ike: { proposals: [${ike}] }
-    esp: { proposals: [${esp}] }
-`;
-
-function issuesOf(text: string): string[] {
-  try {
-    parseConfig(text);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.issues;
-    throw err;
-  }
-  return [];
-}
 
 t.test('config: 3des-sha1 for ESP in both versions, 3des for IKE with IKEv1 only', async (t) => {
   const v1 = parseConfig(CONN(1, '3des-sha1-modp1024', '3des-sha1-modp1024')).connections.t1!;

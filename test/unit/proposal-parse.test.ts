@@ -53,7 +53,7 @@ t.test('every keyword maps to its transform', async (t) => {
   ];
   for (const [kw, id] of integ) t.same(parseProposal(`aes128-${kw}`, 'esp').integ, [id], kw);
   t.same(parseProposal('aes128-md5-modp2048', 'ike').integ, [IntegId.HMAC_MD5_96], 'md5 for IKE');
-  t.throws(() => parseProposal('aes128-md5', 'esp'), { message: "algorithm 'md5' is not supported for ESP" });
+  t.same(parseProposal('aes128-md5', 'esp').integ, [IntegId.HMAC_MD5_96], 'HMAC-MD5-96 for ESP (RFC 2403)');
   const prf: [string, number][] = [
     ['prfsha1', PrfId.HMAC_SHA1],
     ['prfsha256', PrfId.HMAC_SHA2_256],
@@ -63,6 +63,7 @@ t.test('every keyword maps to its transform', async (t) => {
   ];
   for (const [kw, id] of prf) t.same(parseProposal(`aes128-sha256-${kw}-ecp256`, 'ike').prf, [id], kw);
   const dh: [string, number][] = [
+    ['modp768', DhId.MODP768],
     ['modp1024', DhId.MODP1024],
     ['modp1536', DhId.MODP1536],
     ['modp2048', DhId.MODP2048],

@@ -2,7 +2,7 @@
  * IKEv2 key exchange (KE payload data and shared secret g^ir) over node:crypto.
  *
  * Encodings (what the KE payload carries and what g^ir is):
- * - MODP (RFC 3526, RFC 5114 group 24): big-endian, left-padded to the prime length, both ways.
+ * - MODP (RFC 2409 §6 groups 1-2, RFC 3526, RFC 5114 group 24): big-endian, left-padded to the prime length, both ways.
  * - ECP (RFC 5903): x || y without the 0x04 prefix; the shared secret is the x coordinate.
  * - Curve25519 (RFC 8031): the 32-byte RFC 7748 encoding both ways.
  * Peer values are validated; errors never carry key material.
@@ -45,6 +45,8 @@ interface Group extends DhAlg {
 const GROUPS: ReadonlyMap<number, Group> = new Map(
   (
     [
+      // Group 1 (RFC 2409 §6.1, the First Oakley Group), 768-bit: for legacy peers only.
+      { id: DhId.MODP768, name: 'modp768', len: 96, kind: { t: 'modp', named: 'modp1' } },
       { id: DhId.MODP1024, name: 'modp1024', len: 128, kind: { t: 'modp', named: 'modp2' } },
       { id: DhId.MODP1536, name: 'modp1536', len: 192, kind: { t: 'modp', named: 'modp5' } },
       { id: DhId.MODP2048, name: 'modp2048', len: 256, kind: { t: 'modp', named: 'modp14' } },

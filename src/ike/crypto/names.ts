@@ -46,6 +46,8 @@ function buildTokens(): Map<string, AlgToken> {
   const dh: [string, number][] = [
     ['none', DhId.NONE],
     ['modpnone', DhId.NONE],
+    // Group 1, 768-bit (RFC 2409 §6.1): for legacy peers only; configWarnings() warns about it.
+    ['modp768', DhId.MODP768],
     ['modp1024', DhId.MODP1024],
     ['modp1536', DhId.MODP1536],
     ['modp2048', DhId.MODP2048],
@@ -83,6 +85,7 @@ const PRF_NAMES = new Map<number, string>([
 ]);
 const DH_NAMES = new Map<number, string>([
   [DhId.NONE, 'none'],
+  [DhId.MODP768, 'modp768'],
   [DhId.MODP1024, 'modp1024'],
   [DhId.MODP1536, 'modp1536'],
   [DhId.MODP2048, 'modp2048'],

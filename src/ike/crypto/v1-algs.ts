@@ -166,6 +166,8 @@ export interface V1EspInteg {
 
 const ESP_INTEG: ReadonlyMap<number, V1EspInteg> = new Map(
   [
+    // HMAC-MD5-96 (RFC 2403): a 128-bit key, the ICV truncated to 96 bits as IKEv2's ID 1 says.
+    { auth: V1EspAuth.HMAC_MD5, name: 'md5', integId: IntegId.HMAC_MD5_96, keyLen: 16 },
     { auth: V1EspAuth.HMAC_SHA1, name: 'sha1', integId: IntegId.HMAC_SHA1_96, keyLen: 20 },
     // HMAC-SHA-256-128 (RFC 4868): strongSwan installs 128-bit ICVs, not the 96-bit draft variant.
     { auth: V1EspAuth.HMAC_SHA2_256, name: 'sha256', integId: IntegId.HMAC_SHA2_256_128, keyLen: 32 },
@@ -174,7 +176,7 @@ const ESP_INTEG: ReadonlyMap<number, V1EspInteg> = new Map(
   ].map((a) => [a.auth, Object.freeze(a)]),
 );
 
-/** ESP integrity by phase-2 auth attribute; HMAC-MD5 is refused as for IKEv2 ESP (RFC 8221). */
+/** ESP integrity by phase-2 auth attribute (HMAC-MD5-96 for legacy peers, as for IKEv2 ESP). */
 export function v1EspInteg(auth: number): V1EspInteg {
   const alg = ESP_INTEG.get(auth);
   if (!alg) throw new CryptoError(`unsupported ESP authentication algorithm ${auth}`);

@@ -14,7 +14,7 @@ export interface V1EncrToken {
 
 export type V1Token =
   | ({ k: 'encr' } & V1EncrToken)
-  | { k: 'integ'; hash: number; esp: number | null }
+  | { k: 'integ'; hash: number; esp: number }
   | { k: 'group'; id: number }
   | { k: 'ignore' };
 
@@ -35,16 +35,19 @@ function buildTokens(): Map<string, V1Token> {
   }
   const des3 = { ike: { id: V1Encr.DES3_CBC, keyLen: 0 }, esp: { id: V1EspId.DES3, keyLen: 0 } };
   m.set('3des', { k: 'encr', ...des3, aead: false });
-  const integ: [string[], number, number | null][] = [
-    // HMAC-MD5 stays a phase-1 hash only: the ESP engine has no MD5 (RFC 8221 deprecates it).
-    [['md5'], V1Hash.MD5, null],
+  const integ: [string[], number, number][] = [
+    // MD5: the phase-1 hash, and HMAC-MD5-96 for ESP (RFC 2403) for legacy peers, though RFC 8221
+    // §6 says MUST NOT for ESP: twinsec never proposes it unless configured.
+    [['md5'], V1Hash.MD5, V1EspAuth.HMAC_MD5],
     [['sha', 'sha1'], V1Hash.SHA1, V1EspAuth.HMAC_SHA1],
     [['sha256', 'sha2_256'], V1Hash.SHA2_256, V1EspAuth.HMAC_SHA2_256],
     [['sha384', 'sha2_384'], V1Hash.SHA2_384, V1EspAuth.HMAC_SHA2_384],
     [['sha512', 'sha2_512'], V1Hash.SHA2_512, V1EspAuth.HMAC_SHA2_512],
   ];
   for (const [names, hash, esp] of integ) for (const n of names) m.set(n, { k: 'integ', hash, esp });
-  for (const [id, name] of V1_GROUPS) if (id !== 1) m.set(name, { k: 'group', id });
+  // modp768 (RFC 2409 §6.1) included, for legacy peers that offer nothing stronger; configWarnings()
+  // warns about it.
+  for (const [id, name] of V1_GROUPS) m.set(name, { k: 'group', id });
   for (const n of ['none', 'modpnone']) m.set(n, { k: 'group', id: 0 });
   // IKEv1's prf is the HMAC of the negotiated hash (RFC 2409 §4): PRF keywords have nothing to set.
   for (const n of ['prfmd5', 'prfsha1', 'prfsha256', 'prfsha384', 'prfsha512', 'noesn']) {
@@ -59,7 +62,6 @@ export const V1_TOKENS: ReadonlyMap<string, V1Token> = buildTokens();
 /** Keywords strongSwan knows that twinsec refuses, with the reason (no secrets, just the cause). */
 export const V1_REFUSED: ReadonlyMap<string, string> = new Map([
   ['des', 'DES is refused: its 56-bit key is too weak; use aes or 3des'],
-  ['modp768', 'modp768 is refused: a 768-bit group is too weak'],
   ['esn', 'extended sequence numbers are not supported with IKEv1'],
 ]);
 

@@ -5,8 +5,8 @@
  *
  * A small parser of its own: src/ike/proposal.ts is IKEv2's and rejects v1-only names (3des, sha
  * as an IKE hash with 3des, ...). Differences from strongSwan's v1 parsing: PRF keywords are
- * ignored (IKEv1's prf is the HMAC of the negotiated hash, RFC 2409 §4); DES, modp768, HMAC-MD5
- * for ESP and ESN are refused outright.
+ * ignored (IKEv1's prf is the HMAC of the negotiated hash, RFC 2409 §4); DES and ESN are refused
+ * outright (modp768 and HMAC-MD5 for ESP are accepted, with a configuration warning for modp768).
  *
  * IKEv1 has no per-type transform lists: each transform is a complete suite, so an offer is the
  * product of the configured algorithms (encryption outermost, as strongSwan orders it).
@@ -92,9 +92,7 @@ function addToken(spec: V1ProposalSpec, t: V1Token, word: string): void {
     if (!e) return fail(`'${word}' is not an IKEv1 phase-1 encryption algorithm`);
     addUnique(spec.encr, e, (a, b) => a.id === b.id && a.keyLen === b.keyLen);
   } else if (t.k === 'integ') {
-    const v = ike ? t.hash : t.esp;
-    if (v === null) return fail(`algorithm '${word}' is not supported for ESP`);
-    addUnique(spec.integ, v);
+    addUnique(spec.integ, ike ? t.hash : t.esp);
   } else if (t.k === 'group') addUnique(spec.groups, t.id);
 }
 
