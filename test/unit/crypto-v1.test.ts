@@ -7,14 +7,7 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { CryptoError } from '../../src/errors.js';
 import { dhGenerate } from '../../src/ike/crypto/dh.js';
-import {
-  V1Encr,
-  V1EspId,
-  V1Hash,
-  v1CipherAlg,
-  v1EspEncrKeyLen,
-  v1PrfAlg,
-} from '../../src/ike/crypto/v1-algs.js';
+import { v1CipherAlg, v1EspEncrKeyLen, v1PrfAlg } from '../../src/ike/crypto/v1-algs.js';
 import { V1Protector } from '../../src/ike/crypto/v1-cbc.js';
 import {
   deriveV1Keys,
@@ -34,6 +27,7 @@ import {
   v1QmHash3,
   v1SplitKeymat,
 } from '../../src/ike/crypto/v1-keys.js';
+import { EspTransformId, Phase1Encr, Phase1Hash } from '../../src/ike/wire/v1/constants.js';
 
 // Compiled to dist/test/unit; fixtures stay in the source tree.
 const FILE = fileURLToPath(new URL('../../../test/fixtures/v1-vectors.json', import.meta.url));
@@ -50,8 +44,10 @@ const ESP = 3;
 
 const suites = doc.suites.map((s) => ({
   s,
-  alg: v1PrfAlg(s.hash === 'sha1' ? V1Hash.SHA1 : V1Hash.SHA2_256),
-  cipher: s.name.endsWith('aes256') ? v1CipherAlg(V1Encr.AES_CBC, 256) : v1CipherAlg(V1Encr.DES3_CBC),
+  alg: v1PrfAlg(s.hash === 'sha1' ? Phase1Hash.SHA : Phase1Hash.SHA2_256),
+  cipher: s.name.endsWith('aes256')
+    ? v1CipherAlg(Phase1Encr.AES_CBC, 256)
+    : v1CipherAlg(Phase1Encr.TRIPLE_DES_CBC),
 }));
 
 t.test('fixture has both suites', async (t) => {
@@ -145,13 +141,13 @@ for (const { s, alg, cipher } of suites) {
   });
 }
 
-const aes = v1CipherAlg(V1Encr.AES_CBC, 128);
-const sha1 = v1PrfAlg(V1Hash.SHA1);
+const aes = v1CipherAlg(Phase1Encr.AES_CBC, 128);
+const sha1 = v1PrfAlg(Phase1Hash.SHA);
 const KEY = Buffer.alloc(16, 0x5a);
 const IV = Buffer.alloc(16, 0xa5);
 
 t.test('round trips of every length, both ciphers', async (t) => {
-  for (const c of [aes, v1CipherAlg(V1Encr.AES_CBC, 192), v1CipherAlg(V1Encr.DES3_CBC)]) {
+  for (const c of [aes, v1CipherAlg(Phase1Encr.AES_CBC, 192), v1CipherAlg(Phase1Encr.TRIPLE_DES_CBC)]) {
     const key = Buffer.alloc(c.keyLen, 7);
     const iv = Buffer.alloc(c.blockLen, 9);
     const a = new V1Protector(c, key, sha1, iv);
@@ -236,20 +232,20 @@ t.test('bad lengths are CryptoErrors without key material', async (t) => {
 });
 
 t.test('algorithm table: DES refused, AES needs a key length', async (t) => {
-  t.throws(() => v1CipherAlg(V1Encr.DES_CBC), { name: 'CryptoError', message: /DES is refused/ });
-  t.throws(() => v1CipherAlg(V1Encr.AES_CBC), CryptoError);
-  t.throws(() => v1CipherAlg(V1Encr.AES_CBC, 512), CryptoError);
+  t.throws(() => v1CipherAlg(Phase1Encr.DES_CBC), { name: 'CryptoError', message: /DES is refused/ });
+  t.throws(() => v1CipherAlg(Phase1Encr.AES_CBC), CryptoError);
+  t.throws(() => v1CipherAlg(Phase1Encr.AES_CBC, 512), CryptoError);
   t.throws(() => v1CipherAlg(99), CryptoError);
   t.throws(() => v1PrfAlg(3), CryptoError);
-  t.match(v1CipherAlg(V1Encr.DES3_CBC), { keyLen: 24, blockLen: 8, cipher: 'des-ede3-cbc' });
-  t.equal(v1EspEncrKeyLen(V1EspId.AES_GCM_16, 256), 36, 'GCM salt');
-  t.equal(v1EspEncrKeyLen(V1EspId.DES3, 0), 24);
-  t.throws(() => v1EspEncrKeyLen(V1EspId.DES, 0), CryptoError);
+  t.match(v1CipherAlg(Phase1Encr.TRIPLE_DES_CBC), { keyLen: 24, blockLen: 8, cipher: 'des-ede3-cbc' });
+  t.equal(v1EspEncrKeyLen(EspTransformId.ESP_AES_GCM_16, 256), 36, 'GCM salt');
+  t.equal(v1EspEncrKeyLen(EspTransformId.ESP_3DES, 0), 24);
+  t.throws(() => v1EspEncrKeyLen(EspTransformId.ESP_DES, 0), CryptoError);
 });
 
 t.test('two peers over modp1024: Main Mode and Quick Mode agree role by role', async (t) => {
-  const alg = v1PrfAlg(V1Hash.SHA1);
-  const cipher = v1CipherAlg(V1Encr.AES_CBC, 128);
+  const alg = v1PrfAlg(Phase1Hash.SHA);
+  const cipher = v1CipherAlg(Phase1Encr.AES_CBC, 128);
   const [ci, cr] = [Buffer.alloc(8, 1), Buffer.alloc(8, 2)];
   const [ni, nr] = [Buffer.alloc(16, 3), Buffer.alloc(20, 4)];
   const [dhI, dhR] = [dhGenerate(2), dhGenerate(2)];

@@ -9,7 +9,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { configWarnings } from '../../src/config/warnings.js';
 import { dhAlg, dhGenerate } from '../../src/ike/crypto/dh.js';
 import { integAlg } from '../../src/ike/crypto/integ.js';
-import { V1EspAuth, V1P2Attr, v1EspInteg } from '../../src/ike/crypto/v1-algs.js';
+import { v1EspInteg } from '../../src/ike/crypto/v1-algs.js';
 import { algName, parseProposal, toWireProposal } from '../../src/ike/proposal.js';
 import { asChosen } from '../../src/ike/v1/p2-proposal.js';
 import {
@@ -24,6 +24,7 @@ import {
   phase2Offer,
 } from '../../src/ike/v1/proposal.js';
 import { DhId, IntegId, ProtocolId, TransformType } from '../../src/ike/wire/constants.js';
+import { Phase2Attr, Phase2AuthAlg } from '../../src/ike/wire/v1/constants.js';
 import { config, conn } from '../exchange/pair.js';
 import { CONN, issuesOf } from './fixtures/proposal-config.js';
 
@@ -67,20 +68,20 @@ t.test('IKEv1: 3des-md5-modp768 for phase 1, aes128-md5-modp768 for quick mode',
   t.equal(phase1Name(decodePhase1(offer!)!), '3des-md5-modp768');
 
   const p2 = parseV1Proposal('aes128-md5-modp768', 'esp');
-  t.same(p2.integ, [V1EspAuth.HMAC_MD5], 'auth algorithm HMAC-MD5 = 1 (RFC 2407 §4.5)');
+  t.same(p2.integ, [Phase2AuthAlg.HMAC_MD5], 'auth algorithm HMAC-MD5 = 1 (RFC 2407 §4.5)');
   const [suite] = espSuites(p2, { lifeSeconds: 3600, encap: 3 });
   t.match(suite, { transformId: 12, keyLen: 128, auth: 1, group: 1 });
   t.equal(phase2Name(suite!), 'aes128-md5-modp768');
   t.same(espAlgNames(suite!), { encr: 'aes128', integ: 'md5' }, 'the names native/esp.cc accepts');
   t.match(espKeyLengths(suite!), { encrKeyLen: 16, integKeyLen: 16 }, 'RFC 2403 §3: a 128-bit key');
-  t.match(v1EspInteg(V1EspAuth.HMAC_MD5), { name: 'md5', integId: IntegId.HMAC_MD5_96, keyLen: 16 });
+  t.match(v1EspInteg(Phase2AuthAlg.HMAC_MD5), { name: 'md5', integId: IntegId.HMAC_MD5_96, keyLen: 16 });
   const chosen = asChosen(suite!, SPI);
   t.equal(chosen.integ, IntegId.HMAC_MD5_96);
   t.equal(algName(TransformType.INTEG, chosen.integ!), 'md5');
   const [wire] = phase2Offer([p2], { spi: SPI, lifeSeconds: 3600, encap: 1 });
   const attrs = wire!.transforms[0]!.attrs;
-  t.equal(attrs.find((a) => a.type === V1P2Attr.AUTH_ALGORITHM)?.value, 1);
-  t.equal(attrs.find((a) => a.type === V1P2Attr.GROUP_DESCRIPTION)?.value, 1);
+  t.equal(attrs.find((a) => a.type === Phase2Attr.AUTHENTICATION_ALGORITHM)?.value, 1);
+  t.equal(attrs.find((a) => a.type === Phase2Attr.GROUP_DESCRIPTION)?.value, 1);
   t.throws(() => parseV1Proposal('des-md5-modp768', 'ike'), { message: /^DES is refused/ });
 });
 

@@ -7,7 +7,7 @@
 import t from 'tap';
 import { parseConfig } from '../../src/config/load.js';
 import { encrAlg } from '../../src/ike/crypto/encr.js';
-import { V1EspAuth, V1EspId, v1EspEncrKeyLen } from '../../src/ike/crypto/v1-algs.js';
+import { v1EspEncrKeyLen } from '../../src/ike/crypto/v1-algs.js';
 import {
   algName,
   checkChosenInOffer,
@@ -20,6 +20,7 @@ import {
 import { asChosen } from '../../src/ike/v1/p2-proposal.js';
 import { espSuites, parseV1Proposal } from '../../src/ike/v1/proposal.js';
 import { EncrId, IntegId, ProtocolId, TransformType } from '../../src/ike/wire/constants.js';
+import { EspTransformId, Phase2AuthAlg } from '../../src/ike/wire/v1/constants.js';
 import { CONN, issuesOf } from './fixtures/proposal-config.js';
 
 const SPI = Buffer.from([1, 2, 3, 4]);
@@ -69,9 +70,9 @@ t.test('IKEv2: 3des is refused for the IKE SA, des everywhere', async (t) => {
 t.test('IKEv1: 3des-sha1 for ESP (ESP_3DES = 3), handed over as 3des with 24 key bytes', async (t) => {
   const spec = parseV1Proposal('3des-sha1-modp1024', 'esp');
   const [suite] = espSuites(spec, { lifeSeconds: 3600, encap: 3 });
-  t.match(suite, { transformId: V1EspId.DES3, keyLen: 0, auth: V1EspAuth.HMAC_SHA1, group: 2 });
-  t.equal(V1EspId.DES3, 3, 'RFC 2407 §4.4.4');
-  t.equal(v1EspEncrKeyLen(V1EspId.DES3, 0), 24);
+  t.match(suite, { transformId: EspTransformId.ESP_3DES, keyLen: 0, auth: Phase2AuthAlg.HMAC_SHA, group: 2 });
+  t.equal(EspTransformId.ESP_3DES, 3, 'RFC 2407 §4.4.4');
+  t.equal(v1EspEncrKeyLen(EspTransformId.ESP_3DES, 0), 24);
   const chosen = asChosen(suite!, SPI);
   t.equal(algName(TransformType.ENCR, chosen.encr.id, chosen.encr.keyLen), '3des');
   t.equal(chosen.integ, IntegId.HMAC_SHA1_96);

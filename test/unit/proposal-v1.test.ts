@@ -1,6 +1,6 @@
 import t from 'tap';
 import { TwinsecError } from '../../src/errors.js';
-import { V1Encap, v1EspInteg } from '../../src/ike/crypto/v1-algs.js';
+import { v1EspInteg } from '../../src/ike/crypto/v1-algs.js';
 import {
   attrNumber,
   checkPhase1Chosen,
@@ -22,6 +22,7 @@ import {
   type V1Transform,
 } from '../../src/ike/v1/proposal.js';
 import { EncrId, IntegId } from '../../src/ike/wire/constants.js';
+import { EncapsulationMode } from '../../src/ike/wire/v1/constants.js';
 
 const ike = (...x: string[]) => x.map((p) => parseV1Proposal(p, 'ike'));
 const esp = (...x: string[]) => x.map((p) => parseV1Proposal(p, 'esp'));
@@ -58,7 +59,7 @@ t.test('Alibaba default aes128-sha1-modp1024: ESP transform (RFC 2407 §4.5)', a
   const [p] = phase2Offer(esp('aes128-sha1-modp1024'), {
     spi: SPI_OURS,
     lifeSeconds: 3600,
-    encap: V1Encap.UDP_TUNNEL,
+    encap: EncapsulationMode.UDP_TUNNEL,
   });
   t.equal(p?.protocolId, 3);
   t.same(p?.spi, SPI_OURS);
@@ -229,14 +230,14 @@ t.test('phase-2 selection: encapsulation, PFS, AEAD, bundles', async (t) => {
   const ours = esp('aes128-sha1-modp1024');
   const offer = (text: string, encap: number) =>
     phase2Offer(esp(text), { spi: SPI_PEER, lifeSeconds: 3600, encap });
-  const c = selectPhase2(ours, offer('aes128-sha1-modp1024', V1Encap.UDP_TUNNEL), {
+  const c = selectPhase2(ours, offer('aes128-sha1-modp1024', EncapsulationMode.UDP_TUNNEL), {
     lifeSeconds: 3600,
     natT: true,
   });
   t.same(c?.spi, SPI_PEER, "the peer's inbound SPI");
   t.equal(c && phase2Name(c.suite), 'aes128-sha1-modp1024');
   t.equal(c?.suite.encap, 3);
-  const draft = offer('aes128-sha1-modp1024', V1Encap.UDP_TUNNEL_DRAFT);
+  const draft = offer('aes128-sha1-modp1024', EncapsulationMode.UDP_TUNNEL_DRAFT);
   t.equal(selectPhase2(ours, draft, { lifeSeconds: 3600, natT: true })?.suite.encap, 61443);
   t.equal(selectPhase2(ours, draft, { lifeSeconds: 3600, natT: false }), null, 'NAT-T mode without NAT');
   t.equal(selectPhase2(ours, offer('aes128-sha1-modp1024', 1), { lifeSeconds: 3600, natT: true }), null);

@@ -4,7 +4,9 @@
  * form `{ type, value }` is the one the ISAKMP codec uses: numbers for basic (TV) values, Buffers
  * for variable (TLV) ones, which may arrive for any value and are read as big-endian numbers.
  */
-import { V1_KEY_IKE, V1LifeType, V1P1Attr, V1P2Attr } from './v1-algs.js';
+
+import { LifeType, Phase1Attr, Phase2Attr } from '../wire/v1/constants.js';
+import { V1_KEY_IKE } from './v1-algs.js';
 
 /** A data attribute: numbers for basic (TV) values, Buffers for variable (TLV) ones. */
 export interface V1Attr {
@@ -66,14 +68,14 @@ interface AttrTypes {
   known: ReadonlySet<number>;
 }
 const P1_TYPES: AttrTypes = {
-  lifeType: V1P1Attr.LIFE_TYPE,
-  lifeDuration: V1P1Attr.LIFE_DURATION,
-  known: new Set(Object.values(V1P1Attr).filter((v): v is number => typeof v === 'number')),
+  lifeType: Phase1Attr.LIFE_TYPE,
+  lifeDuration: Phase1Attr.LIFE_DURATION,
+  known: new Set(Object.values(Phase1Attr).filter((v): v is number => typeof v === 'number')),
 };
 const P2_TYPES: AttrTypes = {
-  lifeType: V1P2Attr.LIFE_TYPE,
-  lifeDuration: V1P2Attr.LIFE_DURATION,
-  known: new Set(Object.values(V1P2Attr).filter((v): v is number => typeof v === 'number')),
+  lifeType: Phase2Attr.SA_LIFE_TYPE,
+  lifeDuration: Phase2Attr.SA_LIFE_DURATION,
+  known: new Set(Object.values(Phase2Attr).filter((v): v is number => typeof v === 'number')),
 };
 
 /**
@@ -90,7 +92,7 @@ function readAttrs(t: V1Transform, types: AttrTypes): { v: Map<number, number>; 
     if (a.type === types.lifeType) lifeType = n;
     else if (a.type === types.lifeDuration) {
       if (lifeType === null) return null;
-      if (lifeType === V1LifeType.SECONDS) life = n;
+      if (lifeType === LifeType.SECONDS) life = n;
       lifeType = null;
     } else if (!types.known.has(a.type) || v.has(a.type)) return null;
     else v.set(a.type, n);
@@ -103,12 +105,12 @@ export function decodePhase1(t: V1Transform): V1Phase1Suite | null {
   if (t.id !== V1_KEY_IKE) return null;
   const r = readAttrs(t, P1_TYPES);
   if (!r) return null;
-  const encr = r.v.get(V1P1Attr.ENCRYPTION);
-  const hash = r.v.get(V1P1Attr.HASH);
-  const group = r.v.get(V1P1Attr.GROUP_DESCRIPTION);
-  const auth = r.v.get(V1P1Attr.AUTH_METHOD);
+  const encr = r.v.get(Phase1Attr.ENCRYPTION_ALGORITHM);
+  const hash = r.v.get(Phase1Attr.HASH_ALGORITHM);
+  const group = r.v.get(Phase1Attr.GROUP_DESCRIPTION);
+  const auth = r.v.get(Phase1Attr.AUTHENTICATION_METHOD);
   if (encr === undefined || hash === undefined || group === undefined || auth === undefined) return null;
-  const keyLen = r.v.get(V1P1Attr.KEY_LENGTH) ?? 0;
+  const keyLen = r.v.get(Phase1Attr.KEY_LENGTH) ?? 0;
   return { encr, keyLen, hash, group, auth, lifeSeconds: r.life };
 }
 
@@ -116,13 +118,13 @@ export function decodePhase1(t: V1Transform): V1Phase1Suite | null {
 export function decodeEsp(t: V1Transform): V1EspSuite | null {
   const r = readAttrs(t, P2_TYPES);
   if (!r) return null;
-  const encap = r.v.get(V1P2Attr.ENCAPSULATION_MODE);
-  if (encap === undefined || r.v.has(V1P2Attr.ESN)) return null;
+  const encap = r.v.get(Phase2Attr.ENCAPSULATION_MODE);
+  if (encap === undefined || r.v.has(Phase2Attr.ESN)) return null;
   return {
     transformId: t.id,
-    keyLen: r.v.get(V1P2Attr.KEY_LENGTH) ?? 0,
-    auth: r.v.get(V1P2Attr.AUTH_ALGORITHM) ?? null,
-    group: r.v.get(V1P2Attr.GROUP_DESCRIPTION) ?? null,
+    keyLen: r.v.get(Phase2Attr.KEY_LENGTH) ?? 0,
+    auth: r.v.get(Phase2Attr.AUTHENTICATION_ALGORITHM) ?? null,
+    group: r.v.get(Phase2Attr.GROUP_DESCRIPTION) ?? null,
     encap,
     lifeSeconds: r.life,
   };
@@ -132,18 +134,18 @@ const lifeAttrs = (types: AttrTypes, s: number | null): V1Attr[] =>
   s === null
     ? []
     : [
-        { type: types.lifeType, value: V1LifeType.SECONDS },
+        { type: types.lifeType, value: LifeType.SECONDS },
         { type: types.lifeDuration, value: durationValue(s) },
       ];
 
 /** A phase-1 transform; the order (encryption, key length, hash, auth, group, life) is not significant. */
 export function encodePhase1(s: V1Phase1Suite, num: number): V1Transform {
-  const attrs: V1Attr[] = [{ type: V1P1Attr.ENCRYPTION, value: s.encr }];
-  if (s.keyLen) attrs.push({ type: V1P1Attr.KEY_LENGTH, value: s.keyLen });
+  const attrs: V1Attr[] = [{ type: Phase1Attr.ENCRYPTION_ALGORITHM, value: s.encr }];
+  if (s.keyLen) attrs.push({ type: Phase1Attr.KEY_LENGTH, value: s.keyLen });
   attrs.push(
-    { type: V1P1Attr.HASH, value: s.hash },
-    { type: V1P1Attr.AUTH_METHOD, value: s.auth },
-    { type: V1P1Attr.GROUP_DESCRIPTION, value: s.group },
+    { type: Phase1Attr.HASH_ALGORITHM, value: s.hash },
+    { type: Phase1Attr.AUTHENTICATION_METHOD, value: s.auth },
+    { type: Phase1Attr.GROUP_DESCRIPTION, value: s.group },
     ...lifeAttrs(P1_TYPES, s.lifeSeconds),
   );
   return { num, id: V1_KEY_IKE, attrs };
@@ -152,9 +154,9 @@ export function encodePhase1(s: V1Phase1Suite, num: number): V1Transform {
 /** An ESP transform. */
 export function encodeEsp(s: V1EspSuite, num: number): V1Transform {
   const attrs: V1Attr[] = [...lifeAttrs(P2_TYPES, s.lifeSeconds)];
-  if (s.group !== null) attrs.push({ type: V1P2Attr.GROUP_DESCRIPTION, value: s.group });
-  attrs.push({ type: V1P2Attr.ENCAPSULATION_MODE, value: s.encap });
-  if (s.auth !== null) attrs.push({ type: V1P2Attr.AUTH_ALGORITHM, value: s.auth });
-  if (s.keyLen) attrs.push({ type: V1P2Attr.KEY_LENGTH, value: s.keyLen });
+  if (s.group !== null) attrs.push({ type: Phase2Attr.GROUP_DESCRIPTION, value: s.group });
+  attrs.push({ type: Phase2Attr.ENCAPSULATION_MODE, value: s.encap });
+  if (s.auth !== null) attrs.push({ type: Phase2Attr.AUTHENTICATION_ALGORITHM, value: s.auth });
+  if (s.keyLen) attrs.push({ type: Phase2Attr.KEY_LENGTH, value: s.keyLen });
   return { num, id: s.transformId, attrs };
 }

@@ -5,8 +5,9 @@
  */
 import type { ConnectionConfig } from '../../config/types.js';
 import { IkeError } from '../../errors.js';
-import { V1_ESP_TO_ENCR, V1Encap, v1EspInteg } from '../crypto/v1-algs.js';
+import { V1_ESP_TO_ENCR, v1EspInteg } from '../crypto/v1-algs.js';
 import type { Chosen } from '../proposal.js';
+import { EncapsulationMode } from '../wire/v1/constants.js';
 import type { SaPayloadV1 } from '../wire/v1/types.js';
 import { fromWire, saPayload, toWire } from './p1-proposal.js';
 import {
@@ -31,11 +32,11 @@ export interface P2Choice {
  * or the drafts' private number when the peer announced only a draft (as strongSwan does).
  */
 export function p2Offer(conn: ConnectionConfig, spi: Buffer, udp: boolean, draft = false): V1Proposal[] {
-  const encapUdp = draft ? V1Encap.UDP_TUNNEL_DRAFT : V1Encap.UDP_TUNNEL;
+  const encapUdp = draft ? EncapsulationMode.UDP_TUNNEL_DRAFT : EncapsulationMode.UDP_TUNNEL;
   return phase2Offer(parseV1Proposals(conn.esp.proposals, 'esp'), {
     spi,
     lifeSeconds: conn.esp.lifetime,
-    encap: udp ? encapUdp : V1Encap.TUNNEL,
+    encap: udp ? encapUdp : EncapsulationMode.TUNNEL,
   });
 }
 

@@ -12,14 +12,7 @@
  * product of the configured algorithms (encryption outermost, as strongSwan orders it).
  */
 import { TwinsecError } from '../../errors.js';
-import {
-  V1_AUTH_PSK,
-  V1_ESP_TO_ENCR,
-  V1Encap,
-  V1EspId,
-  v1EspEncrKeyLen,
-  v1EspInteg,
-} from '../crypto/v1-algs.js';
+import { V1_ESP_TO_ENCR, v1EspEncrKeyLen, v1EspInteg } from '../crypto/v1-algs.js';
 import {
   V1_REFUSED,
   V1_TOKENS,
@@ -40,6 +33,7 @@ import {
   type V1Proposal,
   type V1Transform,
 } from '../crypto/v1-suites.js';
+import { EncapsulationMode, EspTransformId, Phase1Auth } from '../wire/v1/constants.js';
 
 export * from '../crypto/v1-suites.js';
 
@@ -49,7 +43,7 @@ export const V1_PROTO_ESP = 3;
 export const V1_DEFAULT_IPSEC_LIFE = 28800;
 
 export interface V1EncrSpec {
-  /** Phase 1: V1Encr; phase 2: V1EspId. */
+  /** Phase 1: Phase1Encr; phase 2: EspTransformId. */
   id: number;
   /** Key length in bits; 0 for 3DES (fixed key, no attribute). */
   keyLen: number;
@@ -58,7 +52,7 @@ export interface V1ProposalSpec {
   text: string;
   kind: 'ike' | 'esp';
   encr: V1EncrSpec[];
-  /** Phase 1: V1Hash values; ESP: V1EspAuth values (empty for AES-GCM). */
+  /** Phase 1: Phase1Hash values; ESP: Phase2AuthAlg values (empty for AES-GCM). */
   integ: number[];
   /** DH groups. ESP: empty = no PFS; 0 (`none`) next to groups makes PFS optional. */
   groups: number[];
@@ -112,7 +106,7 @@ export function parseV1Proposal(text: string, kind: 'ike' | 'esp'): V1ProposalSp
   }
   const P = kind === 'ike' ? 'IKEv1 phase-1' : 'ESP';
   if (spec.encr.length === 0) fail(`an encryption algorithm is mandatory in ${P} proposals`);
-  if (aead > 0 && spec.encr.some((e) => e.id !== V1EspId.AES_GCM_16)) {
+  if (aead > 0 && spec.encr.some((e) => e.id !== EspTransformId.ESP_AES_GCM_16)) {
     fail(`classic and AEAD encryption algorithms can't be mixed in one ${P} proposal`);
   }
   if (aead > 0) spec.integ = [];
@@ -142,7 +136,7 @@ export function phase1Suites(
     for (const e of s.encr)
       for (const hash of s.integ)
         for (const group of s.groups) {
-          const auth = opts.auth ?? V1_AUTH_PSK;
+          const auth = opts.auth ?? Phase1Auth.PRE_SHARED_KEY;
           out.push({ encr: e.id, keyLen: e.keyLen, hash, group, auth, lifeSeconds: opts.lifeSeconds });
         }
   }
@@ -199,10 +193,10 @@ const p1Matches = (spec: V1ProposalSpec, s: V1Phase1Suite, auth: number): boolea
 
 function espMatches(spec: V1ProposalSpec, s: V1EspSuite, natT: boolean): boolean {
   const encapOk = natT
-    ? s.encap === V1Encap.UDP_TUNNEL || s.encap === V1Encap.UDP_TUNNEL_DRAFT
-    : s.encap === V1Encap.TUNNEL;
+    ? s.encap === EncapsulationMode.UDP_TUNNEL || s.encap === EncapsulationMode.UDP_TUNNEL_DRAFT
+    : s.encap === EncapsulationMode.TUNNEL;
   if (!encapOk || !spec.encr.some((e) => e.id === s.transformId && e.keyLen === s.keyLen)) return false;
-  const aead = s.transformId === V1EspId.AES_GCM_16;
+  const aead = s.transformId === EspTransformId.ESP_AES_GCM_16;
   if (aead ? s.auth !== null : s.auth === null || !spec.integ.includes(s.auth)) return false;
   if (s.group === null) return spec.groups.length === 0 || spec.groups.includes(0);
   return spec.groups.includes(s.group);
@@ -259,7 +253,7 @@ export function selectPhase1(
       if (s) cands.push({ p, t, s });
     }
   }
-  const auth = opts.auth ?? V1_AUTH_PSK;
+  const auth = opts.auth ?? Phase1Auth.PRE_SHARED_KEY;
   const c = pickFirst(ours, cands, (spec, s) => p1Matches(spec, s, auth), opts.preferOurs ?? false);
   if (!c) return null;
   const life = decideLife(c.s.lifeSeconds, opts.lifeSeconds);

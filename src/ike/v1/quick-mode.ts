@@ -29,6 +29,7 @@ import {
 } from '../wire/v1/attributes.js';
 import {
   ExchangeTypeV1,
+  LifeType,
   NotifyTypeV1,
   PayloadTypeV1,
   Phase2Attr,
@@ -51,8 +52,6 @@ import type { InV1 } from './protocol.js';
 
 const QM = ExchangeTypeV1.QUICK;
 const NONCE_LENGTH = 32;
-/** SA Life Type seconds (RFC 2407 §4.5). */
-const LIFE_SECONDS = 1;
 
 export interface QmState {
   initiator: boolean;
@@ -110,7 +109,7 @@ function need<T extends PayloadV1>(ps: PayloadV1[], type: number): T {
 /** RFC 2407 §4.6.3.1: we keep the SA shorter than the peer offered; the attributes say how long. */
 function responderLifetime(spiIn: number, seconds: number): PayloadV1 {
   const data = encodeAttributes('RESPONDER-LIFETIME', [
-    { type: Phase2Attr.SA_LIFE_TYPE, value: LIFE_SECONDS },
+    { type: Phase2Attr.SA_LIFE_TYPE, value: LifeType.SECONDS },
     numberAttribute(Phase2Attr.SA_LIFE_DURATION, seconds),
   ]);
   return {
@@ -135,7 +134,7 @@ function takeResponderLifetime(m: InV1, life: number): number {
     let type = 0;
     for (const a of decodeAttributes('RESPONDER-LIFETIME', n.data)) {
       if (a.type === Phase2Attr.SA_LIFE_TYPE) type = attributeNumber(a);
-      else if (a.type === Phase2Attr.SA_LIFE_DURATION && type === LIFE_SECONDS) {
+      else if (a.type === Phase2Attr.SA_LIFE_DURATION && type === LifeType.SECONDS) {
         const seconds = attributeNumber(a);
         if (seconds > 0) life = Math.min(life, seconds);
       }

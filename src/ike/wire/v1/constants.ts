@@ -74,6 +74,8 @@ export const KEY_IKE = 1;
 
 /** ESP transform IDs (RFC 2407 §4.4.4, IANA). */
 export enum EspTransformId {
+  /** Single DES: known only to refuse it by name. */
+  ESP_DES = 2,
   ESP_3DES = 3,
   ESP_NULL = 11,
   ESP_AES_CBC = 12,
@@ -202,6 +204,8 @@ export enum Phase2Attr {
   KEY_ROUNDS = 7,
   COMPRESS_DICTIONARY_SIZE = 8,
   COMPRESS_PRIVATE_ALGORITHM = 9,
+  /** Extended sequence numbers (RFC 4304 §3). */
+  ESN = 11,
 }
 
 /** Encapsulation mode values: RFC 2407 §4.5, UDP ones RFC 3947 §5 and the drafts' private numbers. */
