@@ -88,11 +88,8 @@ async function run(config: Config, configPath: string): Promise<void> {
   const daemon = new Daemon(config);
   attachEventLogging(daemon.bus, log);
 
-  try {
-    await daemon.start();
-  } catch (err) {
-    fatal(err, 'cannot start');
-  }
+  // Metrics listen on the bus before anything is negotiated: a tunnel that comes up in the first
+  // milliseconds is counted too.
   let metricsSrv: { close(): Promise<void> } | undefined;
   if (config.metrics) {
     try {
@@ -105,9 +102,14 @@ async function run(config: Config, configPath: string): Promise<void> {
         version: (name) => daemon.config.connections[name]?.version,
       });
     } catch (err) {
-      await daemon.stop().catch(() => {});
       return fatal(err, 'cannot start the metrics server');
     }
+  }
+  try {
+    await daemon.start();
+  } catch (err) {
+    await metricsSrv?.close().catch(() => {});
+    fatal(err, 'cannot start');
   }
   let control: Awaited<ReturnType<typeof startControlServer>>;
   try {

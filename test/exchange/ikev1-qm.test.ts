@@ -89,13 +89,25 @@ t.test('RESPONDER-LIFETIME: the initiator keeps the SA no longer than the respon
   lifetimeCase(t, { a: { lifetime: 3600 }, b: { lifetime: 600, rekeyTime: 590 }, rekeyer: 'A', at: 480_000 }),
 );
 
-t.test('a shorter offer is the lifetime of the responder too', (t) =>
-  // A offers 600 s (rekeyTime 590 s keeps A quiet until then); B configured 3600 s accepts 600 s.
+t.test('a shorter offer is the lifetime of the responder too; the offering peer rekeys it first', (t) =>
+  // A offers 600 s; B configured 3600 s keeps 600 s. The offer was A's, so B leaves the rekey to
+  // A and its own soft limit waits until 95 % (570 s with jitter 0). A's rekeyTime 700 s does not
+  // fit in 600 s: A falls back to 80 % (480 s) and rekeys first.
+  lifetimeCase(t, {
+    a: { lifetime: 600, rekeyTime: 700 },
+    b: { lifetime: 3600, rekeyTime: undefined },
+    rekeyer: 'A',
+    at: 480_000,
+  }),
+);
+
+t.test('... and if the offering peer does not, the responder rekeys at 95 %', (t) =>
+  // A's rekeyTime 590 s puts its soft limit after B's 570 s.
   lifetimeCase(t, {
     a: { lifetime: 600, rekeyTime: 590 },
     b: { lifetime: 3600, rekeyTime: undefined },
     rekeyer: 'B',
-    at: 480_000,
+    at: 570_000,
   }),
 );
 

@@ -13,7 +13,7 @@ import { peekVersion } from '../wire/header.js';
 import type { ChildSa } from './child-sa.js';
 import { type Clock, type Random, systemClock, systemRandom } from './clock.js';
 import { ConnectionSet, type ReloadResult } from './connections.js';
-import { Lifetimes } from './lifetimes.js';
+import { type ChildLifetime, Lifetimes } from './lifetimes.js';
 import { startDpd, startKeepalives } from './liveness.js';
 import { type AnySa, type CoreServices, DEFAULT_TIMING, type IkeProtocol, type Timing } from './protocol.js';
 import { type SaLimits, SaTable } from './sa-table.js';
@@ -208,7 +208,7 @@ export class IkeCore implements CoreServices {
 
   /* ------------------------------------------------------------ CHILD_SAs */
 
-  childInstalled(sa: AnySa, child: ChildSa<unknown>, lifetime?: number): void {
+  childInstalled(sa: AnySa, child: ChildSa<unknown>, lifetime?: ChildLifetime): void {
     sa.addChild(child);
     this.table.setChildOwner(child.spiIn, sa);
     this.#lifetimes.armChild(sa, child.spiIn, lifetime);

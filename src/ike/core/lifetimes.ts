@@ -13,6 +13,15 @@ import { spiHex } from './view.js';
 const REKEY_AT = 0.8;
 const REKEY_JITTER = 0.1;
 const RETRY_AT = 0.03;
+/** Soft limit of a CHILD_SA whose shorter lifetime the peer chose: 95-98 % of it. */
+const PEER_FIRST_AT = 0.95;
+const PEER_FIRST_JITTER = 0.03;
+
+/** A CHILD_SA lifetime the peers negotiated (IKEv1): seconds, and whether the peer chose it. */
+export interface ChildLifetime {
+  seconds: number;
+  peerFirst?: boolean;
+}
 
 export interface LifetimeHost {
   readonly bus: EventBus;
@@ -32,7 +41,12 @@ interface ChildLife {
   hard?: TimerHandle;
   /** The one retry after a failed rekey has been used. */
   retried: boolean;
+  /** The peer chose the (shorter) lifetime: its DELETE of a replaced pair is waited for a moment. */
+  peerFirst?: boolean;
 }
+
+/** How long past the hard limit a replaced pair waits for the DELETE of the peer that chose it. */
+const PEER_DELETE_GRACE = 0.1;
 
 export class Lifetimes {
   readonly #h: LifetimeHost;
@@ -110,11 +124,20 @@ export class Lifetimes {
 
   /* ------------------------------------------------------------ CHILD_SA */
 
-  /** `negotiated`: the CHILD_SA's lifetime in seconds as the peers agreed it (IKEv1), if any. */
-  armChild(sa: AnySa, spiIn: number, negotiated?: number): void {
-    const [life, rekey] = this.#limits(sa.conn.esp, negotiated);
-    this.#child.set(spiIn, { retried: false });
-    this.#childTimer(spiIn, 'soft', this.#softDelay(life, rekey), () => this.#childSoft(spiIn));
+  /**
+   * `negotiated`: the CHILD_SA's lifetime as the peers agreed it (IKEv1), if any. When the peer
+   * asked for a shorter one than ours (`peerFirst`: it initiated with that offer), the peer is
+   * expected to rekey first, as strongSwan does at 90 % at the latest: our own soft limit then
+   * waits until PEER_FIRST_AT, so the two do not race; the hard limit stays the agreed one.
+   */
+  armChild(sa: AnySa, spiIn: number, negotiated?: ChildLifetime): void {
+    const [life, rekey] = this.#limits(sa.conn.esp, negotiated?.seconds);
+    const peerFirst = negotiated?.peerFirst === true && negotiated.seconds < sa.conn.esp.lifetime;
+    const soft = peerFirst
+      ? life * (PEER_FIRST_AT + this.#h.random.float() * PEER_FIRST_JITTER)
+      : this.#softDelay(life, rekey);
+    this.#child.set(spiIn, { retried: false, peerFirst });
+    this.#childTimer(spiIn, 'soft', soft, () => this.#childSoft(spiIn));
     this.#childTimer(spiIn, 'hard', life, () => this.#childHard(spiIn));
   }
 
@@ -180,7 +203,20 @@ export class Lifetimes {
     const sa = this.#h.ownerOf(spiIn);
     if (!sa) return this.forgetChild(spiIn);
     const reason = 'CHILD_SA lifetime expired';
-    if (sa.children.length === 1 && sa.phase === 'established') return this.#h.ikeHard(sa, reason);
+    // The IKE SA's last CHILD_SA, and none replaced it: negotiate everything anew. A replaced one
+    // (its successor may live on another IKE SA, an IKEv1 re-authentication) just goes.
+    const replaced = sa.child(spiIn)?.state === 'rekeyed';
+    const life = this.#child.get(spiIn);
+    if (replaced && life?.peerFirst) {
+      // Both sides' timers end at about the same moment; the peer that chose the lifetime
+      // DELETEs its replaced pair itself (strongSwan does), so wait a little for that DELETE
+      // rather than cross it with ours. The pair carries nothing: its successor is in use.
+      life.peerFirst = false;
+      const grace = Math.min(2000, this.#unit(sa.conn.esp.lifetime)! * PEER_DELETE_GRACE);
+      return this.#childTimer(spiIn, 'hard', grace, () => this.#childHard(spiIn));
+    }
+    if (!replaced && sa.children.length === 1 && sa.phase === 'established')
+      return this.#h.ikeHard(sa, reason);
     sa.debug(`CHILD_SA ${spiHex(spiIn)}: lifetime expired, deleting it`);
     this.#h.removeChild(sa, spiIn, reason);
     if (sa.phase === 'established') void this.#h.protocol(sa).deleteChildren(sa, [spiIn]);

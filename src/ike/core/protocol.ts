@@ -11,6 +11,7 @@ import type { ChildSa } from './child-sa.js';
 import type { Clock, Random } from './clock.js';
 import type { ConnectionSet } from './connections.js';
 import type { BaseIkeSa } from './ike-sa.js';
+import type { ChildLifetime } from './lifetimes.js';
 import type { SaTable } from './sa-table.js';
 
 export interface Timing {
@@ -54,10 +55,10 @@ export interface CoreServices {
   /** Counts and reports a dropped datagram. */
   drop(reason: string, detail: string, d: Datagram): void;
   /**
-   * Puts a negotiated CHILD_SA under the SA's lifetimes (child-up). `lifetime` (s): the one the
-   * peers agreed when shorter than configured (IKEv1 negotiates it; IKEv2 does not, §2.8).
+   * Puts a negotiated CHILD_SA under the SA's lifetimes (child-up). `lifetime`: the one the peers
+   * agreed when shorter than configured (IKEv1 negotiates it; IKEv2 does not, §2.8).
    */
-  childInstalled(sa: AnySa, child: ChildSa<unknown>, lifetime?: number): void;
+  childInstalled(sa: AnySa, child: ChildSa<unknown>, lifetime?: ChildLifetime): void;
   /** Takes a CHILD_SA out of the data plane (child-down); finds its owner if an IKE SA rekey moved it. */
   removeChild(sa: AnySa, spiIn: number, reason: string): void;
   /** The IKE SA is authenticated: lifetimes, DPD and keep-alives start. */

@@ -7,6 +7,7 @@
  * this is strongSwan's task_manager_v1 behaviour).
  */
 import type { Endpoint } from '../../dataplane/types.js';
+import { IkeError } from '../../errors.js';
 import { backoff, type TimerHandle } from '../core/clock.js';
 import { BaseIkeSa } from '../core/ike-sa.js';
 import type { PrfAlg } from '../crypto/prf.js';
@@ -104,6 +105,13 @@ export class IkeSaV1 extends BaseIkeSa<V1Child> {
   protected onDead(): void {
     for (const o of this.#out.values()) this.timers.clear(o.timer);
     this.#out.clear();
+    // Pairs a responder put in before HASH(3) that never came (quick-mode.ts).
+    // Our quick modes in flight end with the SA (their callers see sa_gone, as IKEv2's do).
+    for (const q of this.quickModes.values()) {
+      q.undo?.();
+      q.done?.(new IkeError('sa_gone', 'the ISAKMP SA went away'));
+    }
+    this.quickModes.clear();
   }
 
   /** Encodes a message of exchange `mid` (encrypted once phase 1 keys exist, RFC 2409 §5). */

@@ -130,7 +130,7 @@ export function informationalInput(
 }
 
 /** The other ISAKMP SAs of the same connection with the same peer, oldest first. */
-function siblings(core: CoreServices, sa: IkeSaV1): IkeSaV1[] {
+export function siblings(core: CoreServices, sa: IkeSaV1): IkeSaV1[] {
   return core.table
     .all()
     .filter(

@@ -10,15 +10,11 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { ChildSaSpec } from '../../dataplane/types.js';
 import { IkeError } from '../../errors.js';
-import { ChildSa } from '../core/child-sa.js';
+import type { ChildSa } from '../core/child-sa.js';
 import type { CoreServices } from '../core/protocol.js';
-import { spiHex } from '../core/view.js';
 import { type DhKeyPair, dhGenerate } from '../crypto/dh.js';
-import { v1EspEncrKeyLen, v1EspInteg } from '../crypto/v1-algs.js';
-import { v1Keymat, v1QmHash1, v1QmHash2, v1QmHash3, v1SplitKeymat } from '../crypto/v1-keys.js';
-import { algName } from '../proposal.js';
+import { v1QmHash1, v1QmHash2, v1QmHash3 } from '../crypto/v1-keys.js';
 import { narrow, newSpi, spiBuffer } from '../v2/tasks/child-create.js';
-import { TransformType } from '../wire/constants.js';
 import { cidrToTs, tsToString } from '../wire/ts.js';
 import type { TrafficSelector } from '../wire/types.js';
 import {
@@ -44,11 +40,12 @@ import type {
   SaPayloadV1,
 } from '../wire/v1/types.js';
 import { idToSelector, selectorToId } from './ids.js';
-import type { IkeSaV1, Successor, V1Child } from './ike-sa.js';
-import { deleteEsp, sendInformational } from './informational.js';
-import { asChosen, checkP2, type P2Choice, p2Offer, p2SaPayload, selectP2 } from './p2-proposal.js';
+import type { IkeSaV1, V1Child } from './ike-sa.js';
+import { siblings } from './informational.js';
+import { checkP2, type P2Choice, p2Offer, p2SaPayload, selectP2 } from './p2-proposal.js';
 import type { V1Proposal } from './proposal.js';
 import type { InV1 } from './protocol.js';
+import { install, installEarly, udp } from './qm-install.js';
 
 const QM = ExchangeTypeV1.QUICK;
 const NONCE_LENGTH = 32;
@@ -70,11 +67,12 @@ export interface QmState {
   replaces?: ChildSa<V1Child>;
   /** Keep sending on the current pair until the peer uses the new one (rekey, re-authentication). */
   deferOutbound?: boolean;
+  /** The responder put the pair into the data plane before HASH(3) (qm-install.ts). */
+  early?: ChildSaSpec;
+  /** Takes that pair out again if the exchange or its ISAKMP SA ends before HASH(3). */
+  undo?: () => void;
   done?: (err?: IkeError) => void;
 }
-
-const udp = (sa: IkeSaV1): boolean =>
-  sa.conn.encapsulation === 'udp' || (sa.conn.encapsulation === 'auto' && (sa.nat.local || sa.nat.remote));
 
 /** HASH payload first, then `rest`, hashed as on the wire (§5.5: the generic headers included). */
 function hashed(rest: PayloadV1[], hash: (restBytes: Buffer) => Buffer): PayloadV1[] {
@@ -324,17 +322,26 @@ function respondFirst(core: CoreServices, sa: IkeSaV1, m: InV1): void {
   st.tsLocal = local;
   st.tsRemote = remote;
   // The same selectors as a live pair: the peer rekeys it (make-before-break, its DELETE follows).
+  // After a re-authentication that pair may still hang off the ISAKMP SA before this one.
   const key = (ts: TrafficSelector[]) => ts.map(tsToString).join();
-  st.replaces = sa.children.find(
-    (c) => c.live && key(c.proto.tsLocal) === key(local) && key(c.proto.tsRemote) === key(remote),
-  );
+  st.replaces = [sa, ...siblings(core, sa).reverse()]
+    .flatMap((o) => o.children)
+    .find((c) => c.live && key(c.proto.tsLocal) === key(local) && key(c.proto.tsRemote) === key(remote));
   rest.push(idPayload(remote[0]!), idPayload(local[0]!));
   sa.quickModes.set(mid, st);
   const ps = hashed(rest, (b) => v1QmHash2(sa.prf!, sa.keys!.skeyidA, mid, st.niB, b));
   sa.send(mid, sa.encode(QM, mid, ps, true), {
     retransmit: true,
-    onTimeout: () => finish(sa, mid, new IkeError('timeout', 'no HASH(3) in quick mode')),
+    onTimeout: () => {
+      st.undo?.();
+      finish(sa, mid, new IkeError('timeout', 'no HASH(3) in quick mode'));
+    },
   });
+  // The pair goes into the data plane now, not on HASH(3): the initiator may send on it as soon as
+  // it has our answer (strongSwan installs on it, before HASH(3) leaves, §5.5), and the engine would
+  // see that ESP before HASH(3) is processed here. Outbound stays on a current pair until the peer
+  // uses the new one (make-before-break); without one the engine uses the new pair at once.
+  st.early = installEarly(core, sa, st);
 }
 
 function responderThird(core: CoreServices, sa: IkeSaV1, m: InV1, st: QmState): void {
@@ -343,94 +350,4 @@ function responderThird(core: CoreServices, sa: IkeSaV1, m: InV1, st: QmState): 
   sa.settle(mid);
   install(core, sa, st);
   finish(sa, mid);
-}
-
-/** KEYMAT per direction (§5.5: the SPI of the receiving side) and the hand-off to the data plane. */
-function install(core: CoreServices, sa: IkeSaV1, st: QmState): void {
-  const c = st.choice!.suite;
-  const peerSpi = st.peerSpi!;
-  const chosen = asChosen(c, peerSpi);
-  const encrLen = v1EspEncrKeyLen(c.transformId, c.keyLen || 192);
-  const integLen = c.auth ? v1EspInteg(c.auth).keyLen : 0;
-  const [ni, nr] = [st.niB, st.nrB!];
-  const km = (spi: Buffer) =>
-    v1SplitKeymat(
-      v1Keymat(sa.prf!, sa.keys!.skeyidD, ProtocolIdV1.IPSEC_ESP, spi, ni, nr, encrLen + integLen, st.gqmxy),
-      encrLen,
-      integLen,
-    );
-  const kin = km(spiBuffer(st.spiIn));
-  const kout = km(peerSpi);
-  const encap: 'udp' | 'esp' = udp(sa) ? 'udp' : 'esp';
-  const port = (p: number): number => (encap === 'udp' ? p : 0);
-  const spec: ChildSaSpec = {
-    connection: sa.name,
-    spiIn: st.spiIn,
-    spiOut: peerSpi.readUInt32BE(0),
-    encr: algName(TransformType.ENCR, chosen.encr.id, chosen.encr.keyLen),
-    integ: chosen.integ ? algName(TransformType.INTEG, chosen.integ) : null,
-    encrKeyIn: kin.encr,
-    encrKeyOut: kout.encr,
-    integKeyIn: kin.integ,
-    integKeyOut: kout.integ,
-    esn: false,
-    encapsulation: encap,
-    local: { address: sa.local.address, port: port(sa.local.port) },
-    remote: { address: sa.remote.address, port: port(sa.remote.port) },
-    tsLocal: st.tsLocal.map(tsToString),
-    tsRemote: st.tsRemote.map(tsToString),
-  };
-  // The responder installs on HASH(3), the last message: an initiator that sent on the new pair at
-  // once could beat it there. So a replacing pair goes outbound only once the peer uses it (or the
-  // old pair is removed), on both sides (make-before-break, as IKEv2 does for §2.8).
-  const defer = st.initiator ? st.deferOutbound === true : st.replaces !== undefined;
-  core.dataplane.installSa(defer ? { ...spec, activate: false } : spec);
-  const child = new ChildSa<V1Child>(
-    sa.ctx.bus,
-    {
-      connection: sa.name,
-      spiIn: spec.spiIn,
-      spiOut: spec.spiOut,
-      encr: spec.encr,
-      integ: spec.integ,
-      dh: c.group ? algName(TransformType.DH, c.group) : null,
-      encapsulation: encap,
-      tsLocal: spec.tsLocal,
-      tsRemote: spec.tsRemote,
-    },
-    { chosen, tsLocal: st.tsLocal, tsRemote: st.tsRemote },
-  );
-  core.childInstalled(sa, child as ChildSa<unknown>, st.choice!.life);
-  if (st.replaces)
-    replaced(core, sa, st.replaces, {
-      spiIn: st.spiIn,
-      nonce: Buffer.compare(ni, nr) < 0 ? ni : nr,
-      ours: st.initiator,
-    });
-}
-
-/** ms before the redundant pair of a collision is deleted (the peer may still be installing it). */
-const REDUNDANT_LINGER = 1000;
-
-/**
- * `old` has a successor. Both sides may rekey the same pair at once (a quick mode each way):
- * IKEv1 has no rule for it, so twinsec borrows IKEv2's (RFC 7296 §2.8.1): the pair whose quick
- * mode has the lowest nonce is redundant, and the side that started it deletes it. Both sides
- * know all four nonces, so both agree without a word; only one DELETE is sent.
- */
-function replaced(core: CoreServices, sa: IkeSaV1, old: ChildSa<V1Child>, mine: Successor): void {
-  const first = old.proto.successor;
-  if (!first) {
-    old.proto.successor = mine;
-    old.transition('rekeyed', 'replaced by quick mode');
-    return;
-  }
-  const loser = Buffer.compare(mine.nonce, first.nonce) < 0 ? mine : first;
-  sa.debug(`rekey collision on ${spiHex(old.spiIn)}: ${spiHex(loser.spiIn)} is redundant`);
-  if (!loser.ours) return;
-  sa.timers.set(REDUNDANT_LINGER, () => {
-    if (sa.phase === 'dead' || !sa.child(loser.spiIn)) return;
-    sendInformational(sa, [deleteEsp([loser.spiIn])]);
-    core.removeChild(sa, loser.spiIn, 'redundant after a rekey collision');
-  });
 }
