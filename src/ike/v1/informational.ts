@@ -6,6 +6,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { Endpoint } from '../../dataplane/types.js';
+import { IkeError } from '../../errors.js';
 import type { CoreServices } from '../core/protocol.js';
 import { v1InfoHash } from '../crypto/v1-keys.js';
 import { spiBuffer } from '../v2/tasks/child-create.js';
@@ -78,7 +79,8 @@ export function informationalInput(
   dpdAck: (seq: number) => void,
 ): void {
   const [first, ...rest] = m.raw;
-  if (first?.type !== PayloadTypeV1.HASH) throw new Error('informational message without HASH(1)');
+  if (first?.type !== PayloadTypeV1.HASH)
+    throw new IkeError('invalid_hash_information', 'informational message without HASH(1)');
   const want = v1InfoHash(
     sa.prf!,
     sa.keys!.skeyidA,
@@ -86,7 +88,7 @@ export function informationalInput(
     Buffer.concat(rest.map((r) => r.raw)),
   );
   if (first.body.length !== want.length || !timingSafeEqual(first.body, want))
-    throw new Error('informational HASH(1) does not verify');
+    throw new IkeError('invalid_hash_information', 'informational HASH(1) does not verify');
   sa.protector!.confirm(m.header.messageId);
   sa.forget(m.header.messageId);
   for (const p of m.payloads) {

@@ -5,7 +5,7 @@
  */
 import type { ConnectionConfig } from '../../config/types.js';
 import type { Endpoint } from '../../dataplane/types.js';
-import { IkeError } from '../../errors.js';
+import { IkeError, TwinsecError } from '../../errors.js';
 import type { ChildSa } from '../core/child-sa.js';
 import type { AnySa, CoreServices, IkeProtocol } from '../core/protocol.js';
 import type { Datagram } from '../transport.js';
@@ -324,7 +324,8 @@ export class IkeV1 implements IkeProtocol {
           core.drop('unexpected', `ISAKMP exchange ${m.header.exchange}`, m.d);
       }
     } catch (err) {
-      const e = IkeError.from(err, 'invalid_syntax');
+      // Not one of ours: a bug met an input nobody foresaw. Counted apart, so fuzzing sees it.
+      const e = IkeError.from(err, err instanceof TwinsecError ? 'invalid_syntax' : 'internal_error');
       core.drop(e.reason, e.message, m.d);
       // A phase 1 message that is garbled, truncated or a late copy is only dropped (the peer
       // retransmits the real one, as strongSwan expects); one that says no ends the attempt.
