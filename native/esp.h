@@ -25,6 +25,8 @@ enum class Drop : int {
   kNoRoute,    // no forwarding entry for the destination
   kMtu,        // too big for the tunnel (ICMP sent back when DF was set)
   kQueue,      // a bounded queue was full
+  kSeqExhausted,  // outbound without ESN at sequence number 2^32 - 1 (RFC 4303 §3.3.3)
+  kExpired,       // the SA reached its hard packet or byte limit (sa_limits.h)
   kCount
 };
 
