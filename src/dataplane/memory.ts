@@ -10,6 +10,7 @@ import {
   type Endpoint,
   type ForwardingEntry,
   type SaCounters,
+  type SaVolumeLimits,
   SEQ_LAST_32,
   SEQ_SOFT_32,
 } from './types.js';
@@ -28,7 +29,7 @@ interface Limits {
 }
 
 function effectiveLimits(sa: ChildSaSpec, outbound: boolean): Limits {
-  const l = sa.limits ?? {};
+  const l: SaVolumeLimits = sa.limits ?? {};
   const v = (x: number | undefined): number => (x === undefined || x === 0 ? Infinity : x);
   const r: Limits = {
     softPackets: v(l.softPackets),
