@@ -27,6 +27,9 @@ constexpr uint64_t kSeqLast32 = 0xffffffffull;
 // Where a non-ESN SA asks for its rekey at the latest: 90 % of its sequence space, as strongSwan
 // places rekey_packets below life_packets. At 10 Mpps that leaves about 40 s for the rekey.
 constexpr uint64_t kSeqSoft32 = kSeqLast32 - kSeqLast32 / 10;
+// The same for the inbound SA, whose counter is the peer's: 95 %, so the peer rekeys first (see
+// SaMeter::Init).
+constexpr uint64_t kSeqSoft32In = kSeqLast32 - kSeqLast32 / 20;
 
 // As configured (SaConfig): 0 or kNoLimit = none.
 struct VolumeLimits {
@@ -45,18 +48,29 @@ enum class Volume {
 // that direction (TX: outbound, RX: inbound), read by any (relaxed atomics).
 class SaMeter {
  public:
-  // `outbound` with `esn` false caps the limits to the 32-bit sequence space; inbound the soft mark
-  // is capped the same way (the peer's counter runs out just as ours would), the hard limit not
-  // (the replay window refuses a wrapped counter).
+  // `outbound` with `esn` false caps the limits to the 32-bit sequence space. Inbound, the soft
+  // marks lie halfway between the configured ones and the hard limits (95 % for a 90 % mark), and
+  // without ESN at kSeqSoft32In: the traffic is the peer's outbound, so the peer's mark comes
+  // first and its rekey replaces the pair before ours would start; a one-way flow then causes one
+  // rekey, not two colliding ones (RFC 7296 §2.8.1). The inbound hard limit is not capped to the
+  // sequence space (the replay window refuses a wrapped counter).
   void Init(const VolumeLimits& cfg, bool esn, bool outbound) {
     auto norm = [](uint64_t v) { return v == 0 ? kNoLimit : v; };
     lim_.softPackets = norm(cfg.softPackets);
     lim_.hardPackets = norm(cfg.hardPackets);
     lim_.softBytes = norm(cfg.softBytes);
     lim_.hardBytes = norm(cfg.hardBytes);
+    if (!outbound) {
+      auto later = [](uint64_t soft, uint64_t hard) {
+        return soft < hard && hard != kNoLimit ? soft + (hard - soft) / 2 : soft;
+      };
+      lim_.softPackets = later(lim_.softPackets, lim_.hardPackets);
+      lim_.softBytes = later(lim_.softBytes, lim_.hardBytes);
+    }
     seqLast_ = kNoLimit;  // with ESN Take still refuses a 64-bit wrap
     if (!esn) {
-      if (lim_.softPackets > kSeqSoft32) lim_.softPackets = kSeqSoft32;
+      uint64_t cap = outbound ? kSeqSoft32 : kSeqSoft32In;
+      if (lim_.softPackets > cap) lim_.softPackets = cap;
       if (outbound) seqLast_ = kSeqLast32;
     }
   }

@@ -1326,18 +1326,25 @@ void TestSoftMarks() {
   CHECK(r.told.size() == 2);  // the pair's soft mark went already
   CHECK(p.rx.packets() == 9 && p.rx.bytes() == 450);
 
-  // Bytes: soft at 1000, hard at 1500.
+  // Bytes: soft at 1000, hard at 1500; inbound the soft mark is halfway to the hard limit (1250),
+  // so that the peer, whose outbound this is, rekeys first.
   Pair b(twinsec::VolumeLimits{0, 0, 1000, 1500}, true);
+  CHECK(b.tx.limits().softBytes == 1000 && b.rx.limits().softBytes == 1250);
   Reports rb;
   CHECK(b.In(&rb, 600) == Volume::kOk);
+  CHECK(b.In(&rb, 600) == Volume::kOk);  // 1200: past the outbound mark, not the inbound one
   CHECK(rb.told.empty());
-  CHECK(b.In(&rb, 600) == Volume::kOk);  // 1200: past the soft mark
+  CHECK(b.In(&rb, 100) == Volume::kOk);  // 1300
   CHECK(rb.told.size() == 1 && rb.told[0] == false);
-  CHECK(b.In(&rb, 600) == Volume::kExpired);  // would be 1800
-  CHECK(b.In(&rb, 300) == Volume::kOk);       // exactly 1500
+  CHECK(b.In(&rb, 600) == Volume::kExpired);  // would be 1900
+  CHECK(b.In(&rb, 200) == Volume::kOk);       // exactly 1500
   CHECK(b.In(&rb, 1) == Volume::kExpired);
   CHECK(rb.told.size() == 2 && rb.told[1] == true);
-  CHECK(b.rx.bytes() == 1500 && b.rx.packets() == 3);
+  CHECK(b.rx.bytes() == 1500 && b.rx.packets() == 4);
+  // Without ESN the inbound cap is 95 % of the sequence space.
+  Pair n(twinsec::VolumeLimits{0, 0, 0, 0}, false);
+  CHECK(n.tx.limits().softPackets == twinsec::kSeqSoft32);
+  CHECK(n.rx.limits().softPackets == twinsec::kSeqSoft32In);
 
   // A report the queue refused is given back and tried again, not before kRetryNs.
   Pair q(twinsec::VolumeLimits{1, 0, 0, 0}, true);

@@ -13,6 +13,7 @@ import {
   type SaVolumeLimits,
   SEQ_LAST_32,
   SEQ_SOFT_32,
+  SEQ_SOFT_32_IN,
 } from './types.js';
 
 interface Meter {
@@ -37,8 +38,15 @@ function effectiveLimits(sa: ChildSaSpec, outbound: boolean): Limits {
     softBytes: v(l.softBytes),
     hardBytes: v(l.hardBytes),
   };
+  if (!outbound) {
+    // Halfway to the hard limit: the peer's mark comes first (SaMeter::Init).
+    const later = (soft: number, hard: number): number =>
+      soft < hard && hard !== Infinity ? soft + Math.floor((hard - soft) / 2) : soft;
+    r.softPackets = later(r.softPackets, r.hardPackets);
+    r.softBytes = later(r.softBytes, r.hardBytes);
+  }
   if (!sa.esn) {
-    r.softPackets = Math.min(r.softPackets, SEQ_SOFT_32);
+    r.softPackets = Math.min(r.softPackets, outbound ? SEQ_SOFT_32 : SEQ_SOFT_32_IN);
     if (outbound) r.hardPackets = Math.min(r.hardPackets, SEQ_LAST_32);
   }
   return r;

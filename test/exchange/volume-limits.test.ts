@@ -73,12 +73,16 @@ for (const [version, make] of [
     t.same(p.b.failures, []);
   });
 
-  t.test(`IKEv${version}: the inbound byte mark rekeys too; the report comes once`, async (t) => {
+  t.test(`IKEv${version}: the inbound byte mark (halfway to the limit) rekeys too`, async (t) => {
     const p = await established(make({ lifeBytes: 10_000_000 }));
     t.teardown(p.stop);
     const spiIn = onlySpi(p.b);
     t.same(p.b.dp.sas.get(spiIn)!.limits, { softBytes: 9_000_000, hardBytes: 10_000_000 });
+    const steps = p.net.steps().length;
     t.equal(p.b.dp.traffic(spiIn, 'in', 9000, 9_000_000), 9000);
+    await settle();
+    t.equal(p.net.steps().length, steps, "inbound at 90 %: the peer's turn, no exchange");
+    t.equal(p.b.dp.traffic(spiIn, 'in', 500, 500_000), 500);
     await until(replaced(p, spiIn, 'b'));
     t.equal(state(p.b, 't1'), 'established');
     t.same(p.a.failures, []);
