@@ -1217,8 +1217,6 @@ void TestSameEndpoint() {
   CHECK(!SameEndpoint(local, local.sa(), false));  // not an IP address: never the same
 }
 
-}  // namespace
-
 // The packet threads' accounting (AccountPacket, as engine_tx.cc / engine_rx.cc call it) with a
 // report sink that records what it was told and queues or refuses as asked.
 struct Reports {
@@ -1366,6 +1364,8 @@ void TestSoftMarks() {
   CHECK(strcmp(twinsec::DropName(Drop::kSeqExhausted), "seqExhausted") == 0);
   CHECK(strcmp(twinsec::DropName(Drop::kExpired), "expired") == 0);
 }
+
+}  // namespace
 
 int main() {
   // Before OpenSSL allocates anything; fails (harmlessly) if something already did.
