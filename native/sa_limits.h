@@ -89,7 +89,7 @@ class SaMeter {
     return Volume::kOk;
   }
 
-  // The soft mark is crossed (one compare on the fast path; callers report it once, SoftDue).
+  // The soft mark is crossed (two compares; AccountPacket reports it once per pair).
   bool PastSoft() const {
     return packets_.load(std::memory_order_relaxed) >= lim_.softPackets ||
            bytes_.load(std::memory_order_relaxed) >= lim_.softBytes;
