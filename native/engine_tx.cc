@@ -150,8 +150,9 @@ ssize_t Engine::TxPath::Encrypt(Sa* sa, int family, const uint8_t* p, size_t len
   // sequence number 2^32 - 1, or once the pair's hard limit is reached: the pair is used up until
   // the control plane replaces it. Nothing is sent with a wrapped number. Crossing the soft mark
   // (RFC 7296 §2.8: rekey early) or the hard limit is reported once (sa_limits.h).
-  Volume v = AccountPacket(&sa->txMeter, &sa->softReport, &sa->hardReport, len, &seq,
-                           [this, sa](bool hard) { return e_->ReportLimit(sa, hard, &e_->txDrops_); });
+  Volume v =
+      AccountPacket(&sa->txMeter, &sa->softReport, &sa->hardReport, len, &seq,
+                    [this, sa](bool hard) { return e_->ReportLimit(sa, hard, &e_->txDrops_); });
   if (__builtin_expect(v != Volume::kOk, 0)) {
     Count(v == Volume::kExhausted ? Drop::kSeqExhausted : Drop::kExpired);
     return -1;

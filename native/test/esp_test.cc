@@ -1260,7 +1260,7 @@ void TestSeqExhaustion() {
     CHECK(p.Out(&r, 100, &seq) == Volume::kExhausted);
     CHECK(seq == 7);  // no number handed out
   }
-  CHECK(p.tx.packets() == kSeqLast32);  // the counter never wraps, not even internally
+  CHECK(p.tx.packets() == kSeqLast32);             // the counter never wraps, not even internally
   CHECK(r.told.size() == 2 && r.told[1] == true);  // hard, once
   CHECK(p.tx.AtHard());
 

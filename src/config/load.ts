@@ -306,7 +306,10 @@ export function secret(src: Buffer | string): Buffer {
 }
 
 const optRekey = (t: number | undefined): { rekeyTime?: number } => (t === undefined ? {} : { rekeyTime: t });
-const optVolume = (p: number | undefined, b: number | undefined): { lifePackets?: number; lifeBytes?: number } => ({
+const optVolume = (
+  p: number | undefined,
+  b: number | undefined,
+): { lifePackets?: number; lifeBytes?: number } => ({
   ...(p === undefined ? {} : { lifePackets: p }),
   ...(b === undefined ? {} : { lifeBytes: b }),
 });
