@@ -356,6 +356,6 @@ t.test('esp.lifePackets / lifeBytes: optional volume limits, bounded below', asy
   t.notOk('lifeBytes' in d.connections.t1!.esp);
   t.same(issuesOf(withConn('    esp: { lifePackets: 10, lifeBytes: 1.5 }\n')), [
     'connections.t1.esp.lifePackets: must be >= 1000',
-    'connections.t1.esp.lifeBytes: expected int, received number',
+    'connections.t1.esp.lifeBytes: must be an integer',
   ]);
 });
