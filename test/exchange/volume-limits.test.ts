@@ -33,7 +33,9 @@ async function established(c: ConnectionConfig): Promise<Pair> {
       state(p.a, 't1') === 'established' &&
       state(p.b, 't1') === 'established' &&
       p.a.dp.sas.size === 1 &&
-      p.b.dp.sas.size === 1,
+      p.b.dp.sas.size === 1 &&
+      // IKEv1: the responder installs before HASH(3) and reports child-up after it.
+      childUps(p) === 2,
   );
   return p;
 }
