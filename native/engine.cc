@@ -123,6 +123,15 @@ void Engine::Wake(int fd) {
   (void)r;
 }
 
+bool Engine::ReportLimit(Sa* sa, bool hard, DropCounters* drops) {
+  // The control plane rekeys (soft, RFC 7296 §2.8) or deletes (hard) the pair, which it would
+  // otherwise do only when the time limit fires. A full event queue is counted; the caller
+  // (ReportMark) tries again later.
+  if (sink_->OnSaLimit(sa->spiIn, hard)) return true;
+  drops->Count(Drop::kQueue);
+  return false;
+}
+
 void Engine::Close() {
   std::lock_guard<std::mutex> lock(ctl_);
   if (closed_) return;
@@ -297,6 +306,8 @@ bool Engine::InstallSa(SaConfig* cfg, EngineError* err) {
   sa->udp = cfg->udp;
   sa->tsLocal = cfg->tsLocal;
   sa->tsRemote = cfg->tsRemote;
+  sa->txMeter.Init(cfg->limits, cfg->esn, /*outbound=*/true);
+  sa->rxMeter.Init(cfg->limits, cfg->esn, /*outbound=*/false);
 
   std::string why;
   sa->rxCrypto =

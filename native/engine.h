@@ -47,6 +47,7 @@
 #include "fwd.h"
 #include "packet.h"
 #include "replay.h"
+#include "sa_limits.h"
 #include "sockets.h"
 
 namespace twinsec {
@@ -73,6 +74,11 @@ class EngineSink {
   // not from the pair's remote endpoint: the peer may have moved behind a NAT (RFC 7296 §2.23).
   // Rate-limited by the engine to once per second per SA.
   virtual bool OnPeerMoved(uint32_t spiIn, const sockaddr* from) = 0;
+  // The pair installed under spiIn crossed its soft packet/byte mark (hard false: rekey it now,
+  // RFC 7296 §2.8) or reached its hard limit (hard true: it drops packets from now on; without ESN
+  // its outbound sequence numbers are used up, RFC 4303 §3.3.3). Called from the TX or the RX
+  // thread, once per pair and mark (again after 100 ms when it returned false).
+  virtual bool OnSaLimit(uint32_t spiIn, bool hard) = 0;
 };
 
 // One CHILD_SA pair as the control plane negotiated it. Key vectors are wiped by the engine once
@@ -91,6 +97,9 @@ struct SaConfig {
   // connection's current one (unless the connection has none); Engine::ActivateSa, or the first
   // authenticated packet on its inbound SA, does that later.
   bool activate = true;
+  // Packet and byte limits, the same for both directions (sa_limits.h); 0 = none. Without ESN the
+  // engine caps them to the sequence space on its own.
+  VolumeLimits limits{0, 0, 0, 0};
 };
 
 struct SaCounters {
@@ -142,7 +151,11 @@ struct Sa {
   // TX thread only (it also encrypts the injected probes).
   std::unique_ptr<EspCrypto> txCrypto;
 
-  alignas(64) std::atomic<uint64_t> seqOut{0};  // last sequence number sent (RFC 4303 §3.3.3)
+  // Outbound: written by the TX thread; its packet count is the last sequence number used (RFC 4303
+  // §3.3.3). Inbound: written by the RX thread. Both are accounted before the send / the TUN.
+  alignas(64) SaMeter txMeter;
+  alignas(64) SaMeter rxMeter;
+  LimitReport softReport, hardReport;  // either thread (Engine::ReportLimit)
   DirCounters in, out;
 };
 
@@ -291,6 +304,10 @@ class Engine {
     return (watch_[id >> 6].load(std::memory_order_relaxed) >> (id & 63)) & 1;
   }
   void Wake(int fd);
+  // A packet thread saw `sa` cross its soft mark or reach its hard limit (AccountPacket, which
+  // makes it once per pair and mark): tells the sink; false (counted as a kQueue drop in `drops`)
+  // when the event could not be queued.
+  bool ReportLimit(Sa* sa, bool hard, DropCounters* drops);
 
   std::string tunName_;
   int mtu_ = 0;

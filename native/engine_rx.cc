@@ -237,6 +237,12 @@ void Engine::RxPath::Esp(const uint8_t* d, size_t len, uint64_t ns, const sockad
       info.family != (nh == 4 ? kFamily4 : kFamily6))
     return Count(Drop::kMalformed);
   if (!Allowed(sa, info)) return Count(Drop::kPolicy);
+  // The inbound half of the pair's volume limits (sa_limits.h): past the hard limit its packets
+  // are refused, past the soft mark the control plane rekeys early (RFC 7296 §2.8).
+  Volume v =
+      AccountPacket(&sa.rxMeter, &sa.softReport, &sa.hardReport, info.totalLen, nullptr,
+                    [this, &sa](bool hard) { return e_->ReportLimit(&sa, hard, &e_->rxDrops_); });
+  if (__builtin_expect(v != Volume::kOk, 0)) return Count(Drop::kExpired);
   sa.in.bytes.fetch_add(info.totalLen, std::memory_order_relaxed);
   sa.in.packets.fetch_add(1, std::memory_order_relaxed);
   // Echo requests: remember the connection, so that the reply goes back through it (TX thread).

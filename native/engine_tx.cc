@@ -145,11 +145,16 @@ void Engine::TxPath::ReadTun() {
 }
 
 ssize_t Engine::TxPath::Encrypt(Sa* sa, int family, const uint8_t* p, size_t len, uint8_t* out) {
-  uint64_t seq = sa->seqOut.fetch_add(1, std::memory_order_relaxed) + 1;
-  // RFC 4303 §3.3.3: without ESN the counter must not cycle; the SA is used up until the control
-  // plane rekeys it.
-  if (!sa->esn && seq > 0xffffffffull) {
-    Count(Drop::kNoSa);
+  uint64_t seq = 0;
+  // RFC 4303 §3.3.3: without ESN the counter must not cycle. The meter refuses the packet after
+  // sequence number 2^32 - 1, or once the pair's hard limit is reached: the pair is used up until
+  // the control plane replaces it. Nothing is sent with a wrapped number. Crossing the soft mark
+  // (RFC 7296 §2.8: rekey early) or the hard limit is reported once (sa_limits.h).
+  Volume v =
+      AccountPacket(&sa->txMeter, &sa->softReport, &sa->hardReport, len, &seq,
+                    [this, sa](bool hard) { return e_->ReportLimit(sa, hard, &e_->txDrops_); });
+  if (__builtin_expect(v != Volume::kOk, 0)) {
+    Count(v == Volume::kExhausted ? Drop::kSeqExhausted : Drop::kExpired);
     return -1;
   }
   // RFC 4303 §2.6 / RFC 4301: next header 4 (IPv4) or 41 (IPv6) in tunnel mode.

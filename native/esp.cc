@@ -420,6 +420,10 @@ const char* DropName(Drop d) {
       return "mtu";
     case Drop::kQueue:
       return "queue";
+    case Drop::kSeqExhausted:
+      return "seqExhausted";
+    case Drop::kExpired:
+      return "expired";
     case Drop::kCount:
       break;
   }

@@ -17,14 +17,16 @@ namespace twinsec {
 // Why a packet was dropped. The order is the counter index exposed to JavaScript.
 enum class Drop : int {
   kNone = 0,
-  kMalformed,  // truncated or garbled ESP, bad padding, unknown next header
-  kNoSa,       // unknown SPI inbound / no SA for the route outbound
-  kReplay,     // sequence number already seen or left of the window
-  kIntegrity,  // ICV (GCM tag / HMAC) did not verify
-  kPolicy,     // inner addresses outside the SA's traffic selectors
-  kNoRoute,    // no forwarding entry for the destination
-  kMtu,        // too big for the tunnel (ICMP sent back when DF was set)
-  kQueue,      // a bounded queue was full
+  kMalformed,     // truncated or garbled ESP, bad padding, unknown next header
+  kNoSa,          // unknown SPI inbound / no SA for the route outbound
+  kReplay,        // sequence number already seen or left of the window
+  kIntegrity,     // ICV (GCM tag / HMAC) did not verify
+  kPolicy,        // inner addresses outside the SA's traffic selectors
+  kNoRoute,       // no forwarding entry for the destination
+  kMtu,           // too big for the tunnel (ICMP sent back when DF was set)
+  kQueue,         // a bounded queue was full
+  kSeqExhausted,  // outbound without ESN at sequence number 2^32 - 1 (RFC 4303 §3.3.3)
+  kExpired,       // the SA reached its hard packet or byte limit (sa_limits.h)
   kCount
 };
 

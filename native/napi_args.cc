@@ -124,6 +124,27 @@ bool ParseSa(Napi::Env env, Napi::Value v, SaConfig* c) {
     if (!activate.IsBoolean()) return TypeErr(env, "sa.activate must be a boolean");
     c->activate = activate.As<Napi::Boolean>().Value();
   }
+  // sa.limits (optional): packet and byte limits, 0 or absent = none (sa_limits.h). Integers up to
+  // 2^53, which is beyond any SA's life.
+  Napi::Value limits = o.Get("limits");
+  if (!limits.IsUndefined() && !limits.IsNull()) {
+    if (!limits.IsObject()) return TypeErr(env, "sa.limits must be an object");
+    Napi::Object l = limits.As<Napi::Object>();
+    const struct {
+      const char* key;
+      uint64_t* to;
+    } fields[] = {{"softPackets", &c->limits.softPackets},
+                  {"hardPackets", &c->limits.hardPackets},
+                  {"softBytes", &c->limits.softBytes},
+                  {"hardBytes", &c->limits.hardBytes}};
+    for (const auto& f : fields) {
+      Napi::Value x = l.Get(f.key);
+      if (x.IsUndefined()) continue;
+      if (!GetUint(env, x, std::string("sa.limits.") + f.key, 0, 9007199254740991.0, &n))
+        return false;
+      *f.to = static_cast<uint64_t>(n);
+    }
+  }
   return GetPrefixes(env, o.Get("tsLocal"), "sa.tsLocal", &c->tsLocal) &&
          GetPrefixes(env, o.Get("tsRemote"), "sa.tsRemote", &c->tsRemote);
 }

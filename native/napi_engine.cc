@@ -4,7 +4,8 @@
 // turns errno failures into Errors carrying `errno`, and brings IKE messages, probe replies and
 // moved peers from the RX thread to JavaScript through one thread-safe function whose queue is
 // bounded: when it is full the event is dropped and counted (Drop::kQueue), the packet thread never
-// waits for JavaScript.
+// waits for JavaScript. Volume limit reports (onSaLimit) take the same path; the engine retries one
+// that was dropped.
 #include "napi_engine.h"
 
 #include <memory>
@@ -21,16 +22,17 @@ namespace {
 constexpr size_t kEventQueue = 256;  // events waiting for the JS thread
 
 struct Event {
-  enum Kind { kIke, kProbe, kMoved } kind = kIke;
+  enum Kind { kIke, kProbe, kMoved, kLimit } kind = kIke;
   std::vector<uint8_t> data;
   std::string a, b;  // IKE: local, remote address. Probe: connection. Moved: remote address.
   uint16_t aPort = 0, bPort = 0;
   uint64_t ns = 0;
-  uint32_t spi = 0;  // Moved: the SA's inbound SPI
+  uint32_t spi = 0;   // Moved, Limit: the SA's inbound SPI
+  bool hard = false;  // Limit: the hard limit (else the soft mark)
 };
 
 struct JsCallbacks {
-  Napi::FunctionReference onIke, onProbe, onPeerMoved;  // onPeerMoved may be empty
+  Napi::FunctionReference onIke, onProbe, onPeerMoved, onSaLimit;  // the last two may be empty
 };
 
 void CallJs(Napi::Env env, Napi::Function, JsCallbacks* cb, Event* raw) {
@@ -42,6 +44,10 @@ void CallJs(Napi::Env env, Napi::Function, JsCallbacks* cb, Event* raw) {
       if (cb->onPeerMoved.IsEmpty()) return;  // Sink::wantMoved keeps these from being queued
       cb->onPeerMoved.Call({Napi::Number::New(env, ev->spi), Napi::String::New(env, ev->a),
                             Napi::Number::New(env, ev->aPort)});
+      return;
+    case Event::kLimit:
+      if (cb->onSaLimit.IsEmpty()) return;  // Sink::wantLimit keeps these from being queued
+      cb->onSaLimit.Call({Napi::Number::New(env, ev->spi), Napi::Boolean::New(env, ev->hard)});
       return;
     case Event::kProbe:
       cb->onProbe.Call({Napi::String::New(env, ev->a),
@@ -62,6 +68,7 @@ class Sink : public EngineSink {
  public:
   Tsfn tsfn;
   bool wantMoved = false;  // opts.onPeerMoved was given
+  bool wantLimit = false;  // opts.onSaLimit was given
 
   bool OnIke(const uint8_t* data, size_t len, const sockaddr* local,
              const sockaddr* remote) override {
@@ -91,6 +98,15 @@ class Sink : public EngineSink {
     ev->spi = spiIn;
     ev->a = AddrText(from);
     ev->aPort = AddrPort(from);
+    return Post(std::move(ev));
+  }
+
+  bool OnSaLimit(uint32_t spiIn, bool hard) override {
+    if (!wantLimit) return true;
+    auto ev = std::make_unique<Event>();
+    ev->kind = Event::kLimit;
+    ev->spi = spiIn;
+    ev->hard = hard;
     return Post(std::move(ev));
   }
 
@@ -172,7 +188,7 @@ EngineWrap::EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine
   Napi::Object o = info[0].As<Napi::Object>();
   EngineOptions opts;
   double n;
-  Napi::Function onIke, onProbe, onPeerMoved;
+  Napi::Function onIke, onProbe, onPeerMoved, onSaLimit;
   if (!GetString(env, o.Get("tunName"), "opts.tunName", &opts.tunName) ||
       !GetUint(env, o.Get("mtu"), "opts.mtu", 68, 65535, &n))
     return;
@@ -185,13 +201,17 @@ EngineWrap::EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine
     return;
   Napi::Value moved = o.Get("onPeerMoved");
   if (!moved.IsUndefined() && !GetFunction(env, moved, "opts.onPeerMoved", &onPeerMoved)) return;
+  Napi::Value limit = o.Get("onSaLimit");
+  if (!limit.IsUndefined() && !GetFunction(env, limit, "opts.onSaLimit", &onSaLimit)) return;
 
   auto* cbs = new JsCallbacks();
   cbs->onIke = Napi::Persistent(onIke);
   cbs->onProbe = Napi::Persistent(onProbe);
   if (!onPeerMoved.IsEmpty()) cbs->onPeerMoved = Napi::Persistent(onPeerMoved);
+  if (!onSaLimit.IsEmpty()) cbs->onSaLimit = Napi::Persistent(onSaLimit);
   sink_ = std::make_unique<Sink>();
   sink_->wantMoved = !onPeerMoved.IsEmpty();
+  sink_->wantLimit = !onSaLimit.IsEmpty();
   // One "thread" (the RX thread's uses are covered by this reference until Shutdown releases
   // it); the finalizer frees the callbacks after the last queued event ran.
   sink_->tsfn = Tsfn::New(env, "twinsec-engine", kEventQueue, 1, cbs,

@@ -1,5 +1,6 @@
 // Unit tests for the native ESP transforms (esp.cc), the anti-replay window (replay.cc), the
-// inner packet helpers (packet.cc) and the RX thread's endpoint comparison (sockets.h). Plain C++
+// inner packet helpers (packet.cc), the RX thread's endpoint comparison (sockets.h) and the SAs'
+// volume limits and sequence exhaustion (sa_limits.h, as the TX/RX threads use it). Plain C++
 // with a counting CHECK macro: no framework needed.
 //
 //   native/test/run.sh          (builds with g++ -Wall -Wextra against -lcrypto and runs)
@@ -24,6 +25,7 @@
 
 #include "../packet.h"
 #include "../replay.h"
+#include "../sa_limits.h"
 #include "../sockets.h"
 
 using twinsec::Drop;
@@ -1215,6 +1217,154 @@ void TestSameEndpoint() {
   CHECK(!SameEndpoint(local, local.sa(), false));  // not an IP address: never the same
 }
 
+// The packet threads' accounting (AccountPacket, as engine_tx.cc / engine_rx.cc call it) with a
+// report sink that records what it was told and queues or refuses as asked.
+struct Reports {
+  std::vector<bool> told;  // hard flags, in order
+  bool accept = true;
+  bool operator()(bool hard) {
+    if (accept) told.push_back(hard);
+    return accept;
+  }
+};
+
+struct Pair {
+  twinsec::SaMeter tx, rx;
+  twinsec::LimitReport soft, hard;
+  Pair(const twinsec::VolumeLimits& l, bool esn) {
+    tx.Init(l, esn, true);
+    rx.Init(l, esn, false);
+  }
+  twinsec::Volume Out(Reports* r, size_t len, uint64_t* seq) {
+    return twinsec::AccountPacket(&tx, &soft, &hard, len, seq, *r);
+  }
+  twinsec::Volume In(Reports* r, size_t len) {
+    return twinsec::AccountPacket(&rx, &soft, &hard, len, nullptr, *r);
+  }
+};
+
+void TestSeqExhaustion() {
+  using twinsec::kSeqLast32;
+  using twinsec::Volume;
+  // Nothing configured, no ESN: the counter stops at 2^32 - 1 (RFC 4303 §3.3.3); the soft mark
+  // (90 % of the space) and the end are each reported once.
+  Pair p(twinsec::VolumeLimits{0, 0, 0, 0}, false);
+  Reports r;
+  p.tx.SetUsedForTest(kSeqLast32 - 2, 0);  // the test hook: right below the end
+  uint64_t seq = 0;
+  CHECK(p.Out(&r, 100, &seq) == Volume::kOk && seq == kSeqLast32 - 1);
+  CHECK(r.told.size() == 1 && r.told[0] == false);  // soft: far past 90 %
+  CHECK(p.Out(&r, 100, &seq) == Volume::kOk && seq == kSeqLast32);
+  for (int i = 0; i < 3; i++) {
+    seq = 7;
+    CHECK(p.Out(&r, 100, &seq) == Volume::kExhausted);
+    CHECK(seq == 7);  // no number handed out
+  }
+  CHECK(p.tx.packets() == kSeqLast32);             // the counter never wraps, not even internally
+  CHECK(r.told.size() == 2 && r.told[1] == true);  // hard, once
+  CHECK(p.tx.AtHard());
+
+  // The last number still encrypts; the one after it is refused by the transform too.
+  Bytes key(36, 0x11);
+  std::string err;
+  auto c = EspCrypto::Create("aes128gcm16", "", key.data(), 20, nullptr, 0, &err);
+  CHECK(c != nullptr);
+  if (c) {
+    uint8_t inner[40] = {0x45};
+    uint8_t out[256];
+    CHECK(c->Encrypt(0x1234, kSeqLast32, false, 4, inner, sizeof(inner), out, sizeof(out)) > 0);
+    CHECK(out[4] == 0xff && out[5] == 0xff && out[6] == 0xff && out[7] == 0xff);
+    CHECK(c->Encrypt(0x1234, kSeqLast32 + 1, false, 4, inner, sizeof(inner), out, sizeof(out)) ==
+          -1);
+  }
+
+  // Inbound, no ESN: the replay window guards the wrap, the meter does not stop there; the soft
+  // mark was already reported for the pair.
+  CHECK(p.In(&r, 100) == Volume::kOk);
+  p.rx.SetUsedForTest(kSeqLast32, 0);
+  CHECK(p.In(&r, 100) == Volume::kOk);
+  CHECK(r.told.size() == 2);
+
+  // ESN: 2^32 is just another number, and the soft mark is not the 32-bit one.
+  Pair e(twinsec::VolumeLimits{0, 0, 0, 0}, true);
+  Reports re;
+  e.tx.SetUsedForTest(kSeqLast32, 0);
+  CHECK(e.Out(&re, 100, &seq) == Volume::kOk && seq == kSeqLast32 + 1);
+  CHECK(re.told.empty());
+  // ... but a 64-bit wrap is refused all the same.
+  e.tx.SetUsedForTest(~uint64_t{0}, 0);
+  CHECK(e.Out(&re, 100, &seq) == Volume::kExhausted);
+  CHECK(re.told.size() == 1 && re.told[0] == true);
+
+  // A configured hard limit above the 32-bit space is capped to it without ESN.
+  Pair big(twinsec::VolumeLimits{0, uint64_t{1} << 40, 0, 0}, false);
+  CHECK(big.tx.limits().hardPackets == uint64_t{1} << 40);
+  big.tx.SetUsedForTest(kSeqLast32, 0);
+  Reports rb;
+  CHECK(big.Out(&rb, 1, &seq) == Volume::kExhausted);
+  CHECK(big.tx.limits().softPackets == twinsec::kSeqSoft32);
+}
+
+void TestSoftMarks() {
+  using twinsec::Volume;
+  // Packets: soft at 9, hard at 10; both directions count on their own, report once per pair.
+  Pair p(twinsec::VolumeLimits{9, 10, 0, 0}, false);
+  Reports r;
+  uint64_t seq = 0;
+  for (int i = 1; i <= 8; i++) CHECK(p.Out(&r, 50, &seq) == Volume::kOk && seq == uint64_t(i));
+  CHECK(r.told.empty());
+  CHECK(p.Out(&r, 50, &seq) == Volume::kOk && seq == 9);  // crosses the soft mark
+  CHECK(r.told.size() == 1 && r.told[0] == false);
+  CHECK(p.Out(&r, 50, &seq) == Volume::kOk && seq == 10);
+  CHECK(r.told.size() == 1);
+  CHECK(p.Out(&r, 50, &seq) == Volume::kExpired);
+  CHECK(p.Out(&r, 50, &seq) == Volume::kExpired);
+  CHECK(r.told.size() == 2 && r.told[1] == true);
+  for (int i = 1; i <= 9; i++) CHECK(p.In(&r, 50) == Volume::kOk);
+  CHECK(r.told.size() == 2);  // the pair's soft mark went already
+  CHECK(p.rx.packets() == 9 && p.rx.bytes() == 450);
+
+  // Bytes: soft at 1000, hard at 1500; inbound the soft mark is halfway to the hard limit (1250),
+  // so that the peer, whose outbound this is, rekeys first.
+  Pair b(twinsec::VolumeLimits{0, 0, 1000, 1500}, true);
+  CHECK(b.tx.limits().softBytes == 1000 && b.rx.limits().softBytes == 1250);
+  Reports rb;
+  CHECK(b.In(&rb, 600) == Volume::kOk);
+  CHECK(b.In(&rb, 600) == Volume::kOk);  // 1200: past the outbound mark, not the inbound one
+  CHECK(rb.told.empty());
+  CHECK(b.In(&rb, 100) == Volume::kOk);  // 1300
+  CHECK(rb.told.size() == 1 && rb.told[0] == false);
+  CHECK(b.In(&rb, 600) == Volume::kExpired);  // would be 1900
+  CHECK(b.In(&rb, 200) == Volume::kOk);       // exactly 1500
+  CHECK(b.In(&rb, 1) == Volume::kExpired);
+  CHECK(rb.told.size() == 2 && rb.told[1] == true);
+  CHECK(b.rx.bytes() == 1500 && b.rx.packets() == 4);
+  // Without ESN the inbound cap is 95 % of the sequence space.
+  Pair n(twinsec::VolumeLimits{0, 0, 0, 0}, false);
+  CHECK(n.tx.limits().softPackets == twinsec::kSeqSoft32);
+  CHECK(n.rx.limits().softPackets == twinsec::kSeqSoft32In);
+
+  // A report the queue refused is given back and tried again, not before kRetryNs.
+  Pair q(twinsec::VolumeLimits{1, 0, 0, 0}, true);
+  Reports rq;
+  rq.accept = false;
+  CHECK(q.Out(&rq, 10, &seq) == Volume::kOk);
+  CHECK(!q.soft.sent());
+  rq.accept = true;
+  CHECK(q.Out(&rq, 10, &seq) == Volume::kOk);
+  CHECK(rq.told.empty());  // too soon
+  twinsec::LimitReport lr;
+  CHECK(lr.Claim(1000));
+  CHECK(!lr.Claim(1000));  // once
+  lr.Release(1000);
+  CHECK(!lr.Claim(1000 + twinsec::LimitReport::kRetryNs - 1));
+  CHECK(lr.Claim(1000 + twinsec::LimitReport::kRetryNs));
+  CHECK(lr.sent());
+
+  CHECK(strcmp(twinsec::DropName(Drop::kSeqExhausted), "seqExhausted") == 0);
+  CHECK(strcmp(twinsec::DropName(Drop::kExpired), "expired") == 0);
+}
+
 }  // namespace
 
 int main() {
@@ -1245,6 +1395,8 @@ int main() {
       {"packet ICMP frag needed", TestIcmp4},
       {"packet ICMPv6 too big", TestIcmp6},
       {"sockets SameEndpoint", TestSameEndpoint},
+      {"sa_limits sequence exhaustion (RFC 4303 3.3.3)", TestSeqExhaustion},
+      {"sa_limits soft/hard marks and reports", TestSoftMarks},
   };
   int failedTests = 0;
   for (const Test& t : tests) {

@@ -306,6 +306,13 @@ export function secret(src: Buffer | string): Buffer {
 }
 
 const optRekey = (t: number | undefined): { rekeyTime?: number } => (t === undefined ? {} : { rekeyTime: t });
+const optVolume = (
+  p: number | undefined,
+  b: number | undefined,
+): { lifePackets?: number; lifeBytes?: number } => ({
+  ...(p === undefined ? {} : { lifePackets: p }),
+  ...(b === undefined ? {} : { lifeBytes: b }),
+});
 
 function resolveConfig(raw: RawConfig, psks: Map<string, Buffer>, baseDir: string): Config {
   const connections: Record<string, ConnectionConfig> = {};
@@ -320,7 +327,12 @@ function resolveConfig(raw: RawConfig, psks: Map<string, Buffer>, baseDir: strin
       remoteId: c.remoteId ?? c.remote,
       psk: c.psk !== undefined ? secret(c.psk) : psks.get(name)!,
       ike: { proposals: [...c.ike.proposals], lifetime: c.ike.lifetime, ...optRekey(c.ike.rekeyTime) },
-      esp: { proposals: [...c.esp.proposals], lifetime: c.esp.lifetime, ...optRekey(c.esp.rekeyTime) },
+      esp: {
+        proposals: [...c.esp.proposals],
+        lifetime: c.esp.lifetime,
+        ...optRekey(c.esp.rekeyTime),
+        ...optVolume(c.esp.lifePackets, c.esp.lifeBytes),
+      },
       localSubnets: c.localSubnets,
       remoteSubnets: c.remoteSubnets,
       start: c.start,

@@ -118,11 +118,23 @@ export const ikeParamsSchema = z
   })
   .superRefine(softBeforeHard);
 
+/**
+ * Optional volume limit of a CHILD_SA (strongSwan's life_packets / life_bytes): each direction of
+ * the pair is rekeyed once 90 % of it went through (RFC 7296 §2.8) and stops at the limit itself.
+ * Packets down to 1000 and bytes down to 1 MB, so tests can exercise them. Without ESN the data
+ * plane rekeys by 90 % of 2^32 packets and stops before its sequence number wraps, configured or
+ * not (RFC 4303 §3.3.3).
+ */
+const lifePackets = z.number().int().min(1000).max(Number.MAX_SAFE_INTEGER).optional();
+const lifeBytes = z.number().int().min(1_000_000).max(Number.MAX_SAFE_INTEGER).optional();
+
 export const espParamsSchema = z
   .strictObject({
     proposals: z.array(proposal).min(1).default(DEFAULT_ESP_PROPOSALS),
     lifetime: lifetime(3600),
     rekeyTime,
+    lifePackets,
+    lifeBytes,
   })
   .superRefine(softBeforeHard);
 

@@ -12,6 +12,17 @@ export interface IkeParams {
   rekeyTime?: number;
 }
 
+/** CHILD_SA parameters: an IKE SA's, plus volume limits. */
+export interface EspParams extends IkeParams {
+  /**
+   * Packets per direction of a pair (strongSwan's life_packets): rekeyed at 90 %, no more traffic
+   * at the limit. Absent: none (without ESN the 32-bit sequence space still limits it, RFC 4303 §3.3.3).
+   */
+  lifePackets?: number;
+  /** Inner bytes per direction of a pair (life_bytes): rekeyed at 90 %, no more traffic at the limit. */
+  lifeBytes?: number;
+}
+
 export interface ConnectionConfig {
   name: string;
   version: 1 | 2;
@@ -24,7 +35,7 @@ export interface ConnectionConfig {
   /** Never log, print or export this. */
   psk: Buffer;
   ike: IkeParams;
-  esp: IkeParams;
+  esp: EspParams;
   localSubnets: string[];
   remoteSubnets: string[];
   start: 'initiate' | 'listen';

@@ -28,6 +28,14 @@ export interface EngineOptions {
    * until updateSa. At most once per SA per second; without this option nothing is reported.
    */
   onPeerMoved?: (spiIn: number, remote: string, remotePort: number) => void;
+  /**
+   * The pair installed under spiIn crossed its soft packet/byte mark (hard false: rekey it now,
+   * RFC 7296 §2.8) or reached its hard limit (hard true: it drops packets from now on; without ESN
+   * its outbound sequence numbers are used up, RFC 4303 §3.3.3). Once per pair and mark, from the
+   * packet threads through the same bounded queue as onPeerMoved (a report the queue refused is
+   * tried again 100 ms later). Without this option nothing is reported; the limits hold anyway.
+   */
+  onSaLimit?: (spiIn: number, hard: boolean) => void;
 }
 
 /**
@@ -58,7 +66,11 @@ export type DropReason =
   | 'policy'
   | 'noRoute'
   | 'mtu'
-  | 'queue';
+  | 'queue'
+  /** Outbound without ESN: the sequence number would pass 2^32 - 1 (RFC 4303 §3.3.3). */
+  | 'seqExhausted'
+  /** The SA reached its hard packet or byte limit (ChildSaSpec.limits). */
+  | 'expired';
 
 export interface NativeEngine {
   /** Sends an IKE message from local:nattPort with the non-ESP marker. */

@@ -70,12 +70,14 @@ function toEngineSa(sa: ChildSaSpec): EngineSa {
 }
 
 type PeerMovedHandler = (spiIn: number, from: Endpoint) => void;
+type SaLimitHandler = (spiIn: number, hard: boolean) => void;
 
 /** The ESP data plane in native threads: packets never reach JavaScript. */
 export class NativeDataPlane implements DataPlane {
   readonly engine: NativeEngine;
   #closed = false;
   #onPeerMoved: PeerMovedHandler | undefined;
+  #onSaLimit: SaLimitHandler | undefined;
 
   /**
    * `opts.onPeerMoved` is called as the engine reports; a handler registered later with
@@ -83,11 +85,16 @@ export class NativeDataPlane implements DataPlane {
    */
   constructor(opts: EngineOptions) {
     const given = opts.onPeerMoved;
+    const givenLimit = opts.onSaLimit;
     this.engine = loadNative().createEngine({
       ...opts,
       onPeerMoved: (spiIn, address, port) => {
         given?.(spiIn, address, port);
         this.#onPeerMoved?.(spiIn, { address, port });
+      },
+      onSaLimit: (spiIn, hard) => {
+        givenLimit?.(spiIn, hard);
+        this.#onSaLimit?.(spiIn, hard);
       },
     });
   }
@@ -103,6 +110,11 @@ export class NativeDataPlane implements DataPlane {
   /** Replaces any handler registered before. */
   onPeerMoved(handler: PeerMovedHandler): void {
     this.#onPeerMoved = handler;
+  }
+
+  /** Replaces any handler registered before (`opts.onSaLimit` is told as well). */
+  onSaLimit(handler: SaLimitHandler): void {
+    this.#onSaLimit = handler;
   }
 
   removeSa(spiIn: number): void {

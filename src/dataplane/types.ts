@@ -45,7 +45,32 @@ export interface ChildSaSpec {
    * If the connection has no current pair, the new one is used at once anyway.
    */
   activate?: boolean;
+  /**
+   * Packet and byte limits of each direction of the pair (strongSwan's rekey_/life_packets and
+   * _bytes); absent or 0 = none. Crossing a soft mark is reported once (DataPlane.onSaLimit) so
+   * the IKE side rekeys early (RFC 7296 §2.8); at a hard limit the data plane drops the
+   * direction's packets. Inbound, the soft marks lie halfway between these and the hard limits:
+   * that traffic is the peer's outbound, so the peer's rekey comes first and a one-way flow does
+   * not start two colliding rekeys. Bytes are inner packet bytes, as in SaCounters. Without ESN the data
+   * plane applies its own limits on top (SEQ_SOFT_32 / SEQ_LAST_32): the 32-bit outbound sequence
+   * counter never cycles (RFC 4303 §3.3.3).
+   */
+  limits?: SaVolumeLimits;
 }
+
+export interface SaVolumeLimits {
+  softPackets?: number;
+  hardPackets?: number;
+  softBytes?: number;
+  hardBytes?: number;
+}
+
+/** The last outbound sequence number of a non-ESN SA (RFC 4303 §3.3.3); native/sa_limits.h kSeqLast32. */
+export const SEQ_LAST_32 = 0xffff_ffff;
+/** Where a non-ESN SA's soft mark lies at the latest: 90 % of its sequence space (kSeqSoft32). */
+export const SEQ_SOFT_32 = SEQ_LAST_32 - Math.floor(SEQ_LAST_32 / 10);
+/** The same for the inbound SA (the peer's counter): 95 %, so that the peer rekeys first (kSeqSoft32In). */
+export const SEQ_SOFT_32_IN = SEQ_LAST_32 - Math.floor(SEQ_LAST_32 / 20);
 
 export interface SaCounters {
   bytesIn: number;
@@ -89,5 +114,11 @@ export interface DataPlane {
    * mapping event). Reported at most once per SA per second while packets keep arriving from elsewhere.
    */
   onPeerMoved(handler: (spiIn: number, from: Endpoint) => void): void;
+  /**
+   * Registers the handler told when a pair crosses its soft packet/byte mark (hard false) or reaches
+   * its hard limit (hard true): ChildSaSpec.limits and, without ESN, the sequence space. Once per
+   * pair and mark, off the packet path. Optional: a data plane without volume accounting has none.
+   */
+  onSaLimit?(handler: (spiIn: number, hard: boolean) => void): void;
   close(): Promise<void>;
 }

@@ -52,6 +52,8 @@ export const ESP_DROP_REASONS = [
   'noRoute',
   'mtu',
   'queue',
+  'seqExhausted',
+  'expired',
 ];
 
 /** Histogram buckets for probe round trips: 0.1 ms (same host) to 5 s (a link about to fail). */

@@ -62,6 +62,9 @@ class KeyloggingDataPlane implements DataPlane {
   onPeerMoved(handler: (spiIn: number, from: Endpoint) => void): void {
     this.#inner.onPeerMoved(handler);
   }
+  onSaLimit(handler: (spiIn: number, hard: boolean) => void): void {
+    this.#inner.onSaLimit?.(handler);
+  }
   drops(): Record<string, number> {
     return this.#inner.drops();
   }

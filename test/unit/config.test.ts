@@ -346,3 +346,16 @@ t.test('rekeyTime: optional soft limit, must be below the lifetime', async (t) =
     'connections.t1.ike.rekeyTime: must be less than lifetime (600)',
   ]);
 });
+
+t.test('esp.lifePackets / lifeBytes: optional volume limits, bounded below', async (t) => {
+  const c = parseConfig(withConn('    esp: { lifePackets: 1000000, lifeBytes: 50000000000 }\n'));
+  t.equal(c.connections.t1!.esp.lifePackets, 1_000_000);
+  t.equal(c.connections.t1!.esp.lifeBytes, 50_000_000_000);
+  const d = parseConfig(withConn(''));
+  t.notOk('lifePackets' in d.connections.t1!.esp, 'absent unless configured');
+  t.notOk('lifeBytes' in d.connections.t1!.esp);
+  t.same(issuesOf(withConn('    esp: { lifePackets: 10, lifeBytes: 1.5 }\n')), [
+    'connections.t1.esp.lifePackets: must be >= 1000',
+    'connections.t1.esp.lifeBytes: must be an integer',
+  ]);
+});

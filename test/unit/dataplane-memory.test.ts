@@ -76,3 +76,36 @@ t.test('peerMoved tells the handler about a different endpoint of an installed S
   t.equal(dp.peerMoved(0x101, { address: '198.51.100.7', port: 1 }), false, 'removed SA: silent');
   t.equal(seen.length, 4);
 });
+
+t.test('traffic counts like the engine: limits, sequence space, one report per mark', async (t) => {
+  const dp = new MemoryDataPlane();
+  const told: [number, boolean][] = [];
+  dp.onSaLimit((spi, hard) => told.push([spi, hard]));
+  dp.installSa({ ...spec(0x303, 'udp'), limits: { softPackets: 9, hardPackets: 10, softBytes: 5000 } });
+  t.equal(dp.traffic(0x303, 'out', 8, 800), 8);
+  await Promise.resolve();
+  t.same(told, [], 'below the marks');
+  t.equal(dp.traffic(0x303, 'out', 1, 100), 1);
+  await Promise.resolve();
+  t.same(told, [[0x303, false]], 'the soft mark, once');
+  t.equal(dp.traffic(0x303, 'out', 5, 500), 1, 'one more up to the hard limit');
+  t.equal(dp.traffic(0x303, 'in', 3, 300), 3, 'the other direction counts on its own');
+  await Promise.resolve();
+  t.same(told, [
+    [0x303, false],
+    [0x303, true],
+  ]);
+  t.same(dp.drops(), { expired: 4 });
+  t.same(dp.counters(0x303), { bytesIn: 300, bytesOut: 1000, packetsIn: 3, packetsOut: 10 });
+
+  // Without ESN and without limits: the 32-bit sequence space.
+  dp.installSa(spec(0x404, 'esp'));
+  t.equal(dp.traffic(0x404, 'out', 0xffff_fff0), 0xffff_fff0);
+  t.equal(dp.traffic(0x404, 'out', 0x20), 0x0f, 'up to sequence number 2^32 - 1');
+  t.equal(dp.drops().seqExhausted, 0x11);
+  t.equal(dp.traffic(0x404, 'in', 0x20), 0x20, 'inbound has no such cap');
+  dp.removeSa(0x404);
+  t.equal(dp.traffic(0x404, 'out', 1), 0, 'unknown SA: nothing');
+  await Promise.resolve();
+  t.same(told.slice(2), [], 'a removed SA reports nothing');
+});

@@ -233,6 +233,34 @@ t.test('two engines in two namespaces', { skip }, async (t) => {
     );
   });
 
+  await t.test('volume limits: marks reported once each, nothing past the hard limit', async (t) => {
+    // A's pair: soft mark at 2 packets, hard limit at 4, per direction (sa_limits.h).
+    const { a: sa, b: sb } = saPair(gcm, 0x1004, 0x2004, 'udp');
+    await a.call('installSa', { sa: { ...sa, limits: { softPackets: 2, hardPackets: 4 } } });
+    await b.call('installSa', { sa: sb });
+    const d0 = await a.drops();
+    const r = await ping(['-I', A.lan, B.lan]);
+    t.match(r.stdout, /3 received/, 'three echoes fit');
+    const soft = await a.event((m) => m.event === 'limit' && m.spiIn === 0x2004);
+    t.equal(soft.hard, false, 'the soft mark is reported');
+    const r2 = await ping(['-I', A.lan, B.lan], false);
+    t.match(r2.stdout, /1 received/, 'the fourth echo is the last');
+    await a.event((m) => m.event === 'limit' && m.spiIn === 0x2004 && m.hard === true);
+    const limits = a.events.filter((m) => m.event === 'limit' && m.spiIn === 0x2004);
+    t.same(
+      limits.map((m) => m.hard),
+      [false, true],
+      'each mark once',
+    );
+    const d1 = await a.drops();
+    t.equal(d1.expired! - d0.expired!, 2, 'two echo requests dropped as expired');
+    t.equal(d1.seqExhausted, d0.seqExhausted, 'not a sequence number matter');
+    const c = await a.counters(0x2004);
+    t.ok(c && c.packetsOut === 4 && c.packetsIn === 4, `counters stop at the limit ${JSON.stringify(c)}`);
+    await a.call('removeSa', { spiIn: 0x2004 });
+    await b.call('removeSa', { spiIn: 0x1004 });
+  });
+
   await t.test('make-before-break: activate false, then activateSa or the peer moves the SA', async (t) => {
     const old = saPair(keys('aes256gcm16', 36, null, 0), 0x1004, 0x2004, 'udp');
     await a.call('installSa', { sa: old.a });

@@ -77,6 +77,12 @@ export class IkeCore implements CoreServices {
     });
     o.transport.onReceive((d) => this.handle(d));
     o.dataplane.onPeerMoved((spiIn, from) => this.#espFromElsewhere(spiIn, from));
+    // Volume limits (RFC 4303 §3.3.3, RFC 7296 §2.8): the data plane counts, the lifetimes act.
+    o.dataplane.onSaLimit?.((spiIn, hard) => {
+      if (this.#stopped) return;
+      if (hard) this.#lifetimes.volumeHard(spiIn);
+      else this.#lifetimes.volumeSoft(spiIn);
+    });
   }
 
   /** Plugs in a protocol version; datagrams with that major version go to it. */

@@ -4,7 +4,14 @@
  * jitter makes it unlikely that both peers rekey the same SA at once), or at the configured
  * rekeyTime minus up to 10 %, and deleted at the hard limit, the lifetime itself, if it is still
  * there. A failed rekey is tried once more after RETRY_AT of the lifetime.
+ *
+ * CHILD_SAs also have volume limits (esp.lifePackets / lifeBytes, and without ESN the 32-bit
+ * sequence space, RFC 4303 §3.3.3): the data plane counts, and when a pair crosses its soft mark
+ * (VOLUME_REKEY_AT of the limit) or reaches the limit it reports it (DataPlane.onSaLimit), which
+ * lands in volumeSoft / volumeHard here and takes the same path as the time limits, only earlier.
  */
+import type { EspParams } from '../../config/types.js';
+import type { SaVolumeLimits } from '../../dataplane/types.js';
 import type { EventBus } from '../../events.js';
 import type { Clock, Random, TimerHandle } from './clock.js';
 import type { AnySa, IkeProtocol, Timing } from './protocol.js';
@@ -16,6 +23,27 @@ const RETRY_AT = 0.03;
 /** Soft limit of a CHILD_SA whose shorter lifetime the peer chose: 95-98 % of it. */
 const PEER_FIRST_AT = 0.95;
 const PEER_FIRST_JITTER = 0.03;
+
+/** Soft mark of a configured volume limit: strongSwan's rekey_packets/_bytes below life_*. */
+export const VOLUME_REKEY_AT = 0.9;
+
+/**
+ * The data plane's limits for a pair of this connection (ChildSaSpec.limits), or nothing when none
+ * is configured: the soft mark at VOLUME_REKEY_AT of lifePackets / lifeBytes, the hard limit at
+ * the value itself. The data plane adds its own non-ESN sequence limit (RFC 4303 §3.3.3) either way.
+ */
+export function childVolumeLimits(esp: EspParams): { limits?: SaVolumeLimits } {
+  const limits: SaVolumeLimits = {};
+  if (esp.lifePackets !== undefined) {
+    limits.softPackets = Math.floor(esp.lifePackets * VOLUME_REKEY_AT);
+    limits.hardPackets = esp.lifePackets;
+  }
+  if (esp.lifeBytes !== undefined) {
+    limits.softBytes = Math.floor(esp.lifeBytes * VOLUME_REKEY_AT);
+    limits.hardBytes = esp.lifeBytes;
+  }
+  return Object.keys(limits).length > 0 ? { limits } : {};
+}
 
 /** A CHILD_SA lifetime the peers negotiated (IKEv1): seconds, and whether the peer chose it. */
 export interface ChildLifetime {
@@ -158,8 +186,35 @@ export class Lifetimes {
     });
   }
 
+  /**
+   * The data plane counted the CHILD_SA installed under spiIn past its soft packet/byte mark:
+   * rekey it now (RFC 7296 §2.8), the way its soft lifetime would have. Nothing when its soft limit
+   * already ran (a rekey of ours under way, or its one retry used) or it is not ours any more.
+   */
+  volumeSoft(spiIn: number): void {
+    const life = this.#child.get(spiIn);
+    if (!life || life.soft === undefined) return;
+    this.#h.clock.clearTimer(life.soft);
+    life.soft = undefined;
+    this.#childSoft(spiIn, 'its soft packet/byte limit');
+  }
+
+  /**
+   * The CHILD_SA installed under spiIn reached its hard packet/byte limit (or, without ESN, the end
+   * of its sequence numbers, RFC 4303 §3.3.3): the data plane drops its packets, so it goes now as
+   * at its hard lifetime.
+   */
+  volumeHard(spiIn: number): void {
+    const life = this.#child.get(spiIn);
+    if (!life) return;
+    this.#h.clock.clearTimer(life.hard);
+    life.hard = undefined;
+    life.peerFirst = false; // no grace for the peer's DELETE: the pair carries nothing any more
+    this.#childHard(spiIn, 'CHILD_SA packet/byte limit reached');
+  }
+
   /** Soft limit of a CHILD_SA: rekey it unless the peer already did; one retry on failure. */
-  #childSoft(spiIn: number): void {
+  #childSoft(spiIn: number, what = 'its soft lifetime'): void {
     const sa = this.#h.ownerOf(spiIn);
     const child = sa?.child(spiIn);
     const life = this.#child.get(spiIn);
@@ -178,7 +233,7 @@ export class Lifetimes {
       this.#childTimer(spiIn, 'soft', retry, () => this.#childSoft(spiIn));
       return;
     }
-    sa.debug(`CHILD_SA ${spiHex(spiIn)} reached its soft lifetime, rekeying`);
+    sa.debug(`CHILD_SA ${spiHex(spiIn)} reached ${what}, rekeying`);
     this.#h
       .protocol(sa)
       .rekeyChild(sa, child)
@@ -199,10 +254,9 @@ export class Lifetimes {
    * Hard limit of a CHILD_SA: out of the data plane and DELETE to the peer. When it was the IKE
    * SA's last CHILD_SA, the IKE SA goes too (an initiating connection starts over).
    */
-  #childHard(spiIn: number): void {
+  #childHard(spiIn: number, reason = 'CHILD_SA lifetime expired'): void {
     const sa = this.#h.ownerOf(spiIn);
     if (!sa) return this.forgetChild(spiIn);
-    const reason = 'CHILD_SA lifetime expired';
     // The IKE SA's last CHILD_SA, and none replaced it: negotiate everything anew. A replaced one
     // (its successor may live on another IKE SA, an IKEv1 re-authentication) just goes.
     const replaced = sa.child(spiIn)?.state === 'rekeyed';
@@ -217,7 +271,7 @@ export class Lifetimes {
     }
     if (!replaced && sa.children.length === 1 && sa.phase === 'established')
       return this.#h.ikeHard(sa, reason);
-    sa.debug(`CHILD_SA ${spiHex(spiIn)}: lifetime expired, deleting it`);
+    sa.debug(`CHILD_SA ${spiHex(spiIn)}: ${reason}, deleting it`);
     this.#h.removeChild(sa, spiIn, reason);
     if (sa.phase === 'established') void this.#h.protocol(sa).deleteChildren(sa, [spiIn]);
   }

@@ -5,6 +5,7 @@
  */
 import type { ChildSaSpec } from '../../dataplane/types.js';
 import { ChildSa } from '../core/child-sa.js';
+import { childVolumeLimits } from '../core/lifetimes.js';
 import type { CoreServices } from '../core/protocol.js';
 import { spiHex } from '../core/view.js';
 import { v1EspEncrKeyLen, v1EspInteg } from '../crypto/v1-algs.js';
@@ -64,6 +65,7 @@ function pairSpec(sa: IkeSaV1, st: QmState): ChildSaSpec {
     remote: { address: sa.remote.address, port: port(sa.remote.port) },
     tsLocal: st.tsLocal.map(tsToString),
     tsRemote: st.tsRemote.map(tsToString),
+    ...childVolumeLimits(sa.conn.esp),
   };
 }
 

@@ -6,6 +6,7 @@
 import type { ChildSaSpec } from '../../../dataplane/types.js';
 import { ChildSa } from '../../core/child-sa.js';
 import type { Random } from '../../core/clock.js';
+import { childVolumeLimits } from '../../core/lifetimes.js';
 import { encrAlg } from '../../crypto/encr.js';
 import { integAlg } from '../../crypto/integ.js';
 import { deriveChildKeys } from '../../crypto/keys.js';
@@ -159,6 +160,7 @@ export function installChild(
     remote: { address: sa.remote.address, port: port(sa.remote.port) },
     tsLocal: c.tsLocal.map(tsToString),
     tsRemote: c.tsRemote.map(tsToString),
+    ...childVolumeLimits(sa.conn.esp),
   };
   core.dataplane.installSa(keying.activate === false ? { ...spec, activate: false } : spec);
   const child = new ChildSa<V2Child>(
