@@ -22,9 +22,10 @@ import type { KePayload, NotifyPayload, Payload, SaPayload } from '../../wire/ty
 import { peerRefused, refuse } from '../errors.js';
 import type { IkeSaV2, V2Child } from '../ike-sa.js';
 import { findKe, findNonce, findSa, findTs, firstError, notifies, notify } from '../payload-find.js';
+import { nonceTooShort } from '../nonce.js';
 import type { OpenedMessage } from '../protect.js';
 import { AGAIN, type Answer, runTask, type Task, type V2Services } from '../task.js';
-import { espOffer, installChild, narrow, newSpi, spiBuffer, withinOffer } from './child-create.js';
+import { childSpi, espOffer, installChild, narrow, spiBuffer, withinOffer } from './child-create.js';
 import { NONCE_LENGTH } from './ike-init.js';
 import { childDeleteTask } from './informational.js';
 
@@ -96,7 +97,7 @@ class ChildRekeyTask implements Task<'done' | 'gone'> {
 
   build(): Payload[] {
     const sa = this.#sa;
-    this.#spiIn = newSpi(sa.ctx.random);
+    this.#spiIn = childSpi(sa);
     this.#ni = sa.ctx.random.bytes(NONCE_LENGTH);
     this.#dh = this.#group ? dhGenerate(this.#group) : undefined;
     this.#child.rekeyOurs = { ni: this.#ni };
@@ -151,6 +152,8 @@ class ChildRekeyTask implements Task<'done' | 'gone'> {
     const tsr = findTs(ps, PayloadType.TSr);
     if (!saP || !nonce || !tsi || !tsr || saP.proposals.length !== 1)
       throw new IkeError('invalid_syntax', 'CREATE_CHILD_SA response lacks SA/Nr/TSi/TSr');
+    const short = nonceTooShort(nonce.data, sa.prf);
+    if (short) throw new IkeError('invalid_syntax', `CHILD_SA rekey response: ${short}`);
     const chosen = wireToChosen(saP.proposals[0]!);
     if (chosen.spi.length !== 4 || !checkChosenInOffer(chosen, this.#offer))
       throw new IkeError('no_proposal_chosen', 'responder chose an ESP proposal we did not offer');
@@ -185,6 +188,14 @@ class ChildRekeyTask implements Task<'done' | 'gone'> {
     resolveCollision(this.#core, sa, child);
     return 'done';
   }
+}
+
+/**
+ * The CREATE_CHILD_SA exchange alone, without the DELETE that follows it (tests play a peer that
+ * rekeys and never deletes, security issue #11).
+ */
+export function childRekeyTask(core: V2Services, sa: IkeSaV2, child: Child): Task<'done' | 'gone'> {
+  return new ChildRekeyTask(core, sa, child);
 }
 
 /**
@@ -231,11 +242,23 @@ export function respondChildRekey(
       ],
     };
   }
+  // The peer rekeyed this pair already and it only waits for the peer's DELETE: a second rekey of
+  // it would add a pair per request for ever (security issue #11). RFC 7296 §2.25: a request to
+  // rekey a CHILD_SA that is being closed gets TEMPORARY_FAILURE. Our own rekey of it (rekeyOurs)
+  // does not count: the peer's rekey of the same pair is then a §2.8.1 collision, answered once.
+  if (old.rekeyTheirs || !(old.live || old.state === 'rekeyed')) {
+    return refuse(sa, 'temporary_failure', `CHILD_SA ${spiHex(old.spiIn)} was rekeyed already`);
+  }
+  // Every rekey answered adds a pair until the peer deletes the old one: bounded per IKE SA.
+  const full = core.table.overChildLimit(sa);
+  if (full) return refuse(sa, 'no_additional_sas', `CHILD_SA rekey refused: ${full}`);
   const saP = findSa(ps);
   const nonce = findNonce(ps);
   const tsi = findTs(ps, PayloadType.TSi);
   const tsr = findTs(ps, PayloadType.TSr);
   if (!saP || !nonce || !tsi || !tsr) return { payloads: [notify(NotifyType.INVALID_SYNTAX)] };
+  const short = nonceTooShort(nonce.data, sa.prf);
+  if (short) return refuse(sa, 'invalid_syntax', `CHILD_SA rekey: ${short}`);
   const ke = findKe(ps);
   const chosen = selectWithKe(espOffer(sa), saP, ProtocolId.ESP, ke);
   if (chosen?.spi.length !== 4) {
@@ -255,7 +278,7 @@ export function respondChildRekey(
     dhSecret = dh.computeSecret(ke.data);
   }
   const nr = sa.ctx.random.bytes(NONCE_LENGTH);
-  const spiIn = newSpi(sa.ctx.random);
+  const spiIn = childSpi(sa);
   // Make-before-break: the new pair is in the data plane before our response leaves.
   installChild(
     core,

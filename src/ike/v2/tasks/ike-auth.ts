@@ -28,7 +28,7 @@ import {
   installChild,
   type NewChild,
   narrow,
-  newSpi,
+  childSpi,
   selectEsp,
   spiBuffer,
   withinOffer,
@@ -66,7 +66,7 @@ export class IkeAuthTask implements Task<void> {
   constructor(core: V2Services, sa: IkeSaV2) {
     this.#core = core;
     this.#sa = sa;
-    this.#spiIn = newSpi(sa.ctx.random);
+    this.#spiIn = childSpi(sa);
   }
 
   build(): Payload[] {
@@ -208,7 +208,7 @@ function respondChild(sa: IkeSaV2, ps: Payload[]): { payloads: Payload[]; instal
   if (!remote.length || !local.length) {
     return refuse(sa, 'ts_unacceptable', 'traffic selectors do not match localSubnets/remoteSubnets');
   }
-  const spiIn = newSpi(sa.ctx.random);
+  const spiIn = childSpi(sa);
   return {
     payloads: [
       {

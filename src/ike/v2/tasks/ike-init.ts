@@ -4,6 +4,7 @@
  * and COOKIE (§2.6).
  */
 import { IkeError } from '../../../errors.js';
+import { newIkeSpi } from '../../core/ike-sa.js';
 import { dhGenerate } from '../../crypto/dh.js';
 import { encrAlg } from '../../crypto/encr.js';
 import { integAlg } from '../../crypto/integ.js';
@@ -24,6 +25,7 @@ import type { Payload } from '../../wire/types.js';
 import { peerRefused } from '../errors.js';
 import type { IkeSaV2 } from '../ike-sa.js';
 import { findKe, findNonce, findSa, firstError, notifies, notify } from '../payload-find.js';
+import { nonceTooShort } from '../nonce.js';
 import type { OpenedMessage } from '../protect.js';
 import { AGAIN, type Task } from '../task.js';
 import { detectNat, fakeNatHash, natHash } from './natd.js';
@@ -144,6 +146,8 @@ export class IkeInitTask implements Task<undefined> {
       throw new IkeError('no_proposal_chosen', 'responder chose a proposal we did not offer');
     if (chosen.dh !== sa.dhGroup || ke.group !== sa.dhGroup)
       throw new IkeError('invalid_ke_payload', `responder KE group ${ke.group} does not match ${sa.dhGroup}`);
+    const short = nonceTooShort(nonce.data, prfAlg(chosen.prf!));
+    if (short) throw new IkeError('invalid_syntax', `IKE_SA_INIT response: ${short}`);
     sa.spiR = Buffer.from(m.header.spiR);
     sa.nr = nonce.data;
     sa.chosen = chosen;
@@ -189,6 +193,10 @@ export function respondIkeInit(sa: IkeSaV2, ps: Payload[]): InitAnswer {
       payloads: [notify(NotifyType.NO_PROPOSAL_CHOSEN)],
     };
   }
+  const short = nonceTooShort(nonce.data, prfAlg(chosen.prf!));
+  if (short) {
+    return { kind: 'reject', reason: 'invalid_syntax', payloads: [notify(NotifyType.INVALID_SYNTAX)] };
+  }
   if (chosen.dh !== ke.group) {
     const data = Buffer.alloc(2);
     data.writeUInt16BE(chosen.dh ?? 0);
@@ -198,7 +206,7 @@ export function respondIkeInit(sa: IkeSaV2, ps: Payload[]): InitAnswer {
       payloads: [notify(NotifyType.INVALID_KE_PAYLOAD, data)],
     };
   }
-  sa.spiR = sa.ctx.random.bytes(8);
+  sa.spiR = newIkeSpi(sa.ctx);
   sa.ni = nonce.data;
   sa.nr = sa.ctx.random.bytes(NONCE_LENGTH);
   sa.chosen = chosen;
