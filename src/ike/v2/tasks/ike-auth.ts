@@ -12,6 +12,7 @@ import {
   identityBody,
   identityMatches,
   identityToString,
+  malformedIdentity,
   parseIdentity,
 } from '../../identity.js';
 import { checkChosenInOffer, chosenToWire, wireToChosen } from '../../proposal.js';
@@ -156,6 +157,10 @@ export function respondIkeAuth(core: V2Services, sa: IkeSaV2, ps: Payload[]): Au
   const idI: Identity = { type: idP.idType, data: idP.data };
   const idRp = findId(ps, PayloadType.IDr);
   const idR: Identity | undefined = idRp ? { type: idRp.idType, data: idRp.data } : undefined;
+  // A malformed ID ends the half-made SA now (§2.21.2), instead of an exception that drops the
+  // message and leaves the SA half-open until it times out (security issue #11).
+  const badId = malformedIdentity(idI) ?? (idR ? malformedIdentity(idR) : null);
+  if (badId) return refuse('auth_failed', `malformed identity in IKE_AUTH: ${badId}`);
   // Pick the connection by identities among those that matched the addresses (§2.15 lets a
   // responder choose its credentials from IDi and the optional IDr); several connections between
   // the same gateways and identities are told apart by their traffic selectors, as strongSwan does.
