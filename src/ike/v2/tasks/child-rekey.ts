@@ -182,6 +182,7 @@ class ChildRekeyTask implements Task<'done' | 'gone'> {
       },
       { ni: this.#ni, nr: nonce.data, dhSecret, initiator: true },
     );
+    dhSecret?.fill(0); // in KEYMAT now (§2.17); wiped (security issue #11)
     child.transition('rekeyed', 'rekeyed');
     child.rekeyOurs = { ni: this.#ni, nr: Buffer.from(nonce.data), spiIn: this.#spiIn };
     sa.debug(`rekeyed CHILD_SA ${spiHex(child.spiIn)} -> ${spiHex(this.#spiIn)}, deleting the old one`);
@@ -286,6 +287,7 @@ export function respondChildRekey(
     { spiIn, spiOut: chosen.spi.readUInt32BE(0), chosen, tsLocal: local, tsRemote: remote },
     { ni: nonce.data, nr, dhSecret, initiator: false, activate: false },
   );
+  dhSecret?.fill(0); // in KEYMAT now (§2.17); wiped (security issue #11)
   old.transition('rekeyed', 'rekeyed by the peer');
   old.rekeyTheirs = { ni: Buffer.from(nonce.data), nr, spiIn };
   sa.debug(

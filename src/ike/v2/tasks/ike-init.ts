@@ -60,6 +60,9 @@ function deriveKeys(sa: IkeSaV2, chosen: Chosen, secret: Buffer): () => void {
   const encr = encrAlg(chosen.encr.id, chosen.encr.keyLen);
   const integ = chosen.integ ? integAlg(chosen.integ) : null;
   const keys = deriveIkeKeys(prf, encr, integ, sa.ni, sa.nr, secret, sa.spiI, sa.spiR);
+  // g^ir and SKEYSEED are needed for nothing else (§2.14): wiped (security issue #11).
+  secret.fill(0);
+  keys.skeyseed.fill(0);
   sa.prf = prf;
   sa.keys = keys;
   const i = new SkProtector(encr, integ, keys.skEi, integ ? keys.skAi : null);

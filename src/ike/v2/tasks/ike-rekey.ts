@@ -62,6 +62,9 @@ function rekeyedSa(
   const integ = chosen.integ ? integAlg(chosen.integ) : null;
   // SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr), with the new SA's PRF (§2.18).
   const keys = deriveIkeKeysRekey(prf, encr, integ, old.keys!.skD, secret, nonces.ni, nonces.nr, spiI, spiR);
+  // g^ir (new) and SKEYSEED are needed for nothing else (§2.18): wiped (security issue #11).
+  secret.fill(0);
+  keys.skeyseed.fill(0);
   fresh.prf = prf;
   fresh.keys = keys;
   const i = new SkProtector(encr, integ, keys.skEi, integ ? keys.skAi : null);
