@@ -6,6 +6,8 @@
 import t from 'tap';
 import { IkeError } from '../../src/errors.js';
 import type { ChildSa } from '../../src/ike/core/child-sa.js';
+import type { IkeSaV1 } from '../../src/ike/v1/ike-sa.js';
+import { quickModeInitiate } from '../../src/ike/v1/quick-mode.js';
 import type { IkeSaV2, V2Child } from '../../src/ike/v2/ike-sa.js';
 import { runTask } from '../../src/ike/v2/task.js';
 import { childRekeyTask } from '../../src/ike/v2/tasks/child-rekey.js';
@@ -92,4 +94,31 @@ t.test('IKE SA rekeys without DELETE count against the per-peer IKE SA limit', a
   t.same(results, [...Array(limit - 1).fill('ok'), ...Array(5 - limit + 1).fill('no_additional_sas')]);
   t.equal(b.table.size, limit, `B holds ${limit} IKE SAs, not more`);
   t.ok(b.sasOf('t1').some((s) => s.phase === 'established'), 'B still has an established IKE SA');
+});
+
+t.test('IKEv1: a quick mode for a pair the peer already replaced (not yet deleted) is refused', async (t) => {
+  const c = conn('t1', {
+    version: 1,
+    mode: 'main',
+    ike: { proposals: ['aes128-sha1-modp2048'], lifetime: 86_400 },
+    esp: { proposals: ['aes128-sha1'], lifetime: 3600 },
+  });
+  const p = await pair([c], [mirror(c)]);
+  t.teardown(p.stop);
+  await until(() => p.a.dp.sas.size === 1 && p.b.dp.sas.size === 1);
+  const core = p.a.daemon.ike!;
+  const sa = internal(p.a, 't1') as unknown as IkeSaV1;
+  const old = sa.children[0]!;
+  // The peer (A) rekeys the pair and never sends the DELETE for the old one.
+  t.equal(await reason(quickModeInitiate(core, sa, old)), 'ok', 'the first rekey is answered');
+  await until(() => p.b.dp.sas.size === 2);
+  const results: string[] = [];
+  for (let i = 0; i < 3; i++) results.push(await reason(quickModeInitiate(core, sa, old)));
+  t.same(results, Array(3).fill('timeout'), 'B does not answer them');
+  t.equal(p.b.dp.sas.size, 2, 'B installed nothing more');
+  t.equal(
+    p.b.failures.filter((f) => f.reason === 'temporary_failure').length,
+    3,
+    'B reports each refusal',
+  );
 });
