@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { openMessage, sealMessage } from '../../src/ike/v2/protect.js';
 import { ExchangeType, HeaderFlag, NotifyType, PayloadType } from '../../src/ike/wire/constants.js';
-import { HEADER_LENGTH, encodeHeader } from '../../src/ike/wire/header.js';
+import { encodeHeader, HEADER_LENGTH } from '../../src/ike/wire/header.js';
 import { encodeGenericHeader, encodePayloads } from '../../src/ike/wire/payloads.js';
 import type { NotifyPayload, Payload } from '../../src/ike/wire/types.js';
 import { A, B, conn, internal, mirror, pair, until } from './pair.js';
@@ -58,28 +58,41 @@ t.test('an ID_IPV4_ADDR of 3 bytes: AUTHENTICATION_FAILED, the half-open SA is g
   ];
   inject(sealMessage(header, payloads, a.skOut!));
   t.same(await answer(), [NotifyType.AUTHENTICATION_FAILED]);
-  t.ok(bSas().every((s) => s.phase !== 'auth'), 'no half-open SA left on B');
+  t.ok(
+    bSas().every((s) => s.phase !== 'auth'),
+    'no half-open SA left on B',
+  );
   t.ok(
     p.b.failures.some((f) => f.reason === 'auth_failed' && /ID_IPV4_ADDR of 3 bytes/.test(f.detail)),
     'B reports why',
   );
 });
 
-t.test('an ID payload shorter than its own header: AUTHENTICATION_FAILED, the half-open SA is gone', async (t) => {
-  const { p, a, header, inject, answer, bSas } = await halfOpen();
-  t.teardown(p.stop);
-  // IDi with a 2-byte body (an ID payload needs 4: type and reserved), then AUTH.
-  const auth = encodePayloads([{ type: PayloadType.AUTH, method: 2, data: randomBytes(32) }]);
-  const plain = Buffer.concat([encodeGenericHeader(PayloadType.AUTH, false, 6), Buffer.from([1, 0]), auth.bytes]);
-  const sk = a.skOut!;
-  const bodyLen = sk.sealedLength(plain.length);
-  const total = HEADER_LENGTH + 4 + bodyLen;
-  const aad = Buffer.concat([
-    encodeHeader({ ...header, nextPayload: PayloadType.SK, length: total }),
-    encodeGenericHeader(PayloadType.IDi, false, 4 + bodyLen),
-  ]);
-  inject(Buffer.concat([aad, sk.seal(plain, aad)]));
-  t.same(await answer(), [NotifyType.AUTHENTICATION_FAILED]);
-  t.ok(bSas().every((s) => s.phase !== 'auth'), 'no half-open SA left on B');
-  t.equal(p.b.daemon.ike!.dropped.get('malformed'), 1, 'counted as malformed');
-});
+t.test(
+  'an ID payload shorter than its own header: AUTHENTICATION_FAILED, the half-open SA is gone',
+  async (t) => {
+    const { p, a, header, inject, answer, bSas } = await halfOpen();
+    t.teardown(p.stop);
+    // IDi with a 2-byte body (an ID payload needs 4: type and reserved), then AUTH.
+    const auth = encodePayloads([{ type: PayloadType.AUTH, method: 2, data: randomBytes(32) }]);
+    const plain = Buffer.concat([
+      encodeGenericHeader(PayloadType.AUTH, false, 6),
+      Buffer.from([1, 0]),
+      auth.bytes,
+    ]);
+    const sk = a.skOut!;
+    const bodyLen = sk.sealedLength(plain.length);
+    const total = HEADER_LENGTH + 4 + bodyLen;
+    const aad = Buffer.concat([
+      encodeHeader({ ...header, nextPayload: PayloadType.SK, length: total }),
+      encodeGenericHeader(PayloadType.IDi, false, 4 + bodyLen),
+    ]);
+    inject(Buffer.concat([aad, sk.seal(plain, aad)]));
+    t.same(await answer(), [NotifyType.AUTHENTICATION_FAILED]);
+    t.ok(
+      bSas().every((s) => s.phase !== 'auth'),
+      'no half-open SA left on B',
+    );
+    t.equal(p.b.daemon.ike!.dropped.get('malformed'), 1, 'counted as malformed');
+  },
+);

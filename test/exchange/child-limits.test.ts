@@ -93,7 +93,10 @@ t.test('IKE SA rekeys without DELETE count against the per-peer IKE SA limit', a
   }
   t.same(results, [...Array(limit - 1).fill('ok'), ...Array(5 - limit + 1).fill('no_additional_sas')]);
   t.equal(b.table.size, limit, `B holds ${limit} IKE SAs, not more`);
-  t.ok(b.sasOf('t1').some((s) => s.phase === 'established'), 'B still has an established IKE SA');
+  t.ok(
+    b.sasOf('t1').some((s) => s.phase === 'established'),
+    'B still has an established IKE SA',
+  );
 });
 
 t.test('IKEv1: a quick mode for a pair the peer already replaced (not yet deleted) is refused', async (t) => {

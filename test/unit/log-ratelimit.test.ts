@@ -31,16 +31,29 @@ t.test('a flood of drops and failures: N lines per reason and second, then one s
   const bus = new EventBus();
   let now = 1_000_000;
   const off = attachEventLogging(bus, log, { perSecond: 5, now: () => now });
-  const drop = (reason: string) => bus.emit('ike-dropped', { reason, detail: 'junk', from: '198.51.100.7:500' });
+  const drop = (reason: string) =>
+    bus.emit('ike-dropped', { reason, detail: 'junk', from: '198.51.100.7:500' });
   for (let i = 0; i < 100; i++) drop('malformed');
   for (let i = 0; i < 3; i++) drop('integrity');
   for (let i = 0; i < 50; i++)
-    bus.emit('ike-failure', { connection: 't1', reason: 'no_proposal_chosen', detail: 'refused IKE_SA_INIT' });
+    bus.emit('ike-failure', {
+      connection: 't1',
+      reason: 'no_proposal_chosen',
+      detail: 'refused IKE_SA_INIT',
+    });
   const first = out.lines();
   t.equal(first.filter((l) => l.event === 'ike-dropped' && l.reason === 'malformed').length, 5, '5 of 100');
-  t.equal(first.filter((l) => l.event === 'ike-dropped' && l.reason === 'integrity').length, 3, 'other reasons apart');
+  t.equal(
+    first.filter((l) => l.event === 'ike-dropped' && l.reason === 'integrity').length,
+    3,
+    'other reasons apart',
+  );
   t.equal(first.filter((l) => l.event === 'ike-failure').length, 5, '5 of 50 failures');
-  t.equal(first.filter((l) => l.event === 'log-suppressed').length, 0, 'no summary before the second is over');
+  t.equal(
+    first.filter((l) => l.event === 'log-suppressed').length,
+    0,
+    'no summary before the second is over',
+  );
   // The next second: the summary comes first, then lines again.
   now += 1000;
   drop('malformed');
@@ -62,7 +75,8 @@ t.test('the summary also comes by itself when nothing more arrives', async (t) =
   const bus = new EventBus();
   const off = attachEventLogging(bus, log, { perSecond: 2 });
   t.teardown(off);
-  for (let i = 0; i < 10; i++) bus.emit('ike-dropped', { reason: 'limit', detail: 'x', from: '198.51.100.7:500' });
+  for (let i = 0; i < 10; i++)
+    bus.emit('ike-dropped', { reason: 'limit', detail: 'x', from: '198.51.100.7:500' });
   const alive = setTimeout(() => {}, 5000);
   await new Promise((r) => setTimeout(r, 1200));
   clearTimeout(alive);

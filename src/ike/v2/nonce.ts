@@ -13,7 +13,10 @@ export function minNonceLength(prf: Pick<PrfAlg, 'outLen'> | undefined): number 
 }
 
 /** Why a received nonce is too short for `prf`, or null. */
-export function nonceTooShort(nonce: Buffer, prf: Pick<PrfAlg, 'outLen' | 'name'> | undefined): string | null {
+export function nonceTooShort(
+  nonce: Buffer,
+  prf: Pick<PrfAlg, 'outLen' | 'name'> | undefined,
+): string | null {
   const min = minNonceLength(prf);
   return nonce.length < min
     ? `nonce of ${nonce.length} bytes, ${prf?.name ?? 'the PRF'} needs at least ${min} (RFC 7296 §2.10)`

@@ -25,11 +25,11 @@ import type { OpenedMessage } from '../protect.js';
 import type { Task, V2Services } from '../task.js';
 import {
   childRequestPayloads,
+  childSpi,
   espOffer,
   installChild,
   type NewChild,
   narrow,
-  childSpi,
   selectEsp,
   spiBuffer,
   withinOffer,

@@ -24,8 +24,8 @@ import { ExchangeType, NotifyType, PayloadType, ProtocolId } from '../../wire/co
 import type { Payload } from '../../wire/types.js';
 import { peerRefused } from '../errors.js';
 import type { IkeSaV2 } from '../ike-sa.js';
-import { findKe, findNonce, findSa, firstError, notifies, notify } from '../payload-find.js';
 import { nonceTooShort } from '../nonce.js';
+import { findKe, findNonce, findSa, firstError, notifies, notify } from '../payload-find.js';
 import type { OpenedMessage } from '../protect.js';
 import { AGAIN, type Task } from '../task.js';
 import { detectNat, fakeNatHash, natHash } from './natd.js';

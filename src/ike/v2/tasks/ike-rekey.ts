@@ -24,8 +24,8 @@ import { ExchangeType, NotifyType, PayloadType, ProtocolId } from '../../wire/co
 import type { Payload, SaPayload } from '../../wire/types.js';
 import { peerRefused, refuse } from '../errors.js';
 import { IkeSaV2 } from '../ike-sa.js';
-import { findKe, findNonce, firstError, notifies, notify } from '../payload-find.js';
 import { nonceTooShort } from '../nonce.js';
+import { findKe, findNonce, firstError, notifies, notify } from '../payload-find.js';
 import type { OpenedMessage } from '../protect.js';
 import { AGAIN, type Answer, runTask, type Task, type V2Services } from '../task.js';
 import { firstGroup, groupData, lowestNonce, selectWithKe } from './child-rekey.js';
