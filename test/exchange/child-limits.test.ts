@@ -107,7 +107,12 @@ t.test('IKEv1: a quick mode for a pair the peer already replaced (not yet delete
     esp: { proposals: ['aes128-sha1'], lifetime: 3600 },
   });
   const p = await pair([c], [mirror(c)]);
-  t.teardown(p.stop);
+  // The SA timers are unref'd: keep the process alive through the quick-mode timeouts.
+  const alive = setInterval(() => {}, 1000);
+  t.teardown(async () => {
+    clearInterval(alive);
+    await p.stop();
+  });
   await until(() => p.a.dp.sas.size === 1 && p.b.dp.sas.size === 1);
   const core = p.a.daemon.ike!;
   const sa = internal(p.a, 't1') as unknown as IkeSaV1;
