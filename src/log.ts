@@ -50,11 +50,88 @@ export function createLogger(level: LogLevel, opts: LoggerOptions = {}): Logger 
 /** Same SPI spelling as `twinsec status` (8 lowercase hex digits) so log lines and status correlate. */
 const hex = spiHex;
 
+export interface EventLoggingOptions {
+  /**
+   * Lines per second and reason for the events anyone on the network can cause (dropped
+   * datagrams, failed negotiations: an unauthenticated peer can send junk at line rate). Beyond it
+   * lines are counted, and one summary line per reason says how many were left out. Default 10.
+   */
+  perSecond?: number;
+  /** ms clock (tests). */
+  now?: () => number;
+}
+
+/**
+ * At most `perSecond` lines per key and one-second window (security issue #11: an unauthenticated
+ * peer must not be able to fill the disk or drown the log). The count of lines left out is logged
+ * once the window is over: with the next line of that key, by a timer, or on detach.
+ */
+class LogLimiter {
+  readonly #perSecond: number;
+  readonly #now: () => number;
+  readonly #summary: (key: string, suppressed: number) => void;
+  readonly #windows = new Map<string, { start: number; count: number; suppressed: number }>();
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+
+  constructor(perSecond: number, now: () => number, summary: (key: string, suppressed: number) => void) {
+    this.#perSecond = perSecond;
+    this.#now = now;
+    this.#summary = summary;
+  }
+
+  /** Whether a line for `key` may go out now. */
+  allow(key: string): boolean {
+    const now = this.#now();
+    let w = this.#windows.get(key);
+    if (w && now - w.start >= 1000) {
+      this.#flush(key);
+      w = undefined;
+    }
+    if (!w) {
+      w = { start: now, count: 0, suppressed: 0 };
+      this.#windows.set(key, w);
+    }
+    if (w.count < this.#perSecond) {
+      w.count++;
+      return true;
+    }
+    if (w.suppressed++ === 0) {
+      // Say how many were left out even if nothing more arrives for this key.
+      const timer = setTimeout(() => {
+        this.#timers.delete(timer);
+        if (this.#windows.get(key) === w) this.#flush(key);
+      }, 1000);
+      timer.unref();
+      this.#timers.add(timer);
+    }
+    return false;
+  }
+
+  #flush(key: string): void {
+    const w = this.#windows.get(key);
+    this.#windows.delete(key);
+    if (w?.suppressed) this.#summary(key, w.suppressed);
+  }
+
+  close(): void {
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+    for (const key of [...this.#windows.keys()]) this.#flush(key);
+  }
+}
+
 /**
  * One log line per event. Returns a function that detaches all listeners.
  * Fields repeat the event payload so JSON consumers need not parse messages.
  */
-export function attachEventLogging(bus: EventBus, log: Logger): () => void {
+export function attachEventLogging(bus: EventBus, log: Logger, opts: EventLoggingOptions = {}): () => void {
+  const limiter = new LogLimiter(opts.perSecond ?? 10, opts.now ?? Date.now, (key, suppressed) => {
+    const [event, reason] = key.split('\u0000') as [string, string];
+    log.warn(
+      { event: 'log-suppressed', of: event, reason, suppressed },
+      `${suppressed} more ${event} log lines (${reason}) suppressed in the last second`,
+    );
+  });
   const offs = [
     bus.on('ike-state', (e) => {
       log.info(
@@ -85,12 +162,15 @@ export function attachEventLogging(bus: EventBus, log: Logger): () => void {
       );
     }),
     bus.on('ike-failure', (e) => {
+      if (!limiter.allow(`ike-failure\u0000${e.reason}`)) return;
       log.warn(
         { event: 'ike-failure', ...e },
         `${e.connection}: negotiation failed: ${e.reason} (${e.detail})`,
       );
     }),
     bus.on('ike-dropped', (e) => {
+      // Dropped datagrams are debug lines: not counted (nor summarised) unless they would print.
+      if (!log.isLevelEnabled('debug') || !limiter.allow(`ike-dropped\u0000${e.reason}`)) return;
       log.debug(
         { event: 'ike-dropped', ...e },
         `dropped IKE datagram from ${e.from}: ${e.reason} (${e.detail})`,
@@ -117,5 +197,6 @@ export function attachEventLogging(bus: EventBus, log: Logger): () => void {
   ];
   return () => {
     for (const off of offs) off();
+    limiter.close();
   };
 }

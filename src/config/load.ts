@@ -134,8 +134,8 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
  * Checks spanning several fields, run on the raw document (not the zod output) so they are
  * reported even when zod found unrelated problems. Returns PSKs read from pskFile by connection.
  */
-function crossCheck(raw: unknown, baseDir: string, issues: string[]): Map<string, Buffer> {
-  const psks = new Map<string, Buffer>();
+function crossCheck(raw: unknown, baseDir: string, issues: string[]): Map<string, PskFromFile> {
+  const psks = new Map<string, PskFromFile>();
   if (!isObj(raw)) return psks;
   const conns = isObj(raw.connections) ? raw.connections : {};
   for (const [name, c] of Object.entries(conns)) {
@@ -255,8 +255,14 @@ function aggressiveGroups(c: Obj, p: string, issues: string[]): void {
   });
 }
 
+interface PskFromFile {
+  psk: Buffer;
+  path: string;
+  mode: number;
+}
+
 /** Reads a PSK file; errors name the file and cause, never the content. */
-function readPskFile(file: string, at: string, issues: string[]): Buffer | undefined {
+function readPskFile(file: string, at: string, issues: string[]): PskFromFile | undefined {
   try {
     const st = statSync(file);
     if (!st.isFile()) {
@@ -274,7 +280,8 @@ function readPskFile(file: string, at: string, issues: string[]): Buffer | undef
       issues.push(`${at}: '${file}' is empty`);
       return undefined;
     }
-    return secret(data);
+    // The mode goes with the key: configWarnings() says when others may read it.
+    return { psk: secret(data), path: file, mode: st.mode & 0o7777 };
   } catch (err) {
     issues.push(`${at}: cannot read '${file}' (${errnoText(err)})`);
     return undefined;
@@ -314,9 +321,10 @@ const optVolume = (
   ...(b === undefined ? {} : { lifeBytes: b }),
 });
 
-function resolveConfig(raw: RawConfig, psks: Map<string, Buffer>, baseDir: string): Config {
+function resolveConfig(raw: RawConfig, psks: Map<string, PskFromFile>, baseDir: string): Config {
   const connections: Record<string, ConnectionConfig> = {};
   for (const [name, c] of Object.entries(raw.connections)) {
+    const fromFile = psks.get(name);
     connections[name] = {
       name,
       version: c.version,
@@ -325,7 +333,8 @@ function resolveConfig(raw: RawConfig, psks: Map<string, Buffer>, baseDir: strin
       remote: c.remote,
       localId: c.localId ?? c.local,
       remoteId: c.remoteId ?? c.remote,
-      psk: c.psk !== undefined ? secret(c.psk) : psks.get(name)!,
+      psk: c.psk !== undefined ? secret(c.psk) : fromFile!.psk,
+      ...(c.psk === undefined && fromFile ? { pskFile: { path: fromFile.path, mode: fromFile.mode } } : {}),
       ike: { proposals: [...c.ike.proposals], lifetime: c.ike.lifetime, ...optRekey(c.ike.rekeyTime) },
       esp: {
         proposals: [...c.esp.proposals],

@@ -34,6 +34,8 @@ export interface ConnectionConfig {
   remoteId: string;
   /** Never log, print or export this. */
   psk: Buffer;
+  /** Where `psk` was read from (pskFile, resolved) and that file's mode bits when it was read. */
+  pskFile?: { path: string; mode: number };
   ike: IkeParams;
   esp: EspParams;
   localSubnets: string[];

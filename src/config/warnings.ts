@@ -53,5 +53,16 @@ export function configWarnings(config: Config): string[] {
       });
     }
   }
+  // A pre-shared key is the whole secret of the tunnel: any local user who can read the file can
+  // impersonate either gateway. Like sshd with private keys, insist on owner-only (0600/0400).
+  for (const c of Object.values(config.connections)) {
+    const f = c.pskFile;
+    if (!f || (f.mode & 0o077) === 0) continue;
+    const who = f.mode & 0o007 ? 'world' : 'group';
+    out.push(
+      `connections.${c.name}.pskFile: '${f.path}' is ${who}-readable or writable (mode ` +
+        `${(f.mode & 0o777).toString(8).padStart(4, '0')}); chmod 600 it`,
+    );
+  }
   return out;
 }

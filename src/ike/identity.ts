@@ -37,6 +37,19 @@ export function parseIdentity(text: string): Identity {
   return { type: ID_FQDN, data: Buffer.from(text, 'utf8') };
 }
 
+/**
+ * Why a received identity is malformed, or null (RFC 7296 §3.5): an address of the wrong length,
+ * an empty name or key ID, or the reserved type 0. Checked before the identity is used or printed
+ * (formatAddress throws on a bad length), so such an IKE_AUTH is refused, not dropped half-way.
+ */
+export function malformedIdentity(id: Identity): string | null {
+  if (id.type === 0) return 'ID type 0 is reserved';
+  if (id.type === ID_IPV4_ADDR && id.data.length !== 4) return `ID_IPV4_ADDR of ${id.data.length} bytes`;
+  if (id.type === ID_IPV6_ADDR && id.data.length !== 16) return `ID_IPV6_ADDR of ${id.data.length} bytes`;
+  if (id.data.length === 0) return `empty identity of type ${id.type}`;
+  return null;
+}
+
 export function identityToString(id: Identity): string {
   switch (id.type) {
     case 0:

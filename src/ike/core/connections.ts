@@ -117,7 +117,11 @@ function byName(config: Config): Map<string, ConnectionConfig> {
   return new Map(Object.values(config.connections).map((c) => [c.name, c]));
 }
 
-/** Same settings (the PSK compared by value: its JSON form is redacted). */
+/**
+ * Same settings (the PSK compared by value: its JSON form is redacted). Where the PSK came from
+ * (pskFile: path, mode) is not a setting: a chmod of the file must not renegotiate.
+ */
 function sameConnection(a: ConnectionConfig, b: ConnectionConfig): boolean {
-  return a.psk.equals(b.psk) && JSON.stringify({ ...a, psk: 0 }) === JSON.stringify({ ...b, psk: 0 });
+  const strip = (c: ConnectionConfig) => JSON.stringify({ ...c, psk: 0, pskFile: 0 });
+  return a.psk.equals(b.psk) && strip(a) === strip(b);
 }

@@ -12,6 +12,7 @@ import type { Endpoint } from '../../dataplane/types.js';
 import type { EventBus, IkeState } from '../../events.js';
 import type { ChildSa } from './child-sa.js';
 import { type Clock, type Random, Timers } from './clock.js';
+import type { SaTable } from './sa-table.js';
 import type { IkeSaView, SaPhase } from './view.js';
 
 const PHASE_STATE: Record<SaPhase, IkeState> = {
@@ -35,6 +36,20 @@ export interface SaContext {
   bus: EventBus;
   clock: Clock;
   random: Random;
+  /** The daemon's SA table: new SPIs are checked against it for collisions. */
+  table?: SaTable;
+}
+
+/**
+ * A new IKE SPI of ours: random, never zero (RFC 7296 §3.1: zero means "not yet known"), and not
+ * one an SA of either version already files under (a collision would deliver its messages to the
+ * wrong SA; unlikely with 64 bits, but a weak or injected Random must not make it happen).
+ */
+export function newIkeSpi(ctx: SaContext): Buffer {
+  for (;;) {
+    const spi = ctx.random.bytes(8);
+    if (spi.some((b) => b !== 0) && !ctx.table?.get(spi)) return spi;
+  }
 }
 
 let nextSerial = 1;
@@ -89,7 +104,7 @@ export abstract class BaseIkeSa<C = unknown> implements IkeSaView {
     this.candidates = o.candidates ?? [o.conn];
     this.local = o.local;
     this.remote = o.remote;
-    this.spiI = o.spiI ?? ctx.random.bytes(8);
+    this.spiI = o.spiI ?? newIkeSpi(ctx);
   }
 
   /** Our own SPI: the key the SA table files this SA under. */

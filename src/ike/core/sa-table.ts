@@ -18,9 +18,21 @@ export interface SaLimits {
   perPeer: number;
   /** IKE SAs (any state) in total. */
   total: number;
+  /**
+   * CHILD_SA pairs (any state but deleted: replaced pairs waiting for their DELETE count too) per
+   * IKE SA. An authenticated peer that keeps rekeying without deleting is refused beyond it
+   * (NO_ADDITIONAL_SAS, RFC 7296 §1.3; IKEv1: the quick mode is refused).
+   */
+  childrenPerIke: number;
 }
 
-export const DEFAULT_LIMITS: SaLimits = { halfOpenPerPeer: 16, halfOpen: 1024, perPeer: 64, total: 8192 };
+export const DEFAULT_LIMITS: SaLimits = {
+  halfOpenPerPeer: 16,
+  halfOpen: 1024,
+  perPeer: 64,
+  total: 8192,
+  childrenPerIke: 16,
+};
 
 type AnySa = BaseIkeSa<unknown>;
 
@@ -107,6 +119,24 @@ export class SaTable {
     if (this.#bySpi.size >= l.total) return `${this.#bySpi.size} IKE SAs in total`;
     if (p.all >= l.perPeer) return `${p.all} IKE SAs with ${peer}`;
     return null;
+  }
+
+  /**
+   * Why a new IKE SA made by rekeying an established one is refused, or null. A rekey adds an SA
+   * until the peer DELETEs the old one, so rekeys count against the same bounds as new SAs.
+   */
+  overLimitRekey(peer: string): string | null {
+    const l = this.limits;
+    const all = this.#perPeer.get(peer)?.all ?? 0;
+    if (this.#bySpi.size >= l.total) return `${this.#bySpi.size} IKE SAs in total`;
+    if (all >= l.perPeer) return `${all} IKE SAs with ${peer}`;
+    return null;
+  }
+
+  /** Why `sa` may not hold one more CHILD_SA pair, or null. */
+  overChildLimit(sa: AnySa): string | null {
+    const n = sa.children.filter((c) => c.state !== 'deleted').length;
+    return n >= this.limits.childrenPerIke ? `${n} CHILD_SA pairs on IKE SA #${sa.serial}` : null;
   }
 
   setChildOwner(spiIn: number, sa: AnySa): void {

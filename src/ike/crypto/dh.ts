@@ -112,10 +112,12 @@ function makePair(id: number, priv: Buffer | null): DhKeyPair {
   }
 }
 
+/** Left-pads to `len`; a shorter input is a shared secret, wiped once copied (issue #11). */
 function leftPad(b: Buffer, len: number): Buffer {
   if (b.length === len) return b;
   const out = Buffer.alloc(len);
   b.copy(out, len - b.length);
+  b.fill(0);
   return out;
 }
 
@@ -198,11 +200,10 @@ function x25519Pair(g: Group, priv: Buffer | null): DhKeyPair {
   let privateKey: KeyObject;
   if (priv) {
     if (priv.length !== 32) throw new CryptoError('x25519 private key must be 32 bytes');
-    privateKey = createPrivateKey({
-      key: Buffer.concat([X25519_PKCS8, priv]),
-      format: 'der',
-      type: 'pkcs8',
-    });
+    const der = Buffer.concat([X25519_PKCS8, priv]);
+    privateKey = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+    // Our copy of the private key (the caller's `priv` is its own to wipe).
+    der.fill(0);
   } else {
     privateKey = generateKeyPairSync('x25519').privateKey;
   }

@@ -55,7 +55,7 @@ function splitIkeKeys(
     off += n;
     return b;
   };
-  return {
+  const keys = {
     skeyseed,
     skD: take(pLen),
     skAi: take(aLen),
@@ -65,6 +65,9 @@ function splitIkeKeys(
     skPi: take(pLen),
     skPr: take(pLen),
   };
+  // Every key was copied out: the keystream goes (security issue #11: wipe key material in JS).
+  km.fill(0);
+  return keys;
 }
 
 /**
@@ -100,7 +103,9 @@ export function deriveIkeKeysRekey(
   spiI: Buffer,
   spiR: Buffer,
 ): IkeKeys {
-  const skeyseed = prf(alg, oldSkD, Buffer.concat([dhSecret, ni, nr]));
+  const input = Buffer.concat([dhSecret, ni, nr]);
+  const skeyseed = prf(alg, oldSkD, input);
+  input.fill(0); // holds a copy of g^ir
   return splitIkeKeys(alg, encr, integ, skeyseed, ni, nr, spiI, spiR);
 }
 
@@ -120,15 +125,18 @@ export function deriveChildKeys(
 ): ChildKeys {
   const seed = Buffer.concat(dhSecret ? [dhSecret, ni, nr] : [ni, nr]);
   const km = prfPlus(alg, skD, seed, 2 * (encrKeyLen + integKeyLen));
+  seed.fill(0); // a copy of g^ir with PFS
   const e = encrKeyLen;
   const a = integKeyLen;
   const slice = (from: number, len: number) => Buffer.from(km.subarray(from, from + len));
-  return {
+  const keys = {
     encrI: slice(0, e),
     integI: a > 0 ? slice(e, a) : null,
     encrR: slice(e + a, e),
     integR: a > 0 ? slice(2 * e + a, a) : null,
   };
+  km.fill(0); // the keys were copied out
+  return keys;
 }
 
 const KEY_PAD = Buffer.from('Key Pad for IKEv2', 'ascii');
@@ -149,5 +157,8 @@ export function pskAuth(
 ): Buffer {
   const macedId = prf(alg, skP, idBody);
   const key = prf(alg, psk, KEY_PAD);
-  return prf(alg, key, Buffer.concat([realMessage, peerNonce, macedId]));
+  const auth = prf(alg, key, Buffer.concat([realMessage, peerNonce, macedId]));
+  // prf(PSK, pad) is as good as the PSK for forging AUTH: not left in the heap (issue #11).
+  key.fill(0);
+  return auth;
 }

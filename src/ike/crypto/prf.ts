@@ -51,8 +51,13 @@ export function prfPlus(alg: PrfAlg, key: Buffer, seed: Buffer, length: number):
   const out = Buffer.allocUnsafe(blocks * alg.outLen);
   let prev = Buffer.alloc(0);
   for (let n = 1; n <= blocks; n++) {
-    prev = createHmac(alg.hash, key).update(prev).update(seed).update(Buffer.of(n)).digest();
+    const next = createHmac(alg.hash, key).update(prev).update(seed).update(Buffer.of(n)).digest();
+    // Each block is key material: wipe the copies we no longer need (security issue #11).
+    prev.fill(0);
+    prev = next;
     prev.copy(out, (n - 1) * alg.outLen);
   }
+  prev.fill(0);
+  out.fill(0, length);
   return out.subarray(0, length);
 }

@@ -18,6 +18,13 @@ export interface V1Keys {
   skeyidE: Buffer;
 }
 
+/** prf over an input holding g^xy (and keys): the input copy is wiped after (security issue #11). */
+function prfWiped(alg: PrfAlg, key: Buffer, input: Buffer): Buffer {
+  const out = prf(alg, key, input);
+  input.fill(0);
+  return out;
+}
+
 function checkCookies(ckyI: Buffer, ckyR: Buffer): void {
   if (ckyI.length !== 8 || ckyR.length !== 8) throw new CryptoError('ISAKMP cookies must be 8 bytes');
 }
@@ -40,7 +47,7 @@ export function skeyidPsk(alg: PrfAlg, psk: Buffer, niB: Buffer, nrB: Buffer): B
 /** SKEYID_d = prf(SKEYID, g^xy | CKY-I | CKY-R | 0) (RFC 2409 §5). */
 export function skeyidD(alg: PrfAlg, skeyid: Buffer, gxy: Buffer, ckyI: Buffer, ckyR: Buffer): Buffer {
   checkCookies(ckyI, ckyR);
-  return prf(alg, skeyid, Buffer.concat([gxy, ckyI, ckyR, Buffer.of(0)]));
+  return prfWiped(alg, skeyid, Buffer.concat([gxy, ckyI, ckyR, Buffer.of(0)]));
 }
 
 /** SKEYID_a = prf(SKEYID, SKEYID_d | g^xy | CKY-I | CKY-R | 1) (RFC 2409 §5). */
@@ -53,7 +60,7 @@ export function skeyidA(
   ckyR: Buffer,
 ): Buffer {
   checkCookies(ckyI, ckyR);
-  return prf(alg, skeyid, Buffer.concat([skD, gxy, ckyI, ckyR, Buffer.of(1)]));
+  return prfWiped(alg, skeyid, Buffer.concat([skD, gxy, ckyI, ckyR, Buffer.of(1)]));
 }
 
 /** SKEYID_e = prf(SKEYID, SKEYID_a | g^xy | CKY-I | CKY-R | 2) (RFC 2409 §5). */
@@ -66,7 +73,7 @@ export function skeyidE(
   ckyR: Buffer,
 ): Buffer {
   checkCookies(ckyI, ckyR);
-  return prf(alg, skeyid, Buffer.concat([skA, gxy, ckyI, ckyR, Buffer.of(2)]));
+  return prfWiped(alg, skeyid, Buffer.concat([skA, gxy, ckyI, ckyR, Buffer.of(2)]));
 }
 
 /** All four phase-1 keys of a pre-shared-key exchange (Main or Aggressive Mode). */

@@ -7,6 +7,7 @@ import type { ConnectionConfig } from '../../config/types.js';
 import type { Endpoint } from '../../dataplane/types.js';
 import { IkeError, TwinsecError } from '../../errors.js';
 import type { ChildSa } from '../core/child-sa.js';
+import { newIkeSpi } from '../core/ike-sa.js';
 import type { AnySa, CoreServices, IkeProtocol } from '../core/protocol.js';
 import type { Datagram } from '../transport.js';
 import { protocolContext } from '../v2/ike-sa.js';
@@ -255,7 +256,7 @@ export class IkeV1 implements IkeProtocol {
       remote: d.remote,
       spiI: Buffer.from(h.spiI),
     });
-    sa.spiR = sa.ctx.random.bytes(8);
+    sa.spiR = newIkeSpi(sa.ctx);
     sa.aggressive = aggressive;
     sa.step = 1;
     core.table.add(sa);

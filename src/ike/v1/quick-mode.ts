@@ -14,7 +14,7 @@ import type { ChildSa } from '../core/child-sa.js';
 import type { CoreServices } from '../core/protocol.js';
 import { type DhKeyPair, dhGenerate } from '../crypto/dh.js';
 import { v1QmHash1, v1QmHash2, v1QmHash3 } from '../crypto/v1-keys.js';
-import { narrow, newSpi, spiBuffer } from '../v2/tasks/child-create.js';
+import { childSpi, narrow, spiBuffer } from '../v2/tasks/child-create.js';
 import { cidrToTs, tsToString } from '../wire/ts.js';
 import type { TrafficSelector } from '../wire/types.js';
 import {
@@ -168,7 +168,7 @@ export function quickModeInitiate(
     const mid = randomMid(sa);
     const st: QmState = {
       initiator: true,
-      spiIn: newSpi(sa.ctx.random),
+      spiIn: childSpi(sa),
       niB: sa.ctx.random.bytes(NONCE_LENGTH),
       tsLocal: replaces ? replaces.proto.tsLocal : [cidrToTs(sa.conn.localSubnets[0]!)],
       tsRemote: replaces ? replaces.proto.tsRemote : [cidrToTs(sa.conn.remoteSubnets[0]!)],
@@ -289,7 +289,7 @@ function respondFirst(core: CoreServices, sa: IkeSaV1, m: InV1): void {
   verify(sa, m, (b) => v1QmHash1(sa.prf!, sa.keys!.skeyidA, mid, b));
   const st: QmState = {
     initiator: false,
-    spiIn: newSpi(sa.ctx.random),
+    spiIn: childSpi(sa),
     niB: need<DataPayloadV1>(m.payloads, PayloadTypeV1.NONCE).data,
     tsLocal: [],
     tsRemote: [],
@@ -324,9 +324,19 @@ function respondFirst(core: CoreServices, sa: IkeSaV1, m: InV1): void {
   // The same selectors as a live pair: the peer rekeys it (make-before-break, its DELETE follows).
   // After a re-authentication that pair may still hang off the ISAKMP SA before this one.
   const key = (ts: TrafficSelector[]) => ts.map(tsToString).join();
-  st.replaces = [sa, ...siblings(core, sa).reverse()]
+  const same = [sa, ...siblings(core, sa).reverse()]
     .flatMap((o) => o.children)
-    .find((c) => c.live && key(c.proto.tsLocal) === key(local) && key(c.proto.tsRemote) === key(remote));
+    .filter((c) => key(c.proto.tsLocal) === key(local) && key(c.proto.tsRemote) === key(remote));
+  // Security issue #11: the peer already replaced a pair of these selectors and has not deleted it
+  // yet; one more quick mode for them would be a second rekey of a rekeyed pair, and a peer doing
+  // that in a loop would make us hold pairs without bound. Refused (the exchange is dropped, the
+  // peer's retransmissions find nothing); a rekey of our own (successor ours) is a collision and
+  // still answered. Beyond the per-SA cap (SaLimits.childrenPerIke) nothing more is taken either.
+  if (same.some((c) => c.state === 'rekeyed' && c.proto.successor?.ours === false))
+    throw new IkeError('temporary_failure', 'quick mode rekeys a pair that was rekeyed already');
+  const full = core.table.overChildLimit(sa);
+  if (full) throw new IkeError('no_additional_sas', `quick mode refused: ${full}`);
+  st.replaces = same.find((c) => c.live);
   rest.push(idPayload(remote[0]!), idPayload(local[0]!));
   sa.quickModes.set(mid, st);
   const ps = hashed(rest, (b) => v1QmHash2(sa.prf!, sa.keys!.skeyidA, mid, st.niB, b));

@@ -41,8 +41,8 @@ export interface IkeRekeyState {
 
 /** The context every protocol's SAs share, taken from the core. */
 export function protocolContext(core: CoreServices): V2Context {
-  const { bus, clock, random, transport, timing, ports } = core;
-  return { bus, clock, random, transport, timing, ports };
+  const { bus, clock, random, transport, timing, ports, table } = core;
+  return { bus, clock, random, transport, timing, ports, table };
 }
 
 interface Pending {

@@ -7,8 +7,19 @@ import { WireError } from '../../errors.js';
 import type { SkProtector } from '../crypto/sk.js';
 import { PayloadType } from '../wire/constants.js';
 import { decodeHeader, encodeHeader, HEADER_LENGTH } from '../wire/header.js';
-import { decodePayloads, encodeGenericHeader, encodePayloads } from '../wire/payloads.js';
+import {
+  decodePayloads,
+  encodeGenericHeader,
+  encodePayloads,
+  UnsupportedCriticalError,
+} from '../wire/payloads.js';
 import type { IkeHeader, IkeMessage, Payload, SkPayload } from '../wire/types.js';
+
+/**
+ * A message whose integrity check passed but whose inner payloads are malformed: it came from
+ * whoever holds the SA's keys, so it may be answered (an IKE_AUTH request: AUTHENTICATION_FAILED).
+ */
+export class SealedWireError extends WireError {}
 
 export function sealMessage(header: IkeMessage['header'], inner: Payload[], sk: SkProtector): Buffer {
   const { first, bytes: plain } = inner.length ? encodePayloads(inner) : { first: 0, bytes: Buffer.alloc(0) };
@@ -35,6 +46,13 @@ export function openMessage(buf: Buffer, sk: SkProtector): OpenedMessage {
   if (outer[outer.length - 1] !== skp) throw new WireError('SK payload is not the last payload');
   const aad = buf.subarray(0, header.length - skp.data.length);
   const plain = sk.open(skp.data, aad);
-  const inner = plain.length ? decodePayloads(skp.firstInner, plain) : [];
+  let inner: Payload[] = [];
+  try {
+    if (plain.length) inner = decodePayloads(skp.firstInner, plain);
+  } catch (err) {
+    if (err instanceof WireError && !(err instanceof UnsupportedCriticalError))
+      throw new SealedWireError(err.message);
+    throw err;
+  }
   return { header, payloads: [...outer.filter((p) => p !== skp), ...inner] };
 }

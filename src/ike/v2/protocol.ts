@@ -19,7 +19,7 @@ import { checkMessageRules } from '../wire/rules.js';
 import type { IkeHeader, Payload } from '../wire/types.js';
 import { IkeSaV2, protocolContext, type V2Child, type V2Context } from './ike-sa.js';
 import { findSa, notifies, notify } from './payload-find.js';
-import { type OpenedMessage, openMessage } from './protect.js';
+import { type OpenedMessage, openMessage, SealedWireError } from './protect.js';
 import { type Answer, runTask } from './task.js';
 import { rekeyChild, respondChildRekey } from './tasks/child-rekey.js';
 import { IkeAuthTask, respondIkeAuth } from './tasks/ike-auth.js';
@@ -123,6 +123,8 @@ export class IkeV2 implements IkeProtocol {
       } catch (err) {
         if (err instanceof UnsupportedCriticalError && !isResponse)
           return this.#unsupportedCritical(sa, header, d, err);
+        if (err instanceof SealedWireError && !isResponse && header.exchange === ExchangeType.IKE_AUTH)
+          return this.#malformedAuth(sa, header, d, err);
         throw err;
       }
     }
@@ -168,6 +170,25 @@ export class IkeV2 implements IkeProtocol {
       if (header.exchange === ExchangeType.IKE_AUTH) this.#core.destroy(sa, 'unsupported_critical_payload');
     }
     this.#core.drop('unsupported_critical', err.message, d);
+  }
+
+  /**
+   * An IKE_AUTH request that decrypted but does not decode (e.g. an ID payload shorter than its
+   * header): answered AUTHENTICATION_FAILED and the half-made SA ends now (RFC 7296 §2.21.2), so it
+   * is not left half-open until the timeout (security issue #11).
+   */
+  #malformedAuth(sa: IkeSaV2, header: IkeHeader, d: Datagram, err: SealedWireError): void {
+    const core = this.#core;
+    if (!sa.initiator && sa.phase === 'auth' && sa.admitRequest(header) === 'new') {
+      sa.respond(header.exchange, header.messageId, [notify(NotifyType.AUTHENTICATION_FAILED)]);
+      core.bus.emit('ike-failure', {
+        connection: sa.name,
+        reason: 'auth_failed',
+        detail: `malformed IKE_AUTH request: ${err.message}`,
+      });
+      core.destroy(sa, 'auth_failed');
+    }
+    core.drop('malformed', err.message, d);
   }
 
   /** One responder half per exchange type. */

@@ -6,6 +6,7 @@
 import type { ChildSaSpec } from '../../../dataplane/types.js';
 import { ChildSa } from '../../core/child-sa.js';
 import type { Random } from '../../core/clock.js';
+import type { SaContext } from '../../core/ike-sa.js';
 import { childVolumeLimits } from '../../core/lifetimes.js';
 import { encrAlg } from '../../crypto/encr.js';
 import { integAlg } from '../../crypto/integ.js';
@@ -24,12 +25,21 @@ import type { Payload, SaPayload, TrafficSelector } from '../../wire/types.js';
 import type { IkeSaV2, V2Child } from '../ike-sa.js';
 import type { V2Services } from '../task.js';
 
-/** An inbound SPI: random, never in the reserved range 0-255 (RFC 4303 §2.1). */
-export function newSpi(random: Random): number {
+/**
+ * An inbound SPI: random, never in the reserved range 0-255 (RFC 4303 §2.1), and not `taken`: the
+ * SPI alone selects the inbound SA (RFC 4301 §4.1), so a duplicate would replace or shadow a pair.
+ */
+export function newSpi(random: Random, taken: (spi: number) => boolean = () => false): number {
   for (;;) {
     const v = random.bytes(4).readUInt32BE(0);
-    if (v > 255) return v;
+    if (v > 255 && !taken(v)) return v;
   }
+}
+
+/** An inbound SPI for a new CHILD_SA of `sa`, unused by every CHILD_SA the daemon holds. */
+export function childSpi(sa: { ctx: SaContext }): number {
+  const table = sa.ctx.table;
+  return newSpi(sa.ctx.random, (spi) => table?.ownerOf(spi) !== undefined);
 }
 
 export function spiBuffer(spi: number): Buffer {

@@ -21,10 +21,11 @@ import { tsToString } from '../../wire/ts.js';
 import type { KePayload, NotifyPayload, Payload, SaPayload } from '../../wire/types.js';
 import { peerRefused, refuse } from '../errors.js';
 import type { IkeSaV2, V2Child } from '../ike-sa.js';
+import { nonceTooShort } from '../nonce.js';
 import { findKe, findNonce, findSa, findTs, firstError, notifies, notify } from '../payload-find.js';
 import type { OpenedMessage } from '../protect.js';
 import { AGAIN, type Answer, runTask, type Task, type V2Services } from '../task.js';
-import { espOffer, installChild, narrow, newSpi, spiBuffer, withinOffer } from './child-create.js';
+import { childSpi, espOffer, installChild, narrow, spiBuffer, withinOffer } from './child-create.js';
 import { NONCE_LENGTH } from './ike-init.js';
 import { childDeleteTask } from './informational.js';
 
@@ -96,7 +97,7 @@ class ChildRekeyTask implements Task<'done' | 'gone'> {
 
   build(): Payload[] {
     const sa = this.#sa;
-    this.#spiIn = newSpi(sa.ctx.random);
+    this.#spiIn = childSpi(sa);
     this.#ni = sa.ctx.random.bytes(NONCE_LENGTH);
     this.#dh = this.#group ? dhGenerate(this.#group) : undefined;
     this.#child.rekeyOurs = { ni: this.#ni };
@@ -151,6 +152,8 @@ class ChildRekeyTask implements Task<'done' | 'gone'> {
     const tsr = findTs(ps, PayloadType.TSr);
     if (!saP || !nonce || !tsi || !tsr || saP.proposals.length !== 1)
       throw new IkeError('invalid_syntax', 'CREATE_CHILD_SA response lacks SA/Nr/TSi/TSr');
+    const short = nonceTooShort(nonce.data, sa.prf);
+    if (short) throw new IkeError('invalid_syntax', `CHILD_SA rekey response: ${short}`);
     const chosen = wireToChosen(saP.proposals[0]!);
     if (chosen.spi.length !== 4 || !checkChosenInOffer(chosen, this.#offer))
       throw new IkeError('no_proposal_chosen', 'responder chose an ESP proposal we did not offer');
@@ -179,12 +182,21 @@ class ChildRekeyTask implements Task<'done' | 'gone'> {
       },
       { ni: this.#ni, nr: nonce.data, dhSecret, initiator: true },
     );
+    dhSecret?.fill(0); // in KEYMAT now (§2.17); wiped (security issue #11)
     child.transition('rekeyed', 'rekeyed');
     child.rekeyOurs = { ni: this.#ni, nr: Buffer.from(nonce.data), spiIn: this.#spiIn };
     sa.debug(`rekeyed CHILD_SA ${spiHex(child.spiIn)} -> ${spiHex(this.#spiIn)}, deleting the old one`);
     resolveCollision(this.#core, sa, child);
     return 'done';
   }
+}
+
+/**
+ * The CREATE_CHILD_SA exchange alone, without the DELETE that follows it (tests play a peer that
+ * rekeys and never deletes, security issue #11).
+ */
+export function childRekeyTask(core: V2Services, sa: IkeSaV2, child: Child): Task<'done' | 'gone'> {
+  return new ChildRekeyTask(core, sa, child);
 }
 
 /**
@@ -231,11 +243,23 @@ export function respondChildRekey(
       ],
     };
   }
+  // The peer rekeyed this pair already and it only waits for the peer's DELETE: a second rekey of
+  // it would add a pair per request for ever (security issue #11). RFC 7296 §2.25: a request to
+  // rekey a CHILD_SA that is being closed gets TEMPORARY_FAILURE. Our own rekey of it (rekeyOurs)
+  // does not count: the peer's rekey of the same pair is then a §2.8.1 collision, answered once.
+  if (old.rekeyTheirs || !(old.live || old.state === 'rekeyed')) {
+    return refuse(sa, 'temporary_failure', `CHILD_SA ${spiHex(old.spiIn)} was rekeyed already`);
+  }
+  // Every rekey answered adds a pair until the peer deletes the old one: bounded per IKE SA.
+  const full = core.table.overChildLimit(sa);
+  if (full) return refuse(sa, 'no_additional_sas', `CHILD_SA rekey refused: ${full}`);
   const saP = findSa(ps);
   const nonce = findNonce(ps);
   const tsi = findTs(ps, PayloadType.TSi);
   const tsr = findTs(ps, PayloadType.TSr);
   if (!saP || !nonce || !tsi || !tsr) return { payloads: [notify(NotifyType.INVALID_SYNTAX)] };
+  const short = nonceTooShort(nonce.data, sa.prf);
+  if (short) return refuse(sa, 'invalid_syntax', `CHILD_SA rekey: ${short}`);
   const ke = findKe(ps);
   const chosen = selectWithKe(espOffer(sa), saP, ProtocolId.ESP, ke);
   if (chosen?.spi.length !== 4) {
@@ -255,7 +279,7 @@ export function respondChildRekey(
     dhSecret = dh.computeSecret(ke.data);
   }
   const nr = sa.ctx.random.bytes(NONCE_LENGTH);
-  const spiIn = newSpi(sa.ctx.random);
+  const spiIn = childSpi(sa);
   // Make-before-break: the new pair is in the data plane before our response leaves.
   installChild(
     core,
@@ -263,6 +287,7 @@ export function respondChildRekey(
     { spiIn, spiOut: chosen.spi.readUInt32BE(0), chosen, tsLocal: local, tsRemote: remote },
     { ni: nonce.data, nr, dhSecret, initiator: false, activate: false },
   );
+  dhSecret?.fill(0); // in KEYMAT now (§2.17); wiped (security issue #11)
   old.transition('rekeyed', 'rekeyed by the peer');
   old.rekeyTheirs = { ni: Buffer.from(nonce.data), nr, spiIn };
   sa.debug(

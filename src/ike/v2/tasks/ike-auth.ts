@@ -12,6 +12,7 @@ import {
   identityBody,
   identityMatches,
   identityToString,
+  malformedIdentity,
   parseIdentity,
 } from '../../identity.js';
 import { checkChosenInOffer, chosenToWire, wireToChosen } from '../../proposal.js';
@@ -24,11 +25,11 @@ import type { OpenedMessage } from '../protect.js';
 import type { Task, V2Services } from '../task.js';
 import {
   childRequestPayloads,
+  childSpi,
   espOffer,
   installChild,
   type NewChild,
   narrow,
-  newSpi,
   selectEsp,
   spiBuffer,
   withinOffer,
@@ -66,7 +67,7 @@ export class IkeAuthTask implements Task<void> {
   constructor(core: V2Services, sa: IkeSaV2) {
     this.#core = core;
     this.#sa = sa;
-    this.#spiIn = newSpi(sa.ctx.random);
+    this.#spiIn = childSpi(sa);
   }
 
   build(): Payload[] {
@@ -156,6 +157,10 @@ export function respondIkeAuth(core: V2Services, sa: IkeSaV2, ps: Payload[]): Au
   const idI: Identity = { type: idP.idType, data: idP.data };
   const idRp = findId(ps, PayloadType.IDr);
   const idR: Identity | undefined = idRp ? { type: idRp.idType, data: idRp.data } : undefined;
+  // A malformed ID ends the half-made SA now (§2.21.2), instead of an exception that drops the
+  // message and leaves the SA half-open until it times out (security issue #11).
+  const badId = malformedIdentity(idI) ?? (idR ? malformedIdentity(idR) : null);
+  if (badId) return refuse('auth_failed', `malformed identity in IKE_AUTH: ${badId}`);
   // Pick the connection by identities among those that matched the addresses (§2.15 lets a
   // responder choose its credentials from IDi and the optional IDr); several connections between
   // the same gateways and identities are told apart by their traffic selectors, as strongSwan does.
@@ -208,7 +213,7 @@ function respondChild(sa: IkeSaV2, ps: Payload[]): { payloads: Payload[]; instal
   if (!remote.length || !local.length) {
     return refuse(sa, 'ts_unacceptable', 'traffic selectors do not match localSubnets/remoteSubnets');
   }
-  const spiIn = newSpi(sa.ctx.random);
+  const spiIn = childSpi(sa);
   return {
     payloads: [
       {

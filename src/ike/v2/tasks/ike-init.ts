@@ -4,6 +4,7 @@
  * and COOKIE (§2.6).
  */
 import { IkeError } from '../../../errors.js';
+import { newIkeSpi } from '../../core/ike-sa.js';
 import { dhGenerate } from '../../crypto/dh.js';
 import { encrAlg } from '../../crypto/encr.js';
 import { integAlg } from '../../crypto/integ.js';
@@ -23,6 +24,7 @@ import { ExchangeType, NotifyType, PayloadType, ProtocolId } from '../../wire/co
 import type { Payload } from '../../wire/types.js';
 import { peerRefused } from '../errors.js';
 import type { IkeSaV2 } from '../ike-sa.js';
+import { nonceTooShort } from '../nonce.js';
 import { findKe, findNonce, findSa, firstError, notifies, notify } from '../payload-find.js';
 import type { OpenedMessage } from '../protect.js';
 import { AGAIN, type Task } from '../task.js';
@@ -58,6 +60,9 @@ function deriveKeys(sa: IkeSaV2, chosen: Chosen, secret: Buffer): () => void {
   const encr = encrAlg(chosen.encr.id, chosen.encr.keyLen);
   const integ = chosen.integ ? integAlg(chosen.integ) : null;
   const keys = deriveIkeKeys(prf, encr, integ, sa.ni, sa.nr, secret, sa.spiI, sa.spiR);
+  // g^ir and SKEYSEED are needed for nothing else (§2.14): wiped (security issue #11).
+  secret.fill(0);
+  keys.skeyseed.fill(0);
   sa.prf = prf;
   sa.keys = keys;
   const i = new SkProtector(encr, integ, keys.skEi, integ ? keys.skAi : null);
@@ -144,6 +149,8 @@ export class IkeInitTask implements Task<undefined> {
       throw new IkeError('no_proposal_chosen', 'responder chose a proposal we did not offer');
     if (chosen.dh !== sa.dhGroup || ke.group !== sa.dhGroup)
       throw new IkeError('invalid_ke_payload', `responder KE group ${ke.group} does not match ${sa.dhGroup}`);
+    const short = nonceTooShort(nonce.data, prfAlg(chosen.prf!));
+    if (short) throw new IkeError('invalid_syntax', `IKE_SA_INIT response: ${short}`);
     sa.spiR = Buffer.from(m.header.spiR);
     sa.nr = nonce.data;
     sa.chosen = chosen;
@@ -189,6 +196,10 @@ export function respondIkeInit(sa: IkeSaV2, ps: Payload[]): InitAnswer {
       payloads: [notify(NotifyType.NO_PROPOSAL_CHOSEN)],
     };
   }
+  const short = nonceTooShort(nonce.data, prfAlg(chosen.prf!));
+  if (short) {
+    return { kind: 'reject', reason: 'invalid_syntax', payloads: [notify(NotifyType.INVALID_SYNTAX)] };
+  }
   if (chosen.dh !== ke.group) {
     const data = Buffer.alloc(2);
     data.writeUInt16BE(chosen.dh ?? 0);
@@ -198,7 +209,7 @@ export function respondIkeInit(sa: IkeSaV2, ps: Payload[]): InitAnswer {
       payloads: [notify(NotifyType.INVALID_KE_PAYLOAD, data)],
     };
   }
-  sa.spiR = sa.ctx.random.bytes(8);
+  sa.spiR = newIkeSpi(sa.ctx);
   sa.ni = nonce.data;
   sa.nr = sa.ctx.random.bytes(NONCE_LENGTH);
   sa.chosen = chosen;

@@ -4,6 +4,7 @@
  * one removes no CHILD_SA.
  */
 import { IkeError } from '../../../errors.js';
+import { newIkeSpi } from '../../core/ike-sa.js';
 import { dhGenerate } from '../../crypto/dh.js';
 import { encrAlg } from '../../crypto/encr.js';
 import { integAlg } from '../../crypto/integ.js';
@@ -23,6 +24,7 @@ import { ExchangeType, NotifyType, PayloadType, ProtocolId } from '../../wire/co
 import type { Payload, SaPayload } from '../../wire/types.js';
 import { peerRefused, refuse } from '../errors.js';
 import { IkeSaV2 } from '../ike-sa.js';
+import { nonceTooShort } from '../nonce.js';
 import { findKe, findNonce, firstError, notifies, notify } from '../payload-find.js';
 import type { OpenedMessage } from '../protect.js';
 import { AGAIN, type Answer, runTask, type Task, type V2Services } from '../task.js';
@@ -60,6 +62,9 @@ function rekeyedSa(
   const integ = chosen.integ ? integAlg(chosen.integ) : null;
   // SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr), with the new SA's PRF (§2.18).
   const keys = deriveIkeKeysRekey(prf, encr, integ, old.keys!.skD, secret, nonces.ni, nonces.nr, spiI, spiR);
+  // g^ir (new) and SKEYSEED are needed for nothing else (§2.18): wiped (security issue #11).
+  secret.fill(0);
+  keys.skeyseed.fill(0);
   fresh.prf = prf;
   fresh.keys = keys;
   const i = new SkProtector(encr, integ, keys.skEi, integ ? keys.skAi : null);
@@ -101,7 +106,7 @@ class IkeRekeyTask implements Task<IkeSaV2> {
 
   build(): Payload[] {
     const sa = this.#sa;
-    this.#spiI = sa.ctx.random.bytes(8);
+    this.#spiI = newIkeSpi(sa.ctx);
     this.#ni = sa.ctx.random.bytes(NONCE_LENGTH);
     this.#dh = dhGenerate(this.#group);
     sa.ikeRekey.ours = { ni: this.#ni };
@@ -143,6 +148,8 @@ class IkeRekeyTask implements Task<IkeSaV2> {
         'invalid_ke_payload',
         `responder KE group ${ke.group} does not match ${this.#group}`,
       );
+    const short = nonceTooShort(nonce.data, prfAlg(chosen.prf!));
+    if (short) throw new IkeError('invalid_syntax', `IKE SA rekey response: ${short}`);
     const secret = this.#dh!.computeSecret(ke.data);
     const nonces = { ni: this.#ni, nr: nonce.data };
     const fresh = rekeyedSa(
@@ -160,6 +167,11 @@ class IkeRekeyTask implements Task<IkeSaV2> {
     resolveIkeCollision(this.#core, sa);
     return fresh;
   }
+}
+
+/** The CREATE_CHILD_SA exchange alone, without the DELETE of the old SA (tests, security issue #11). */
+export function ikeRekeyTask(core: V2Services, sa: IkeSaV2): Task<IkeSaV2> {
+  return new IkeRekeyTask(core, sa);
 }
 
 /**
@@ -186,10 +198,18 @@ export function respondIkeRekey(core: V2Services, sa: IkeSaV2, ps: Payload[], sa
   }
   if (chosen.dh !== ke.group)
     return { payloads: [notify(NotifyType.INVALID_KE_PAYLOAD, groupData(chosen.dh ?? 0))] };
+  const short = nonceTooShort(nonce.data, prfAlg(chosen.prf!));
+  if (short) return refuse(sa, 'invalid_syntax', `IKE SA rekey: ${short}`);
+  // The new IKE SA exists alongside the old one until the peer DELETEs that: a peer that rekeys
+  // without deleting would add an SA per request, so rekeys count against the SA limits (issue #11).
+  // NO_ADDITIONAL_SAS: "unwilling to accept any more Child SAs" (RFC 7296 §3.10.1; an IKE SA rekey is
+  // a CREATE_CHILD_SA too, §1.3.2).
+  const limit = core.table.overLimitRekey(sa.remote.address);
+  if (limit) return refuse(sa, 'no_additional_sas', `IKE SA rekey refused: ${limit}`);
   const dh = dhGenerate(ke.group);
   const secret = dh.computeSecret(ke.data);
   const nr = sa.ctx.random.bytes(NONCE_LENGTH);
-  const spiR = sa.ctx.random.bytes(8);
+  const spiR = newIkeSpi(sa.ctx);
   const nonces = { ni: nonce.data, nr };
   const fresh = rekeyedSa(sa, false, Buffer.from(chosen.spi), spiR, chosen, nonces, secret, offer);
   return {
