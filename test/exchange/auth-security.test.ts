@@ -20,7 +20,7 @@ import { ExchangeType, PayloadType, TsType } from '../../src/ike/wire/constants.
 import { cidrToTs } from '../../src/ike/wire/ts.js';
 import type { Payload, TrafficSelector, TsPayload } from '../../src/ike/wire/types.js';
 import { FakeClock, fixedJitter } from './fake-clock.js';
-import { A, B, conn, internal, mirror, pair, type Side, state, until } from './pair.js';
+import { A, conn, internal, mirror, pair, type Side, state, until } from './pair.js';
 
 const A2 = '192.0.2.2';
 
