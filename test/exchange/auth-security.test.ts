@@ -10,7 +10,6 @@
  *  6. a connection is only reachable from its configured `remote` address (IKEv2 and IKEv1).
  */
 import { randomBytes } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import t, { type Test } from 'tap';
 import type { ConnectionConfig } from '../../src/config/types.js';
 import type { Datagram } from '../../src/ike/transport.js';
@@ -38,16 +37,32 @@ function patchAuthRequest(t: Test, edit: (ps: Payload[]) => Payload[]): void {
 const withTs = (ps: Payload[], type: PayloadType.TSi | PayloadType.TSr, selectors: TrafficSelector[]) =>
   ps.map((p) => (p.type === type ? { ...(p as TsPayload), selectors } : p));
 
-/** Milliseconds the responder spent handling each IKE_AUTH request (synchronous in handle()). */
+/**
+ * The event-loop time of the IKE_AUTH requests after the first (which also pays for compiling the
+ * code paths): the median, so one descheduling or GC pause on a loaded machine does not decide.
+ */
+function warm(spent: number[]): number {
+  const xs = spent.slice(1).sort((a, b) => a - b);
+  return xs[Math.floor(xs.length / 2)]!;
+}
+const ms = (spent: number[]): string => spent.map((x) => x.toFixed(2)).join(', ');
+
+/**
+ * Milliseconds of CPU the responder spent handling each IKE_AUTH request (handle() runs it
+ * synchronously, so this is the event-loop time it blocked); process CPU time, not wall time, so
+ * other processes on the machine do not count.
+ */
 function timeAuthRequests(s: Side): number[] {
   const core = s.daemon.ike!;
   const orig = core.handle.bind(core);
   const spent: number[] = [];
   core.handle = (d: Datagram) => {
-    const isAuthRequest = d.data.length >= 28 && d.data[18] === ExchangeType.IKE_AUTH && !(d.data[19]! & 0x20);
-    const t0 = performance.now();
+    const isAuthRequest =
+      d.data.length >= 28 && d.data[18] === ExchangeType.IKE_AUTH && !(d.data[19]! & 0x20);
+    const t0 = process.cpuUsage();
     orig(d);
-    if (isAuthRequest) spent.push(performance.now() - t0);
+    const used = process.cpuUsage(t0);
+    if (isAuthRequest) spent.push((used.user + used.system) / 1000);
   };
   return spent;
 }
@@ -78,11 +93,13 @@ t.test('255 TSi/TSr with a garbage AUTH: AUTHENTICATION_FAILED in < 20 ms, no na
   const p = await pair([initiator], responder);
   t.teardown(p.stop);
   const spent = timeAuthRequests(p.b);
-  await until(() => p.a.failures.length >= 1 && spent.length >= 1);
+  // The initiator retries (backoff 50-200 ms): the first request also pays for compiling the
+  // code paths, so the bound applies to the next ones (a flood is many requests, all warm).
+  await until(() => p.a.failures.length >= 1 && spent.length >= 4);
   t.equal(p.a.failures[0]!.reason, 'auth_failed');
   t.match(p.a.failures[0]!.detail, /AUTHENTICATION_FAILED/, 'answered AUTHENTICATION_FAILED');
   t.equal(p.b.failures[0]!.reason, 'auth_failed');
-  t.ok(spent[0]! < 20, `the responder spent ${spent[0]!.toFixed(2)} ms on the IKE_AUTH request`);
+  t.ok(warm(spent) < 20, `the responder spent ${ms(spent)} ms on each IKE_AUTH request`);
   t.equal(p.b.dp.sas.size, 0);
 });
 
@@ -92,13 +109,13 @@ t.test('more than 64 selectors with a valid AUTH: TS_UNACCEPTABLE in < 20 ms', a
   const p = await pair([initiator], responder);
   t.teardown(p.stop);
   const spent = timeAuthRequests(p.b);
-  await until(() => p.a.failures.length >= 1 && spent.length >= 1);
+  await until(() => p.a.failures.length >= 1 && spent.length >= 4);
   t.equal(p.a.failures[0]!.reason, 'ts_unacceptable');
   t.ok(
     p.b.failures.some((f) => f.reason === 'ts_unacceptable' && /more than 64/.test(f.detail)),
     'refused for the count',
   );
-  t.ok(spent[0]! < 20, `the responder spent ${spent[0]!.toFixed(2)} ms on the IKE_AUTH request`);
+  t.ok(warm(spent) < 20, `the responder spent ${ms(spent)} ms on each IKE_AUTH request`);
   t.equal(p.b.dp.sas.size, 0);
 });
 
@@ -124,49 +141,60 @@ t.test('responder: a protocol/port selector is dropped, a non-CIDR range becomes
   t.same(x!.tsLocal, blocks, 'initiator installs the same');
 });
 
-t.test('responder: only protocol-limited selectors: TS_UNACCEPTABLE, no CHILD_SA, no tight loop', async (t) => {
-  const c = conn('t1');
-  patchAuthRequest(t, (ps) => withTs(ps, PayloadType.TSi, [cidrToTs('198.18.1.0/24', 6, 0, 65535)]));
-  const p = await pair([c], [mirror(c)]);
-  t.teardown(p.stop);
-  await until(() => p.a.failures.some((f) => f.reason === 'ts_unacceptable'));
-  t.ok(p.b.failures.some((f) => f.reason === 'ts_unacceptable'));
-  await new Promise((r) => setTimeout(r, 500));
-  const inits = p.net.log.filter((s) => s.exchange === ExchangeType.IKE_SA_INIT && !s.response).length;
-  // pair(): retry backoff 50 ms doubling to 200 ms; a loop without backoff would make dozens.
-  t.ok(inits <= 8, `${inits} IKE_SA_INIT requests in ~0.5 s`);
-  t.equal(p.b.dp.sas.size, 0, 'the responder never installed a CHILD_SA');
-  t.equal(p.a.dp.sas.size, 0);
-});
+t.test(
+  'responder: only protocol-limited selectors: TS_UNACCEPTABLE, no CHILD_SA, no tight loop',
+  async (t) => {
+    const c = conn('t1');
+    patchAuthRequest(t, (ps) => withTs(ps, PayloadType.TSi, [cidrToTs('198.18.1.0/24', 6, 0, 65535)]));
+    const p = await pair([c], [mirror(c)]);
+    t.teardown(p.stop);
+    await until(() => p.a.failures.some((f) => f.reason === 'ts_unacceptable'));
+    t.ok(p.b.failures.some((f) => f.reason === 'ts_unacceptable'));
+    await new Promise((r) => setTimeout(r, 500));
+    const inits = p.net.log.filter((s) => s.exchange === ExchangeType.IKE_SA_INIT && !s.response).length;
+    // pair(): retry backoff 50 ms doubling to 200 ms; a loop without backoff would make dozens.
+    t.ok(inits <= 8, `${inits} IKE_SA_INIT requests in ~0.5 s`);
+    t.equal(p.b.dp.sas.size, 0, 'the responder never installed a CHILD_SA');
+    t.equal(p.a.dp.sas.size, 0);
+  },
+);
 
-t.test('initiator: a responder narrowing to tcp/443 is refused, nothing installed, no tight loop', async (t) => {
-  const orig = IkeSaV2.prototype.respond;
-  IkeSaV2.prototype.respond = function (this: IkeSaV2, exchange: number, id: number, ps: Payload[]) {
-    const port443 = (s: TrafficSelector): TrafficSelector => ({ ...s, ipProtocol: 6, startPort: 443, endPort: 443 });
-    const out =
-      exchange === ExchangeType.IKE_AUTH && !this.initiator
-        ? ps.map((x) =>
-            x.type === PayloadType.TSi || x.type === PayloadType.TSr
-              ? { ...(x as TsPayload), selectors: (x as TsPayload).selectors.map(port443) }
-              : x,
-          )
-        : ps;
-    return orig.call(this, exchange, id, out);
-  };
-  t.teardown(() => {
-    IkeSaV2.prototype.respond = orig;
-  });
-  const c = conn('t1');
-  const p = await pair([c], [mirror(c)]);
-  t.teardown(p.stop);
-  await until(() => p.a.failures.some((f) => f.reason === 'ts_unacceptable'));
-  t.match(p.a.failures.find((f) => f.reason === 'ts_unacceptable')!.detail, /not enforceable/);
-  await new Promise((r) => setTimeout(r, 500));
-  const inits = p.net.log.filter((s) => s.exchange === ExchangeType.IKE_SA_INIT && !s.response).length;
-  t.ok(inits <= 8, `${inits} IKE_SA_INIT requests in ~0.5 s`);
-  t.equal(p.a.dp.sas.size, 0, 'the initiator never installed the tcp/443 pair');
-  t.not(state(p.a, 't1'), 'established');
-});
+t.test(
+  'initiator: a responder narrowing to tcp/443 is refused, nothing installed, no tight loop',
+  async (t) => {
+    const orig = IkeSaV2.prototype.respond;
+    IkeSaV2.prototype.respond = function (this: IkeSaV2, exchange: number, id: number, ps: Payload[]) {
+      const port443 = (s: TrafficSelector): TrafficSelector => ({
+        ...s,
+        ipProtocol: 6,
+        startPort: 443,
+        endPort: 443,
+      });
+      const out =
+        exchange === ExchangeType.IKE_AUTH && !this.initiator
+          ? ps.map((x) =>
+              x.type === PayloadType.TSi || x.type === PayloadType.TSr
+                ? { ...(x as TsPayload), selectors: (x as TsPayload).selectors.map(port443) }
+                : x,
+            )
+          : ps;
+      return orig.call(this, exchange, id, out);
+    };
+    t.teardown(() => {
+      IkeSaV2.prototype.respond = orig;
+    });
+    const c = conn('t1');
+    const p = await pair([c], [mirror(c)]);
+    t.teardown(p.stop);
+    await until(() => p.a.failures.some((f) => f.reason === 'ts_unacceptable'));
+    t.match(p.a.failures.find((f) => f.reason === 'ts_unacceptable')!.detail, /not enforceable/);
+    await new Promise((r) => setTimeout(r, 500));
+    const inits = p.net.log.filter((s) => s.exchange === ExchangeType.IKE_SA_INIT && !s.response).length;
+    t.ok(inits <= 8, `${inits} IKE_SA_INIT requests in ~0.5 s`);
+    t.equal(p.a.dp.sas.size, 0, 'the initiator never installed the tcp/443 pair');
+    t.not(state(p.a, 't1'), 'established');
+  },
+);
 
 async function stopFake(clock: FakeClock, p: { stop: () => Promise<void> }): Promise<void> {
   let done = false;
@@ -227,7 +255,11 @@ t.test('IKE SA algorithms are checked against the connection chosen in IKE_AUTH'
     ike: { proposals: gcm, lifetime: 3600 },
   });
   // The peer authenticates for 'gcm' but negotiated the IKE SA with what only 'sha' allows.
-  const bad = conn('t1', { localId: 'gcm.example', psk: Buffer.from('gcm key'), ike: { proposals: sha, lifetime: 3600 } });
+  const bad = conn('t1', {
+    localId: 'gcm.example',
+    psk: Buffer.from('gcm key'),
+    ike: { proposals: sha, lifetime: 3600 },
+  });
   const p = await pair([bad], [rSha, rGcm]);
   t.teardown(p.stop);
   await until(() => p.b.failures.length >= 1 && p.a.failures.length >= 1);

@@ -50,7 +50,9 @@ t.test('protocol- or port-limited selectors are never narrowed to "any"', async 
   t.same(narrow([cidrToTs('198.18.1.0/24', 6)], ['198.18.1.0/24']), []);
   t.same(narrow([cidrToTs('198.18.1.0/24', 0, 443, 443)], ['198.18.1.0/24']), []);
   t.same(
-    narrow([cidrToTs('198.18.1.0/24', 17, 53, 53), cidrToTs('198.18.1.0/24')], ['198.18.1.0/24']).map(tsToString),
+    narrow([cidrToTs('198.18.1.0/24', 17, 53, 53), cidrToTs('198.18.1.0/24')], ['198.18.1.0/24']).map(
+      tsToString,
+    ),
     ['198.18.1.0/24'],
     'the enforceable one of several survives',
   );

@@ -6,6 +6,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { ConnectionConfig } from '../../../config/types.js';
 import { IkeError } from '../../../errors.js';
+import { peerIdentityKey } from '../../core/ike-sa.js';
 import { pskAuth } from '../../crypto/keys.js';
 import {
   type Identity,
@@ -14,7 +15,6 @@ import {
   identityToString,
   parseIdentity,
 } from '../../identity.js';
-import { peerIdentityKey } from '../../core/ike-sa.js';
 import {
   checkChosenInOffer,
   chosenToString,
@@ -180,7 +180,8 @@ export function respondIkeAuth(core: V2Services, sa: IkeSaV2, ps: Payload[]): Au
       identityMatches(parseIdentity(c.remoteId), idI) &&
       (!idR || identityMatches(parseIdentity(c.localId), idR)),
   );
-  if (!byId.length) return refuse('auth_failed', `no connection for peer identity '${identityToString(idI)}'`);
+  if (!byId.length)
+    return refuse('auth_failed', `no connection for peer identity '${identityToString(idI)}'`);
   // AUTH first (§2.15, §2.21.2): only a peer that proved it holds a connection's PSK gets any
   // further work done, in particular no traffic selector narrowing (security issue #11: up to 255
   // selectors each way, per connection, before authentication). One PRF per distinct candidate.
