@@ -135,3 +135,22 @@ t.test('connection set: re-initiation backoff doubles, capped, jittered ±10 %; 
     't1 is down: not a candidate',
   );
 });
+
+t.test('connection set: candidates only for the configured remote (exact, %any, subnet)', async (t) => {
+  const clock = new FakeClock();
+  const exact = conn('exact');
+  const v6 = conn('v6', { remote: '2001:db8::1' });
+  const any = conn('any', { remote: '%any' });
+  const net = conn('net', { remote: '198.51.100.0/24' });
+  const set = new ConnectionSet(config([exact, v6, any, net]), clock, fixedJitter(0.5), { base: 1, max: 1 });
+  const names = (remote: string) =>
+    set
+      .candidates(2, exact.local, remote)
+      .map((c) => c.name)
+      .join();
+  t.equal(names(exact.remote), 'exact', 'an exact match wins');
+  t.equal(names('2001:db8:0::1'), 'v6', 'IPv6 spellings compare as addresses');
+  t.equal(names('198.51.100.7'), 'any,net', 'a subnet that contains the peer, and %any');
+  t.equal(names('192.0.2.99'), 'any', 'another address: only %any, never a connection for another peer');
+  t.equal(set.candidates(1, exact.local, exact.remote).length, 0, 'version matters');
+});

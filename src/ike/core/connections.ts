@@ -4,6 +4,7 @@
  * changed; the core acts on it.
  */
 import type { Config, ConnectionConfig } from '../../config/types.js';
+import { cidrToTs, parseAddress } from '../wire/ts.js';
 import { backoff, type Clock, type Random, type TimerHandle } from './clock.js';
 
 export interface ReloadResult {
@@ -37,11 +38,18 @@ export class ConnectionSet {
     return [...this.#conns.values()];
   }
 
-  /** Connections a first message from `remote` to `local` may be for (exact remote first, then %any-like). */
+  /**
+   * Connections a first message from `remote` to `local` may be for: those whose configured
+   * `remote` admits the address (exact first, then %any or a subnet containing it). A connection
+   * for another peer address is never a candidate: the identities and PSK pick among candidates,
+   * so without this any host knowing a connection's identities and key could bring it up from
+   * anywhere (security issue #11; RFC 7296 §2.15 leaves the policy lookup to us, strongSwan
+   * matches the configured remote addresses the same way).
+   */
   candidates(version: 1 | 2, local: string, remote: string): ConnectionConfig[] {
     const all = this.all().filter((c) => c.version === version && c.local === local && !this.isDown(c.name));
-    const exact = all.filter((c) => c.remote === remote);
-    return exact.length ? exact : all;
+    const exact = all.filter((c) => sameAddress(c.remote, remote));
+    return exact.length ? exact : all.filter((c) => remoteAdmits(c.remote, remote));
   }
 
   isDown(name: string): boolean {
@@ -124,4 +132,29 @@ function byName(config: Config): Map<string, ConnectionConfig> {
 function sameConnection(a: ConnectionConfig, b: ConnectionConfig): boolean {
   const strip = (c: ConnectionConfig) => JSON.stringify({ ...c, psk: 0, pskFile: 0 });
   return a.psk.equals(b.psk) && strip(a) === strip(b);
+}
+
+/** Two textual addresses naming the same IP (IPv6 has many spellings). */
+function sameAddress(a: string, b: string): boolean {
+  if (a === b) return true;
+  try {
+    return parseAddress(a).equals(parseAddress(b));
+  } catch {
+    return false;
+  }
+}
+
+/** A configured `remote` other than one address: %any, or a subnet (CIDR) that contains `addr`. */
+function remoteAdmits(configured: string, addr: string): boolean {
+  if (configured === '%any') return true;
+  if (!configured.includes('/')) return false;
+  try {
+    const net = cidrToTs(configured);
+    const a = parseAddress(addr);
+    const lo = parseAddress(net.startAddr);
+    const hi = parseAddress(net.endAddr);
+    return a.length === lo.length && Buffer.compare(lo, a) <= 0 && Buffer.compare(a, hi) <= 0;
+  } catch {
+    return false;
+  }
 }

@@ -395,13 +395,18 @@ export class IkeCore implements CoreServices {
   }
 
   peerInitialContact(sa: AnySa): void {
-    // The peer says it holds no other SA with us under these identities, so ours are stale (it
-    // restarted): all of them, over every connection with this identity pair. An SA younger than a
-    // few seconds is not stale but a simultaneous negotiation (e.g. the second tunnel coming up
-    // right now), whose peer copy exists: deleting it would leave the two sides with different SAs.
+    // RFC 7296 §2.4: INITIAL_CONTACT says the sender holds no other SA with us "for the
+    // authenticated identities", so ours with that peer are stale (it restarted). Scoped to the
+    // authenticated peer, never to configured ID strings: two connections may both say %any (or
+    // share IDs) for different peers with different keys, and one peer must not be able to tear
+    // down another's SAs (security issue #11). In scope: older SAs of the same connection (its
+    // `remote` is one peer address), and of another connection only when the same identity was
+    // authenticated from the same address (the twin tunnels of one gateway pair). An SA younger
+    // than a few seconds is not stale but a simultaneous negotiation (e.g. the second tunnel coming
+    // up right now), whose peer copy exists: deleting it would leave the two sides with different SAs.
     const now = this.clock.now();
     for (const o of this.table.all()) {
-      if (o === sa || !sameIds(o, sa)) continue;
+      if (o === sa || !samePeer(o, sa)) continue;
       if (o.phase !== 'established' || now - o.createdAt < SIMULTANEOUS_WINDOW) continue;
       this.destroy(o, 'peer sent INITIAL_CONTACT');
     }
@@ -469,4 +474,14 @@ export class IkeCore implements CoreServices {
 /** Same identity pair (as configured: a responder's SA knows its connection once authenticated). */
 function sameIds(a: AnySa, b: AnySa): boolean {
   return a.conn.localId === b.conn.localId && a.conn.remoteId === b.conn.remoteId;
+}
+
+/**
+ * `o` belongs to the peer that authenticated `sa`: same connection and same authenticated identity,
+ * or another connection with the same authenticated identity from the same address. An SA whose
+ * peer identity is unknown (never authenticated) is never in scope.
+ */
+function samePeer(o: AnySa, sa: AnySa): boolean {
+  if (o.peerIdentity === undefined || o.peerIdentity !== sa.peerIdentity) return false;
+  return o.conn.name === sa.conn.name || o.remote.address === sa.remote.address;
 }

@@ -77,6 +77,12 @@ export abstract class BaseIkeSa<C = unknown> implements IkeSaView {
   lastSent = 0;
   /** Our authentication carried INITIAL_CONTACT (sibling tunnels of the same identities need not). */
   sentInitialContact = false;
+  /**
+   * The identity the peer authenticated with (peerIdentityKey), once it has: a connection's
+   * remoteId may be a wildcard (%any), so the configured string does not say who the peer is.
+   * INITIAL_CONTACT (RFC 7296 §2.4) is scoped by it.
+   */
+  peerIdentity?: string;
   readonly #children = new Map<number, ChildSa<C>>();
   /** The lifetime (s) the peers agreed, when the protocol negotiates one (IKEv1, RFC 2407 §4.5). */
   get negotiatedLifetime(): number | undefined {
@@ -194,4 +200,9 @@ export abstract class BaseIkeSa<C = unknown> implements IkeSaView {
 
   /** Releases what the version's message layer holds (pending requests, queues). */
   protected abstract onDead(): void;
+}
+
+/** An authenticated identity (ID type and data) as a key to compare peers by. */
+export function peerIdentityKey(id: { type: number; data: Buffer }): string {
+  return `${id.type}:${id.data.toString('hex')}`;
 }

@@ -12,6 +12,7 @@
  * third message encrypted; strongSwan encrypts it and accepts it either way, and so do we.
  */
 import { IkeError } from '../../errors.js';
+import { peerIdentityKey } from '../core/ike-sa.js';
 import type { CoreServices } from '../core/protocol.js';
 import { identityMatches, identityToString, parseIdentity } from '../identity.js';
 import { ExchangeTypeV1, PayloadTypeV1 } from '../wire/v1/constants.js';
@@ -69,6 +70,7 @@ export function aggressiveModeInitiator(core: CoreServices, sa: IkeSaV1, m: InV1
   checkRemoteId(sa, peer);
   // A wrong PSK shows here first (HASH_R); the responder then never sees our HASH_I.
   verifyHash(m, hashR(sa, body), 'HASH_R', identityToString(peer), MODE);
+  sa.peerIdentity = peerIdentityKey(peer);
   detectNat(sa, m.payloads);
   floatOnNat(core, sa);
   const ps: PayloadV1[] = [{ type: PayloadTypeV1.HASH, data: hashI(sa, sa.bodyOf(ourId(sa))) }];
@@ -123,6 +125,8 @@ export function aggressiveModeResponder(
     // IDii_b is the ID payload body: type, protocol, port, then the identity (RFC 2407 §4.6.2).
     const peer = identityToString({ type: sa.peerIdB[0]!, data: sa.peerIdB.subarray(4) });
     verifyHash(m, hashI(sa, sa.peerIdB), 'HASH_I', peer, MODE);
+    // INITIAL-CONTACT is scoped by the identity the peer authenticated (ike-core.ts samePeer).
+    sa.peerIdentity = peerIdentityKey({ type: sa.peerIdB[0]!, data: sa.peerIdB.subarray(4) });
     // The initiator floated to 4500 before this message and hashed the addresses it used then:
     // take them as the message came (authenticated by HASH_I) before comparing (RFC 3947 §4).
     if (m.d.remote.address === sa.remote.address) {

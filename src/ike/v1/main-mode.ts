@@ -10,6 +10,7 @@
  * 4500 (RFC 3947 §4). The pieces shared with aggressive mode are in phase1.ts.
  */
 import { IkeError } from '../../errors.js';
+import { peerIdentityKey } from '../core/ike-sa.js';
 import type { CoreServices } from '../core/protocol.js';
 import { identityMatches, identityToString, parseIdentity } from '../identity.js';
 import { ExchangeTypeV1, PayloadTypeV1 } from '../wire/v1/constants.js';
@@ -75,6 +76,7 @@ export function mainModeInitiator(core: CoreServices, sa: IkeSaV1, m: InV1, onTi
     const { id: peer, body } = peerId(m, MODE);
     checkRemoteId(sa, peer);
     verifyHash(m, hashR(sa, body), 'HASH_R', identityToString(peer), MODE);
+    sa.peerIdentity = peerIdentityKey(peer);
     sa.transition('established', `authenticated '${identityToString(peer)}' with PSK (main mode)`);
     sa.step = 0;
     return true;
@@ -127,6 +129,8 @@ export function mainModeResponder(core: CoreServices, sa: IkeSaV1, m: InV1): boo
       throw new IkeError('auth_failed', `no connection for peer identity '${identityToString(peer)}'`);
     verifyHash(m, hashI(sa, body), 'HASH_I', identityToString(peer), MODE);
     sa.conn = conn;
+    // INITIAL-CONTACT is scoped by the identity the peer authenticated (ike-core.ts samePeer).
+    sa.peerIdentity = peerIdentityKey(peer);
     const mine = ourId(sa);
     const reply = [mine, { type: PayloadTypeV1.HASH, data: hashR(sa, sa.bodyOf(mine)) } as PayloadV1];
     sa.send(0, sa.encode(MM, 0, reply, true), { retransmit: false });

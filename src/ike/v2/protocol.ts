@@ -291,7 +291,10 @@ export class IkeV2 implements IkeProtocol {
       remote: d.remote,
       spiI: Buffer.from(header.spiI),
     });
-    sa.ikeOffer = parseProposals(sa.conn.ike.proposals, 'ike');
+    // IKE_SA_INIT comes before the peer says who it is (§1.2, §2.15): offer what any candidate
+    // connection allows, the first one's proposals first. IKE_AUTH checks the choice against the
+    // connection the peer authenticates for and refuses it if that one does not allow it.
+    sa.ikeOffer = candidates.flatMap((c) => parseProposals(c.ike.proposals, 'ike'));
     sa.initRequest = d.data;
     const ans = respondIkeInit(sa, payloads);
     if (ans.kind === 'reject') {

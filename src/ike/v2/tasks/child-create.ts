@@ -19,8 +19,8 @@ import {
   selectProposal,
   toWireProposal,
 } from '../../proposal.js';
-import { PayloadType, ProtocolId, TransformType } from '../../wire/constants.js';
-import { cidrToTs, tsIntersect, tsToString } from '../../wire/ts.js';
+import { PayloadType, ProtocolId, TransformType, TsType } from '../../wire/constants.js';
+import { cidrToTs, formatAddress, parseAddress, tsRangeToCidrs, tsToString } from '../../wire/ts.js';
 import type { Payload, SaPayload, TrafficSelector } from '../../wire/types.js';
 import type { IkeSaV2, V2Child } from '../ike-sa.js';
 import type { V2Services } from '../task.js';
@@ -70,29 +70,135 @@ export function childRequestPayloads(sa: IkeSaV2, spiIn: number): Payload[] {
   ];
 }
 
-/** Responder narrowing (§2.9): every offered selector intersected with every configured one. */
+/**
+ * The most selectors of one TS payload we narrow. RFC 7296 §3.13 lets a peer send 255, and
+ * narrowing costs offered x configured comparisons; a real peer offers a handful (strongSwan: its
+ * configured subnets, plus the triggering packet's selector first, §2.9). More is refused
+ * TS_UNACCEPTABLE, so a request costs a bounded amount of work (security issue #11).
+ */
+export const MAX_SELECTORS = 64;
+
+/** A selector as an address range: start and end as 4 or 16 bytes, compared with Buffer.compare. */
+interface Range {
+  type: number;
+  lo: Buffer;
+  hi: Buffer;
+}
+
+/**
+ * A selector the data plane can enforce as an address range, or null. The data plane filters by
+ * CIDR prefixes only (ChildSaSpec.tsLocal/tsRemote): a selector limited to a protocol or to ports
+ * would be installed as the whole address range, i.e. wider than negotiated, and one it cannot
+ * parse would leave the IKE SA without its CHILD_SA. RFC 7296 §2.9 lets a responder narrow, never
+ * widen, so such a selector is dropped here rather than stretched to "any protocol, any port".
+ */
+function enforceable(ts: TrafficSelector): Range | null {
+  if (ts.ipProtocol !== 0 || ts.startPort !== 0 || ts.endPort !== 65535) return null;
+  const size = ts.tsType === TsType.IPV4 ? 4 : ts.tsType === TsType.IPV6 ? 16 : 0;
+  let lo: Buffer;
+  let hi: Buffer;
+  try {
+    lo = parseAddress(ts.startAddr);
+    hi = parseAddress(ts.endAddr);
+  } catch {
+    return null;
+  }
+  if (lo.length !== size || hi.length !== size || Buffer.compare(lo, hi) > 0) return null;
+  return { type: ts.tsType, lo, hi };
+}
+
+function configuredRange(cidr: string): Range {
+  const ts = cidrToTs(cidr);
+  return { type: ts.tsType, lo: parseAddress(ts.startAddr), hi: parseAddress(ts.endAddr) };
+}
+
+/** The prefix length if lo..hi is exactly one CIDR block, else -1 (bytes, no bigint). */
+export function cidrPrefix(lo: Buffer, hi: Buffer): number {
+  let i = 0;
+  while (i < lo.length && lo[i] === hi[i]) i++;
+  if (i === lo.length) return lo.length * 8;
+  const a = lo[i]!;
+  const b = hi[i]!;
+  // Below the first differing bit, lo must be all zeros and hi all ones.
+  const low = 32 - Math.clz32(a ^ b);
+  const mask = (1 << low) - 1;
+  if ((a & mask) !== 0 || (b & mask) !== mask) return -1;
+  for (let j = i + 1; j < lo.length; j++) if (lo[j] !== 0 || hi[j] !== 0xff) return -1;
+  return i * 8 + 8 - low;
+}
+
+function wholeRange(type: number, lo: Buffer, hi: Buffer): TrafficSelector {
+  return {
+    tsType: type,
+    ipProtocol: 0,
+    startPort: 0,
+    endPort: 65535,
+    startAddr: formatAddress(lo),
+    endAddr: formatAddress(hi),
+  };
+}
+
+/**
+ * A range as the data plane takes it: itself when it is one CIDR block, else the CIDR blocks that
+ * cover exactly it (a responder may narrow to several selectors, §2.9).
+ */
+function asCidrs(type: number, lo: Buffer, hi: Buffer): TrafficSelector[] {
+  const ts = wholeRange(type, lo, hi);
+  if (cidrPrefix(lo, hi) >= 0) return [ts];
+  return tsRangeToCidrs(ts).map((c) => cidrToTs(c));
+}
+
+/**
+ * Responder narrowing (§2.9): every offered selector the data plane can enforce, intersected with
+ * every configured subnet. Each offered selector is parsed once and the pairs are compared as
+ * bytes, so the work is offered + offered x configured cheap comparisons, with offered at most
+ * MAX_SELECTORS (more: nothing is narrowed, the caller answers TS_UNACCEPTABLE). Protocol- or
+ * port-limited selectors are dropped (see enforceable); an empty result means TS_UNACCEPTABLE.
+ */
 export function narrow(offered: TrafficSelector[], configured: string[]): TrafficSelector[] {
+  if (offered.length > MAX_SELECTORS) return [];
+  const theirs: Range[] = [];
+  for (const o of offered) {
+    const r = enforceable(o);
+    if (r) theirs.push(r);
+  }
   const out: TrafficSelector[] = [];
+  if (!theirs.length) return out;
   const seen = new Set<string>();
   for (const c of configured) {
-    const mine = cidrToTs(c);
-    for (const o of offered) {
-      const x = tsIntersect(o, mine);
-      if (!x) continue;
-      const key = tsToString(x);
-      if (seen.has(key)) continue;
-      seen.add(key);
-      out.push(x);
+    const mine = configuredRange(c);
+    for (const o of theirs) {
+      if (o.type !== mine.type) continue;
+      const lo = Buffer.compare(o.lo, mine.lo) >= 0 ? o.lo : mine.lo;
+      const hi = Buffer.compare(o.hi, mine.hi) <= 0 ? o.hi : mine.hi;
+      if (Buffer.compare(lo, hi) > 0) continue;
+      for (const x of asCidrs(mine.type, lo, hi)) {
+        const key = `${x.startAddr}-${x.endAddr}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        out.push(x);
+        // A subset of the intersection is still a valid narrowing; the answer stays bounded.
+        if (out.length >= MAX_SELECTORS) return out;
+      }
     }
   }
   return out;
 }
 
-/** Initiator check: what the responder returned must lie inside what we asked for. */
+/**
+ * Initiator check: what the responder returned must lie inside what we asked for (§2.9: it may
+ * only narrow), and be something the data plane enforces (whole protocol, all ports, one CIDR
+ * block each); anything else is refused, never installed wider than negotiated.
+ */
 export function withinOffer(returned: TrafficSelector[], configured: string[]): boolean {
+  if (returned.length > MAX_SELECTORS) return false;
+  const mine = configured.map(configuredRange);
   return returned.every((r) => {
-    const narrowed = narrow([r], configured);
-    return narrowed.length === 1 && tsToString(narrowed[0]!) === tsToString(r);
+    const x = enforceable(r);
+    if (!x || cidrPrefix(x.lo, x.hi) < 0) return false;
+    return mine.some(
+      (m) => m.type === x.type && Buffer.compare(m.lo, x.lo) <= 0 && Buffer.compare(x.hi, m.hi) <= 0,
+    );
   });
 }
 

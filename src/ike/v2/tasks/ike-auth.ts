@@ -6,6 +6,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { ConnectionConfig } from '../../../config/types.js';
 import { IkeError } from '../../../errors.js';
+import { peerIdentityKey } from '../../core/ike-sa.js';
 import { pskAuth } from '../../crypto/keys.js';
 import {
   type Identity,
@@ -15,7 +16,13 @@ import {
   malformedIdentity,
   parseIdentity,
 } from '../../identity.js';
-import { checkChosenInOffer, chosenToWire, wireToChosen } from '../../proposal.js';
+import {
+  checkChosenInOffer,
+  chosenToString,
+  chosenToWire,
+  parseProposals,
+  wireToChosen,
+} from '../../proposal.js';
 import { AuthMethod, ExchangeType, NotifyType, PayloadType, ProtocolId } from '../../wire/constants.js';
 import type { Payload } from '../../wire/types.js';
 import { notifyReason, peerRefused, refuse } from '../errors.js';
@@ -28,6 +35,7 @@ import {
   childSpi,
   espOffer,
   installChild,
+  MAX_SELECTORS,
   type NewChild,
   narrow,
   selectEsp,
@@ -106,6 +114,7 @@ export class IkeAuthTask implements Task<void> {
         `AUTH payload of '${identityToString(id)}' does not verify with our PSK`,
       );
     }
+    sa.peerIdentity = peerIdentityKey(id);
     sa.transition('established', `authenticated '${identityToString(id)}' with PSK`);
     const childErr = firstError(ps);
     if (childErr) {
@@ -125,7 +134,13 @@ export class IkeAuthTask implements Task<void> {
       !withinOffer(tsi.selectors, sa.conn.localSubnets) ||
       !withinOffer(tsr.selectors, sa.conn.remoteSubnets)
     ) {
-      throw new IkeError('ts_unacceptable', 'responder returned traffic selectors wider than ours');
+      // Wider than asked, or limited to a protocol/ports or not a CIDR block: the data plane could
+      // not enforce it as negotiated (§2.9). The IKE SA is deleted and the connection retried
+      // with the usual backoff (core.failed), never installed half-way.
+      throw new IkeError(
+        'ts_unacceptable',
+        'responder returned traffic selectors wider than ours or not enforceable (protocol, ports, non-CIDR range)',
+      );
     }
     installChild(this.#core, sa, {
       spiIn: this.#spiIn,
@@ -144,11 +159,13 @@ export type AuthAnswer =
   | { ok: false; payloads: Payload[]; error: IkeError };
 
 export function respondIkeAuth(core: V2Services, sa: IkeSaV2, ps: Payload[]): AuthAnswer {
-  const refuse = (reason: string, detail: string): AuthAnswer => ({
+  const refuse = (reason: string, detail: string, answer?: NotifyType): AuthAnswer => ({
     ok: false,
     error: new IkeError(reason, detail),
     payloads: [
-      notify(reason === 'auth_failed' ? NotifyType.AUTHENTICATION_FAILED : NotifyType.INVALID_SYNTAX),
+      notify(
+        answer ?? (reason === 'auth_failed' ? NotifyType.AUTHENTICATION_FAILED : NotifyType.INVALID_SYNTAX),
+      ),
     ],
   });
   const idP = findId(ps, PayloadType.IDi);
@@ -162,23 +179,45 @@ export function respondIkeAuth(core: V2Services, sa: IkeSaV2, ps: Payload[]): Au
   const badId = malformedIdentity(idI) ?? (idR ? malformedIdentity(idR) : null);
   if (badId) return refuse('auth_failed', `malformed identity in IKE_AUTH: ${badId}`);
   // Pick the connection by identities among those that matched the addresses (§2.15 lets a
-  // responder choose its credentials from IDi and the optional IDr); several connections between
-  // the same gateways and identities are told apart by their traffic selectors, as strongSwan does.
+  // responder choose its credentials from IDi and the optional IDr).
   const byId = sa.candidates.filter(
     (c) =>
       identityMatches(parseIdentity(c.remoteId), idI) &&
       (!idR || identityMatches(parseIdentity(c.localId), idR)),
   );
+  if (!byId.length)
+    return refuse('auth_failed', `no connection for peer identity '${identityToString(idI)}'`);
+  // AUTH first (§2.15, §2.21.2): only a peer that proved it holds a connection's PSK gets any
+  // further work done, in particular no traffic selector narrowing (security issue #11: up to 255
+  // selectors each way, per connection, before authentication). One PRF per distinct candidate.
+  if (auth.method !== AuthMethod.PSK)
+    return refuse('auth_failed', `AUTH method ${auth.method} of '${identityToString(idI)}' is not PSK`);
+  const authed = byId.filter((c) => verifyAuth(sa, c, idI, auth.data));
+  if (!authed.length)
+    return refuse('auth_failed', `AUTH payload of '${identityToString(idI)}' does not verify with our PSK`);
+  // The IKE SA's algorithms were chosen in IKE_SA_INIT against the first candidate's proposals,
+  // before the peer said who it is; the connection it authenticated for must allow them too, or
+  // a connection configured for AES-GCM only could run on another connection's weaker suite.
+  // §2.21.2: a failure that prevents the IKE SA is answered AUTHENTICATION_FAILED.
+  const algOk = authed.filter((c) => checkChosenInOffer(sa.chosen!, parseProposals(c.ike.proposals, 'ike')));
+  if (!algOk.length) {
+    return refuse(
+      'no_proposal_chosen',
+      `IKE SA algorithms ${chosenToString(sa.chosen!)} are not allowed by connection '${authed[0]!.name}'`,
+      NotifyType.AUTHENTICATION_FAILED,
+    );
+  }
+  // Several connections between the same gateways and identities are told apart by their traffic
+  // selectors, as strongSwan does; narrowing is bounded (MAX_SELECTORS), and now authenticated.
   const tsi = findTs(ps, PayloadType.TSi)?.selectors ?? [];
   const tsr = findTs(ps, PayloadType.TSr)?.selectors ?? [];
+  const bounded = tsi.length <= MAX_SELECTORS && tsr.length <= MAX_SELECTORS;
   const conn =
-    byId.find((c) => narrow(tsi, c.remoteSubnets).length > 0 && narrow(tsr, c.localSubnets).length > 0) ??
-    byId[0];
-  if (!conn) return refuse('auth_failed', `no connection for peer identity '${identityToString(idI)}'`);
+    (bounded
+      ? algOk.find((c) => narrow(tsi, c.remoteSubnets).length > 0 && narrow(tsr, c.localSubnets).length > 0)
+      : undefined) ?? algOk[0]!;
   sa.conn = conn;
-  if (auth.method !== AuthMethod.PSK || !verifyAuth(sa, conn, idI, auth.data)) {
-    return refuse('auth_failed', `AUTH payload of '${identityToString(idI)}' does not verify with our PSK`);
-  }
+  sa.peerIdentity = peerIdentityKey(idI);
   const ourId = parseIdentity(conn.localId);
   const out: Payload[] = [
     idPayload(PayloadType.IDr, ourId),
@@ -207,11 +246,21 @@ function respondChild(sa: IkeSaV2, ps: Payload[]): { payloads: Payload[]; instal
   if (chosen?.spi.length !== 4) {
     return refuse(sa, 'no_proposal_chosen', 'no acceptable ESP proposal in IKE_AUTH');
   }
-  // TSi describes the initiator's side, i.e. our remote subnets.
+  // §3.13 allows 255 selectors per payload; we narrow at most MAX_SELECTORS (bounded work).
+  if (tsi.selectors.length > MAX_SELECTORS || tsr.selectors.length > MAX_SELECTORS) {
+    return refuse(sa, 'ts_unacceptable', `more than ${MAX_SELECTORS} traffic selectors offered`);
+  }
+  // TSi describes the initiator's side, i.e. our remote subnets. What is left after narrowing is
+  // only what the data plane enforces (whole protocol, all ports, CIDR blocks): if nothing is,
+  // TS_UNACCEPTABLE (§2.9) rather than a CHILD_SA the data plane cannot install as negotiated.
   const remote = narrow(tsi.selectors, sa.conn.remoteSubnets);
   const local = narrow(tsr.selectors, sa.conn.localSubnets);
   if (!remote.length || !local.length) {
-    return refuse(sa, 'ts_unacceptable', 'traffic selectors do not match localSubnets/remoteSubnets');
+    return refuse(
+      sa,
+      'ts_unacceptable',
+      'traffic selectors do not match localSubnets/remoteSubnets (as whole-protocol, all-port CIDR blocks)',
+    );
   }
   const spiIn = childSpi(sa);
   return {

@@ -57,6 +57,8 @@ function rekeyedSa(
   fresh.nr = nonces.nr;
   fresh.chosen = chosen;
   fresh.nat = { ...old.nat };
+  // The rekeyed SA serves the same authenticated peer (§2.18: no new authentication).
+  fresh.peerIdentity = old.peerIdentity;
   const prf = prfAlg(chosen.prf!);
   const encr = encrAlg(chosen.encr.id, chosen.encr.keyLen);
   const integ = chosen.integ ? integAlg(chosen.integ) : null;
