@@ -477,11 +477,13 @@ function sameIds(a: AnySa, b: AnySa): boolean {
 }
 
 /**
- * `o` belongs to the peer that authenticated `sa`: same connection and same authenticated identity,
- * or another connection with the same authenticated identity from the same address. An SA whose
- * peer identity is unknown (never authenticated) is never in scope.
+ * `o` belongs to the peer that authenticated `sa`: the same authenticated identity (never a
+ * configured wildcard such as %any), and either the same connection or the same key. A peer that
+ * proved the same identity with the same PSK is the same peer whatever address it came from (one
+ * gateway's two links; strongSwan clears by identity too); one with another connection's key is
+ * not. An SA whose peer identity is unknown (never authenticated) is never in scope.
  */
 function samePeer(o: AnySa, sa: AnySa): boolean {
   if (o.peerIdentity === undefined || o.peerIdentity !== sa.peerIdentity) return false;
-  return o.conn.name === sa.conn.name || o.remote.address === sa.remote.address;
+  return o.conn.name === sa.conn.name || o.conn.psk.equals(sa.conn.psk);
 }
