@@ -145,9 +145,9 @@ export class SaTable {
   unprovenVictims(peer: string): AnySa[] {
     const l = this.limits;
     const own = this.#unprovenOf.get(peer);
-    if (own && own.size >= l.unprovenPerPeer) return [...own].slice(0, own.size - l.unprovenPerPeer + 1);
+    if (own && own.size >= l.unprovenPerPeer) return oldest(own, own.size - l.unprovenPerPeer + 1);
     if (this.#unproven.size < l.unproven) return [];
-    return [...this.#unproven.keys()].slice(0, this.#unproven.size - l.unproven + 1);
+    return oldest(this.#unproven.keys(), this.#unproven.size - l.unproven + 1);
   }
 
   /** The SA authenticated (or went): it no longer counts as half-open. */
@@ -206,4 +206,14 @@ export class SaTable {
     const p = this.#perPeer.get(address);
     if (p && p.all <= 0 && p.halfOpen <= 0) this.#perPeer.delete(address);
   }
+}
+
+/** The first `n` of an insertion-ordered collection (n is 1 unless a cap was lowered). */
+function oldest(items: Iterable<AnySa>, n: number): AnySa[] {
+  const out: AnySa[] = [];
+  for (const sa of items) {
+    if (out.length >= n) break;
+    out.push(sa);
+  }
+  return out;
 }
