@@ -90,7 +90,11 @@ t.test('a peer that echoed our cookie is not displaced by a flood', async (t) =>
     esp: { proposals: ['aes128-sha256'], lifetime: 1200 },
     start: 'listen',
   });
-  const p = await pair([c], [mirror(c)], { clock, random: fixedJitter(0), timing: { halfOpenTimeout: 30_000 } });
+  const p = await pair([c], [mirror(c)], {
+    clock,
+    random: fixedJitter(0),
+    timing: { halfOpenTimeout: 30_000 },
+  });
   t.teardown(() => stop(clock, p));
   const b = p.b.daemon.ike!;
   // Let A's messages 1 and 3 through, then hold message 5 (the SA is proven but not authenticated).

@@ -6,11 +6,11 @@
  * never becomes a metrics label of its own.
  */
 import t from 'tap';
-import { Metrics } from '../../src/metrics/metrics.js';
 import { notify } from '../../src/ike/v2/payload-find.js';
 import { ExchangeType, HeaderFlag, NotifyType, PayloadType } from '../../src/ike/wire/constants.js';
 import { decodeMessage, encodeMessage } from '../../src/ike/wire/message.js';
 import type { KePayload, Payload } from '../../src/ike/wire/types.js';
+import { Metrics } from '../../src/metrics/metrics.js';
 import { FakeClock, fixedJitter } from './fake-clock.js';
 import { FakeNetwork, type Sent } from './fake-network.js';
 import { A, B, conn, internal, mirror, pair, state } from './pair.js';
@@ -27,7 +27,8 @@ async function stop(clock: FakeClock, p: Pair): Promise<void> {
   await s;
 }
 
-const isInitRequest = (s: Sent) => s.from.address === A && s.exchange === ExchangeType.IKE_SA_INIT && !s.response;
+const isInitRequest = (s: Sent) =>
+  s.from.address === A && s.exchange === ExchangeType.IKE_SA_INIT && !s.response;
 
 /**
  * A forged IKE_SA_INIT answer to `request` (as an on-path attacker sends it), delivered to A on the
@@ -86,34 +87,42 @@ for (const type of [NotifyType.INVALID_SYNTAX, NotifyType.TEMPORARY_FAILURE, 123
   });
 }
 
-t.test('an ignored error notify names the failure once the retransmissions end; its label is bounded', async (t) => {
-  const clock = new FakeClock();
-  const c = conn('t1');
-  const timing = { retransmitBase: 1000, retransmitFactor: 2, retransmitTries: 3, halfOpenTimeout: 30_000 };
-  const net = new FakeNetwork();
-  let p!: Pair;
-  let forged = 0;
-  net.drop = (s) => {
-    if (isInitRequest(s) && forged++ === 0) forge(() => p, s.data, [notify(12345)]);
-    return s.from.address === A; // the responder never hears us
-  };
-  p = await pair([c], [mirror(c)], { clock, random: fixedJitter(0), timing, net });
-  t.teardown(() => stop(clock, p));
-  const m = new Metrics({ snapshot: () => p.a.daemon.status(), bus: p.a.daemon.bus, defaultMetrics: false, version: () => 2 });
-  t.teardown(() => m.close());
-  await clock.advance(14_999);
-  t.same(p.a.failures, [], 'nothing acted on before the last retransmission timed out (1+2+4+8 s)');
-  await clock.advance(1);
-  t.equal(p.a.failures.length, 1);
-  t.equal(p.a.failures[0]!.reason, 'other', 'an unknown notify number is "other"');
-  t.match(p.a.failures[0]!.detail, /ignored the unauthenticated notify 12345/);
-  const fam = await m.registry.getSingleMetric('twinsec_ike_negotiation_failures_total')!.get();
-  t.same(
-    fam.values.map((v) => [v.labels.reason, v.value]),
-    [['other', 1]],
-    'the metrics label is "other", not the number',
-  );
-});
+t.test(
+  'an ignored error notify names the failure once the retransmissions end; its label is bounded',
+  async (t) => {
+    const clock = new FakeClock();
+    const c = conn('t1');
+    const timing = { retransmitBase: 1000, retransmitFactor: 2, retransmitTries: 3, halfOpenTimeout: 30_000 };
+    const net = new FakeNetwork();
+    let p!: Pair;
+    let forged = 0;
+    net.drop = (s) => {
+      if (isInitRequest(s) && forged++ === 0) forge(() => p, s.data, [notify(12345)]);
+      return s.from.address === A; // the responder never hears us
+    };
+    p = await pair([c], [mirror(c)], { clock, random: fixedJitter(0), timing, net });
+    t.teardown(() => stop(clock, p));
+    const m = new Metrics({
+      snapshot: () => p.a.daemon.status(),
+      bus: p.a.daemon.bus,
+      defaultMetrics: false,
+      version: () => 2,
+    });
+    t.teardown(() => m.close());
+    await clock.advance(14_999);
+    t.same(p.a.failures, [], 'nothing acted on before the last retransmission timed out (1+2+4+8 s)');
+    await clock.advance(1);
+    t.equal(p.a.failures.length, 1);
+    t.equal(p.a.failures[0]!.reason, 'other', 'an unknown notify number is "other"');
+    t.match(p.a.failures[0]!.detail, /ignored the unauthenticated notify 12345/);
+    const fam = await m.registry.getSingleMetric('twinsec_ike_negotiation_failures_total')!.get();
+    t.same(
+      fam.values.map((v) => [v.labels.reason, v.value]),
+      [['other', 1]],
+      'the metrics label is "other", not the number',
+    );
+  },
+);
 
 t.test('INVALID_KE_PAYLOAD for a group we did not offer is ignored', async (t) => {
   const clock = new FakeClock();
@@ -122,7 +131,8 @@ t.test('INVALID_KE_PAYLOAD for a group we did not offer is ignored', async (t) =
   let p!: Pair;
   let forged = 0;
   net.drop = (s) => {
-    if (isInitRequest(s) && forged++ === 0) forge(() => p, s.data, [notify(NotifyType.INVALID_KE_PAYLOAD, group(14))]);
+    if (isInitRequest(s) && forged++ === 0)
+      forge(() => p, s.data, [notify(NotifyType.INVALID_KE_PAYLOAD, group(14))]);
     return false;
   };
   p = await pair([c], [mirror(c)], { clock, random: fixedJitter(0), net });

@@ -28,11 +28,13 @@ t.test('failure reasons: numbers fold to "other", and the label set is capped', 
   const bus = new EventBus();
   const m = new Metrics({ snapshot: () => EMPTY, bus, defaultMetrics: false, version: () => 2 });
   t.teardown(() => m.close());
-  for (let n = 1; n < 16384; n += 97) bus.emit('ike-failure', { connection: 't1', reason: String(n), detail: '' });
+  for (let n = 1; n < 16384; n += 97)
+    bus.emit('ike-failure', { connection: 't1', reason: String(n), detail: '' });
   let r = await reasons(m);
   t.same([...r.keys()], ['other'], 'no label per notify number');
   bus.emit('ike-failure', { connection: 't1', reason: 'auth_failed', detail: '' });
-  for (let i = 0; i < 200; i++) bus.emit('ike-failure', { connection: 't1', reason: `made_up_${i}`, detail: '' });
+  for (let i = 0; i < 200; i++)
+    bus.emit('ike-failure', { connection: 't1', reason: `made_up_${i}`, detail: '' });
   bus.emit('ike-failure', { connection: 't1', reason: 'auth_failed', detail: '' });
   r = await reasons(m);
   t.equal(r.size, MAX_FAILURE_REASONS + 1, `${MAX_FAILURE_REASONS} reasons and "other"`);

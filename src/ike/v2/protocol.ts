@@ -17,8 +17,8 @@ import { decodeMessage, encodeMessage } from '../wire/message.js';
 import { UnsupportedCriticalError } from '../wire/payloads.js';
 import { checkMessageRules } from '../wire/rules.js';
 import type { IkeHeader, Payload } from '../wire/types.js';
-import { IkeSaV2, protocolContext, type V2Child, type V2Context } from './ike-sa.js';
 import { CookieJar } from './cookie.js';
+import { IkeSaV2, protocolContext, type V2Child, type V2Context } from './ike-sa.js';
 import { findNonce, findSa, notifies, notify } from './payload-find.js';
 import { type OpenedMessage, openMessage } from './protect.js';
 import { type Answer, runTask } from './task.js';
@@ -154,8 +154,7 @@ export class IkeV2 implements IkeProtocol {
     sa.lastInbound = d.data;
     if (isResponse) {
       const took = sa.takeResponse(header, msg);
-      if (took === 'unexpected')
-        return core.drop('unexpected_response', `message ID ${header.messageId}`, d);
+      if (took === 'unexpected') return core.drop('unexpected_response', `message ID ${header.messageId}`, d);
       if (took !== 'taken') return core.drop('ignored_response', took.ignored, d);
       if (sa.skIn) core.peerSeen(sa, d);
       return;
@@ -253,7 +252,8 @@ export class IkeV2 implements IkeProtocol {
   #cookieOk(d: Datagram, header: IkeHeader, payloads: Payload[]): boolean {
     const core = this.#core;
     const address = d.remote.address;
-    if (!this.#cookies.required(core.table.halfOpenCount, core.table.halfOpenOf(address), address)) return true;
+    if (!this.#cookies.required(core.table.halfOpenCount, core.table.halfOpenOf(address), address))
+      return true;
     const nonce = findNonce(payloads);
     if (!nonce) {
       core.drop('invalid_syntax', 'IKE_SA_INIT without Nonce', d);

@@ -178,7 +178,10 @@ export class IkeInitTask implements Task<undefined> {
     const n = this.#ignored;
     if (!n) return undefined;
     const name = NotifyType[n.notifyType] ?? `notify ${n.notifyType}`;
-    return new IkeError(notifyReason(n), `no valid answer to IKE_SA_INIT; ignored the unauthenticated ${name}`);
+    return new IkeError(
+      notifyReason(n),
+      `no valid answer to IKE_SA_INIT; ignored the unauthenticated ${name}`,
+    );
   }
 
   process(m: OpenedMessage): undefined | typeof AGAIN {
