@@ -11,6 +11,7 @@ import { EventBus } from './events.js';
 import { HaController } from './ha/controller.js';
 import type { Clock, Random } from './ike/core/clock.js';
 import type { Timing } from './ike/core/protocol.js';
+import type { SaLimits } from './ike/core/sa-table.js';
 import { spiHex } from './ike/core/view.js';
 import { createIke, type IkeCore } from './ike/index.js';
 import { type IkeTransport, UdpTransport } from './ike/transport.js';
@@ -59,6 +60,8 @@ export interface DaemonOptions {
   transport?: IkeTransport;
   dataplane?: DataPlane;
   timing?: Partial<Timing>;
+  /** Bounds on responder state (defaults: sa-table.ts DEFAULT_LIMITS). */
+  limits?: Partial<SaLimits>;
   retry?: { base: number; max: number };
   /** Injected in tests (a fake clock runs DPD, lifetimes and retransmissions fast and exactly). */
   clock?: Clock;
@@ -106,6 +109,7 @@ export class Daemon {
       dataplane: this.#dp!,
       bus: this.bus,
       timing: this.#opts.timing,
+      limits: this.#opts.limits,
       retry: this.#opts.retry,
       clock: this.#opts.clock,
       random: this.#opts.random,

@@ -18,7 +18,7 @@
  *   twinsec_route_active{destination,connection}        1: the next hop carries the route now; 0: it does not
  *   twinsec_route_switches_total{destination}
  *   twinsec_ike_sa_established_total{connection,version}
- *   twinsec_ike_negotiation_failures_total{connection,version,reason}
+ *   twinsec_ike_negotiation_failures_total{connection,version,reason}   at most MAX_FAILURE_REASONS reasons, then "other"
  *   + prom-client's default process_* and nodejs_* metrics
  *
  * `version` is the connection's configured IKE version, "1" or "2" (the same for all its SAs, so it
@@ -70,6 +70,13 @@ export function snakeCase(name: string): string {
 function labelToken(s: string): string {
   return /^[a-z0-9_]{1,64}$/.test(s) ? s : 'other';
 }
+
+/**
+ * At most this many distinct failure reasons become labels; later new ones are counted as 'other'.
+ * Reason tokens come from code (a fixed set) and from peers' error notifies (named from a fixed
+ * table, v2/errors.ts notifyReason); this bound holds whatever a future reason source does.
+ */
+export const MAX_FAILURE_REASONS = 64;
 
 /** The next hops a route may use (to export 0 for the standby ones); `RouteConfig` fits. */
 export interface RouteNextHops {
@@ -123,6 +130,8 @@ export class Metrics {
   readonly #everActive = new Map<string, Set<string>>();
   /** Each connection's IKE version ("1"/"2") as of the last snapshot, for the event-driven counters. */
   readonly #versions = new Map<string, string>();
+  /** Failure reasons given a label of their own so far (MAX_FAILURE_REASONS). */
+  readonly #reasons = new Set<string>();
   /** True while one scrape's snapshot is current (cleared after the synchronous collect pass). */
   #fresh = false;
 
@@ -216,7 +225,7 @@ export class Metrics {
         this.#failures.inc({
           connection: e.connection,
           version: this.#version(e.connection),
-          reason: labelToken(e.reason),
+          reason: this.#failureReason(e.reason),
         });
       }),
       bus.on('health-rtt', (e) => this.observeRtt(e.connection, e.seconds)),
@@ -224,6 +233,16 @@ export class Metrics {
         if (e.counters) this.saRemoved(e.connection, e.spiIn, e.spiOut, e.counters);
       }),
     );
+  }
+
+  /** A bounded failure reason label: a token, not a bare number, one of at most MAX_FAILURE_REASONS. */
+  #failureReason(reason: string): string {
+    const token = labelToken(reason);
+    if (token === 'other' || /^[0-9]/.test(token)) return 'other';
+    if (this.#reasons.has(token)) return token;
+    if (this.#reasons.size >= MAX_FAILURE_REASONS) return 'other';
+    this.#reasons.add(token);
+    return token;
   }
 
   /**

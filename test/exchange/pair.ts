@@ -5,6 +5,7 @@ import { MemoryDataPlane } from '../../src/dataplane/memory.js';
 import type { TwinsecEvents } from '../../src/events.js';
 import type { Clock, Random } from '../../src/ike/core/clock.js';
 import type { Timing } from '../../src/ike/core/protocol.js';
+import type { SaLimits } from '../../src/ike/core/sa-table.js';
 import type { IkeSaV2 } from '../../src/ike/v2/ike-sa.js';
 import { FakeNetwork, type FakeTransport } from './fake-network.js';
 
@@ -69,6 +70,7 @@ export interface PairOptions {
   clock?: Clock;
   random?: Random;
   timing?: Partial<Timing>;
+  limits?: Partial<SaLimits>;
   /** The network to use (a test may set its filter before the first datagram). */
   net?: FakeNetwork;
 }
@@ -94,6 +96,7 @@ export async function pair(
         keepalive: 30,
         ...o.timing,
       },
+      limits: o.limits,
       retry: { base: 50, max: 200 },
       clock: o.clock,
       random: o.random,

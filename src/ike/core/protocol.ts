@@ -21,6 +21,25 @@ export interface Timing {
   retransmitTries: number;
   /** A responder SA that has not authenticated within this time is dropped (ms). */
   halfOpenTimeout: number;
+  /**
+   * An IKEv1 responder SA whose peer has not yet proven it receives at its address (echoed our
+   * responder cookie, i.e. sent main mode message 3 / aggressive mode message 3) is dropped after
+   * this (ms). IKEv1 has no stateless cookie round trip (RFC 2408 §2.5.3 cookies are SPIs), so a
+   * spoofed first message costs an SA: a short life bounds how long.
+   */
+  halfOpenUnprovenTimeout: number;
+  /**
+   * IKEv2 COOKIE challenge (RFC 7296 §2.6): from this many half-open IKE SAs in total, or from
+   * `cookieThresholdPerPeer` of one source address, IKE_SA_INIT needs a valid cookie (strongSwan's
+   * charon.cookie_threshold / cookie_threshold_ip: 30 and 3). 0 requires cookies always.
+   */
+  cookieThreshold: number;
+  cookieThresholdPerPeer: number;
+  /** The cookie secret changes this often (ms); the previous one is accepted `cookieSecretGrace` longer. */
+  cookieSecretLifetime: number;
+  cookieSecretGrace: number;
+  /** Cookies stay required this long after a threshold was last reached (ms; strongSwan: 10 s). */
+  cookieCalmdown: number;
   /** NAT keep-alive interval (ms); strongSwan's default is 20 s as well. */
   keepalive: number;
   /**
@@ -35,6 +54,12 @@ export const DEFAULT_TIMING: Timing = {
   retransmitFactor: 1.8,
   retransmitTries: 5,
   halfOpenTimeout: 30_000,
+  halfOpenUnprovenTimeout: 10_000,
+  cookieThreshold: 30,
+  cookieThresholdPerPeer: 3,
+  cookieSecretLifetime: 120_000,
+  cookieSecretGrace: 30_000,
+  cookieCalmdown: 10_000,
   keepalive: 20_000,
   lifetimeUnit: 1000,
 };

@@ -24,6 +24,16 @@ export interface SaLimits {
    * (NO_ADDITIONAL_SAS, RFC 7296 §1.3; IKEv1: the quick mode is refused).
    */
   childrenPerIke: number;
+  /**
+   * IKEv1 responder SAs whose peer has not yet proven it receives at its source address (it has
+   * not echoed our responder cookie), per source address and in total. IKEv1 cannot answer
+   * statelessly like IKEv2's COOKIE (RFC 7296 §2.6), so a spoofed first message costs an SA; at
+   * these caps the oldest unproven SA makes room for the new one (a flood keeps displacing its own
+   * SAs, a real peer only needs its SA to live one round trip). Proven SAs are never displaced.
+   * Per source: strongSwan's block_threshold (5).
+   */
+  unprovenPerPeer: number;
+  unproven: number;
 }
 
 export const DEFAULT_LIMITS: SaLimits = {
@@ -32,6 +42,8 @@ export const DEFAULT_LIMITS: SaLimits = {
   perPeer: 64,
   total: 8192,
   childrenPerIke: 16,
+  unprovenPerPeer: 5,
+  unproven: 256,
 };
 
 type AnySa = BaseIkeSa<unknown>;
@@ -41,6 +53,9 @@ export class SaTable {
   readonly #bySpi = new Map<string, AnySa>();
   readonly #halfOpen = new Map<string, { sa: AnySa; address: string }>();
   readonly #halfOpenKey = new WeakMap<AnySa, string>();
+  /** Unproven responder SAs (IKEv1), oldest first: in total, and per source address. */
+  readonly #unproven = new Map<AnySa, string>();
+  readonly #unprovenOf = new Map<string, Set<AnySa>>();
   /** Per peer address: IKE SAs and half-open ones (O(1) admission checks). */
   readonly #perPeer = new Map<string, { all: number; halfOpen: number }>();
   /** CHILD_SA inbound SPI -> the IKE SA holding it now (IKE SA rekeys move children). */
@@ -80,19 +95,71 @@ export class SaTable {
     for (const c of sa.children) if (this.#childOwner.get(c.spiIn) === sa) this.#childOwner.delete(c.spiIn);
   }
 
-  /** A responder SA waiting for authentication, under the key of its first message. */
-  addHalfOpen(key: string, sa: AnySa): void {
+  /**
+   * A responder SA waiting for authentication, under the key of its first message; `unproven`:
+   * its peer has not shown yet that it receives at its address (see SaLimits.unproven).
+   */
+  addHalfOpen(key: string, sa: AnySa, unproven = false): void {
     this.#halfOpen.set(key, { sa, address: sa.remote.address });
     this.#halfOpenKey.set(sa, key);
     this.#peer(sa.remote.address).halfOpen++;
+    if (!unproven) return;
+    const address = sa.remote.address;
+    this.#unproven.set(sa, address);
+    let set = this.#unprovenOf.get(address);
+    if (!set) {
+      set = new Set();
+      this.#unprovenOf.set(address, set);
+    }
+    set.add(sa);
   }
 
   halfOpen(key: string): AnySa | undefined {
     return this.#halfOpen.get(key)?.sa;
   }
 
+  /** Half-open responder SAs in total, and of one peer address (the cookie thresholds count them). */
+  get halfOpenCount(): number {
+    return this.#halfOpen.size;
+  }
+
+  halfOpenOf(peer: string): number {
+    return this.#perPeer.get(peer)?.halfOpen ?? 0;
+  }
+
+  get unprovenCount(): number {
+    return this.#unproven.size;
+  }
+
+  isUnproven(sa: AnySa): boolean {
+    return this.#unproven.has(sa);
+  }
+
+  /** The peer of `sa` echoed our responder cookie: it receives at its address. */
+  proven(sa: AnySa): void {
+    const address = this.#unproven.get(sa);
+    if (address === undefined) return;
+    this.#unproven.delete(sa);
+    const set = this.#unprovenOf.get(address);
+    set?.delete(sa);
+    if (set?.size === 0) this.#unprovenOf.delete(address);
+  }
+
+  /**
+   * The unproven SAs that must go so that one more from `peer` fits the unproven caps: the peer's
+   * oldest when its own cap is reached, else the oldest of all when the total cap is.
+   */
+  unprovenVictims(peer: string): AnySa[] {
+    const l = this.limits;
+    const own = this.#unprovenOf.get(peer);
+    if (own && own.size >= l.unprovenPerPeer) return oldest(own, own.size - l.unprovenPerPeer + 1);
+    if (this.#unproven.size < l.unproven) return [];
+    return oldest(this.#unproven.keys(), this.#unproven.size - l.unproven + 1);
+  }
+
   /** The SA authenticated (or went): it no longer counts as half-open. */
   settle(sa: AnySa): void {
+    this.proven(sa);
     const k = this.#halfOpenKey.get(sa);
     const v = k === undefined ? undefined : this.#halfOpen.get(k);
     if (k === undefined || v?.sa !== sa) return;
@@ -164,4 +231,14 @@ export class SaTable {
     const p = this.#perPeer.get(address);
     if (p && p.all <= 0 && p.halfOpen <= 0) this.#perPeer.delete(address);
   }
+}
+
+/** The first `n` of an insertion-ordered collection (n is 1 unless a cap was lowered). */
+function oldest(items: Iterable<AnySa>, n: number): AnySa[] {
+  const out: AnySa[] = [];
+  for (const sa of items) {
+    if (out.length >= n) break;
+    out.push(sa);
+  }
+  return out;
 }

@@ -177,6 +177,9 @@ export class IkeV1 implements IkeProtocol {
       sa = known instanceof IkeSaV1 ? known : this.#responder(d, h);
       if (!sa) return;
     }
+    // A message carrying the responder cookie we sent (RFC 2408 §2.5.3) comes from a peer that
+    // receives at its address: its SA is no longer one a spoofed flood could have made.
+    if (!sa.initiator && h.spiR.equals(sa.spiR)) core.table.proven(sa);
     const mid = h.messageId;
     if (sa.isRepeat(mid, d.data)) return;
     let payloads: PayloadV1[];
@@ -248,6 +251,13 @@ export class IkeV1 implements IkeProtocol {
       core.drop('no_connection', `${what} for ${d.remote.address} -> ${d.local.address}`, d);
       return undefined;
     }
+    // IKEv1 has no stateless challenge (RFC 7296 §2.6's COOKIE is IKEv2's): a first message from
+    // a spoofed source costs an SA until the peer echoes our responder cookie. Those unproven SAs
+    // are capped per source and in total, and at a cap the oldest one makes room (SaLimits.unproven).
+    for (const old of core.table.unprovenVictims(d.remote.address)) {
+      core.drop('displaced', `unproven ISAKMP SA from ${old.remote.address} made room`, d);
+      core.destroy(old, 'displaced by a newer unproven SA');
+    }
     const sa = new IkeSaV1(this.#ctx, {
       initiator: false,
       conn: candidates[0]!,
@@ -260,10 +270,13 @@ export class IkeV1 implements IkeProtocol {
     sa.aggressive = aggressive;
     sa.step = 1;
     core.table.add(sa);
-    core.table.addHalfOpen(halfOpenKey(h, d), sa);
+    core.table.addHalfOpen(halfOpenKey(h, d), sa, true);
     sa.begin(`${modeName(h.exchange)} from ${d.remote.address}`);
     sa.timers.set(core.timing.halfOpenTimeout, () => {
       if (sa.phase !== 'established') core.destroy(sa, 'half-open timeout');
+    });
+    sa.timers.set(core.timing.halfOpenUnprovenTimeout, () => {
+      if (core.table.isUnproven(sa)) core.destroy(sa, 'peer never echoed our cookie');
     });
     return sa;
   }

@@ -25,15 +25,20 @@ export function notifyFor(reason: string, data?: Buffer): NotifyPayload {
   return notify(NOTIFY_FOR[reason] ?? NotifyType.INVALID_SYNTAX, data);
 }
 
-/** The reason token of a peer's error notify: AUTHENTICATION_FAILED is 'auth_failed', others their name. */
+/**
+ * The reason token of a peer's error notify: AUTHENTICATION_FAILED is 'auth_failed', the types we
+ * know their name, any other number 'other'. The token becomes a metrics label, and the number is
+ * the peer's (unauthenticated in IKE_SA_INIT) choice: a label per number would let a peer create
+ * up to 16,384 series (§3.10.1 error types). The message still names the number.
+ */
 export function notifyReason(n: NotifyPayload): string {
   if (n.notifyType === NotifyType.AUTHENTICATION_FAILED) return 'auth_failed';
-  return (NotifyType[n.notifyType] ?? String(n.notifyType)).toLowerCase();
+  return NotifyType[n.notifyType]?.toLowerCase() ?? 'other';
 }
 
 /** The peer answered `what` with an error notify. */
 export function peerRefused(n: NotifyPayload, what: string): IkeError {
-  const name = NotifyType[n.notifyType] ?? String(n.notifyType);
+  const name = NotifyType[n.notifyType] ?? `notify ${n.notifyType}`;
   return new IkeError(notifyReason(n), `${what} ${name}`);
 }
 

@@ -52,6 +52,7 @@ interface Pending {
   to: Endpoint | undefined;
   tries: number;
   timer: TimerHandle | undefined;
+  screen: ((msg: OpenedMessage) => string | undefined) | undefined;
   resolve: (msg: OpenedMessage) => void;
   reject: (err: IkeError) => void;
 }
@@ -134,14 +135,28 @@ export class IkeSaV2 extends BaseIkeSa<V2Child> {
   request(
     exchange: number,
     payloads: Payload[],
-    o: { sent?: (bytes: Buffer) => void; to?: Endpoint } = {},
+    o: {
+      sent?: (bytes: Buffer) => void;
+      to?: Endpoint;
+      screen?: (msg: OpenedMessage) => string | undefined;
+    } = {},
   ): Promise<OpenedMessage> {
     return new Promise<OpenedMessage>((resolve, reject) => {
       const go = (): void => {
         const id = this.#nextRequestId++;
         const bytes = this.#encode(exchange, id, false, payloads);
         o.sent?.(bytes);
-        this.#pending = { id, exchange, bytes, to: o.to, tries: 0, timer: undefined, resolve, reject };
+        this.#pending = {
+          id,
+          exchange,
+          bytes,
+          to: o.to,
+          tries: 0,
+          timer: undefined,
+          screen: o.screen,
+          resolve,
+          reject,
+        };
         this.#transmit(bytes, o.to);
         this.#armRetransmit();
       };
@@ -186,16 +201,22 @@ export class IkeSaV2 extends BaseIkeSa<V2Child> {
     });
   }
 
-  /** A response arrived: true when it answered the outstanding request. */
-  takeResponse(header: IkeHeader, msg: OpenedMessage): boolean {
+  /**
+   * A response arrived: 'taken' when it answered the outstanding request, 'unexpected' when there
+   * is none it answers, or why the request's screen ignored it (the request stays outstanding and
+   * its retransmission timer runs on).
+   */
+  takeResponse(header: IkeHeader, msg: OpenedMessage): 'taken' | 'unexpected' | { ignored: string } {
     const p = this.#pending;
-    if (!p || header.messageId !== p.id || header.exchange !== p.exchange) return false;
+    if (!p || header.messageId !== p.id || header.exchange !== p.exchange) return 'unexpected';
+    const ignored = p.screen?.(msg);
+    if (ignored !== undefined) return { ignored };
     this.timers.clear(p.timer);
     this.#pending = undefined;
     p.resolve(msg);
     // The task continues in microtasks and may send its next request first; the queue waits a turn for that.
     setImmediate(() => this.#next());
-    return true;
+    return 'taken';
   }
 
   /**

@@ -17,8 +17,9 @@ import { decodeMessage, encodeMessage } from '../wire/message.js';
 import { UnsupportedCriticalError } from '../wire/payloads.js';
 import { checkMessageRules } from '../wire/rules.js';
 import type { IkeHeader, Payload } from '../wire/types.js';
+import { CookieJar } from './cookie.js';
 import { IkeSaV2, protocolContext, type V2Child, type V2Context } from './ike-sa.js';
-import { findSa, notifies, notify } from './payload-find.js';
+import { findNonce, findSa, notifies, notify } from './payload-find.js';
 import { type OpenedMessage, openMessage, SealedWireError } from './protect.js';
 import { type Answer, runTask } from './task.js';
 import { rekeyChild, respondChildRekey } from './tasks/child-rekey.js';
@@ -31,10 +32,19 @@ export class IkeV2 implements IkeProtocol {
   readonly version = 2 as const;
   readonly #core: CoreServices;
   readonly #ctx: V2Context;
+  readonly #cookies: CookieJar;
 
   constructor(core: CoreServices) {
     this.#core = core;
     this.#ctx = protocolContext(core);
+    const t = core.timing;
+    this.#cookies = new CookieJar(core.clock, core.random, {
+      threshold: t.cookieThreshold,
+      thresholdPerPeer: t.cookieThresholdPerPeer,
+      secretLifetime: t.cookieSecretLifetime,
+      grace: t.cookieSecretGrace,
+      calmdown: t.cookieCalmdown,
+    });
   }
 
   /* ------------------------------------------------------------ initiator */
@@ -145,8 +155,9 @@ export class IkeV2 implements IkeProtocol {
     }
     sa.lastInbound = d.data;
     if (isResponse) {
-      if (!sa.takeResponse(header, msg))
-        return core.drop('unexpected_response', `message ID ${header.messageId}`, d);
+      const took = sa.takeResponse(header, msg);
+      if (took === 'unexpected') return core.drop('unexpected_response', `message ID ${header.messageId}`, d);
+      if (took !== 'taken') return core.drop('ignored_response', took.ignored, d);
       if (sa.skIn) core.peerSeen(sa, d);
       return;
     }
@@ -254,6 +265,31 @@ export class IkeV2 implements IkeProtocol {
     this.#core.transport.send(d.local, d.remote, reply);
   }
 
+  /**
+   * RFC 7296 §2.6: under load (CookieJar.required) an IKE_SA_INIT must start with a COOKIE we
+   * made for its Ni, source address and SPIi; one without gets N(COOKIE) only, and we keep nothing
+   * (no SA, no Diffie-Hellman, no table entry). Returns true when the request may go on.
+   */
+  #cookieOk(d: Datagram, header: IkeHeader, payloads: Payload[]): boolean {
+    const core = this.#core;
+    const address = d.remote.address;
+    if (!this.#cookies.required(core.table.halfOpenCount, core.table.halfOpenOf(address), address))
+      return true;
+    const nonce = findNonce(payloads);
+    if (!nonce) {
+      core.drop('invalid_syntax', 'IKE_SA_INIT without Nonce', d);
+      return false;
+    }
+    // §2.6: the cookie is the first payload of the repeated request; anywhere else it is not one.
+    const cookie = notifies(payloads.slice(0, 1), NotifyType.COOKIE)[0]?.data;
+    if (cookie && this.#cookies.verify(cookie, nonce.data, address, header.spiI)) return true;
+    this.#refuseInit(d, header, [
+      notify(NotifyType.COOKIE, this.#cookies.make(nonce.data, address, header.spiI)),
+    ]);
+    core.drop(cookie ? 'invalid_cookie' : 'cookie_required', `IKE_SA_INIT from ${address}`, d);
+    return false;
+  }
+
   #initRequest(d: Datagram, header: IkeHeader): void {
     const core = this.#core;
     const key = `${header.spiI.toString('hex')}|${d.remote.address}`;
@@ -265,8 +301,6 @@ export class IkeV2 implements IkeProtocol {
     }
     if (header.messageId !== 0 || header.spiR.some((b) => b !== 0))
       return core.drop('invalid_syntax', 'bad IKE_SA_INIT header', d);
-    const limit = core.table.overLimit(d.remote.address);
-    if (limit) return core.drop('limit', limit, d);
     let payloads: Payload[];
     try {
       payloads = decodeMessage(d.data).payloads;
@@ -280,6 +314,9 @@ export class IkeV2 implements IkeProtocol {
     }
     const bad = checkMessageRules(ExchangeType.IKE_SA_INIT, false, payloads, false);
     if (bad) return core.drop('invalid_syntax', bad, d);
+    if (!this.#cookieOk(d, header, payloads)) return;
+    const limit = core.table.overLimit(d.remote.address);
+    if (limit) return core.drop('limit', limit, d);
     const candidates = core.conns.candidates(2, d.local.address, d.remote.address);
     if (!candidates.length)
       return core.drop('no_connection', `no connection for ${d.remote.address} -> ${d.local.address}`, d);

@@ -23,6 +23,13 @@ export interface Task<R> {
   build(): Payload[];
   /** The request's bytes as first sent (IKE_SA_INIT: the AUTH payloads sign them). */
   sent?(bytes: Buffer): void;
+  /**
+   * Looks at a response before it is taken: a reason string leaves it ignored (counted as a drop)
+   * and the request outstanding, retransmitted as before. For unauthenticated answers (§2.21.1).
+   */
+  screen?(msg: OpenedMessage): string | undefined;
+  /** The request timed out: the error to end with instead of 'timeout', if the task has a better one. */
+  timedOut?(): IkeError | undefined;
   /** Throws IkeError when the response ends the task with a failure. */
   process(msg: OpenedMessage): R | typeof AGAIN;
 }
@@ -30,7 +37,17 @@ export interface Task<R> {
 /** Runs an initiator task to its end: resolves with its result, rejects with an IkeError. */
 export async function runTask<R>(sa: IkeSaV2, task: Task<R>): Promise<R> {
   for (;;) {
-    const msg = await sa.request(task.exchange, task.build(), { sent: (b) => task.sent?.(b), to: task.to });
+    let msg: OpenedMessage;
+    try {
+      msg = await sa.request(task.exchange, task.build(), {
+        sent: (b) => task.sent?.(b),
+        to: task.to,
+        screen: task.screen ? (m) => task.screen!(m) : undefined,
+      });
+    } catch (err) {
+      const e = IkeError.from(err);
+      throw (e.reason === 'timeout' && task.timedOut?.()) || e;
+    }
     let r: R | typeof AGAIN;
     try {
       r = task.process(msg);

@@ -21,8 +21,8 @@ import {
   wireToChosen,
 } from '../../proposal.js';
 import { ExchangeType, NotifyType, PayloadType, ProtocolId } from '../../wire/constants.js';
-import type { Payload } from '../../wire/types.js';
-import { peerRefused } from '../errors.js';
+import type { NotifyPayload, Payload } from '../../wire/types.js';
+import { notifyReason, peerRefused } from '../errors.js';
 import type { IkeSaV2 } from '../ike-sa.js';
 import { nonceTooShort } from '../nonce.js';
 import { findKe, findNonce, findSa, firstError, notifies, notify } from '../payload-find.js';
@@ -81,10 +81,27 @@ export function preferredGroup(offer: ProposalSpec[]): number {
 
 /* ---------------------------------------------------------------- initiator */
 
+/**
+ * How often one IKE_SA_INIT may be sent anew on the responder's word (COOKIE and
+ * INVALID_KE_PAYLOAD together): strongSwan's MAX_RETRIES. Those answers are unauthenticated, so
+ * whoever sees our request could otherwise keep us re-sending it.
+ */
+export const MAX_INIT_RETRIES = 5;
+/** §3.10.1: COOKIE data is 1 to 64 octets. */
+const MAX_COOKIE = 64;
+
 export class IkeInitTask implements Task<undefined> {
   readonly name = 'ike-init';
   readonly exchange = ExchangeType.IKE_SA_INIT;
   readonly #sa: IkeSaV2;
+  /** COOKIE and INVALID_KE_PAYLOAD retries so far (MAX_INIT_RETRIES). */
+  #retries = 0;
+  /** §1.3: the responder names its group once; a second INVALID_KE_PAYLOAD is not followed. */
+  #keRetried = false;
+  /** The group of the KE we hold (a new one only after INVALID_KE_PAYLOAD). */
+  #dhGroup = 0;
+  /** The last error notify ignored as unauthenticated: it names the failure if no valid answer comes. */
+  #ignored: NotifyPayload | undefined;
 
   constructor(sa: IkeSaV2) {
     this.#sa = sa;
@@ -92,16 +109,22 @@ export class IkeInitTask implements Task<undefined> {
 
   build(): Payload[] {
     const sa = this.#sa;
-    sa.ni = sa.ctx.random.bytes(NONCE_LENGTH);
-    sa.dh = dhGenerate(sa.dhGroup);
+    // §2.6: the request repeated with a cookie carries "all other payloads unchanged": the cookie
+    // covers Ni, so the nonce (and the KE, unless INVALID_KE_PAYLOAD changed the group) stays.
+    if (!sa.ni.length) sa.ni = sa.ctx.random.bytes(NONCE_LENGTH);
+    if (!sa.dh || this.#dhGroup !== sa.dhGroup) {
+      sa.dh = dhGenerate(sa.dhGroup);
+      this.#dhGroup = sa.dhGroup;
+    }
     const payloads: Payload[] = [];
+    // §2.6: the COOKIE is the first payload.
     if (sa.cookie) payloads.push(notify(NotifyType.COOKIE, sa.cookie));
     payloads.push(
       {
         type: PayloadType.SA,
         proposals: sa.ikeOffer.map((p, i) => toWireProposal(p, i + 1, ProtocolId.IKE, Buffer.alloc(0))),
       },
-      { type: PayloadType.KE, group: sa.dhGroup, data: sa.dh.publicKey },
+      { type: PayloadType.KE, group: sa.dhGroup, data: sa.dh!.publicKey },
       { type: PayloadType.NONCE, data: sa.ni },
       ...natNotifies(sa, ZERO_SPI),
     );
@@ -112,25 +135,77 @@ export class IkeInitTask implements Task<undefined> {
     this.#sa.initRequest = bytes;
   }
 
+  /**
+   * The IKE_SA_INIT response is not authenticated (§2.21.1: "the recipient should continue trying
+   * for some time before giving up ... should not immediately act based on the error
+   * notification unless corrective actions are defined"). What we may not act on is ignored: the
+   * request stays outstanding and is retransmitted, and a valid answer may still come.
+   * NO_PROPOSAL_CHOSEN still ends the attempt at once (a configuration mismatch, reported as such).
+   */
+  screen(m: OpenedMessage): string | undefined {
+    const sa = this.#sa;
+    const ps = m.payloads;
+    const cookie = notifies(ps, NotifyType.COOKIE)[0];
+    if (cookie) {
+      // strongSwan ignores a COOKIE equal to the one it sent: the answer to an earlier copy.
+      if (sa.cookie?.equals(cookie.data)) return 'a COOKIE we already sent';
+      if (cookie.data.length < 1 || cookie.data.length > MAX_COOKIE)
+        return `a COOKIE of ${cookie.data.length} octets`;
+      if (this.#retries >= MAX_INIT_RETRIES) return `COOKIE after ${this.#retries} retries`;
+      return undefined;
+    }
+    const invalidKe = notifies(ps, NotifyType.INVALID_KE_PAYLOAD)[0];
+    if (invalidKe) {
+      const group = invalidKe.data.length >= 2 ? invalidKe.data.readUInt16BE(0) : 0;
+      // §1.3: the group must be one of the offered ones, and a peer that named its group has no
+      // reason to name another: a second one (or one we did not offer) would let whoever sees our
+      // request ping-pong us between groups or pick one for us.
+      if (this.#keRetried) return `a second INVALID_KE_PAYLOAD (group ${group})`;
+      if (!sa.ikeOffer.some((p) => p.dh.includes(group)))
+        return `INVALID_KE_PAYLOAD for DH group ${group}, which we did not offer`;
+      if (group === sa.dhGroup) return `INVALID_KE_PAYLOAD for DH group ${group}, the one we sent`;
+      if (this.#retries >= MAX_INIT_RETRIES) return `INVALID_KE_PAYLOAD after ${this.#retries} retries`;
+      return undefined;
+    }
+    const err = firstError(ps);
+    if (err && err.notifyType !== NotifyType.NO_PROPOSAL_CHOSEN) {
+      this.#ignored = err;
+      return `unauthenticated ${NotifyType[err.notifyType] ?? `notify ${err.notifyType}`}`;
+    }
+    // An answer to a request sent before INVALID_KE_PAYLOAD changed our group (same message ID 0).
+    const ke = findKe(ps);
+    if (!err && ke && ke.group !== sa.dhGroup) return `a KE of group ${ke.group}, not ${sa.dhGroup}`;
+    return undefined;
+  }
+
+  /** The retransmissions ended without a valid answer: name an ignored error notify, if any. */
+  timedOut(): IkeError | undefined {
+    const n = this.#ignored;
+    if (!n) return undefined;
+    const name = NotifyType[n.notifyType] ?? `notify ${n.notifyType}`;
+    return new IkeError(
+      notifyReason(n),
+      `no valid answer to IKE_SA_INIT; ignored the unauthenticated ${name}`,
+    );
+  }
+
   process(m: OpenedMessage): undefined | typeof AGAIN {
     const sa = this.#sa;
     const ps = m.payloads;
     const cookie = notifies(ps, NotifyType.COOKIE)[0];
     if (cookie) {
-      if (sa.cookie) throw new IkeError('cookie', 'peer asked for a cookie twice');
       sa.cookie = cookie.data;
+      this.#retries++;
       sa.debug('peer asked for a cookie, sending IKE_SA_INIT again');
       sa.restartInit();
       return AGAIN;
     }
     const invalidKe = notifies(ps, NotifyType.INVALID_KE_PAYLOAD)[0];
     if (invalidKe) {
-      const group = invalidKe.data.length >= 2 ? invalidKe.data.readUInt16BE(0) : 0;
-      const offered = sa.ikeOffer.some((p) => p.dh.includes(group));
-      if (!offered || group === sa.dhGroup) {
-        throw new IkeError('invalid_ke_payload', `peer wants DH group ${group}, which we did not offer`);
-      }
+      const group = invalidKe.data.readUInt16BE(0);
       sa.debug(`peer wants DH group ${group} instead of ${sa.dhGroup}, retrying`);
+      this.#keRetried = true;
+      this.#retries++;
       sa.dhGroup = group;
       sa.restartInit();
       return AGAIN;

@@ -1,0 +1,123 @@
+/**
+ * IKEv1 has no stateless cookie round trip, so a spoofed main mode message 1 costs the responder
+ * an SA. These tests hold the bounds: unproven responder SAs (the peer never echoed our responder
+ * cookie) are capped per source and in total, the oldest makes room for the newest, they expire
+ * after a short time, and a real peer still comes up during a flood.
+ */
+import { randomBytes } from 'node:crypto';
+import t from 'tap';
+import { DEFAULT_TIMING } from '../../src/ike/core/protocol.js';
+import { DEFAULT_LIMITS } from '../../src/ike/core/sa-table.js';
+import { FakeClock, fixedJitter } from './fake-clock.js';
+import { A, B, conn, mirror, pair, state } from './pair.js';
+
+type Pair = Awaited<ReturnType<typeof pair>>;
+
+async function stop(clock: FakeClock, p: Pair): Promise<void> {
+  p.net.drop = () => false;
+  let done = false;
+  const s = p.stop().then(() => {
+    done = true;
+  });
+  while (!done) await clock.advance(500);
+  await s;
+}
+
+t.test('a flood of spoofed main mode message 1 stays bounded and a real peer still comes up', async (t) => {
+  const clock = new FakeClock();
+  const c = conn('t1', {
+    version: 1,
+    mode: 'main',
+    ike: { proposals: ['aes128-sha256-modp2048'], lifetime: 3600 },
+    esp: { proposals: ['aes128-sha256'], lifetime: 1200 },
+    start: 'listen',
+  });
+  // Half-open SAs live 30 s as in production, so only the short unproven timeout can end the flood's.
+  const timing = { halfOpenTimeout: 30_000 };
+  const p = await pair([c], [mirror(c)], { clock, random: fixedJitter(0), timing });
+  t.teardown(() => stop(clock, p));
+
+  // A real main mode message 1 (A's, kept from B) is the template of the flood.
+  p.net.drop = (s) => s.from.address === A;
+  p.a.daemon.ike!.initiate('t1');
+  await clock.settle();
+  const msg1 = p.net.log.find((s) => s.from.address === A)!.data;
+  const b = p.b.daemon.ike!;
+  let n = 0;
+  const flood = (count: number, address?: string) => {
+    for (let i = 0; i < count; i++, n++) {
+      const m = Buffer.from(msg1);
+      randomBytes(8).copy(m, 0); // a new initiator cookie: a new ISAKMP SA each
+      const remote = { address: address ?? `10.${(n >> 8) & 255}.${n & 255}.9`, port: 500 };
+      b.handle({ data: m, local: { address: B, port: 500 }, remote });
+    }
+  };
+
+  flood(2000);
+  const cap = DEFAULT_LIMITS.unproven;
+  t.equal(b.table.unprovenCount, cap, `${cap} unproven SAs, no more`);
+  t.equal(b.table.size, cap, 'the table holds no more than that');
+  t.equal(b.table.halfOpenCount, cap);
+  t.equal(b.dropped.get('displaced'), 2000 - cap, 'each newer one displaced the oldest');
+
+  flood(20, '198.51.100.1');
+  t.equal(b.table.halfOpenOf('198.51.100.1'), DEFAULT_LIMITS.unprovenPerPeer, 'per source: at most 5');
+  t.equal(b.table.unprovenCount, cap);
+
+  // The real peer retransmits its message 1 while the flood goes on (20 spoofed per 10 fake ms).
+  p.net.drop = () => false;
+  await clock.until(() => {
+    flood(20);
+    return state(p.a, 't1') === 'established' && state(p.b, 't1') === 'established';
+  }, 5000);
+  t.ok(b.table.unprovenCount <= cap, 'still bounded');
+  t.same(p.b.failures, []);
+
+  // Unproven SAs go after halfOpenUnprovenTimeout; the real one (proven, established) stays.
+  await clock.advance(DEFAULT_TIMING.halfOpenUnprovenTimeout + 1);
+  t.equal(b.table.unprovenCount, 0);
+  t.equal(b.table.halfOpenCount, 0);
+  t.equal(b.table.size, 1);
+  t.equal(state(p.b, 't1'), 'established');
+});
+
+t.test('a peer that echoed our cookie is not displaced by a flood', async (t) => {
+  const clock = new FakeClock();
+  const c = conn('t1', {
+    version: 1,
+    mode: 'main',
+    ike: { proposals: ['aes128-sha256-modp2048'], lifetime: 3600 },
+    esp: { proposals: ['aes128-sha256'], lifetime: 1200 },
+    start: 'listen',
+  });
+  const p = await pair([c], [mirror(c)], {
+    clock,
+    random: fixedJitter(0),
+    timing: { halfOpenTimeout: 30_000 },
+  });
+  t.teardown(() => stop(clock, p));
+  const b = p.b.daemon.ike!;
+  // Let A's messages 1 and 3 through, then hold message 5 (the SA is proven but not authenticated).
+  let fromA = 0;
+  p.net.drop = (s) => s.from.address === A && ++fromA > 2;
+  p.a.daemon.ike!.initiate('t1');
+  await clock.settle();
+  await clock.settle();
+  t.equal(b.table.halfOpenCount, 1, 'the real SA is half-open');
+  t.equal(b.table.unprovenCount, 0, 'and proven (message 3 carried our cookie)');
+  const msg1 = p.net.log.find((s) => s.from.address === A)!.data;
+  for (let i = 0; i < 1000; i++) {
+    const m = Buffer.from(msg1);
+    randomBytes(8).copy(m, 0);
+    b.handle({
+      data: m,
+      local: { address: B, port: 500 },
+      remote: { address: `10.1.${(i >> 8) & 255}.${i & 255}`, port: 500 },
+    });
+  }
+  t.equal(b.table.unprovenCount, DEFAULT_LIMITS.unproven);
+  t.equal(b.table.halfOpenCount, DEFAULT_LIMITS.unproven + 1, 'the proven SA is still there');
+  p.net.drop = () => false;
+  await clock.until(() => state(p.a, 't1') === 'established' && state(p.b, 't1') === 'established', 5000);
+  t.same(p.b.failures, []);
+});
