@@ -25,6 +25,9 @@ import type { IkeMessage, Payload } from '../../src/ike/wire/types.js';
 import { FakeClock, fixedJitter } from './fake-clock.js';
 import { A, B, conn, mirror, pair, state } from './pair.js';
 
+/** The responder accepts any peer (a cloud gateway many sites dial into): spoofed sources reach it. */
+const ANY = { remote: '%any' };
+
 type Pair = Awaited<ReturnType<typeof pair>>;
 
 async function stop(clock: FakeClock, p: Pair): Promise<void> {
@@ -73,7 +76,7 @@ t.test(
   async (t) => {
     const clock = new FakeClock();
     const c = conn('t1', { start: 'listen' });
-    const p = await pair([c], [mirror(c)], { clock, random: fixedJitter(0) });
+    const p = await pair([c], [mirror(c, ANY)], { clock, random: fixedJitter(0) });
     t.teardown(() => stop(clock, p));
     const b = p.b.daemon.ike!;
     const N = 2000;
@@ -135,7 +138,7 @@ t.test(
 t.test('per source: from 3 half-open SAs on, that source needs a cookie', async (t) => {
   const clock = new FakeClock();
   const c = conn('t1', { start: 'listen' });
-  const p = await pair([c], [mirror(c)], { clock, random: fixedJitter(0) });
+  const p = await pair([c], [mirror(c, ANY)], { clock, random: fixedJitter(0) });
   t.teardown(() => stop(clock, p));
   const b = p.b.daemon.ike!;
   const send = (address: string) =>
@@ -159,7 +162,7 @@ t.test(
     const c = conn('t1', { start: 'listen' });
     // Cookies always (threshold 0); half-open SAs outlive the test's clock steps.
     const timing = { cookieThreshold: 0, halfOpenTimeout: 3_600_000 };
-    const p = await pair([c], [mirror(c)], { clock, random: fixedJitter(0), timing });
+    const p = await pair([c], [mirror(c, ANY)], { clock, random: fixedJitter(0), timing });
     t.teardown(() => stop(clock, p));
     const b = p.b.daemon.ike!;
     const X = '198.51.100.9';
@@ -219,7 +222,11 @@ t.test(
 t.test('a source that answers cookies still meets the per-source half-open cap', async (t) => {
   const clock = new FakeClock();
   const c = conn('t1', { start: 'listen' });
-  const p = await pair([c], [mirror(c)], { clock, random: fixedJitter(0), timing: { cookieThreshold: 0 } });
+  const p = await pair([c], [mirror(c, ANY)], {
+    clock,
+    random: fixedJitter(0),
+    timing: { cookieThreshold: 0 },
+  });
   t.teardown(() => stop(clock, p));
   const b = p.b.daemon.ike!;
   const Y = '198.51.100.20';
