@@ -394,7 +394,7 @@ export class IkeCore implements CoreServices {
     return !other;
   }
 
-  peerInitialContact(sa: AnySa): void {
+  peerInitialContact(sa: AnySa, keepChildren = false): void {
     // RFC 7296 §2.4: INITIAL_CONTACT says the sender holds no other SA with us "for the
     // authenticated identities", so ours with that peer are stale (it restarted). Scoped to the
     // authenticated peer, never to configured ID strings: two connections may both say %any (or
@@ -404,10 +404,24 @@ export class IkeCore implements CoreServices {
     // authenticated from the same address (the twin tunnels of one gateway pair). An SA younger
     // than a few seconds is not stale but a simultaneous negotiation (e.g. the second tunnel coming
     // up right now), whose peer copy exists: deleting it would leave the two sides with different SAs.
+    //
+    // `keepChildren` (IKEv1): strongSwan also sends INITIAL-CONTACT in the main mode that
+    // re-authenticates an ISAKMP SA, and keeps using the IPsec SAs of the old one (IKEv1 ties no
+    // IPsec SA to its ISAKMP SA, RFC 2409) until it DELETEs them. So the older ISAKMP SAs of the
+    // same connection go, but their IPsec SAs move to the new one, as on an ISAKMP DELETE; the
+    // peer's quick modes replace them and its DELETEs or their lifetime end them. Another
+    // connection's SAs are left alone: its own re-authentication or DPD settles them.
     const now = this.clock.now();
     for (const o of this.table.all()) {
       if (o === sa || !samePeer(o, sa)) continue;
       if (o.phase !== 'established' || now - o.createdAt < SIMULTANEOUS_WINDOW) continue;
+      if (keepChildren) {
+        if (o.conn.name !== sa.conn.name) continue;
+        const n = o.children.length;
+        o.moveChildrenTo(sa);
+        for (const c of sa.children) this.table.setChildOwner(c.spiIn, sa);
+        sa.debug(`INITIAL-CONTACT: ISAKMP SA #${o.serial} replaced, its ${n} IPsec SA(s) move here`);
+      }
       this.destroy(o, 'peer sent INITIAL_CONTACT');
     }
   }

@@ -98,8 +98,11 @@ export interface CoreServices {
   destroy(sa: AnySa, reason: string): void;
   /** Whether our authentication carries INITIAL_CONTACT (no other SA of this identity pair). */
   wantInitialContact(sa: AnySa): boolean;
-  /** The authenticated peer sent INITIAL_CONTACT: its older SAs with us are stale. */
-  peerInitialContact(sa: AnySa): void;
+  /**
+   * The authenticated peer sent INITIAL_CONTACT: its older SAs with us are stale. `keepChildren`
+   * (IKEv1): the older ISAKMP SAs of the connection go, their IPsec SAs move to `sa`.
+   */
+  peerInitialContact(sa: AnySa, keepChildren?: boolean): void;
   /** An authenticated message came from `d`: follow the peer if its address or port changed. */
   peerSeen(sa: AnySa, d: Datagram): void;
 }

@@ -135,7 +135,7 @@ export function aggressiveModeResponder(
     }
     detectNat(sa, m.payloads);
     sa.transition('established', `authenticated '${peer}' with PSK (aggressive mode)`);
-    if (hasInitialContact(m.payloads)) core.peerInitialContact(sa);
+    if (hasInitialContact(m.payloads)) core.peerInitialContact(sa, true);
     sa.step = 0;
     return true;
   }

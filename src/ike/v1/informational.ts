@@ -126,7 +126,7 @@ export function informationalInput(
       if (n.notifyType === NotifyTypeV1.R_U_THERE && seq >= 0)
         sendInformational(sa, [dpdNotify(sa, NotifyTypeV1.R_U_THERE_ACK, seq)]);
       else if (n.notifyType === NotifyTypeV1.R_U_THERE_ACK && seq >= 0) dpdAck(seq);
-      else if (n.notifyType === NotifyTypeV1.INITIAL_CONTACT) core.peerInitialContact(sa);
+      else if (n.notifyType === NotifyTypeV1.INITIAL_CONTACT) core.peerInitialContact(sa, true);
     }
   }
 }

@@ -135,7 +135,7 @@ export function mainModeResponder(core: CoreServices, sa: IkeSaV1, m: InV1): boo
     const reply = [mine, { type: PayloadTypeV1.HASH, data: hashR(sa, sa.bodyOf(mine)) } as PayloadV1];
     sa.send(0, sa.encode(MM, 0, reply, true), { retransmit: false });
     sa.transition('established', `authenticated '${identityToString(peer)}' with PSK (main mode)`);
-    if (hasInitialContact(m.payloads)) core.peerInitialContact(sa);
+    if (hasInitialContact(m.payloads)) core.peerInitialContact(sa, true);
     sa.step = 0;
     return true;
   }

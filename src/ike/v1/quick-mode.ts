@@ -12,6 +12,7 @@ import type { ChildSaSpec } from '../../dataplane/types.js';
 import { IkeError } from '../../errors.js';
 import type { ChildSa } from '../core/child-sa.js';
 import type { CoreServices } from '../core/protocol.js';
+import { spiHex } from '../core/view.js';
 import { type DhKeyPair, dhGenerate } from '../crypto/dh.js';
 import { v1QmHash1, v1QmHash2, v1QmHash3 } from '../crypto/v1-keys.js';
 import { childSpi, narrow, spiBuffer } from '../v2/tasks/child-create.js';
@@ -41,7 +42,7 @@ import type {
 } from '../wire/v1/types.js';
 import { idToSelector, selectorToId } from './ids.js';
 import type { IkeSaV1, V1Child } from './ike-sa.js';
-import { siblings } from './informational.js';
+import { deleteEsp, sendInformational, siblings } from './informational.js';
 import { checkP2, type P2Choice, p2Offer, p2SaPayload, selectP2 } from './p2-proposal.js';
 import type { V1Proposal } from './proposal.js';
 import type { InV1 } from './protocol.js';
@@ -49,6 +50,8 @@ import { install, installEarly, udp } from './qm-install.js';
 
 const QM = ExchangeTypeV1.QUICK;
 const NONCE_LENGTH = 32;
+/** Replaced pairs of one selector pair awaiting the peer's DELETE before its quick modes are refused. */
+const MAX_REPLACED = 4;
 
 export interface QmState {
   initiator: boolean;
@@ -324,16 +327,19 @@ function respondFirst(core: CoreServices, sa: IkeSaV1, m: InV1): void {
   // The same selectors as a live pair: the peer rekeys it (make-before-break, its DELETE follows).
   // After a re-authentication that pair may still hang off the ISAKMP SA before this one.
   const key = (ts: TrafficSelector[]) => ts.map(tsToString).join();
-  const same = [sa, ...siblings(core, sa).reverse()]
+  const same = [...siblings(core, sa), sa]
+    .sort((a, b) => a.serial - b.serial)
     .flatMap((o) => o.children)
     .filter((c) => key(c.proto.tsLocal) === key(local) && key(c.proto.tsRemote) === key(remote));
-  // Security issue #11: the peer already replaced a pair of these selectors and has not deleted it
-  // yet; one more quick mode for them would be a second rekey of a rekeyed pair, and a peer doing
-  // that in a loop would make us hold pairs without bound. Refused (the exchange is dropped, the
-  // peer's retransmissions find nothing); a rekey of our own (successor ours) is a collision and
-  // still answered. Beyond the per-SA cap (SaLimits.childrenPerIke) nothing more is taken either.
-  if (same.some((c) => c.state === 'rekeyed' && c.proto.successor?.ours === false))
-    throw new IkeError('temporary_failure', 'quick mode rekeys a pair that was rekeyed already');
+  // Security issue #11: every quick mode for these selectors leaves the pair it replaces until
+  // the peer DELETEs it, and a peer that never does would make us hold pairs without bound. A
+  // real peer keeps a few: strongSwan (delete_rekeyed = no) holds a replaced pair for its whole
+  // life_time, so with a rekey_time well below it two or three coexist; a peer that restarted
+  // (INITIAL-CONTACT, ike-core.ts) never deletes the ones it forgot. Past MAX_REPLACED the oldest
+  // is deleted (with a DELETE: it carries nothing any more), so the count stays bounded and a
+  // peer that restarts often is never locked out. Beyond the per-SA cap (SaLimits.childrenPerIke)
+  // nothing more is taken either.
+  evictReplaced(core, sa, same);
   const full = core.table.overChildLimit(sa);
   if (full) throw new IkeError('no_additional_sas', `quick mode refused: ${full}`);
   st.replaces = same.find((c) => c.live);
@@ -360,4 +366,16 @@ function responderThird(core: CoreServices, sa: IkeSaV1, m: InV1, st: QmState): 
   sa.settle(mid);
   install(core, sa, st);
   finish(sa, mid);
+}
+
+/** Deletes the oldest pairs of `same` (oldest first) the peer replaced, past MAX_REPLACED of them. */
+function evictReplaced(core: CoreServices, sa: IkeSaV1, same: ChildSa<V1Child>[]): void {
+  const replaced = same.filter((c) => c.state === 'rekeyed' && c.proto.successor?.ours === false);
+  for (const old of replaced.slice(0, Math.max(0, replaced.length - MAX_REPLACED + 1))) {
+    const owner = [sa, ...siblings(core, sa)].find((o) => o.child(old.spiIn) === old);
+    if (!owner) continue;
+    sa.debug(`${replaced.length} replaced pairs of these selectors: the oldest, ${spiHex(old.spiIn)}, goes`);
+    sendInformational(owner, [deleteEsp([old.spiIn])]);
+    core.removeChild(owner, old.spiIn, 'replaced pairs of these selectors over the limit');
+  }
 }
