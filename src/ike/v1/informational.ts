@@ -90,6 +90,7 @@ export function informationalInput(
   if (first.body.length !== want.length || !timingSafeEqual(first.body, want))
     throw new IkeError('invalid_hash_information', 'informational HASH(1) does not verify');
   sa.protector!.confirm(m.header.messageId);
+  m.authentic();
   sa.forget(m.header.messageId);
   for (const p of m.payloads) {
     if (p.type === PayloadTypeV1.D) {

@@ -201,6 +201,7 @@ export function verifyHash(m: InV1, expected: Buffer, what: string, peer: string
   const got = need<DataPayloadV1>(m.payloads, PayloadTypeV1.HASH, mode).data;
   if (!(got.length === expected.length && timingSafeEqual(got, expected)))
     throw new IkeError('auth_failed', `${what} of '${peer}' does not verify with our PSK`);
+  m.authentic();
 }
 
 export function initialContact(sa: IkeSaV1): PayloadV1 {

@@ -32,6 +32,12 @@ export interface InV1 {
   payloads: PayloadV1[];
   raw: RawPayloadV1[];
   d: Datagram;
+  /**
+   * The message's HASH verified: a sign of life from the peer, and where it now sends from
+   * (core.peerSeen). Never earlier: IKEv1 encryption has no integrity of its own, so anyone who
+   * saw the cookies can send something that decrypts (to garbage) from anywhere.
+   */
+  authentic: () => void;
 }
 
 const ZERO = Buffer.alloc(8);
@@ -205,7 +211,6 @@ export class IkeV1 implements IkeProtocol {
         }
         throw err;
       }
-      core.peerSeen(sa, d);
     } else {
       // Aggressive mode's last message may come in the clear (RFC 2409 marks no payload of it
       // encrypted; strongSwan accepts both): HASH_I still authenticates it. A clear message with
@@ -220,7 +225,8 @@ export class IkeV1 implements IkeProtocol {
       raw = rawPayloadsV1(d.data[16]!, d.data.subarray(28));
     }
     sa.took(mid, d.data);
-    this.#dispatch(sa, { header: h, payloads, raw, d });
+    const authentic = () => core.peerSeen(sa, d);
+    this.#dispatch(sa, { header: h, payloads, raw, d, authentic });
   }
 
   #lookup(h: HeaderV1): IkeSaV1 | undefined {

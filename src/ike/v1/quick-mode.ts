@@ -92,6 +92,7 @@ function verify(sa: IkeSaV1, m: InV1, expect: (restBytes: Buffer) => Buffer): vo
   if (got.length !== want.length || !timingSafeEqual(got, want))
     throw new IkeError('invalid_hash_information', 'quick mode HASH does not verify');
   sa.protector!.confirm(m.header.messageId);
+  m.authentic();
 }
 
 function idPayload(ts: TrafficSelector): PayloadV1 {
