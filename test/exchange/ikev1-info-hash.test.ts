@@ -85,3 +85,28 @@ t.test(
     );
   },
 );
+
+t.test(
+  'IKEv1: a recorded informational played back later is refused (its message ID is spent)',
+  async (t) => {
+    const p = await pair([v1], [mirror(v1)]);
+    t.teardown(p.stop);
+    await until(() => p.a.dp.sas.size === 1 && p.b.dp.sas.size === 1);
+    const a = internal(p.a, 't1') as unknown as IkeSaV1;
+    const before = p.net.log.length;
+    await p.a.daemon.ike!.protocol(a).liveness(a); // R-U-THERE, answered R-U-THERE-ACK
+    const probe = p.net.log
+      .slice(before)
+      .find((s) => s.from.address === A && s.exchange === ExchangeTypeV1.INFORMATIONAL)!;
+    t.ok(probe, 'the R-U-THERE was seen on the wire');
+    const answers = () => p.net.log.filter((s) => s.from.address !== A).length;
+    const n = answers();
+    const spent = () => p.b.daemon.status().drops.ike.unexpected ?? 0;
+    const was = spent();
+    p.b.transport.receive({ data: probe.data, local: probe.to, remote: probe.from });
+    await until(() => spent() === was + 1);
+    await new Promise((r) => setTimeout(r, 50));
+    t.equal(answers(), n, 'no second R-U-THERE-ACK');
+    t.equal(state(p.b, 't1'), 'established');
+  },
+);

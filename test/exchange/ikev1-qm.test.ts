@@ -145,10 +145,20 @@ t.test('commit bit set on every message, then CONNECTED: tolerated, the pair is 
   await until(() => p.a.dp.sas.size === 1 && p.b.dp.sas.size === 1);
   const qm = p.net.log.find((s) => s.exchange === QM)!;
   const mid = qm.data.readUInt32BE(20);
+  // B installs at its answer already (activate false); its IV chain moves on with HASH(3).
+  const bView = p.b.daemon.ike!.sasOf('t1')[0]!;
+  const bSa = p.b.daemon.ike!.table.get(bView.spiR) as IkeSaV1;
+  await until(() => !bSa.quickModes.has(mid));
   const dropsBefore = JSON.stringify(p.a.daemon.status().drops.ike);
+  const why: string[] = [];
+  p.a.daemon.bus.on('ike-dropped', (e) => why.push(`${e.reason}: ${e.detail}`));
   sendConnected(p.b, mid);
   await new Promise((r) => setTimeout(r, 100));
-  t.equal(JSON.stringify(p.a.daemon.status().drops.ike), dropsBefore, 'CONNECTED taken, not dropped');
+  t.equal(
+    JSON.stringify(p.a.daemon.status().drops.ike),
+    dropsBefore,
+    `CONNECTED taken, not dropped ${why.join('; ')}`,
+  );
   const [x] = [...p.a.dp.sas.values()];
   const [y] = [...p.b.dp.sas.values()];
   t.equal(x!.spiIn, y!.spiOut);
@@ -163,6 +173,9 @@ t.test('both sides rekey the same pair at once: two quick modes in flight each w
   const p = await pair([c], [mirror(c)]);
   t.teardown(p.stop);
   await until(() => p.a.dp.sas.size === 1 && p.b.dp.sas.size === 1);
+  // The responder installs at its answer already: wait for HASH(3) to reach it (no exchange in flight).
+  const sa = (s: Side) => s.daemon.ike!.table.get(s.daemon.ike!.sasOf('t1')[0]!.spiR) as IkeSaV1;
+  await until(() => sa(p.b).quickModes.size === 0);
   const [old] = [...p.a.dp.sas.keys()];
   const done: Promise<void>[] = [];
   for (const side of [p.a, p.b]) {

@@ -44,6 +44,10 @@ export type V1Context = V2Context;
 
 /** How many superseded inbound messages are remembered to recognise late copies. */
 const EARLIER = 4;
+/** How many exchanges' last inbound messages are remembered (the rest have none in progress). */
+const LAST_IN = 64;
+/** How many finished exchanges' message IDs are remembered to refuse replays of them. */
+const USED_IDS = 4096;
 
 interface Outgoing {
   bytes: Buffer;
@@ -97,6 +101,8 @@ export class IkeSaV1 extends BaseIkeSa<V1Child> {
   readonly #lastIn = new Map<number, Buffer>();
   /** Messages processed before the last one of their exchange (main mode's 1st and 2nd). */
   readonly #earlier: Buffer[] = [];
+  /** Message IDs of finished exchanges, oldest first (bounded: USED_IDS). */
+  readonly #used = new Set<number>();
 
   constructor(ctx: V1Context, o: ConstructorParameters<typeof BaseIkeSa>[1]) {
     super(ctx, o);
@@ -195,6 +201,17 @@ export class IkeSaV1 extends BaseIkeSa<V1Child> {
     this.#out.delete(mid);
     this.#lastIn.delete(mid);
     this.protector?.forget(mid);
+    // Its ID stays spent: IKEv1 has no replay protection of its own (RFC 2408 §3.1 wants message
+    // IDs unique per SA), and a recorded quick mode or informational played back later would
+    // otherwise start the exchange again (a Diffie-Hellman and a pair held until it times out).
+    this.#used.delete(mid);
+    this.#used.add(mid);
+    if (this.#used.size > USED_IDS) this.#used.delete(this.#used.values().next().value!);
+  }
+
+  /** `mid` belonged to an exchange that finished and was forgotten: a message for it is a replay. */
+  spent(mid: number): boolean {
+    return this.#used.has(mid);
   }
 
   /**
@@ -221,7 +238,18 @@ export class IkeSaV1 extends BaseIkeSa<V1Child> {
       this.#earlier.push(prev);
       if (this.#earlier.length > EARLIER) this.#earlier.shift();
     }
+    this.#lastIn.delete(mid);
     this.#lastIn.set(mid, bytes);
+    // Bounded whatever arrives: messages under made-up IDs that fail leave no exchange behind,
+    // and only the most recent ones can still be repeated by the peer.
+    if (this.#lastIn.size > LAST_IN) {
+      for (const k of this.#lastIn.keys()) {
+        if (k !== mid && !this.#out.has(k)) {
+          this.#lastIn.delete(k);
+          break;
+        }
+      }
+    }
   }
 
   /** The body of the first payload of `type` in a clear message we encoded (SAi_b). */

@@ -188,6 +188,8 @@ export class IkeV1 implements IkeProtocol {
     if (!sa.initiator && h.spiR.equals(sa.spiR)) core.table.proven(sa);
     const mid = h.messageId;
     if (sa.isRepeat(mid, d.data)) return;
+    if (mid !== 0 && sa.spent(mid))
+      return core.drop('unexpected', `message ID ${mid} already used (a replay)`, d);
     let payloads: PayloadV1[];
     let raw: RawPayloadV1[];
     if (isEncryptedV1(m)) {
