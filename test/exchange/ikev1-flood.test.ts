@@ -124,3 +124,66 @@ t.test('a peer that echoed our cookie is not displaced by a flood', async (t) =>
   await clock.until(() => state(p.a, 't1') === 'established' && state(p.b, 't1') === 'established', 5000);
   t.same(p.b.failures, []);
 });
+
+t.test(
+  'spoofed aggressive mode message 1: Diffie-Hellman answers are rate limited, a real peer gets in',
+  async (t) => {
+    const clock = new FakeClock();
+    const c = conn('t1', {
+      version: 1,
+      mode: 'aggressive',
+      localId: '@gw-a.example.net',
+      remoteId: '@gw-b.example.net',
+      ike: { proposals: ['aes128-sha1-modp1024'], lifetime: 3600 },
+      esp: { proposals: ['aes128-sha1-modp1024'], lifetime: 1200 },
+      start: 'listen',
+    });
+    const p = await pair([c], [mirror(c, ANY)], { clock, random: fixedJitter(0) });
+    t.teardown(() => stop(clock, p));
+    p.net.drop = (s) => s.from.address === A;
+    p.a.daemon.ike!.initiate('t1');
+    await clock.settle();
+    const msg1 = p.net.log.find((s) => s.from.address === A)!.data;
+    const b = p.b.daemon.ike!;
+    // Each answered message 1 starts a responder SA (and costs a Diffie-Hellman).
+    let answered = 0;
+    p.b.daemon.bus.on('ike-state', (e) => {
+      if (e.to === 'connecting') answered++;
+    });
+    let n = 0;
+    const flood = (count: number) => {
+      for (let i = 0; i < count; i++, n++) {
+        const m = Buffer.from(msg1);
+        randomBytes(8).copy(m, 0);
+        b.handle({
+          data: m,
+          local: { address: B, port: 500 },
+          remote: { address: `10.${(n >> 8) & 255}.${n & 255}.9`, port: 500 },
+        });
+      }
+    };
+    flood(1000); // at one instant
+    t.equal(answered, 50, 'a burst of 50 answers (each a Diffie-Hellman), no more');
+    t.equal(b.dropped.get('limit'), 950, 'the rest dropped and counted');
+    // 200 per 100 ms (2,000/s) for 2 s: 50 answers a second get through.
+    const before = answered;
+    for (let i = 0; i < 20; i++) {
+      flood(200);
+      await clock.advance(100);
+    }
+    const got = answered - before;
+    t.ok(got >= 90 && got <= 105, `${got} answers in 2 s of 2,000/s`);
+    // The real peer (a new attempt) retransmits through a lighter flood (200/s: a token in four).
+    p.net.drop = () => false;
+    p.a.daemon.ike!.initiate('t1');
+    await clock.until(() => {
+      flood(2);
+      return state(p.a, 't1') === 'established' && state(p.b, 't1') === 'established';
+    }, 20_000);
+    // B's only failures are spoofed SAs whose "initiators" never answered.
+    t.same(
+      p.b.failures.filter((f) => f.reason !== 'timeout'),
+      [],
+    );
+  },
+);

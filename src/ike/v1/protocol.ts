@@ -47,6 +47,12 @@ const halfOpenKey = (h: HeaderV1, d: Datagram): string => `${h.spiI.toString('he
 const modeName = (exchange: number): string => (exchange === AM ? 'aggressive mode' : 'main mode');
 /** ms a replaced IPsec SA stays after its successor is installed. */
 const REPLACED_LINGER = 1000;
+/**
+ * Aggressive mode message 1 costs the responder a Diffie-Hellman before anything is proven (RFC
+ * 2409 §5.4: KE goes out in its answer) and spoofed sources cost nothing to send: at most this many
+ * are answered per second, in bursts of as many. Real initiators retransmit.
+ */
+const AM_DH_PER_SECOND = 50;
 
 export class IkeV1 implements IkeProtocol {
   readonly version = 1 as const;
@@ -54,6 +60,9 @@ export class IkeV1 implements IkeProtocol {
   readonly #ctx: V1Context;
   readonly #dpd = new WeakMap<IkeSaV1, Map<number, (alive: boolean) => void>>();
   /** Re-authentications in flight: the new SA and who waits for its first quick mode. */
+  /** Token bucket of aggressive mode answers (AM_DH_PER_SECOND): tokens and when last filled. */
+  #amTokens = AM_DH_PER_SECOND;
+  #amFilled = 0;
   readonly #reauth = new WeakMap<IkeSaV1, { resolve: () => void; reject: (e: IkeError) => void }>();
 
   constructor(core: CoreServices) {
@@ -259,6 +268,10 @@ export class IkeV1 implements IkeProtocol {
       core.drop('no_connection', `${what} for ${d.remote.address} -> ${d.local.address}`, d);
       return undefined;
     }
+    if (aggressive && !this.#amToken()) {
+      core.drop('limit', `aggressive mode answers over ${AM_DH_PER_SECOND}/s`, d);
+      return undefined;
+    }
     // IKEv1 has no stateless challenge (RFC 7296 §2.6's COOKIE is IKEv2's): a first message from
     // a spoofed source costs an SA until the peer echoes our responder cookie. Those unproven SAs
     // are capped per source and in total, and at a cap the oldest one makes room (SaLimits.unproven).
@@ -287,6 +300,16 @@ export class IkeV1 implements IkeProtocol {
       if (core.table.isUnproven(sa)) core.destroy(sa, 'peer never echoed our cookie');
     });
     return sa;
+  }
+
+  #amToken(): boolean {
+    const now = this.#core.clock.now();
+    const refill = ((now - this.#amFilled) / 1000) * AM_DH_PER_SECOND;
+    this.#amTokens = Math.min(AM_DH_PER_SECOND, this.#amTokens + refill);
+    this.#amFilled = now;
+    if (this.#amTokens < 1) return false;
+    this.#amTokens -= 1;
+    return true;
   }
 
   /** One phase 1 message to its mode and role; true once the ISAKMP SA is authenticated. */
