@@ -12,7 +12,8 @@ import type { IkeSaV2, V2Child } from '../../src/ike/v2/ike-sa.js';
 import { runTask } from '../../src/ike/v2/task.js';
 import { childRekeyTask } from '../../src/ike/v2/tasks/child-rekey.js';
 import { ikeRekeyTask } from '../../src/ike/v2/tasks/ike-rekey.js';
-import { conn, internal, mirror, pair, state, until } from './pair.js';
+import { ExchangeTypeV1 } from '../../src/ike/wire/v1/constants.js';
+import { A, conn, internal, mirror, pair, state, until } from './pair.js';
 
 async function established() {
   const c = conn('t1', { esp: { proposals: ['aes128-sha256'], lifetime: 600 } });
@@ -131,4 +132,48 @@ t.test('IKEv1: replaced pairs the peer never deletes stay bounded (the oldest go
   // The evicted pairs were DELETEd: A removes its side of them too.
   await until(() => p.a.dp.sas.size === 5);
   t.equal(state(p.b, 't1'), 'established', 'the ISAKMP SA stays up');
+});
+
+t.test('IKEv1: quick modes the peer never finishes (no HASH(3)) hold at most four pairs', async (t) => {
+  const c = conn('t1', {
+    version: 1,
+    mode: 'main',
+    ike: { proposals: ['aes128-sha1-modp2048'], lifetime: 86_400 },
+    esp: { proposals: ['aes128-sha1'], lifetime: 3600 },
+  });
+  const p = await pair([c], [mirror(c)]);
+  const alive = setInterval(() => {}, 1000);
+  t.teardown(async () => {
+    clearInterval(alive);
+    await p.stop();
+  });
+  await until(() => p.a.dp.sas.size === 1 && p.b.dp.sas.size === 1);
+  const bSa = internal(p.b, 't1') as unknown as IkeSaV1;
+  await until(() => bSa.quickModes.size === 0);
+  // From now on A's HASH(3) never reaches B: every quick mode of A stays unfinished there.
+  const fromA = new Map<number, number>();
+  p.net.drop = (s) => {
+    if (s.from.address !== A || s.exchange !== ExchangeTypeV1.QUICK) return false;
+    const mid = s.data.readUInt32BE(20);
+    const n = (fromA.get(mid) ?? 0) + 1;
+    fromA.set(mid, n);
+    return n >= 2;
+  };
+  const core = p.a.daemon.ike!;
+  const sa = internal(p.a, 't1') as unknown as IkeSaV1;
+  const old = sa.children[0]!;
+  const results: string[] = [];
+  for (let i = 0; i < 4; i++) results.push(await reason(quickModeInitiate(core, sa, old)));
+  t.same(results, Array(4).fill('ok'), 'B answers four');
+  t.equal(bSa.quickModes.size, 4, 'four unfinished on B');
+  t.equal(p.b.dp.sas.size, 5, 'B holds the first pair and the four early installs');
+  // A fifth is refused at once (before any Diffie-Hellman), while the four are still pending.
+  const fifth = reason(quickModeInitiate(core, sa, old));
+  await until(() => p.b.failures.some((f) => f.reason === 'temporary_failure'));
+  t.match(
+    p.b.failures.find((f) => f.reason === 'temporary_failure')!.detail,
+    /4 of the peer's are unfinished/,
+  );
+  t.equal(p.b.dp.sas.size, 5, 'nothing more installed');
+  t.equal(await fifth, 'timeout', 'A never gets an answer to it');
 });

@@ -201,8 +201,8 @@ export class SaTable {
   }
 
   /** Why `sa` may not hold one more CHILD_SA pair, or null. */
-  overChildLimit(sa: AnySa): string | null {
-    const n = sa.children.filter((c) => c.state !== 'deleted').length;
+  overChildLimit(sa: AnySa, pending = 0): string | null {
+    const n = sa.children.filter((c) => c.state !== 'deleted').length + pending;
     return n >= this.limits.childrenPerIke ? `${n} CHILD_SA pairs on IKE SA #${sa.serial}` : null;
   }
 

@@ -52,6 +52,8 @@ const QM = ExchangeTypeV1.QUICK;
 const NONCE_LENGTH = 32;
 /** Replaced pairs of one selector pair awaiting the peer's DELETE before its quick modes are refused. */
 const MAX_REPLACED = 4;
+/** The peer's quick modes answered but not finished (HASH(3) not yet in) at one time, per SA. */
+const MAX_PENDING = 4;
 
 export interface QmState {
   initiator: boolean;
@@ -291,6 +293,12 @@ function takeIds(m: InV1, st: QmState, responder: boolean): void {
 function respondFirst(core: CoreServices, sa: IkeSaV1, m: InV1): void {
   const mid = m.header.messageId;
   verify(sa, m, (b) => v1QmHash1(sa.prf!, sa.keys!.skeyidA, mid, b));
+  // Our answer installs the pair already (make-before-break, qm-install.ts), so quick modes the
+  // peer leaves unfinished hold pairs too: a few at a time (a rekey and a collision need two), and
+  // they count against the per-SA cap below (security issue #11 item 7). Checked before the DH.
+  const pending = [...sa.quickModes.values()].filter((q) => !q.initiator).length;
+  if (pending >= MAX_PENDING)
+    throw new IkeError('temporary_failure', `quick mode refused: ${pending} of the peer's are unfinished`);
   const st: QmState = {
     initiator: false,
     spiIn: childSpi(sa),
@@ -341,7 +349,7 @@ function respondFirst(core: CoreServices, sa: IkeSaV1, m: InV1): void {
   // peer that restarts often is never locked out. Beyond the per-SA cap (SaLimits.childrenPerIke)
   // nothing more is taken either.
   evictReplaced(core, sa, same);
-  const full = core.table.overChildLimit(sa);
+  const full = core.table.overChildLimit(sa, pending);
   if (full) throw new IkeError('no_additional_sas', `quick mode refused: ${full}`);
   st.replaces = same.find((c) => c.live);
   rest.push(idPayload(remote[0]!), idPayload(local[0]!));
