@@ -23,7 +23,8 @@ t.test(
     const ikeB = p.b.daemon.ike!;
     const own = (core: typeof ikeA, name: string): AnySa[] =>
       core.sasOf(name).map((v) => core.table.get(v.initiator ? v.spiI : v.spiR)!);
-    await until(() => p.a.dp.sas.size === 1 && p.b.dp.sas.size === 1);
+    // B (the responder) installs at its answer already; its CHILD_SA exists once HASH(3) is in.
+    await until(() => p.a.dp.sas.size === 1 && own(ikeB, 't1')[0]?.children.length === 1);
     const [firstA] = [...p.a.dp.sas.keys()];
     const oldB = own(ikeB, 't1')[0]!;
     const oldBChild = oldB.children[0]!;
