@@ -57,6 +57,10 @@ struct EngineOptions {
   int mtu = 1400;
   uint16_t nattPort = 4500;
   std::vector<std::string> localAddresses;
+  // Control traffic's packet priority and outer TOS (sockets.h, CtlMark): IKE on the NAT-T port,
+  // injected health probes and echo replies to requests that came in through a tunnel. Default
+  // TC_PRIO_CONTROL (7) and DSCP CS6 (TOS byte 0xc0); zero for both marks nothing.
+  CtlMark ctlMark{7, 0xc0};
 };
 
 // What the packet threads report upwards. Called from the RX thread; must never block: return
@@ -268,10 +272,18 @@ class Engine {
   void Close();
 
   bool closed() const { return closed_; }
+  // Marks this process's UDP sockets bound to the engine's local addresses at `port` (the IKE
+  // port, which Node's dgram owns) with the control mark for good; returns how many.
+  int MarkIkeSockets(uint16_t port) const;
 
   static constexpr size_t kBatch = 64;         // packets per recvmmsg/sendmmsg
   static constexpr size_t kProbeQueue = 64;    // injected probes waiting for the TX thread
   static constexpr size_t kMaxPacket = 65536;  // largest datagram / TUN read
+  // Echo replies to tunnelled requests sent with the control mark, per second and burst: enough
+  // for hundreds of peers probing every 0.1 s, while a remote host's ping flood cannot use the
+  // priority band to starve bulk traffic (the rest of its replies go out unmarked).
+  static constexpr uint64_t kMarkedRepliesPerSec = 2000;
+  static constexpr uint64_t kMarkedRepliesBurst = 200;
 
  private:
   struct LocalSocks {
@@ -311,6 +323,8 @@ class Engine {
 
   std::string tunName_;
   int mtu_ = 0;
+  CtlMark mark_;
+  bool ctlNoPrio_ = false;  // SendIke (control mutex held): the kernel refused the SO_PRIORITY cmsg
   uint16_t nattPort_ = 0;
   int tun_ = -1;
   int txWake_ = -1, rxWake_ = -1;  // eventfds: stop, new tables, probes

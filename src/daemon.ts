@@ -124,6 +124,7 @@ export class Daemon {
       mtu: this.config.tun.mtu,
       nattPort: this.config.ports.natt,
       localAddresses: locals,
+      qos: this.config.qos,
       onIke: (data, local, localPort, remote, remotePort) =>
         transport?.deliver(data, { address: local, port: localPort }, { address: remote, port: remotePort }),
       onProbe: (_connection, packet, at) => this.#ha?.onProbe(packet, at),
@@ -132,6 +133,8 @@ export class Daemon {
     try {
       transport = await UdpTransport.open(locals, this.config.ports, dp.engine);
       this.#transport = transport;
+      // IKE on port 500 leaves from Node's own sockets, which carry nothing else: marked whole.
+      dp.engine.markIkeSockets(this.config.ports.ike);
       for (const r of this.config.routes) {
         if (r.publish) await publishRoute(r.destination, this.config.tun.name);
       }
@@ -176,6 +179,7 @@ export class Daemon {
     const problems: string[] = [];
     if (JSON.stringify(next.tun) !== JSON.stringify(cur.tun)) problems.push('tun');
     if (JSON.stringify(next.ports) !== JSON.stringify(cur.ports)) problems.push('ports');
+    if (JSON.stringify(next.qos) !== JSON.stringify(cur.qos)) problems.push('qos');
     const locals = new Set(Object.values(cur.connections).map((c) => c.local));
     for (const c of Object.values(next.connections)) {
       if (!locals.has(c.local)) problems.push(`connections.${c.name}.local (new address ${c.local})`);
