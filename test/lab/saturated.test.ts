@@ -42,19 +42,46 @@ const SATURATE_S = 60;
 const RATE = '100mbit';
 const FLOOD = '150M';
 const MAX_FAILOVER_MS = 500;
-/** twinsec's default control mark: SO_PRIORITY 7 is not an htb class of 1:, so the gateway's htb maps it. */
+/** The router's htb class for DSCP CS6. */
 const CONTROL_CLASS = '1:10';
 
 /**
- * htb with a control class (at least 5 Mbit/s, may borrow the whole link, served first) and a bulk class
- * whose FIFO holds ~60 ms at line rate. `control` chooses how control packets are recognised.
+ * The gateway's own uplink (wan1 egress): tbf at line rate with pfifo_fast as its child, whose first
+ * band takes packets of priority 6-7 (TC_PRIO_CONTROL is twinsec's default SO_PRIORITY) ahead of bulk;
+ * each band holds txqueuelen packets (500: ~60 ms at line rate).
  */
-async function shape(lab: Lab, ns: string, dev: string, control: 'priority' | 'dscp'): Promise<void> {
+async function shapeUplink(lab: Lab, ns: string, dev: string): Promise<void> {
+  await lab.exec(ns, 'ip', ['link', 'set', dev, 'txqueuelen', '500']);
+  await lab.exec(ns, 'tc', [
+    'qdisc',
+    'add',
+    'dev',
+    dev,
+    'root',
+    'handle',
+    '1:',
+    'tbf',
+    'rate',
+    RATE,
+    'burst',
+    '32kb',
+    'latency',
+    '60ms',
+  ]);
+  await lab.exec(ns, 'tc', ['qdisc', 'add', 'dev', dev, 'parent', '1:1', 'handle', '10:', 'pfifo_fast']);
+}
+
+/**
+ * A router's port (r1 egress, the ISP's downlink): htb with a control class (at least 5 Mbit/s, may
+ * borrow the whole link, served first) chosen by the outer DSCP CS6, and a bulk class whose FIFO holds
+ * 500 packets. This kernel has no cls_basic, so the filter is u32.
+ */
+async function shapeRouter(lab: Lab, ns: string, dev: string): Promise<void> {
   const tc = (...args: string[]) => lab.exec(ns, 'tc', args);
   await tc('qdisc', 'add', 'dev', dev, 'root', 'handle', '1:', 'htb', 'default', '20');
   await tc('class', 'add', 'dev', dev, 'parent', '1:', 'classid', '1:1', 'htb', 'rate', RATE);
   for (const [id, rate, prio] of [
-    ['1:10', '5mbit', '0'],
+    [CONTROL_CLASS, '5mbit', '0'],
     ['1:20', '95mbit', '1'],
   ] as const) {
     await tc(
@@ -76,20 +103,19 @@ async function shape(lab: Lab, ns: string, dev: string, control: 'priority' | 'd
     );
   }
   await tc('qdisc', 'add', 'dev', dev, 'parent', '1:20', 'handle', '20:', 'pfifo', 'limit', '500');
-  await tc('qdisc', 'add', 'dev', dev, 'parent', '1:10', 'handle', '10:', 'pfifo', 'limit', '100');
-  if (control === 'dscp') {
-    // The outer header's DSCP CS6 (TOS byte 0xc0 under mask 0xfc), whatever the protocol (ESP, UDP).
-    await tc(
-      ...['filter', 'add', 'dev', dev, 'parent', '1:', 'protocol', 'ip', 'prio', '1', 'u32'],
-      ...['match', 'ip', 'dsfield', '0xc0', '0xfc', 'flowid', CONTROL_CLASS],
-    );
-  } else {
-    // skb->priority 7 (TC_PRIO_CONTROL, twinsec's default SO_PRIORITY): the basic classifier's meta match.
-    await tc(
-      ...['filter', 'add', 'dev', dev, 'parent', '1:', 'protocol', 'all', 'prio', '1', 'basic'],
-      ...['match', 'meta(priority eq 7)', 'flowid', CONTROL_CLASS],
-    );
-  }
+  await tc('qdisc', 'add', 'dev', dev, 'parent', CONTROL_CLASS, 'handle', '10:', 'pfifo', 'limit', '100');
+  // The outer header's DSCP CS6 (TOS byte 0xc0 under mask 0xfc), whatever the protocol (ESP, UDP).
+  await tc(
+    ...['filter', 'add', 'dev', dev, 'parent', '1:', 'protocol', 'ip', 'prio', '1', 'u32'],
+    ...['match', 'ip', 'dsfield', '0xc0', '0xfc', 'flowid', CONTROL_CLASS],
+  );
+}
+
+/** `tc -s qdisc show`: the root qdisc's sent packets and drops. */
+async function qdiscStats(lab: Lab, ns: string, dev: string): Promise<{ sent: number; dropped: number }> {
+  const out = (await lab.exec(ns, 'tc', ['-s', 'qdisc', 'show', 'dev', dev])).stdout;
+  const m = /Sent \d+ bytes (\d+) pkt \(dropped (\d+)/.exec(out);
+  return { sent: Number(m?.[1] ?? 0), dropped: Number(m?.[2] ?? 0) };
 }
 
 /** `tc -s class show`: per class sent packets and drops. */
@@ -126,7 +152,7 @@ async function rcvbufErrors(lab: Lab, ns: string): Promise<number> {
 }
 
 interface Snapshot {
-  wan1: Record<string, { sent: number; dropped: number }>;
+  wan1: { sent: number; dropped: number };
   r1: Record<string, { sent: number; dropped: number }>;
   tunOn: number;
   tunCloud: number;
@@ -139,7 +165,7 @@ interface Snapshot {
 async function snapshot(h: HaLab): Promise<Snapshot> {
   const drops = async (tw: typeof h.onprem) => (await quickStatus(tw)).drops?.esp ?? {};
   return {
-    wan1: await classStats(h.lab, h.ns.onGw, 'wan1'),
+    wan1: await qdiscStats(h.lab, h.ns.onGw, 'wan1'),
     r1: await classStats(h.lab, h.ns.router, 'r1'),
     tunOn: await txDropped(h.lab, h.ns.onGw, h.onprem.tunName),
     tunCloud: await txDropped(h.lab, h.ns.cloudGw, h.cloud!.tunName),
@@ -151,7 +177,7 @@ async function snapshot(h: HaLab): Promise<Snapshot> {
 }
 
 function delta(a: Snapshot, b: Snapshot): string {
-  const cls = (x: Snapshot['wan1'], y: Snapshot['wan1']) =>
+  const cls = (x: Snapshot['r1'], y: Snapshot['r1']) =>
     ['1:10', '1:20']
       .map(
         (id) =>
@@ -167,8 +193,8 @@ function delta(a: Snapshot, b: Snapshot): string {
       ),
     );
   return [
-    `shaper wan1 (on-prem uplink): ${cls(a.wan1, b.wan1)}`,
-    `shaper r1 (router downlink): ${cls(a.r1, b.r1)}`,
+    `shaper wan1 (on-prem uplink, tbf + pfifo_fast): sent ${b.wan1.sent - a.wan1.sent} dropped ${b.wan1.dropped - a.wan1.dropped}`,
+    `shaper r1 (router downlink, htb): ${cls(a.r1, b.r1)}`,
     `TUN tx dropped: on-prem ${b.tunOn - a.tunOn}, cloud ${b.tunCloud - a.tunCloud}`,
     `UDP RcvbufErrors: on-prem ${b.rcvOn - a.rcvOn}, cloud ${b.rcvCloud - a.rcvCloud}`,
     `engine drops: on-prem ${eng(a.engineOn, b.engineOn)}, cloud ${eng(a.engineCloud, b.engineCloud)}`,
@@ -214,8 +240,8 @@ t.test(
         t.comment(`--- twinsecd ${name} log (tail) ---\n${lines.slice(-30).join('\n')}`);
       }
     });
-    await shape(lab, h.ns.onGw, 'wan1', 'priority');
-    await shape(lab, h.ns.router, 'r1', 'dscp');
+    await shapeUplink(lab, h.ns.onGw, 'wan1');
+    await shapeRouter(lab, h.ns.router, 'r1');
     await waitHaReady(h, 25_000);
 
     const servers: LabProcess[] = [];
