@@ -474,6 +474,21 @@ bool Engine::InjectProbe(const std::string& connection, const uint8_t* pkt, size
   return true;
 }
 
+bool Engine::SetEchoAnswer(const std::vector<std::string>& addresses) {
+  std::vector<Prefix> answer;
+  for (const std::string& a : addresses) {
+    Prefix p;
+    if (a.find('/') != std::string::npos || !ParsePrefix(a, &p)) return false;
+    answer.push_back(p);
+  }
+  std::lock_guard<std::mutex> lock(ctl_);
+  if (closed_) return false;
+  auto t = std::make_shared<Tables>(*Snapshot());
+  t->answer = std::move(answer);
+  Publish(std::move(t));
+  return true;
+}
+
 void Engine::WatchProbe(uint16_t icmpId, bool on) {
   uint64_t bit = uint64_t{1} << (icmpId & 63);
   if (on)

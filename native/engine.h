@@ -15,6 +15,17 @@
 // queues are the kernel's: the TUN ring (txqueuelen), the socket buffers (sockets.cc), the probe
 // ring and the event queue to JavaScript, all bounded.
 //
+// Control traffic first (security issue #11: a saturated link must not look dead). The kernel's
+// TUN queue is no priority queue: Linux's tun driver puts what the host routes into the device
+// straight into a ring of txqueuelen entries and drops (TX dropped of the device) what does not
+// fit; it never stops its queue, so the device's qdisc never holds a packet and priorities
+// cannot act there. When the LAN offers more than the TX thread encrypts (a UDP flood), that
+// ring overflows, measured at ~5,000 drops a second under the lab's flood. So health traffic
+// avoids it: our probes come from their own ring (InjectProbe), and echo requests to this host's
+// own addresses are answered here (SetEchoAnswer: RX thread -> answers_ -> TX thread) instead
+// of by the kernel through the TUN. Both leave before the next bulk batch, with the control mark
+// (CtlMark: SO_PRIORITY and DSCP), as do IKE and the kernel's echo replies to tunnelled requests.
+//
 // Sharing: the packet threads read an immutable `Tables` snapshot published with
 // std::atomic_store and announced by a version counter; each thread re-reads it between batches,
 // never per packet, and drops its reference to the old one then, so an old snapshot (and any SA
@@ -207,6 +218,9 @@ struct Tables {
   std::vector<RouteSpec> routes;  // as given, re-resolved on SA changes
   FwdTable fwd;
   std::vector<std::vector<OutSel>> slots;  // fwd slot -> choices of the route's connections
+  // This host's own addresses (host prefixes) whose echo requests through a tunnel the engine
+  // answers itself (Engine::SetEchoAnswer).
+  std::vector<Prefix> answer;
 };
 
 // Single-producer (the JavaScript thread) single-consumer (the TX thread) ring: the TX thread
@@ -268,6 +282,13 @@ class Engine {
   // False when the connection has no outbound SA or the probe queue is full.
   bool InjectProbe(const std::string& connection, const uint8_t* pkt, size_t len);
   void WatchProbe(uint16_t icmpId, bool on);
+  // Echo requests that arrive through a tunnel for one of `addresses` (this host's own, e.g. its
+  // LAN address a peer's health check probes) are answered by the engine, not by the kernel: the
+  // RX thread builds the reply, the TX thread sends it back through the request's connection
+  // with the control mark, before any bulk. The kernel's answer would have to queue behind bulk
+  // in the TUN device, which drops what does not fit (see the header comment). False (and no
+  // change) when one is not an IP address.
+  bool SetEchoAnswer(const std::vector<std::string>& addresses);
   // Stops the threads, closes the sockets and the TUN (which removes the device). Idempotent.
   void Close();
 
@@ -294,6 +315,11 @@ class Engine {
   struct Probe {
     std::shared_ptr<Sa> sa;
     SaPath path;  // as when the probe was injected
+    std::vector<uint8_t> pkt;
+  };
+  // An echo reply the RX thread built (SetEchoAnswer) for the TX thread to send through `conn`.
+  struct EchoAnswer {
+    uint32_t conn = 0;
     std::vector<uint8_t> pkt;
   };
   class TxPath;                  // engine_tx.cc
@@ -341,6 +367,7 @@ class Engine {
   std::unordered_map<std::string, uint32_t> connIds_;
 
   SpscRing<Probe, kProbeQueue> probes_;
+  SpscRing<EchoAnswer, kProbeQueue> answers_;              // RX thread -> TX thread
   std::array<std::atomic<uint64_t>, 65536 / 64> watch_{};  // echo ids watched by probes
   DropCounters txDrops_, rxDrops_, ctlDrops_;
   EchoTracker echo_;  // written by the RX thread, read by the TX thread

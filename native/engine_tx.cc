@@ -295,6 +295,29 @@ void Engine::TxPath::DrainProbes() {
     if (r < 0) continue;
     SendCtl(sa, pr.path, static_cast<size_t>(r), info.totalLen);
   }
+  // Echo replies the RX thread built for requests to this host (SetEchoAnswer), back through
+  // the connection the request came in on, as EchoReturn does for the kernel's replies.
+  EchoAnswer a;
+  while (e_->answers_.Pop(&a)) {
+    InnerInfo info;
+    if (!ParseInner(a.pkt.data(), a.pkt.size(), &info)) {
+      Count(Drop::kMalformed);
+      continue;
+    }
+    OutSa o = a.conn < t_->byConn.size() ? t_->byConn[a.conn].Pick() : OutSa();
+    if (o.sa == nullptr) {
+      Count(Drop::kNoSa);
+      continue;
+    }
+    if (!Covers(o.sa->tsLocal, info.src, info.family) ||
+        !Covers(o.sa->tsRemote, info.dst, info.family)) {
+      Count(Drop::kPolicy);
+      continue;
+    }
+    ssize_t r = Encrypt(o.sa, info.family, a.pkt.data(), info.totalLen, out_.get());
+    if (r < 0) continue;
+    SendCtl(o.sa, *o.path, static_cast<size_t>(r), info.totalLen);
+  }
 }
 
 bool Engine::TxPath::TakeReplyToken() {

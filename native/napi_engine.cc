@@ -137,6 +137,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("injectProbe", &EngineWrap::InjectProbe),
                         InstanceMethod("watchProbe", &EngineWrap::WatchProbe),
                         InstanceMethod("markIkeSockets", &EngineWrap::MarkIkeSockets),
+                        InstanceMethod("answerEcho", &EngineWrap::AnswerEcho),
                         InstanceMethod("close", &EngineWrap::Close)});
   }
 
@@ -170,6 +171,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value InjectProbe(const Napi::CallbackInfo& info);
   Napi::Value WatchProbe(const Napi::CallbackInfo& info);
   Napi::Value MarkIkeSockets(const Napi::CallbackInfo& info);
+  Napi::Value AnswerEcho(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   napi_env env_ = nullptr;
@@ -282,6 +284,15 @@ Napi::Value EngineWrap::MarkIkeSockets(const Napi::CallbackInfo& info) {
       !Usable(env, "markIkeSockets"))
     return env.Undefined();
   return Napi::Number::New(env, engine_->MarkIkeSockets(static_cast<uint16_t>(port)));
+}
+
+Napi::Value EngineWrap::AnswerEcho(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<std::string> addresses;
+  if (!GetStrings(env, info[0], "answerEcho: addresses", &addresses) || !Usable(env, "answerEcho"))
+    return env.Undefined();
+  if (!engine_->SetEchoAnswer(addresses)) return ThrowType(env, "answerEcho: not an IP address");
+  return env.Undefined();
 }
 
 Napi::Value EngineWrap::SendKeepalive(const Napi::CallbackInfo& info) {

@@ -2,6 +2,8 @@
  * The daemon: owns the event bus, the data plane, the IKE transport and the IKE core for one
  * configuration, and answers status queries from them.
  */
+import { BlockList, isIPv6 } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import type { Config } from './config/types.js';
 import { NativeDataPlane } from './dataplane/native.js';
 import { publishRoute, withdrawRoute } from './dataplane/os-routes.js';
@@ -135,6 +137,7 @@ export class Daemon {
       this.#transport = transport;
       // IKE on port 500 leaves from Node's own sockets, which carry nothing else: marked whole.
       dp.engine.markIkeSockets(this.config.ports.ike);
+      dp.engine.answerEcho(ownProtectedAddresses(this.config));
       for (const r of this.config.routes) {
         if (r.publish) await publishRoute(r.destination, this.config.tun.name);
       }
@@ -195,6 +198,7 @@ export class Daemon {
       for (const d of was) if (!now.has(d)) await withdrawRoute(d, next.tun.name);
     }
     this.#config = next;
+    if (this.#dp instanceof NativeDataPlane) this.#dp.engine.answerEcho(ownProtectedAddresses(next));
     this.#startHa();
     return res;
   }
@@ -265,4 +269,29 @@ export class Daemon {
     };
     return { connections, routes, drops };
   }
+}
+
+/**
+ * This host's own addresses inside some connection's local subnets: the addresses a peer's health
+ * check can probe through a tunnel. The engine answers echo requests to them itself, so that the
+ * answers do not queue behind bulk traffic in the TUN device (security issue #11).
+ */
+export function ownProtectedAddresses(config: Config): string[] {
+  const protectedNets = new BlockList();
+  for (const c of Object.values(config.connections)) {
+    for (const s of c.localSubnets) {
+      const [net, len] = s.split('/') as [string, string | undefined];
+      const v6 = isIPv6(net);
+      protectedNets.addSubnet(net, len === undefined ? (v6 ? 128 : 32) : Number(len), v6 ? 'ipv6' : 'ipv4');
+    }
+  }
+  const own = new Set<string>();
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) {
+      const address = a.address.split('%')[0]!;
+      if (a.family === 'IPv6' && address.toLowerCase().startsWith('fe80:')) continue;
+      if (protectedNets.check(address, a.family === 'IPv6' ? 'ipv6' : 'ipv4')) own.add(address);
+    }
+  }
+  return [...own];
 }
