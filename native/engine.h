@@ -235,6 +235,10 @@ class SpscRing {
     head_.store(h + 1, std::memory_order_release);
     return true;
   }
+  // Consumer side: something to pop (a cheap check between packets).
+  bool Pending() const {
+    return tail_.load(std::memory_order_relaxed) != head_.load(std::memory_order_acquire);
+  }
   bool Pop(T* v) {
     size_t t = tail_.load(std::memory_order_relaxed);
     if (t == head_.load(std::memory_order_acquire)) return false;

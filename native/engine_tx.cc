@@ -141,6 +141,10 @@ void Engine::TxPath::ReadTun() {
       }
       got++;
       FromTun(static_cast<size_t>(r));
+      // A probe or an echo answer waiting: end the batch here and send it before the next TUN
+      // read. Under a flood this thread never runs out of TUN packets, and a batch of TSO reads
+      // can be megabytes of work; the probe must not wait for it (issue #11).
+      if (e_->probes_.Pending() || e_->answers_.Pending()) break;
     }
     Flush();
     if (empty || e_->stop_.load(std::memory_order_relaxed)) return;
