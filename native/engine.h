@@ -20,11 +20,14 @@
 // straight into a ring of txqueuelen entries and drops (TX dropped of the device) what does not
 // fit; it never stops its queue, so the device's qdisc never holds a packet and priorities
 // cannot act there. When the LAN offers more than the TX thread encrypts (a UDP flood), that
-// ring overflows, measured at ~5,000 drops a second under the lab's flood. So health traffic
+// ring overflows: ~7,000 drops a second per gateway in test/lab/saturated.test.ts, the replies
+// of the kernel to the peer's probes among them. So health traffic
 // avoids it: our probes come from their own ring (InjectProbe), and echo requests to this host's
 // own addresses are answered here (SetEchoAnswer: RX thread -> answers_ -> TX thread) instead
-// of by the kernel through the TUN. Both leave before the next bulk batch, with the control mark
-// (CtlMark: SO_PRIORITY and DSCP), as do IKE and the kernel's echo replies to tunnelled requests.
+// of by the kernel through the TUN. Both leave before the next TUN read (a waiting one ends the
+// TX thread's batch), with the control mark (CtlMark: SO_PRIORITY and DSCP), as do IKE and the
+// kernel's echo replies to tunnelled requests. Inbound, the socket buffers are FIFOs shared with
+// bulk; they did not overflow in that lab (RcvbufErrors 0), so nothing more is done there.
 //
 // Sharing: the packet threads read an immutable `Tables` snapshot published with
 // std::atomic_store and announced by a version counter; each thread re-reads it between batches,
