@@ -126,7 +126,7 @@ export class Daemon {
       mtu: this.config.tun.mtu,
       nattPort: this.config.ports.natt,
       localAddresses: locals,
-      qos: this.config.qos,
+      qos: { priority: this.config.qos.priority, dscp: this.config.qos.dscp },
       onIke: (data, local, localPort, remote, remotePort) =>
         transport?.deliver(data, { address: local, port: localPort }, { address: remote, port: remotePort }),
       onProbe: (_connection, packet, at) => this.#ha?.onProbe(packet, at),
@@ -137,7 +137,7 @@ export class Daemon {
       this.#transport = transport;
       // IKE on port 500 leaves from Node's own sockets, which carry nothing else: marked whole.
       dp.engine.markIkeSockets(this.config.ports.ike);
-      dp.engine.answerEcho(ownProtectedAddresses(this.config));
+      dp.engine.answerEcho(this.config.qos.answerEcho ? ownProtectedAddresses(this.config) : []);
       for (const r of this.config.routes) {
         if (r.publish) await publishRoute(r.destination, this.config.tun.name);
       }
@@ -182,7 +182,7 @@ export class Daemon {
     const problems: string[] = [];
     if (JSON.stringify(next.tun) !== JSON.stringify(cur.tun)) problems.push('tun');
     if (JSON.stringify(next.ports) !== JSON.stringify(cur.ports)) problems.push('ports');
-    if (JSON.stringify(next.qos) !== JSON.stringify(cur.qos)) problems.push('qos');
+    if (next.qos.priority !== cur.qos.priority || next.qos.dscp !== cur.qos.dscp) problems.push('qos');
     const locals = new Set(Object.values(cur.connections).map((c) => c.local));
     for (const c of Object.values(next.connections)) {
       if (!locals.has(c.local)) problems.push(`connections.${c.name}.local (new address ${c.local})`);
@@ -198,7 +198,8 @@ export class Daemon {
       for (const d of was) if (!now.has(d)) await withdrawRoute(d, next.tun.name);
     }
     this.#config = next;
-    if (this.#dp instanceof NativeDataPlane) this.#dp.engine.answerEcho(ownProtectedAddresses(next));
+    if (this.#dp instanceof NativeDataPlane)
+      this.#dp.engine.answerEcho(next.qos.answerEcho ? ownProtectedAddresses(next) : []);
     this.#startHa();
     return res;
   }
