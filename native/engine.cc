@@ -55,6 +55,7 @@ std::unique_ptr<Engine> Engine::Create(const EngineOptions& opts, EngineSink* si
   std::unique_ptr<Engine> e(new Engine());
   e->mtu_ = opts.mtu;
   e->nattPort_ = opts.nattPort;
+  e->mark_ = opts.ctlMark;
   e->sink_ = sink;
   e->tables_ = std::make_shared<const Tables>();
 
@@ -184,13 +185,18 @@ bool Engine::SendIke(const std::string& local, const std::string& remote, uint16
   // RFC 3948 §2.2: IKE on the NAT-T port carries four zero bytes where ESP has its SPI.
   static const uint8_t kMarker[4] = {0, 0, 0, 0};
   iovec iov[2] = {{const_cast<uint8_t*>(kMarker), 4}, {const_cast<uint8_t*>(data), len}};
-  msghdr m{};
-  m.msg_name = const_cast<sockaddr*>(to.sa());
-  m.msg_namelen = to.len;
-  m.msg_iov = iov;
-  m.msg_iovlen = 2;
-  if (sendmsg(socks_[i].udp, &m, MSG_DONTWAIT) < 0) return SetErr(err, errno, "sendIke");
+  // IKE shares the socket with bulk ESP-in-UDP: only its own datagrams carry the control mark,
+  // so a saturated uplink delays or drops bulk before it drops the negotiation (issue #11).
+  if (SendMarked(socks_[i].udp, to.family(), iov, 2, to.sa(), to.len, mark_, &ctlNoPrio_) < 0)
+    return SetErr(err, errno, "sendIke");
   return true;
+}
+
+int Engine::MarkIkeSockets(uint16_t port) const {
+  std::lock_guard<std::mutex> lock(ctl_);
+  std::vector<SockAddr> addrs;
+  for (const LocalSocks& s : socks_) addrs.push_back(s.addr);
+  return MarkBoundSockets(addrs.data(), addrs.size(), port, mark_);
 }
 
 bool Engine::SendKeepalive(const std::string& local, const std::string& remote, uint16_t remotePort,
@@ -465,6 +471,21 @@ bool Engine::InjectProbe(const std::string& connection, const uint8_t* pkt, size
     return false;
   }
   Wake(txWake_);
+  return true;
+}
+
+bool Engine::SetEchoAnswer(const std::vector<std::string>& addresses) {
+  std::vector<Prefix> answer;
+  for (const std::string& a : addresses) {
+    Prefix p;
+    if (a.find('/') != std::string::npos || !ParsePrefix(a, &p)) return false;
+    answer.push_back(p);
+  }
+  std::lock_guard<std::mutex> lock(ctl_);
+  if (closed_) return false;
+  auto t = std::make_shared<Tables>(*Snapshot());
+  t->answer = std::move(answer);
+  Publish(std::move(t));
   return true;
 }
 

@@ -15,6 +15,20 @@
 // queues are the kernel's: the TUN ring (txqueuelen), the socket buffers (sockets.cc), the probe
 // ring and the event queue to JavaScript, all bounded.
 //
+// Control traffic first (security issue #11: a saturated link must not look dead). The kernel's
+// TUN queue is no priority queue: Linux's tun driver puts what the host routes into the device
+// straight into a ring of txqueuelen entries and drops (TX dropped of the device) what does not
+// fit; it never stops its queue, so the device's qdisc never holds a packet and priorities
+// cannot act there. When the LAN offers more than the TX thread encrypts (a UDP flood), that
+// ring overflows: ~7,000 drops a second per gateway in test/lab/saturated.test.ts, the replies
+// of the kernel to the peer's probes among them. So health traffic
+// avoids it: our probes come from their own ring (InjectProbe), and echo requests to this host's
+// own addresses are answered here (SetEchoAnswer: RX thread -> answers_ -> TX thread) instead
+// of by the kernel through the TUN. Both leave before the next TUN read (a waiting one ends the
+// TX thread's batch), with the control mark (CtlMark: SO_PRIORITY and DSCP), as do IKE and the
+// kernel's echo replies to tunnelled requests. Inbound, the socket buffers are FIFOs shared with
+// bulk; they did not overflow in that lab (RcvbufErrors 0), so nothing more is done there.
+//
 // Sharing: the packet threads read an immutable `Tables` snapshot published with
 // std::atomic_store and announced by a version counter; each thread re-reads it between batches,
 // never per packet, and drops its reference to the old one then, so an old snapshot (and any SA
@@ -57,6 +71,10 @@ struct EngineOptions {
   int mtu = 1400;
   uint16_t nattPort = 4500;
   std::vector<std::string> localAddresses;
+  // Control traffic's packet priority and outer TOS (sockets.h, CtlMark): IKE on the NAT-T port,
+  // injected health probes and echo replies to requests that came in through a tunnel. Default
+  // TC_PRIO_CONTROL (7) and DSCP CS6 (TOS byte 0xc0); zero for both marks nothing.
+  CtlMark ctlMark{7, 0xc0};
 };
 
 // What the packet threads report upwards. Called from the RX thread; must never block: return
@@ -203,6 +221,9 @@ struct Tables {
   std::vector<RouteSpec> routes;  // as given, re-resolved on SA changes
   FwdTable fwd;
   std::vector<std::vector<OutSel>> slots;  // fwd slot -> choices of the route's connections
+  // This host's own addresses (host prefixes) whose echo requests through a tunnel the engine
+  // answers itself (Engine::SetEchoAnswer).
+  std::vector<Prefix> answer;
 };
 
 // Single-producer (the JavaScript thread) single-consumer (the TX thread) ring: the TX thread
@@ -216,6 +237,10 @@ class SpscRing {
     slots_[h % N] = std::move(v);
     head_.store(h + 1, std::memory_order_release);
     return true;
+  }
+  // Consumer side: something to pop (a cheap check between packets).
+  bool Pending() const {
+    return tail_.load(std::memory_order_relaxed) != head_.load(std::memory_order_acquire);
   }
   bool Pop(T* v) {
     size_t t = tail_.load(std::memory_order_relaxed);
@@ -264,14 +289,29 @@ class Engine {
   // False when the connection has no outbound SA or the probe queue is full.
   bool InjectProbe(const std::string& connection, const uint8_t* pkt, size_t len);
   void WatchProbe(uint16_t icmpId, bool on);
+  // Echo requests that arrive through a tunnel for one of `addresses` (this host's own, e.g. its
+  // LAN address a peer's health check probes) are answered by the engine, not by the kernel: the
+  // RX thread builds the reply, the TX thread sends it back through the request's connection
+  // with the control mark, before any bulk. The kernel's answer would have to queue behind bulk
+  // in the TUN device, which drops what does not fit (see the header comment). False (and no
+  // change) when one is not an IP address.
+  bool SetEchoAnswer(const std::vector<std::string>& addresses);
   // Stops the threads, closes the sockets and the TUN (which removes the device). Idempotent.
   void Close();
 
   bool closed() const { return closed_; }
+  // Marks this process's UDP sockets bound to the engine's local addresses at `port` (the IKE
+  // port, which Node's dgram owns) with the control mark for good; returns how many.
+  int MarkIkeSockets(uint16_t port) const;
 
   static constexpr size_t kBatch = 64;         // packets per recvmmsg/sendmmsg
   static constexpr size_t kProbeQueue = 64;    // injected probes waiting for the TX thread
   static constexpr size_t kMaxPacket = 65536;  // largest datagram / TUN read
+  // Echo replies to tunnelled requests sent with the control mark, per second and burst: enough
+  // for hundreds of peers probing every 0.1 s, while a remote host's ping flood cannot use the
+  // priority band to starve bulk traffic (the rest of its replies go out unmarked).
+  static constexpr uint64_t kMarkedRepliesPerSec = 2000;
+  static constexpr uint64_t kMarkedRepliesBurst = 200;
 
  private:
   struct LocalSocks {
@@ -282,6 +322,11 @@ class Engine {
   struct Probe {
     std::shared_ptr<Sa> sa;
     SaPath path;  // as when the probe was injected
+    std::vector<uint8_t> pkt;
+  };
+  // An echo reply the RX thread built (SetEchoAnswer) for the TX thread to send through `conn`.
+  struct EchoAnswer {
+    uint32_t conn = 0;
     std::vector<uint8_t> pkt;
   };
   class TxPath;                  // engine_tx.cc
@@ -311,6 +356,8 @@ class Engine {
 
   std::string tunName_;
   int mtu_ = 0;
+  CtlMark mark_;
+  bool ctlNoPrio_ = false;  // SendIke (control mutex held): the kernel refused the SO_PRIORITY cmsg
   uint16_t nattPort_ = 0;
   int tun_ = -1;
   int txWake_ = -1, rxWake_ = -1;  // eventfds: stop, new tables, probes
@@ -327,6 +374,7 @@ class Engine {
   std::unordered_map<std::string, uint32_t> connIds_;
 
   SpscRing<Probe, kProbeQueue> probes_;
+  SpscRing<EchoAnswer, kProbeQueue> answers_;              // RX thread -> TX thread
   std::array<std::atomic<uint64_t>, 65536 / 64> watch_{};  // echo ids watched by probes
   DropCounters txDrops_, rxDrops_, ctlDrops_;
   EchoTracker echo_;  // written by the RX thread, read by the TX thread

@@ -44,6 +44,7 @@ class Engine::RxPath {
   void Esp(const uint8_t* d, size_t len, uint64_t ns, const sockaddr* from, bool udp);
   void Moved(Sa& sa, const sockaddr* from, uint64_t ns);  // the rare case, out of line
   bool Allowed(const Sa& sa, const InnerInfo& info) const;
+  bool Answer(const Sa& sa, const uint8_t* pkt, const InnerInfo& info, uint64_t ns);
   void Count(Drop d) { e_->rxDrops_.Count(d); }
 
   Engine* e_;
@@ -56,6 +57,10 @@ class Engine::RxPath {
   iovec iov_[kBatch];
   sockaddr_storage from_[kBatch];
   alignas(cmsghdr) uint8_t ctl_[kBatch][CMSG_SPACE(sizeof(int))];
+  // Token bucket for answered echo requests (kMarkedRepliesPerSec, kMarkedRepliesBurst): beyond
+  // it requests go to the TUN and the kernel answers, as without SetEchoAnswer.
+  uint64_t answerTokens_ = kMarkedRepliesBurst;
+  uint64_t answerRefillNs_ = 0;
 };
 
 void Engine::RunRx(Engine* e) {
@@ -192,6 +197,36 @@ bool Engine::RxPath::Allowed(const Sa& sa, const InnerInfo& info) const {
   return dst;
 }
 
+bool Engine::RxPath::Answer(const Sa& sa, const uint8_t* pkt, const InnerInfo& info, uint64_t ns) {
+  // An echo request to one of this host's addresses the engine answers itself (SetEchoAnswer):
+  // most likely a peer's health probe, which must not queue behind bulk in the TUN device.
+  bool mine = false;
+  for (const Prefix& p : t_->answer) {
+    if (PrefixContains(p, info.dst, info.family)) {
+      mine = true;
+      break;
+    }
+  }
+  if (!mine) return false;
+  uint64_t add = (ns - answerRefillNs_) * kMarkedRepliesPerSec / 1000000000ull;
+  if (add > 0) {
+    answerTokens_ =
+        answerTokens_ + add > kMarkedRepliesBurst ? kMarkedRepliesBurst : answerTokens_ + add;
+    answerRefillNs_ = ns;
+  }
+  if (answerTokens_ == 0) return false;
+  EchoAnswer a;
+  a.conn = sa.connId;
+  a.pkt.resize(info.totalLen + 40);  // an IPv4 reply loses any options; IPv6 has none here
+  size_t n = BuildEchoReply(pkt, info, a.pkt.data(), a.pkt.size());
+  if (n == 0) return false;
+  a.pkt.resize(n);
+  if (!e_->answers_.Push(std::move(a))) return false;  // full: the kernel answers instead
+  answerTokens_--;
+  e_->Wake(e_->txWake_);
+  return true;
+}
+
 __attribute__((noinline)) void Engine::RxPath::Moved(Sa& sa, const sockaddr* from, uint64_t ns) {
   // RFC 7296 §2.23: a packet whose integrity protection validates but that comes from another
   // address or port is the sign of a changed NAT mapping; it must also be new (the caller
@@ -249,7 +284,10 @@ void Engine::RxPath::Esp(const uint8_t* d, size_t len, uint64_t ns, const sockad
   // Only after the selector check, so an entry always names a connection allowed to carry the
   // reply's addresses (they are the request's, swapped).
   EchoKey key;
-  if (EchoRequestKey(out, info, &key)) e_->echo_.Record(key, sa.connId, ns);
+  if (EchoRequestKey(out, info, &key)) {
+    e_->echo_.Record(key, sa.connId, ns);
+    if (Answer(sa, out, info, ns)) return;
+  }
   // Echo replies to our own health probes end here, stamped with their arrival time.
   bool reply =
       (info.proto == 1 && info.icmpType == 0) || (info.proto == 58 && info.icmpType == 129);

@@ -38,6 +38,8 @@ class Engine::TxPath {
   OutSa EchoReturn(const uint8_t* p, const InnerInfo& info);  // or sa nullptr: follow the route
   static bool Covers(const std::vector<Prefix>& ts, const uint8_t* addr, int family);
   void DrainProbes();
+  bool TakeReplyToken();
+  void SendCtl(Sa* sa, const SaPath& path, size_t espLen, size_t innerLen);
   ssize_t Encrypt(Sa* sa, int family, const uint8_t* p, size_t len, uint8_t* out);
   void TooBig(const uint8_t* p, size_t len, int family);
   int SocketOf(const Sa* sa, const SaPath& path) const {
@@ -73,6 +75,10 @@ class Engine::TxPath {
   size_t gsoFirst_[kBatch + 1];  // packet index where each GSO message starts
   alignas(cmsghdr) uint8_t gsoCtl_[kBatch][CMSG_SPACE(sizeof(uint16_t))];
   bool gsoOff_ = false;  // the kernel or egress device refused GSO (EIO): per-packet sends only
+  bool noPrio_ = false;  // the kernel refused the SO_PRIORITY cmsg (SendMarked)
+  // Token bucket for marked echo replies (kMarkedRepliesPerSec, kMarkedRepliesBurst).
+  uint64_t replyTokens_ = kMarkedRepliesBurst;
+  uint64_t replyRefillNs_ = 0;
   uint8_t icmp_[kIcmp6ErrorMax];
 };
 
@@ -135,6 +141,10 @@ void Engine::TxPath::ReadTun() {
       }
       got++;
       FromTun(static_cast<size_t>(r));
+      // A probe or an echo answer waiting: end the batch here and send it before the next TUN
+      // read. Under a flood this thread never runs out of TUN packets, and a batch of TSO reads
+      // can be megabytes of work; the probe must not wait for it (issue #11).
+      if (e_->probes_.Pending() || e_->answers_.Pending()) break;
     }
     Flush();
     if (empty || e_->stop_.load(std::memory_order_relaxed)) return;
@@ -226,6 +236,20 @@ void Engine::TxPath::Packet(const uint8_t* p, size_t len) {
   // An echo reply goes back through the connection its request came in on, whatever the route
   // says: the peer chose that tunnel for its probe, and the answer must test the same tunnel.
   OutSa o = EchoReturn(p, info);
+  if (o.sa != nullptr && e_->mark_.on() && TakeReplyToken()) {
+    // Most likely the answer to a peer's health probe (its kernel or ours answered the request
+    // that came in on this connection): it leaves at once, with the control mark, so that the
+    // peer does not see a saturated tunnel as dead. What is already batched goes first, so the
+    // socket sees this SA's sequence numbers in order.
+    if (info.totalLen > static_cast<size_t>(e_->mtu_) && info.df) {
+      TooBig(p, len, info.family);
+      return Count(Drop::kMtu);
+    }
+    Flush();
+    ssize_t r = Encrypt(o.sa, info.family, p, info.totalLen, out_.get());
+    if (r >= 0) SendCtl(o.sa, *o.path, static_cast<size_t>(r), info.totalLen);
+    return;
+  }
   if (o.sa == nullptr) {
     int slot = t_->fwd.Lookup(info.family, info.dst);
     if (slot < 0) return Count(Drop::kNoRoute);
@@ -262,7 +286,8 @@ void Engine::TxPath::Packet(const uint8_t* p, size_t len) {
 void Engine::TxPath::DrainProbes() {
   Probe pr;
   // Probes are rare and small: encrypt and send each on its own, outside any batch (n_ is 0
-  // here, so slot 0 is free).
+  // here, so slot 0 is free). They come from their own ring, never through the TUN queue, and
+  // are drained before every TUN batch, so bulk traffic never holds them back inside the engine.
   while (e_->probes_.Pop(&pr)) {
     InnerInfo info;
     if (!ParseInner(pr.pkt.data(), pr.pkt.size(), &info)) {
@@ -272,15 +297,67 @@ void Engine::TxPath::DrainProbes() {
     Sa* sa = pr.sa.get();
     ssize_t r = Encrypt(sa, info.family, pr.pkt.data(), info.totalLen, out_.get());
     if (r < 0) continue;
-    const SockAddr& to = pr.path.remote;
-    if (sendto(SocketOf(sa, pr.path), out_.get(), static_cast<size_t>(r), MSG_DONTWAIT, to.sa(),
-               to.len) < 0) {
-      Count(Drop::kQueue);
+    SendCtl(sa, pr.path, static_cast<size_t>(r), info.totalLen);
+  }
+  // Echo replies the RX thread built for requests to this host (SetEchoAnswer), back through
+  // the connection the request came in on, as EchoReturn does for the kernel's replies.
+  EchoAnswer a;
+  while (e_->answers_.Pop(&a)) {
+    InnerInfo info;
+    if (!ParseInner(a.pkt.data(), a.pkt.size(), &info)) {
+      Count(Drop::kMalformed);
       continue;
     }
-    sa->out.bytes.fetch_add(info.totalLen, std::memory_order_relaxed);
-    sa->out.packets.fetch_add(1, std::memory_order_relaxed);
+    OutSa o = a.conn < t_->byConn.size() ? t_->byConn[a.conn].Pick() : OutSa();
+    if (o.sa == nullptr) {
+      Count(Drop::kNoSa);
+      continue;
+    }
+    if (!Covers(o.sa->tsLocal, info.src, info.family) ||
+        !Covers(o.sa->tsRemote, info.dst, info.family)) {
+      Count(Drop::kPolicy);
+      continue;
+    }
+    ssize_t r = Encrypt(o.sa, info.family, a.pkt.data(), info.totalLen, out_.get());
+    if (r < 0) continue;
+    SendCtl(o.sa, *o.path, static_cast<size_t>(r), info.totalLen);
   }
+}
+
+bool Engine::TxPath::TakeReplyToken() {
+  uint64_t now = MonotonicNs();
+  uint64_t add = (now - replyRefillNs_) * kMarkedRepliesPerSec / 1000000000ull;
+  if (add > 0) {
+    replyTokens_ =
+        replyTokens_ + add > kMarkedRepliesBurst ? kMarkedRepliesBurst : replyTokens_ + add;
+    replyRefillNs_ = now;
+  }
+  if (replyTokens_ == 0) return false;
+  replyTokens_--;
+  return true;
+}
+
+void Engine::TxPath::SendCtl(Sa* sa, const SaPath& path, size_t espLen, size_t innerLen) {
+  // One ESP datagram in out_ slot 0 (a probe or a probe's answer) with the control mark
+  // (sockets.h). RFC 4301 §4.1 warns that traffic classes on one SA reorder it, and a receiver's
+  // anti-replay window may then drop lower-priority packets overtaken by more than its size;
+  // twinsec's window (4,096) covers any queue that keeps probes on time, and these are a few
+  // packets a second. A full send buffer (bulk filled it) is waited out briefly: a probe is
+  // worth 2 ms, not a lost health check.
+  const SockAddr& to = path.remote;
+  iovec iov{out_.get(), espLen};
+  int fd = SocketOf(sa, path);
+  for (int tries = 0;; tries++) {
+    if (SendMarked(fd, to.family(), &iov, 1, to.sa(), to.len, e_->mark_, &noPrio_) >= 0) break;
+    pollfd pfd{fd, POLLOUT, 0};
+    if ((errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) || tries >= 3 ||
+        (errno != EINTR && poll(&pfd, 1, 2) <= 0)) {
+      Count(Drop::kQueue);
+      return;
+    }
+  }
+  sa->out.bytes.fetch_add(innerLen, std::memory_order_relaxed);
+  sa->out.packets.fetch_add(1, std::memory_order_relaxed);
 }
 
 void Engine::TxPath::Flush() {

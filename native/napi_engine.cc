@@ -136,6 +136,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("drops", &EngineWrap::Drops),
                         InstanceMethod("injectProbe", &EngineWrap::InjectProbe),
                         InstanceMethod("watchProbe", &EngineWrap::WatchProbe),
+                        InstanceMethod("markIkeSockets", &EngineWrap::MarkIkeSockets),
+                        InstanceMethod("answerEcho", &EngineWrap::AnswerEcho),
                         InstanceMethod("close", &EngineWrap::Close)});
   }
 
@@ -168,6 +170,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value Drops(const Napi::CallbackInfo& info);
   Napi::Value InjectProbe(const Napi::CallbackInfo& info);
   Napi::Value WatchProbe(const Napi::CallbackInfo& info);
+  Napi::Value MarkIkeSockets(const Napi::CallbackInfo& info);
+  Napi::Value AnswerEcho(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   napi_env env_ = nullptr;
@@ -199,6 +203,21 @@ EngineWrap::EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine
       !GetFunction(env, o.Get("onIke"), "opts.onIke", &onIke) ||
       !GetFunction(env, o.Get("onProbe"), "opts.onProbe", &onProbe))
     return;
+  // Optional { priority, dscp } for control traffic (engine.h, EngineOptions::ctlMark).
+  Napi::Value qos = o.Get("qos");
+  if (!qos.IsUndefined()) {
+    if (!qos.IsObject()) {
+      TypeErr(env, "opts.qos must be an object");
+      return;
+    }
+    Napi::Object q = qos.As<Napi::Object>();
+    double dscp;
+    if (!GetUint(env, q.Get("priority"), "opts.qos.priority", 0, 4294967295.0, &n) ||
+        !GetUint(env, q.Get("dscp"), "opts.qos.dscp", 0, 63, &dscp))
+      return;
+    opts.ctlMark.priority = static_cast<uint32_t>(n);
+    opts.ctlMark.tos = static_cast<uint8_t>(static_cast<unsigned>(dscp) << 2);
+  }
   Napi::Value moved = o.Get("onPeerMoved");
   if (!moved.IsUndefined() && !GetFunction(env, moved, "opts.onPeerMoved", &onPeerMoved)) return;
   Napi::Value limit = o.Get("onSaLimit");
@@ -255,6 +274,24 @@ Napi::Value EngineWrap::SendIke(const Napi::CallbackInfo& info) {
   if (!engine_->SendIke(local, remote, static_cast<uint16_t>(port), data.Data(), data.Length(),
                         &err))
     ThrowEngineError(env, "sendIke", err);
+  return env.Undefined();
+}
+
+Napi::Value EngineWrap::MarkIkeSockets(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double port;
+  if (!GetUint(env, info[0], "markIkeSockets: port", 1, 65535, &port) ||
+      !Usable(env, "markIkeSockets"))
+    return env.Undefined();
+  return Napi::Number::New(env, engine_->MarkIkeSockets(static_cast<uint16_t>(port)));
+}
+
+Napi::Value EngineWrap::AnswerEcho(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<std::string> addresses;
+  if (!GetStrings(env, info[0], "answerEcho: addresses", &addresses) || !Usable(env, "answerEcho"))
+    return env.Undefined();
+  if (!engine_->SetEchoAnswer(addresses)) return ThrowType(env, "answerEcho: not an IP address");
   return env.Undefined();
 }
 

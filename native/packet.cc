@@ -379,4 +379,64 @@ size_t BuildIcmp6TooBig(const uint8_t* orig, size_t origLen, uint32_t mtu,
   return total;
 }
 
+size_t BuildEchoReply(const uint8_t* req, const InnerInfo& info, uint8_t* out, size_t cap) {
+  if (info.fragment || info.l4Offset + 8 > info.totalLen) return 0;
+  size_t icmpLen = info.totalLen - info.l4Offset;
+  if (info.family == kFamily4) {
+    if (info.proto != 1 || info.icmpType != 8) return 0;
+    uint8_t s0 = info.src[0];
+    if ((info.src[0] | info.src[1] | info.src[2] | info.src[3]) == 0 || s0 == 127 || s0 >= 224)
+      return 0;
+    size_t n = 20 + icmpLen;
+    if (n > cap || n > 65535) return 0;
+    memset(out, 0, 20);
+    out[0] = 0x45;
+    out[1] = req[1];  // TOS, as Linux echoes it (icmp_reply)
+    out[2] = static_cast<uint8_t>(n >> 8);
+    out[3] = static_cast<uint8_t>(n);
+    out[8] = 64;
+    out[9] = 1;
+    memcpy(out + 12, info.dst, 4);
+    memcpy(out + 16, info.src, 4);
+    SetIpv4Checksum(out);
+    uint8_t* icmp = out + 20;
+    memcpy(icmp, req + info.l4Offset, icmpLen);
+    icmp[0] = 0;  // echo reply
+    icmp[1] = 0;
+    icmp[2] = icmp[3] = 0;
+    uint16_t c = InetChecksum(icmp, icmpLen);
+    icmp[2] = static_cast<uint8_t>(c >> 8);
+    icmp[3] = static_cast<uint8_t>(c);
+    return n;
+  }
+  if (info.proto != 58 || info.icmpType != 128 || info.l4Offset != 40) return 0;
+  static const uint8_t kZero[16] = {0};
+  static const uint8_t kLoop[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  if (memcmp(info.src, kZero, 16) == 0 || memcmp(info.src, kLoop, 16) == 0 || info.src[0] == 0xff)
+    return 0;
+  size_t n = 40 + icmpLen;
+  if (n > cap || icmpLen > 65535) return 0;
+  memcpy(out, req, 4);  // version, traffic class, flow label
+  out[4] = static_cast<uint8_t>(icmpLen >> 8);
+  out[5] = static_cast<uint8_t>(icmpLen);
+  out[6] = 58;
+  out[7] = 64;
+  memcpy(out + 8, info.dst, 16);
+  memcpy(out + 24, info.src, 16);
+  uint8_t* icmp = out + 40;
+  memcpy(icmp, req + 40, icmpLen);
+  icmp[0] = 129;  // echo reply
+  icmp[1] = 0;
+  icmp[2] = icmp[3] = 0;
+  // RFC 4443 §2.3: the checksum covers the pseudo-header (RFC 8200 §8.1).
+  uint8_t tail[8] = {0, 0, static_cast<uint8_t>(icmpLen >> 8), static_cast<uint8_t>(icmpLen), 0, 0,
+                     0, 58};
+  uint32_t sum = InetSum(out + 8, 32);
+  sum = InetSum(tail, 8, sum);
+  uint16_t c = InetChecksum(icmp, icmpLen, sum);
+  icmp[2] = static_cast<uint8_t>(c >> 8);
+  icmp[3] = static_cast<uint8_t>(c);
+  return n;
+}
+
 }  // namespace twinsec

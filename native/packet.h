@@ -110,6 +110,15 @@ size_t BuildIcmpFragNeeded(const uint8_t* orig, size_t origLen, uint16_t mtu,
 size_t BuildIcmp6TooBig(const uint8_t* orig, size_t origLen, uint32_t mtu,
                         const uint8_t* routerAddr6, uint8_t* out, size_t cap);
 
+// Builds the echo reply (ICMP type 0, RFC 792; ICMPv6 type 129, RFC 4443 §4.2) to the echo
+// request `req` parsed into `info`, as the addressed host's stack would: addresses swapped,
+// identifier, sequence number and data unchanged, a fresh header (IPv4 without options, TTL 64,
+// the request's TOS; IPv6 hop limit 64, the request's traffic class), checksums computed.
+// Returns the length, or 0 when `req` is no complete, unfragmented echo request (IPv6: ICMPv6
+// right after the fixed header), its source is unspecified, loopback or multicast, or `cap` is
+// too small.
+size_t BuildEchoReply(const uint8_t* req, const InnerInfo& info, uint8_t* out, size_t cap);
+
 }  // namespace twinsec
 
 #endif  // TWINSEC_PACKET_H_

@@ -1,8 +1,10 @@
 #include "sockets.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/udp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -126,6 +128,78 @@ SockResult OpenUdpSocket(const SockAddr& local) {
 
 SockResult OpenEspSocket(const SockAddr& local) {
   return Open(local, SOCK_RAW, IPPROTO_ESP, false);
+}
+
+ssize_t SendMarked(int fd, int family, const iovec* iov, size_t iovlen, const sockaddr* to,
+                   socklen_t toLen, const CtlMark& mark, bool* noPrio) {
+  alignas(cmsghdr) uint8_t ctl[CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(int))];
+  msghdr m{};
+  m.msg_name = const_cast<sockaddr*>(to);
+  m.msg_namelen = toLen;
+  m.msg_iov = const_cast<iovec*>(iov);
+  m.msg_iovlen = iovlen;
+  for (int attempt = 0; attempt < 2; attempt++) {
+    size_t used = 0;
+    m.msg_control = ctl;
+    m.msg_controllen = sizeof(ctl);
+    cmsghdr* c = CMSG_FIRSTHDR(&m);
+    if (mark.priority != 0 && !*noPrio) {
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SO_PRIORITY;
+      c->cmsg_len = CMSG_LEN(sizeof(uint32_t));
+      memcpy(CMSG_DATA(c), &mark.priority, sizeof(uint32_t));
+      used += CMSG_SPACE(sizeof(uint32_t));
+      c = CMSG_NXTHDR(&m, c);
+    }
+    if (mark.tos != 0) {
+      int tos = mark.tos;
+      c->cmsg_level = family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP;
+      c->cmsg_type = family == AF_INET6 ? IPV6_TCLASS : IP_TOS;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      memcpy(CMSG_DATA(c), &tos, sizeof(int));
+      used += CMSG_SPACE(sizeof(int));
+    }
+    m.msg_controllen = used;
+    if (used == 0) m.msg_control = nullptr;
+    ssize_t r = sendmsg(fd, &m, MSG_DONTWAIT);
+    if (r >= 0 || errno != EINVAL || mark.priority == 0 || *noPrio) return r;
+    *noPrio = true;  // an older kernel: no SO_PRIORITY in sendmsg (added in Linux 6.14)
+  }
+  return -1;
+}
+
+int MarkBoundSockets(const SockAddr* addrs, size_t n, uint16_t port, const CtlMark& mark) {
+  if (!mark.on()) return 0;
+  DIR* d = opendir("/proc/self/fd");
+  if (d == nullptr) return 0;
+  int marked = 0;
+  while (dirent* ent = readdir(d)) {
+    char* end = nullptr;
+    long fd = strtol(ent->d_name, &end, 10);
+    if (end == ent->d_name || *end != 0 || fd == dirfd(d)) continue;
+    int type = 0;
+    socklen_t tl = sizeof(type);
+    if (getsockopt(static_cast<int>(fd), SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_DGRAM)
+      continue;
+    SockAddr b;
+    b.len = sizeof(b.ss);
+    if (getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&b.ss), &b.len) < 0) continue;
+    if (AddrPort(b.sa()) != port) continue;
+    bool ours = false;
+    for (size_t i = 0; i < n && !ours; i++) ours = SameEndpoint(addrs[i], b.sa(), false);
+    if (!ours) continue;
+    int prio = static_cast<int>(mark.priority), tos = mark.tos;
+    // IP_TOS on a socket also sets its priority from the TOS bits (rt_tos2priority), so it goes
+    // first and SO_PRIORITY, which must win, after it.
+    bool ok =
+        b.family() == AF_INET6
+            ? setsockopt(static_cast<int>(fd), IPPROTO_IPV6, IPV6_TCLASS, &tos, sizeof(tos)) == 0
+            : setsockopt(static_cast<int>(fd), IPPROTO_IP, IP_TOS, &tos, sizeof(tos)) == 0;
+    ok = setsockopt(static_cast<int>(fd), SOL_SOCKET, SO_PRIORITY, &prio, sizeof(prio)) == 0 && ok;
+    if (ok) marked++;
+  }
+  closedir(d);
+  return marked;
 }
 
 }  // namespace twinsec

@@ -64,6 +64,34 @@ SockResult OpenUdpSocket(const SockAddr& local);
 // deliver the IP header on receive (the engine skips it); IPv6 ones do not (RFC 3542 §3).
 SockResult OpenEspSocket(const SockAddr& local);
 
+// How control traffic leaves: IKE, health probes and the echo replies answering a peer's probes
+// (security issue #11: a saturated link must not look dead). `priority` is the packet's
+// skb->priority, the value the host's qdiscs classify by (pfifo_fast maps 7, TC_PRIO_CONTROL, to
+// its first band; htb and others take a matching class id); `tos` is the outer header's TOS /
+// traffic class byte, i.e. DSCP << 2 (CS6 = 48, RFC 2474 §4.2.2.2 / RFC 4594: network control),
+// for the routers on the way. Bulk ESP keeps the sockets' defaults (priority 0, DSCP 0): twinsec
+// does not copy inner DSCP to the outer header (RFC 4301 §5.1.2.1 leaves it to the
+// implementation); with both zero nothing is marked.
+struct CtlMark {
+  uint32_t priority = 0;
+  uint8_t tos = 0;
+  bool on() const { return priority != 0 || tos != 0; }
+};
+
+// sendmsg of `iov` to `to` on `fd` (a socket of `family`), MSG_DONTWAIT, with `mark` as per-packet
+// ancillary data (SO_PRIORITY in SOL_SOCKET, Linux 6.14+; IP_TOS or IPV6_TCLASS), so that only this
+// datagram is marked and the socket's other traffic is not. A kernel without the SO_PRIORITY cmsg
+// answers EINVAL: sent again with the DSCP alone, and `*noPrio` set so later calls skip it.
+// Returns sendmsg's result (errno set on failure).
+ssize_t SendMarked(int fd, int family, const iovec* iov, size_t iovlen, const sockaddr* to,
+                   socklen_t toLen, const CtlMark& mark, bool* noPrio);
+
+// Marks every socket of this process bound to one of `addrs` at `port` (UDP) with `mark` for
+// good: SO_PRIORITY and IP_TOS / IPV6_TCLASS set on the socket. For sockets that carry nothing
+// but control traffic and whose descriptor the caller cannot reach (Node's dgram sockets on the
+// IKE port 500). Returns how many it marked.
+int MarkBoundSockets(const SockAddr* addrs, size_t n, uint16_t port, const CtlMark& mark);
+
 }  // namespace twinsec
 
 #endif  // TWINSEC_SOCKETS_H_

@@ -2,6 +2,8 @@
  * The daemon: owns the event bus, the data plane, the IKE transport and the IKE core for one
  * configuration, and answers status queries from them.
  */
+import { BlockList, isIPv6 } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import type { Config } from './config/types.js';
 import { NativeDataPlane } from './dataplane/native.js';
 import { publishRoute, withdrawRoute } from './dataplane/os-routes.js';
@@ -124,6 +126,7 @@ export class Daemon {
       mtu: this.config.tun.mtu,
       nattPort: this.config.ports.natt,
       localAddresses: locals,
+      qos: { priority: this.config.qos.priority, dscp: this.config.qos.dscp },
       onIke: (data, local, localPort, remote, remotePort) =>
         transport?.deliver(data, { address: local, port: localPort }, { address: remote, port: remotePort }),
       onProbe: (_connection, packet, at) => this.#ha?.onProbe(packet, at),
@@ -132,6 +135,9 @@ export class Daemon {
     try {
       transport = await UdpTransport.open(locals, this.config.ports, dp.engine);
       this.#transport = transport;
+      // IKE on port 500 leaves from Node's own sockets, which carry nothing else: marked whole.
+      dp.engine.markIkeSockets(this.config.ports.ike);
+      dp.engine.answerEcho(this.config.qos.answerEcho ? ownProtectedAddresses(this.config) : []);
       for (const r of this.config.routes) {
         if (r.publish) await publishRoute(r.destination, this.config.tun.name);
       }
@@ -176,6 +182,7 @@ export class Daemon {
     const problems: string[] = [];
     if (JSON.stringify(next.tun) !== JSON.stringify(cur.tun)) problems.push('tun');
     if (JSON.stringify(next.ports) !== JSON.stringify(cur.ports)) problems.push('ports');
+    if (next.qos.priority !== cur.qos.priority || next.qos.dscp !== cur.qos.dscp) problems.push('qos');
     const locals = new Set(Object.values(cur.connections).map((c) => c.local));
     for (const c of Object.values(next.connections)) {
       if (!locals.has(c.local)) problems.push(`connections.${c.name}.local (new address ${c.local})`);
@@ -191,6 +198,8 @@ export class Daemon {
       for (const d of was) if (!now.has(d)) await withdrawRoute(d, next.tun.name);
     }
     this.#config = next;
+    if (this.#dp instanceof NativeDataPlane)
+      this.#dp.engine.answerEcho(next.qos.answerEcho ? ownProtectedAddresses(next) : []);
     this.#startHa();
     return res;
   }
@@ -261,4 +270,29 @@ export class Daemon {
     };
     return { connections, routes, drops };
   }
+}
+
+/**
+ * This host's own addresses inside some connection's local subnets: the addresses a peer's health
+ * check can probe through a tunnel. The engine answers echo requests to them itself, so that the
+ * answers do not queue behind bulk traffic in the TUN device (security issue #11).
+ */
+export function ownProtectedAddresses(config: Config): string[] {
+  const protectedNets = new BlockList();
+  for (const c of Object.values(config.connections)) {
+    for (const s of c.localSubnets) {
+      const [net, len] = s.split('/') as [string, string | undefined];
+      const v6 = isIPv6(net);
+      protectedNets.addSubnet(net, len === undefined ? (v6 ? 128 : 32) : Number(len), v6 ? 'ipv6' : 'ipv4');
+    }
+  }
+  const own = new Set<string>();
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) {
+      const address = a.address.split('%')[0]!;
+      if (a.family === 'IPv6' && address.toLowerCase().startsWith('fe80:')) continue;
+      if (protectedNets.check(address, a.family === 'IPv6' ? 'ipv6' : 'ipv4')) own.add(address);
+    }
+  }
+  return [...own];
 }

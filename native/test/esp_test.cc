@@ -1077,6 +1077,54 @@ void TestChecksums() {
   CHECK(twinsec::InetChecksum(big.data(), big.size()) == RefChecksum(big.data(), big.size()));
 }
 
+void TestEchoReply() {
+  const uint8_t s4[4] = {198, 19, 1, 1}, d4[4] = {198, 18, 1, 1};
+  // An echo request: type 8, id 0x4242, seq 7, 20 bytes of data; TOS CS6.
+  Bytes req = Ip4(1, 28, s4, d4);
+  req[1] = 0xc0;
+  uint8_t* icmp = &req[20];
+  memset(icmp, 0, 8);
+  icmp[0] = 8;
+  icmp[4] = 0x42, icmp[5] = 0x42, icmp[7] = 7;
+  uint16_t c = RefChecksum(icmp, 28);
+  icmp[2] = static_cast<uint8_t>(c >> 8), icmp[3] = static_cast<uint8_t>(c);
+  twinsec::SetIpv4Checksum(req.data());
+  InnerInfo in;
+  CHECK(twinsec::ParseInner(req.data(), req.size(), &in) && in.icmpType == 8);
+  uint8_t out[256];
+  size_t n = twinsec::BuildEchoReply(req.data(), in, out, sizeof(out));
+  CHECK(n == 48);
+  InnerInfo r;
+  CHECK(twinsec::ParseInner(out, n, &r) && r.proto == 1 && r.icmpType == 0 && r.icmpId == 0x4242);
+  CHECK(Same(r.src, d4, 4) && Same(r.dst, s4, 4) && out[1] == 0xc0);
+  CHECK(twinsec::Ipv4ChecksumOk(out, n) && RefChecksum(out + 20, n - 20) == 0);
+  CHECK(Same(out + 24, icmp + 4, 24));  // id, seq and data unchanged
+  CHECK(twinsec::BuildEchoReply(req.data(), in, out, n - 1) == 0);
+  // Not a request, or from a source no reply may go to.
+  CHECK(twinsec::BuildEchoReply(out, r, out + 100, 100) == 0);
+  const uint8_t loop[4] = {127, 0, 0, 1};
+  Bytes bad = req;
+  memcpy(&bad[12], loop, 4);
+  CHECK(twinsec::ParseInner(bad.data(), bad.size(), &in));
+  CHECK(twinsec::BuildEchoReply(bad.data(), in, out, sizeof(out)) == 0);
+  // IPv6: type 128 -> 129, the checksum over the pseudo-header verifies.
+  uint8_t s6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  uint8_t d6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+  Bytes body(16, 0x5a);
+  body[0] = 128, body[1] = 0, body[2] = 0, body[3] = 0, body[4] = 0x12, body[5] = 0x34;
+  Bytes req6 = Ip6(58, body, s6, d6);
+  CHECK(twinsec::ParseInner(req6.data(), req6.size(), &in) && in.icmpType == 128);
+  n = twinsec::BuildEchoReply(req6.data(), in, out, sizeof(out));
+  CHECK(n == 56);
+  CHECK(twinsec::ParseInner(out, n, &r) && r.icmpType == 129 && r.icmpId == 0x1234);
+  CHECK(Same(r.src, d6, 16) && Same(r.dst, s6, 16));
+  Bytes pseudo(40 + 16);
+  memcpy(&pseudo[0], out + 8, 32);
+  pseudo[35] = 16, pseudo[39] = 58;
+  memcpy(&pseudo[40], out + 40, 16);
+  CHECK(RefChecksum(pseudo.data(), pseudo.size()) == 0);
+}
+
 void TestIcmp4() {
   const uint8_t s4[4] = {10, 0, 0, 1}, d4[4] = {10, 9, 0, 2}, gw[4] = {10, 0, 0, 254};
   Bytes orig = Ip4(17, 1472, s4, d4);
@@ -1393,6 +1441,7 @@ int main() {
       {"packet FlowHash", TestFlowHash},
       {"packet checksums", TestChecksums},
       {"packet ICMP frag needed", TestIcmp4},
+      {"packet echo reply", TestEchoReply},
       {"packet ICMPv6 too big", TestIcmp6},
       {"sockets SameEndpoint", TestSameEndpoint},
       {"sa_limits sequence exhaustion (RFC 4303 3.3.3)", TestSeqExhaustion},

@@ -354,6 +354,7 @@ function resolveConfig(raw: RawConfig, psks: Map<string, PskFromFile>, baseDir: 
     tun: raw.tun,
     control: { socket: resolvePath(baseDir, raw.control.socket) },
     ports: raw.ports,
+    qos: raw.qos,
     log: raw.log,
     connections,
     routes: raw.routes.map((r) => ({

@@ -240,6 +240,21 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   ports: z.strictObject({ ike: port.default(500), natt: port.default(4500) }).prefault({}),
+  // Control traffic (IKE, health probes, echo replies to a peer's probes) is marked so that a
+  // saturated link drops bulk first (security issue #11). priority: the packets' SO_PRIORITY, which
+  // the host's qdiscs classify by (7 = TC_PRIO_CONTROL: pfifo_fast's first band; an htb class id
+  // major:minor as 0xMMMMmmmm). dscp: the outer IP header's DSCP for routers on the way (48 = CS6,
+  // network control, RFC 2474 / RFC 4594). 0 and 0: nothing is marked. answerEcho: the engine
+  // answers echo requests through a tunnel to this host's own protected addresses itself (the
+  // kernel's answer would queue behind bulk in the TUN device); false leaves them to the kernel
+  // (and to its firewall rules, which the engine's answers do not pass through).
+  qos: z
+    .strictObject({
+      priority: z.number().int().min(0).max(0xffffffff).default(7),
+      dscp: z.number().int().min(0).max(63).default(48),
+      answerEcho: z.boolean().default(true),
+    })
+    .prefault({}),
   log: z
     .strictObject({
       level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),

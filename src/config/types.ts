@@ -64,6 +64,8 @@ export interface Config {
   control: { socket: string };
   /** UDP ports for IKE; 500/4500 unless a lab needs otherwise. */
   ports: { ike: number; natt: number };
+  /** Priority (SO_PRIORITY) and outer DSCP of IKE, health probes and their echo replies. */
+  qos: { priority: number; dscp: number; answerEcho: boolean };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' };
   connections: Record<string, ConnectionConfig>;
   routes: RouteConfig[];

@@ -46,6 +46,13 @@ export class HealthCheck {
   #seq = 0;
   /** Sent probes not yet answered: sequence number -> send time (ns, monotonic). */
   readonly #outstanding = new Map<number, bigint>();
+  /**
+   * Probes counted lost, kept a little longer (sequence number -> send time): a reply stamped by the
+   * engine within the interval may still be waiting in the event queue when a late tick counts its
+   * probe lost (a busy CPU delays this thread, not the packet's arrival time). It still counts.
+   */
+  readonly #late = new Map<number, bigint>();
+  readonly #defer: (fn: () => void) => void;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -55,6 +62,13 @@ export class HealthCheck {
     io: ProbeIo,
     onChange: (c: HealthChange) => void,
     onRtt: (seconds: number) => void = () => {},
+    /**
+     * Runs the "down" decision after the replies already queued for this thread (setImmediate: after
+     * the poll phase that delivers them), so a probe answered in time is never judged by a late tick.
+     */
+    defer: (fn: () => void) => void = (fn) => {
+      setImmediate(fn);
+    },
   ) {
     this.connection = connection;
     this.id = id;
@@ -62,6 +76,7 @@ export class HealthCheck {
     this.#io = io;
     this.#onChange = onChange;
     this.#onRtt = onRtt;
+    this.#defer = defer;
   }
 
   start(): void {
@@ -75,6 +90,7 @@ export class HealthCheck {
     clearInterval(this.#timer);
     this.#timer = undefined;
     this.#outstanding.clear();
+    this.#late.clear();
   }
 
   #set(to: Health, reason: string): void {
@@ -91,10 +107,16 @@ export class HealthCheck {
       // A probe unanswered for a whole interval is lost; a late answer no longer counts.
       if (now - sent >= window - window / 10n) {
         this.#outstanding.delete(seq);
+        this.#late.set(seq, sent);
         this.lost++;
       }
     }
-    if (this.lost >= this.#cfg.retries) this.#set('down', `${this.lost} probes lost`);
+    for (const [seq, sent] of this.#late) if (now - sent > 4n * window) this.#late.delete(seq);
+    if (this.lost >= this.#cfg.retries) {
+      this.#defer(() => {
+        if (this.lost >= this.#cfg.retries) this.#set('down', `${this.lost} probes lost`);
+      });
+    }
     this.#seq = (this.#seq + 1) & 0xffff;
     const pkt = buildEchoRequest({
       source: this.#cfg.source,
@@ -114,8 +136,14 @@ export class HealthCheck {
 
   /** An echo reply with our identifier arrived (from any tunnel) at monotonic time `at`. */
   reply(seq: number, at: bigint): void {
-    const sent = this.#outstanding.get(seq);
-    if (sent === undefined) return;
+    let sent = this.#outstanding.get(seq);
+    if (sent === undefined) {
+      // Counted lost by a tick that ran late: it counts if the engine saw it arrive in time.
+      sent = this.#late.get(seq);
+      const window = BigInt(Math.round(this.#cfg.interval * 1e9));
+      if (sent === undefined || at - sent >= window - window / 10n) return;
+      this.#late.delete(seq);
+    }
     this.#outstanding.delete(seq);
     const rtt = Number(at - sent) / 1e6;
     this.lastRttMs = rtt;

@@ -51,6 +51,7 @@ export function config(conns: ConnectionConfig[]): Config {
     tun: { name: 'tsw-test', mtu: 1400 },
     control: { socket: '/nonexistent' },
     ports: { ike: 500, natt: 4500 },
+    qos: { priority: 7, dscp: 48, answerEcho: true },
     log: { level: 'info' },
     connections: Object.fromEntries(conns.map((c) => [c.name, c])),
     routes: [],

@@ -52,6 +52,7 @@ t.test('a minimal config gets every default', async (t) => {
   t.same(c.tun, { name: 'twinsec0', mtu: 1400 });
   t.same(c.control, { socket: '/run/twinsec/control.sock' });
   t.same(c.ports, { ike: 500, natt: 4500 });
+  t.same(c.qos, { priority: 7, dscp: 48, answerEcho: true });
   t.same(c.log, { level: 'info' });
   t.same(c.routes, []);
   const t1 = c.connections.t1!;
@@ -336,6 +337,28 @@ t.test('healthCheck and holdDown: defaults and errors by path', async (t) => {
     'connections.t1.healthCheck.source: invalid IP address',
     'connections.t1.healthCheck.retries: must be >= 1',
   ]);
+});
+
+t.test('qos: control traffic marking, defaults and errors by path', async (t) => {
+  t.same(parseConfig(withConn()).qos, { priority: 7, dscp: 48, answerEcho: true });
+  t.same(parseConfig(withConn('', 'qos: { priority: 0, dscp: 0 }')).qos, {
+    priority: 0,
+    dscp: 0,
+    answerEcho: true,
+  });
+  t.same(parseConfig(withConn('', 'qos: { priority: 0x10010 }')).qos, {
+    priority: 0x10010,
+    dscp: 48,
+    answerEcho: true,
+  });
+  t.same(issuesOf(withConn('', 'qos: { priority: -1, dscp: 64 }')), [
+    'qos.priority: must be >= 0',
+    'qos.dscp: must be <= 63',
+  ]);
+  t.same(issuesOf(withConn('', 'qos: { dscp: cs6 }')), ['qos.dscp: expected number, got string']);
+  t.same(issuesOf(withConn('', 'qos: { tos: 1 }')), ['qos.tos: unknown field']);
+  t.equal(parseConfig(withConn('', 'qos: { answerEcho: false }')).qos.answerEcho, false);
+  t.same(issuesOf(withConn('', 'qos: { answerEcho: 1 }')), ['qos.answerEcho: expected boolean, got number']);
 });
 
 t.test('rekeyTime: optional soft limit, must be below the lifetime', async (t) => {

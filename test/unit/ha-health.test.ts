@@ -54,6 +54,8 @@ t.test('consecutive misses mark down, an answer marks up, RTT recorded', async (
       },
     },
     (c) => changes.push(c),
+    () => {},
+    (fn) => fn(),
   );
   let now = 0n;
   const step = 100_000_000n;
@@ -80,4 +82,38 @@ t.test('consecutive misses mark down, an answer marks up, RTT recorded', async (
   t.equal(changes.at(-1)!.reason, 'no CHILD_SA installed');
   hc.reply(999, now);
   t.equal(hc.state, 'down', 'unknown sequence numbers are ignored');
+});
+
+t.test('a reply that arrived in time but is handled after a late tick still counts', async (t) => {
+  const sent: Buffer[] = [];
+  const changes: HealthChange[] = [];
+  const deferred: (() => void)[] = [];
+  const hc = new HealthCheck(
+    't1',
+    0x4243,
+    { source: '198.18.1.1', destination: '198.19.1.1', interval: 0.1, retries: 1 },
+    { inject: (_c, p) => sent.push(p) > 0 },
+    (c) => changes.push(c),
+    () => {},
+    (fn) => deferred.push(fn),
+  );
+  hc.tick(0n);
+  const r0 = parseEchoReply(reply(sent[0]!))!;
+  hc.reply(r0.seq, 1_000_000n);
+  t.equal(hc.state, 'up');
+  hc.tick(100_000_000n);
+  // The JS thread was busy for 300 ms: the tick counts probe 2 lost, although its reply arrived
+  // after 5 ms and is next in the event queue, before the deferred decision.
+  hc.tick(400_000_000n);
+  const r1 = parseEchoReply(reply(sent[1]!))!;
+  hc.reply(r1.seq, 105_000_000n);
+  for (const fn of deferred.splice(0)) fn();
+  t.equal(hc.state, 'up', 'no down: the reply was in time');
+  // A reply stamped after the interval (90 ms) does not count: probe 3, sent at 400 ms, answered at 495.
+  hc.tick(500_000_000n);
+  const r2 = parseEchoReply(reply(sent[2]!))!;
+  hc.reply(r2.seq, 495_000_000n);
+  for (const fn of deferred.splice(0)) fn();
+  t.equal(hc.state, 'down');
+  t.same(changes.at(-1), { connection: 't1', from: 'up', to: 'down', reason: '1 probes lost' });
 });
