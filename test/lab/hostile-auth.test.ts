@@ -1,0 +1,127 @@
+/**
+ * Security issue #11, load item (b): authenticated-looking hostile traffic against the cloud
+ * gateway of the HA lab (ike-flood-lab.ts; it also answers any peer, `remote: %any`).
+ *
+ * From the attacker's namespace, hostile-initiator.ts (twinsec's own IKEv2 initiator, patched)
+ * repeats as fast as it can, over PARALLEL connections from its one real address: a complete
+ * IKE_SA_INIT (with the COOKIE round trip when asked), then an IKE_AUTH sealed with the right SK
+ * keys but with an AUTH made from a wrong PSK and TSi/TSr of 255 selectors each.
+ *
+ * What must hold during the attack (ATTACK_S seconds):
+ *   - the attacks are answered AUTHENTICATION_FAILED (both the attacker's count and the gateway's);
+ *   - `status` on the gateway's control socket, asked back to back from the test (a new request
+ *     10 ms after each answer): every answer within 100 ms (p50/p95/max printed);
+ *   - no health change and no route switch on either gateway, the HA IKE SAs are the same ones
+ *     after the attack, and the LAN pings keep flowing (>= 98 %).
+ */
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { ADDR, ID, startPing, waitHaReady } from './ha-lab.js';
+import {
+  FLOOD_ADDR,
+  fmtMs,
+  haFlaps,
+  haIkeSas,
+  mib,
+  percentiles,
+  pollStatus,
+  rssBytes,
+  startFloodLab,
+} from './ike-flood-lab.js';
+import { Lab, labUnavailable } from './netns.js';
+import { twinsecUnavailable } from './twinsec.js';
+
+const ATTACK_S = 15;
+const PARALLEL = 8;
+const HOSTILE = fileURLToPath(new URL('./hostile-initiator.js', import.meta.url));
+
+/** Failures of connection `any` on the gateway, from its log (rate-limited lines plus their summaries). */
+function authFailures(
+  events: {
+    event?: string;
+    connection?: string;
+    reason?: unknown;
+    of?: unknown;
+    suppressed?: unknown;
+    at: number;
+  }[],
+  since: number,
+): number {
+  let n = 0;
+  for (const e of events) {
+    if (e.at < since) continue;
+    if (e.event === 'ike-failure' && e.reason === 'auth_failed') n++;
+    if (e.event === 'log-suppressed' && e.of === 'ike-failure' && e.reason === 'auth_failed')
+      n += Number(e.suppressed);
+  }
+  return n;
+}
+
+const skip = labUnavailable() ?? twinsecUnavailable();
+
+t.test(
+  'IKE_AUTH with a wrong PSK and 255 selectors, as fast as possible: status answers in < 100 ms, no flap',
+  { skip },
+  async (t) => {
+    const lab = new Lab(t);
+    const h = await startFloodLab(lab);
+    await waitHaReady(h);
+    const sas0 = haIkeSas(h);
+    const rssStart = rssBytes(h.cloud.proc.pid!);
+    const ping = startPing(lab, h.ns.onLan, ADDR.cloudLanHost, 20);
+    const since = Date.now();
+    const attacker = lab.exec(
+      h.attackerNs,
+      process.execPath,
+      [
+        HOSTILE,
+        '--local',
+        FLOOD_ADDR.attacker,
+        '--remote',
+        ADDR.cloudWan,
+        '--remote-id',
+        ID.cloud,
+        '--parallel',
+        String(PARALLEL),
+        '--seconds',
+        String(ATTACK_S),
+      ],
+      { timeoutMs: (ATTACK_S + 30) * 1000 },
+    );
+    // Give the attacker's node a moment to start, then measure while it runs.
+    await new Promise((r) => setTimeout(r, 1000));
+    const poll = pollStatus(h.cloud, 10);
+    const out = await attacker;
+    const lat = await poll.stop();
+    const rssEnd = rssBytes(h.cloud.proc.pid!);
+    const pings = await ping.stop();
+    const res = JSON.parse(out.stdout.trim()) as {
+      attempts: number;
+      ended: Record<string, number>;
+      cookies: number;
+      seconds: number;
+    };
+    const refused = authFailures(h.cloud.logEvents(), since);
+    t.comment(
+      `attacker: ${res.attempts} IKE_SA_INIT + IKE_AUTH attempts in ${res.seconds.toFixed(1)} s ` +
+        `(${(res.attempts / res.seconds).toFixed(0)}/s), ended ${JSON.stringify(res.ended)}, ` +
+        `${res.cookies} COOKIE challenges answered; gateway: ${refused} auth_failed`,
+    );
+    const p = percentiles(lat);
+    t.comment(`status during the attack: ${fmtMs(p)}`);
+    t.comment(`cloud twinsecd RSS: start ${mib(rssStart)}, end ${mib(rssEnd)}`);
+    t.ok(
+      (res.ended.auth_failed ?? 0) >= 100,
+      `the attacker was refused AUTHENTICATION_FAILED (${res.ended.auth_failed ?? 0})`,
+    );
+    t.ok(refused >= (res.ended.auth_failed ?? 0) * 0.9, `the gateway counted the failures (${refused})`);
+    t.ok(p.n >= 200, `status asked throughout (${p.n} requests)`);
+    t.ok(p.max < 100, `every status answer within 100 ms: ${fmtMs(p)}`);
+    t.same(haFlaps(h, since), [], 'no health change and no route switch on either gateway');
+    t.same(haIkeSas(h), sas0, 'the HA IKE SAs are the same ones');
+    t.ok(
+      pings.received >= pings.transmitted * 0.98,
+      `LAN pings kept flowing (${pings.received}/${pings.transmitted})`,
+    );
+  },
+);
