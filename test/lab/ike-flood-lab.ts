@@ -3,7 +3,9 @@
  * the IKE load tests of security issue #11 add to it:
  *
  *   - the cloud gateway also answers any peer (`any`: remote %any, remoteId %any, listen), as a
- *     gateway many branch sites dial into; its CHILD_SAs cover BRANCH_LAN;
+ *     gateway many branch sites dial into; its CHILD_SAs cover BRANCH_LAN. twinsecd's YAML takes
+ *     only an address for `remote`, so the cloud gateway runs any-peer-daemon.ts: the real Daemon
+ *     with that one field set to %any after loading the file;
  *   - an attacker namespace [atk] on its own router link (198.18.200.2/24 -- ra 198.18.200.1/24);
  *     the router sends SPOOF_NET (198.18.64.0/18) there, so answers to spoofed sources cross the
  *     router (where iptables counts them) and die in [atk] (no such local address);
@@ -13,6 +15,7 @@
  * Addresses beyond the HA lab's TEST-NET WANs come from 198.18.0.0/15, clear of both LANs.
  */
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import {
   ADDR,
   buildTopology,
@@ -46,6 +49,9 @@ export const FLOOD_ADDR = {
 /** twinsec.ts's YAML type has no rekeyTime; the config file takes it. */
 type Lifetimes = TwinsecConnYaml['esp'];
 
+/** The test-only entry that runs twinsecd with `any` answering every peer address. */
+export const ANY_PEER_DAEMON = fileURLToPath(new URL('./any-peer-daemon.js', import.meta.url));
+
 export const BRANCH_ID = 'branch.example.net';
 
 export interface FloodLab extends HaLab {
@@ -67,7 +73,8 @@ function anyPeer(): TwinsecConnYaml {
   return {
     version: 2,
     local: ADDR.cloudWan,
-    remote: '%any',
+    // A placeholder: any-peer-daemon.ts makes it %any (the YAML schema takes only an address).
+    remote: FLOOD_ADDR.peerWan,
     localId: ID.cloud,
     remoteId: '%any',
     psk: PSK,
@@ -109,7 +116,9 @@ export async function startFloodLab(lab: Lab, o: FloodLabOptions = {}): Promise<
     ...(cloudCfg.routes ?? []),
     { destination: FLOOD_ADDR.branchLan, via: [{ connection: 'any', weight: 100 }], publish: true },
   ];
-  const cloud = await startTwinsec(lab, ns.cloudGw, cloudCfg);
+  const cloud = await startTwinsec(lab, ns.cloudGw, cloudCfg, {
+    daemon: { script: ANY_PEER_DAEMON, args: ['--any', 'any'] },
+  });
   const onCfg = onpremConfig({ ...cfg, start: 'initiate' }) as unknown as TwinsecConfigYaml;
   if (o.t1EspRekey !== undefined) {
     const t1 = onCfg.connections.t1!;
