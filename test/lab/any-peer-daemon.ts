@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   const config = loadConfig(values.config);
   for (const name of values.any) {
     const c = config.connections[name];
-    if (!c || c.start !== 'listen') throw new Error(`--any ${name}: no such connection with start: listen`);
+    if (c?.start !== 'listen') throw new Error(`--any ${name}: no such connection with start: listen`);
     c.remote = '%any';
   }
   const log = createLogger(config.log.level);
