@@ -213,8 +213,9 @@ t.test(
     );
     const flood = JSON.parse((await sender).stdout.trim()) as { sent: number; seconds: number };
     const floodEnd = Date.now();
-    const wire = await forwardCounters(lab, h.ns.router);
+    // Let the gateway drain its socket before reading its counters and the wire's.
     await sleep(2000);
+    const wire = await forwardCounters(lab, h.ns.router);
     clearInterval(rssTimer);
     const rssEnd = rssBytes(cloudPid);
     rssPeak = Math.max(rssPeak, rssEnd);
