@@ -21,15 +21,15 @@ import {
   buildTopology,
   CLOUD,
   cloudConfig,
-  ESP_PROPOSAL,
   type HaLab,
   type HaStatus,
   haEvents,
   ID,
-  IKE_PROPOSAL,
+  type IkeVersion,
   ONPREM,
   onpremConfig,
   PSK,
+  proposalsFor,
   quickStatus,
 } from './ha-lab.js';
 import type { Lab } from './netns.js';
@@ -66,20 +66,23 @@ export interface FloodLabOptions {
    * 10 % jitter); default: the HA lab's (80-90 % of 1800 s).
    */
   t1EspRekey?: number;
+  /** IKE version of the cloud's `any` connection (default 2; IKEv1: main mode). */
+  anyVersion?: IkeVersion;
 }
 
 /** The cloud gateway's `any` connection: any peer address and identity with the lab's PSK. */
-function anyPeer(): TwinsecConnYaml {
+function anyPeer(version: IkeVersion): TwinsecConnYaml {
+  const p = proposalsFor(version);
   return {
-    version: 2,
+    version,
     local: ADDR.cloudWan,
     // A placeholder: any-peer-daemon.ts makes it %any (the YAML schema takes only an address).
     remote: FLOOD_ADDR.peerWan,
     localId: ID.cloud,
     remoteId: '%any',
     psk: PSK,
-    ike: { proposals: [IKE_PROPOSAL], lifetime: 3600 },
-    esp: { proposals: [ESP_PROPOSAL], lifetime: 1800 },
+    ike: { proposals: [p.ike], lifetime: 3600 },
+    esp: { proposals: [p.esp], lifetime: 1800 },
     localSubnets: [ADDR.cloudLan],
     remoteSubnets: [FLOOD_ADDR.branchLan],
     start: 'listen',
@@ -111,7 +114,7 @@ export async function startFloodLab(lab: Lab, o: FloodLabOptions = {}): Promise<
 
   const cfg = { interval: 0.1, retries: 3, holdDown: 3, logLevel: 'info' };
   const cloudCfg = cloudConfig(cfg) as unknown as TwinsecConfigYaml;
-  cloudCfg.connections.any = anyPeer();
+  cloudCfg.connections.any = anyPeer(o.anyVersion ?? 2);
   cloudCfg.routes = [
     ...(cloudCfg.routes ?? []),
     { destination: FLOOD_ADDR.branchLan, via: [{ connection: 'any', weight: 100 }], publish: true },
@@ -147,22 +150,24 @@ export async function startFloodLab(lab: Lab, o: FloodLabOptions = {}): Promise<
 
 /** A branch gateway dialling into the cloud's `any` connection, with short lifetimes to rekey soon. */
 export function branchConfig(o: {
+  version?: IkeVersion;
   espRekey: number;
   ikeRekey: number;
   logLevel?: string;
 }): TwinsecConfigYaml {
+  const p = proposalsFor(o.version ?? 2);
   return {
     log: { level: o.logLevel ?? 'debug' },
     connections: {
       b1: {
-        version: 2,
+        version: o.version ?? 2,
         local: FLOOD_ADDR.peerWan,
         remote: ADDR.cloudWan,
         localId: BRANCH_ID,
         remoteId: ID.cloud,
         psk: PSK,
-        ike: { proposals: [IKE_PROPOSAL], lifetime: o.ikeRekey * 4, rekeyTime: o.ikeRekey } as Lifetimes,
-        esp: { proposals: [ESP_PROPOSAL], lifetime: o.espRekey * 6, rekeyTime: o.espRekey } as Lifetimes,
+        ike: { proposals: [p.ike], lifetime: o.ikeRekey * 4, rekeyTime: o.ikeRekey } as Lifetimes,
+        esp: { proposals: [p.esp], lifetime: o.espRekey * 6, rekeyTime: o.espRekey } as Lifetimes,
         localSubnets: [FLOOD_ADDR.branchLan],
         remoteSubnets: [ADDR.cloudLan],
         start: 'initiate',
