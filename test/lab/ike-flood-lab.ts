@@ -148,7 +148,10 @@ export async function startFloodLab(lab: Lab, o: FloodLabOptions = {}): Promise<
   };
 }
 
-/** A branch gateway dialling into the cloud's `any` connection, with short lifetimes to rekey soon. */
+/**
+ * A branch gateway for the cloud's `any` connection, with short lifetimes to rekey soon. It waits
+ * (`start: listen`) until the operator's `up b1` on its control socket makes it dial in.
+ */
 export function branchConfig(o: {
   version?: IkeVersion;
   espRekey: number;
@@ -170,7 +173,7 @@ export function branchConfig(o: {
         esp: { proposals: [p.esp], lifetime: o.espRekey * 6, rekeyTime: o.espRekey } as Lifetimes,
         localSubnets: [FLOOD_ADDR.branchLan],
         remoteSubnets: [ADDR.cloudLan],
-        start: 'initiate',
+        start: 'listen',
       },
     },
     routes: [{ destination: ADDR.cloudLan, via: [{ connection: 'b1', weight: 100 }], publish: true }],
@@ -182,6 +185,18 @@ export function rssBytes(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   if (!m) throw new Error(`no VmRSS for pid ${pid}`);
   return Number(m[1]) * 1024;
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+}
+
+/** The 1-minute load average (other work on the machine shows here). */
+export function loadAverage(): string {
+  return readFileSync('/proc/loadavg', 'utf8').split(' ')[0]!;
 }
 
 export const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
@@ -231,7 +246,7 @@ export function pollStatus(
 
 /**
  * Health changes to down and route switches of the HA tunnels (t1, t2, c1, c2 and the two LAN
- * routes) at or after `since`, both gateways, as readable strings.
+ * routes) at or after `since`, both gateways, as readable strings with their time after `since`.
  */
 export function haFlaps(h: FloodLab, since: number): string[] {
   const ha = new Set([ONPREM.primary, ONPREM.standby, CLOUD.primary, CLOUD.standby]);
@@ -243,7 +258,7 @@ export function haFlaps(h: FloodLab, since: number): string[] {
         ? dests.has(e.msg.split(' ')[1]?.replace(/:$/, '') ?? '')
         : ha.has(e.connection ?? '') && e.to !== 'up',
     )
-    .map((e) => `${e.side} ${e.msg}`);
+    .map((e) => `${e.side} +${((e.at - since) / 1000).toFixed(1)} s: ${e.msg}`);
 }
 
 /** The HA IKE SAs alive on both gateways (spiI_spiR per connection), to compare before and after. */
