@@ -22,7 +22,6 @@ import {
   CLOUD,
   cloudConfig,
   type HaLab,
-  type HaStatus,
   haEvents,
   ID,
   type IkeVersion,
@@ -218,29 +217,31 @@ export const fmtMs = (p: { n: number; p50: number; p95: number; max: number }): 
 export function pollStatus(
   tw: Twinsec,
   gapMs: number,
-): { stop: () => Promise<number[]>; last: () => HaStatus | undefined } {
+): { stop: () => Promise<number[]>; slow: (overMs: number) => { at: number; ms: number }[] } {
   const lat: number[] = [];
+  const when: number[] = [];
   let running = true;
-  let last: HaStatus | undefined;
   const loop = (async () => {
     while (running) {
+      const at = Date.now();
       const t0 = performance.now();
       try {
-        last = await quickStatus(tw);
+        await quickStatus(tw);
         lat.push(performance.now() - t0);
       } catch {
         lat.push(Number.POSITIVE_INFINITY);
       }
+      when.push(at);
       await new Promise((r) => setTimeout(r, gapMs));
     }
   })();
   return {
-    last: () => last,
     stop: async () => {
       running = false;
       await loop;
       return lat;
     },
+    slow: (overMs) => lat.flatMap((ms, i) => (ms > overMs ? [{ at: when[i]!, ms }] : [])),
   };
 }
 
