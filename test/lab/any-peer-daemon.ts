@@ -11,8 +11,12 @@
  * twinsecd (the named connections carry a placeholder address there and must be `start: listen`),
  * sets their `remote` to `%any`, and runs the real Daemon (native ESP engine, TUN, control socket
  * answering `status`) with twinsecd's event logging. SIGTERM/SIGINT stop it cleanly (exit 0).
+ * SIGUSR2 runs a full garbage collection and logs `{"event":"memory", heapUsed, rss, ...}`: what
+ * the daemon retains, for leak checks.
  */
 import { parseArgs } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { loadConfig } from '../../src/config/load.js';
 import { startControlServer } from '../../src/control/server.js';
 import { Daemon } from '../../src/daemon.js';
@@ -41,6 +45,12 @@ async function main(): Promise<void> {
   attachEventLogging(daemon.bus, log);
   await daemon.start();
   const control = await startControlServer(config.control.socket, { status: () => daemon.status() });
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  process.on('SIGUSR2', () => {
+    gc();
+    log.info({ event: 'memory', ...process.memoryUsage() }, 'memory after a full GC');
+  });
   log.info(`any-peer-daemon started (TEST ONLY: ${values.any.join(', ')} answer any peer address)`);
   let stopping = false;
   const stop = () => {

@@ -31,7 +31,7 @@ import {
   proposalsFor,
   quickStatus,
 } from './ha-lab.js';
-import type { Lab } from './netns.js';
+import { type Lab, waitFor } from './netns.js';
 import { startTwinsec, type Twinsec, type TwinsecConfigYaml, type TwinsecConnYaml } from './twinsec.js';
 
 export const FLOOD_ADDR = {
@@ -184,6 +184,20 @@ export function rssBytes(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   if (!m) throw new Error(`no VmRSS for pid ${pid}`);
   return Number(m[1]) * 1024;
+}
+
+/**
+ * The heap the cloud gateway retains after a full GC (any-peer-daemon.ts answers SIGUSR2 with a
+ * `memory` log line), in bytes.
+ */
+export async function retainedHeap(tw: Twinsec): Promise<number> {
+  const seen = tw.logEvents().filter((e) => e.event === 'memory').length;
+  process.kill(tw.proc.pid!, 'SIGUSR2');
+  const e = await waitFor(() => tw.logEvents().filter((x) => x.event === 'memory')[seen], 10_000, {
+    what: 'memory log line',
+    intervalMs: 50,
+  });
+  return Number(e.heapUsed);
 }
 
 /** CPU seconds (user + system) a process has used so far. */

@@ -11,7 +11,8 @@
  *   - a new branch gateway (twinsecd, which answers the cookie) started 4 s into the flood is
  *     established within 5 s of its start, rekeys its CHILD_SA (7 s) and its IKE SA (12 s) during
  *     the flood, and carries a ping after that;
- *   - the cloud twinsecd's RSS grows by less than 64 MiB (start, peak and end printed);
+ *   - the cloud twinsecd's RSS grows by less than 128 MiB at its peak (start, peak and end
+ *     printed) and its heap after a full GC by less than 16 MiB;
  *   - `status` on the control socket: p95 < 100 ms.
  */
 import t from 'tap';
@@ -33,7 +34,7 @@ t.test(
       espRekey: 7,
       ikeRekey: 12,
       t1EspRekey: 20,
-      rssBound: 64 * 1024 * 1024,
+      rssBound: 128 * 1024 * 1024,
     });
   },
 );
