@@ -9,7 +9,7 @@
  * (>= 98 %), t1's CHILD_SA rekeyed; a new IKEv1 branch gateway started 2 s in established within
  * 5 s, its quick mode rekeyed (5 s) and its phase 1 re-authenticated (8 s) during the flood, a
  * ping through it; the cloud twinsecd's RSS growth below
- * 128 MiB, its heap after a full GC below 16 MiB more; `status` p95 < 100 ms.
+ * 128 MiB, its heap after a full GC below 16 MiB more; `status` median < 50 ms.
  */
 import t from 'tap';
 import { floodCase } from './ike-flood-case.js';
