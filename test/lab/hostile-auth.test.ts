@@ -34,7 +34,7 @@ import {
 import { Lab, labUnavailable } from './netns.js';
 import { type Twinsec, twinsecUnavailable } from './twinsec.js';
 
-const ATTACK_S = 15;
+const ATTACK_S = 12;
 const PARALLEL = 8;
 const HOSTILE = fileURLToPath(new URL('./hostile-initiator.js', import.meta.url));
 
