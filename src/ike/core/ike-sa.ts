@@ -160,6 +160,30 @@ export abstract class BaseIkeSa<C = unknown> implements IkeSaView {
     this.ctx.bus.emit('ike-debug', { connection: this.name, message: `[#${this.serial}] ${message}` });
   }
 
+  /**
+   * Set while a new responder SA is not announced yet (beginUnproven): its state changes make no
+   * events, so no log line either, until announce().
+   */
+  #unannounced: string | undefined;
+
+  /**
+   * begin() for a responder SA whose peer may be a spoofed source (IKEv1 has no stateless
+   * challenge, so each first message makes an SA): nothing is announced until announce(), once the
+   * peer has shown it receives at its address; one that ends before that ends silently. Otherwise a
+   * spoofed flood writes two log lines per datagram (security issue #11).
+   */
+  beginUnproven(reason: string): void {
+    this.#unannounced = reason;
+  }
+
+  /** The peer of an SA begun with beginUnproven() is proven: announce it now (once). */
+  announce(): void {
+    const reason = this.#unannounced;
+    if (reason === undefined || this.#phase === 'dead') return;
+    this.#unannounced = undefined;
+    this.begin(reason);
+  }
+
   /** Announces a new SA (down -> connecting); later changes go through transition(). */
   begin(reason: string): void {
     this.ctx.bus.emit('ike-state', {
@@ -185,7 +209,7 @@ export abstract class BaseIkeSa<C = unknown> implements IkeSaView {
       this.onDead();
     }
     const now = PHASE_STATE[to];
-    if (from !== now) {
+    if (from !== now && this.#unannounced === undefined) {
       this.ctx.bus.emit('ike-state', {
         connection: this.name,
         from,

@@ -194,7 +194,10 @@ export class IkeV1 implements IkeProtocol {
     }
     // A message carrying the responder cookie we sent (RFC 2408 §2.5.3) comes from a peer that
     // receives at its address: its SA is no longer one a spoofed flood could have made.
-    if (!sa.initiator && h.spiR.equals(sa.spiR)) core.table.proven(sa);
+    if (!sa.initiator && h.spiR.equals(sa.spiR)) {
+      core.table.proven(sa);
+      sa.announce();
+    }
     const mid = h.messageId;
     if (sa.isRepeat(mid, d.data)) return;
     if (mid !== 0 && sa.spent(mid))
@@ -292,7 +295,8 @@ export class IkeV1 implements IkeProtocol {
     sa.step = 1;
     core.table.add(sa);
     core.table.addHalfOpen(halfOpenKey(h, d), sa, true);
-    sa.begin(`${modeName(h.exchange)} from ${d.remote.address}`);
+    // Announced (an event, a log line) once the peer echoes our cookie: a spoofed flood's are not.
+    sa.beginUnproven(`${modeName(h.exchange)} from ${d.remote.address}`);
     sa.timers.set(core.timing.halfOpenTimeout, () => {
       if (sa.phase !== 'established') core.destroy(sa, 'half-open timeout');
     });
