@@ -155,6 +155,8 @@ function crossCheck(raw: unknown, baseDir: string, issues: string[]): Map<string
     }
     checkProposals(c, p, issues);
     if (c.mode === 'aggressive' && c.version === 1) aggressiveGroups(c, p, issues);
+    if (typeof c.remote === 'string' && isIP(c.remote) === 0 && c.start !== 'listen')
+      issues.push(`${p}.start: a connection whose remote is '%any' or a subnet cannot initiate; set start: listen`);
     if (typeof c.local === 'string' && typeof c.remote === 'string') {
       const lf = isIP(c.local);
       const rf = isIP(c.remote);
@@ -332,7 +334,8 @@ function resolveConfig(raw: RawConfig, psks: Map<string, PskFromFile>, baseDir: 
       local: c.local,
       remote: c.remote,
       localId: c.localId ?? c.local,
-      remoteId: c.remoteId ?? c.remote,
+      // A peer that may be anywhere is known by its identity only: %any unless configured.
+      remoteId: c.remoteId ?? (isIP(c.remote) ? c.remote : '%any'),
       psk: c.psk !== undefined ? secret(c.psk) : fromFile!.psk,
       ...(c.psk === undefined && fromFile ? { pskFile: { path: fromFile.path, mode: fromFile.mode } } : {}),
       ike: { proposals: [...c.ike.proposals], lifetime: c.ike.lifetime, ...optRekey(c.ike.rekeyTime) },

@@ -160,7 +160,15 @@ export const connectionSchema = z.strictObject({
   /** IKEv1 phase 1 exchange (RFC 2409 §5): main (identity protection, the default) or aggressive. */
   mode: z.enum(['main', 'aggressive']).optional(),
   local: ipAddress,
-  remote: ipAddress,
+  /**
+   * The peer's address; for a connection that only listens also `%any` or a subnet (a gateway many
+   * sites dial into: the peer is then chosen by its authenticated identity and key).
+   */
+  remote: z.string().superRefine((s, ctx) => {
+    if (isIP(s) !== 0 || s === '%any') return;
+    if (s.includes('/') && typeof parseCidr(s) !== 'string') return;
+    ctx.addIssue({ code: 'custom', message: "invalid IP address (or '%any', or a subnet, for start: listen)" });
+  }),
   localId: identity('local').optional(),
   remoteId: identity('remote').optional(),
   // Exactly one of psk/pskFile is enforced in load.ts (it needs to see both fields together).

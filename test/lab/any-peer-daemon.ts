@@ -1,18 +1,11 @@
 #!/usr/bin/env node
 /**
- * TEST-ONLY daemon entry: twinsecd whose connections named by `--any` answer any peer address
- * (`remote: %any`), as a gateway many branch sites dial into.
+ * TEST-ONLY daemon entry: twinsecd (the real Daemon: native ESP engine, TUN, control socket
+ * answering `status`, twinsecd's event logging) that also answers SIGUSR2 with a full garbage
+ * collection and a `{"event":"memory", heapUsed, rss, ...}` log line: what the daemon retains, for
+ * the flood tests' leak checks. SIGTERM/SIGINT stop it cleanly (exit 0).
  *
- *   node dist/test/lab/any-peer-daemon.js --config FILE --any NAME [--any NAME...]
- *
- * The IKE core admits a configured remote of `%any` (or a subnet) when it picks responder
- * candidates (src/ike/core/connections.ts), but the YAML schema takes only an IP address for
- * `remote`, so twinsecd cannot be configured that way today. This entry loads the file like
- * twinsecd (the named connections carry a placeholder address there and must be `start: listen`),
- * sets their `remote` to `%any`, and runs the real Daemon (native ESP engine, TUN, control socket
- * answering `status`) with twinsecd's event logging. SIGTERM/SIGINT stop it cleanly (exit 0).
- * SIGUSR2 runs a full garbage collection and logs `{"event":"memory", heapUsed, rss, ...}`: what
- * the daemon retains, for leak checks.
+ *   node dist/test/lab/any-peer-daemon.js --config FILE
  */
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
@@ -26,20 +19,14 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       config: { type: 'string', short: 'c' },
-      any: { type: 'string', multiple: true },
     },
     strict: true,
   });
-  if (!values.config || !values.any?.length) {
-    process.stderr.write('usage: any-peer-daemon --config FILE --any NAME [--any NAME...]\n');
+  if (!values.config) {
+    process.stderr.write('usage: any-peer-daemon --config FILE\n');
     process.exit(2);
   }
   const config = loadConfig(values.config);
-  for (const name of values.any) {
-    const c = config.connections[name];
-    if (c?.start !== 'listen') throw new Error(`--any ${name}: no such connection with start: listen`);
-    c.remote = '%any';
-  }
   const log = createLogger(config.log.level);
   const daemon = new Daemon(config);
   attachEventLogging(daemon.bus, log);
@@ -51,7 +38,7 @@ async function main(): Promise<void> {
     gc();
     log.info({ event: 'memory', ...process.memoryUsage() }, 'memory after a full GC');
   });
-  log.info(`any-peer-daemon started (TEST ONLY: ${values.any.join(', ')} answer any peer address)`);
+  log.info('any-peer-daemon started (TEST ONLY: twinsecd with a memory report on SIGUSR2)');
   let stopping = false;
   const stop = () => {
     if (stopping) process.exit(1);

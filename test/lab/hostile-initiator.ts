@@ -78,6 +78,7 @@ const config: Config = {
   tun: { name: 'unused', mtu: 1400 },
   control: { socket: '/nonexistent' },
   ports: { ike: 500, natt: 4500 },
+  qos: { priority: 7, dscp: 48, answerEcho: false },
   log: { level: 'error' },
   connections: Object.fromEntries(Array.from({ length: parallel }, (_, i) => [`h${i}`, conn(i)])),
   routes: [],

@@ -142,12 +142,14 @@ export interface FloodCase {
   /** t1's CHILD_SA rekey time (s): it must fall inside the flood. */
   t1EspRekey: number;
   /**
-   * A known weakness the branch checks document instead of failing on (tap `todo`): they still run
-   * and print their figures.
+   * Why the new peer's checks are measured and printed but not asserted (a known limit of the
+   * protocol: IKEv1 has no stateless challenge, see ike-flood-v1.test.ts).
    */
-  branchTodo?: string;
+  branchMeasuredOnly?: string;
   /** Bound on the cloud twinsecd's RSS growth at its peak (bytes; V8 grows its heap under load). */
   rssBound: number;
+  /** Bound on the heap retained after a full GC (what the flood leaves held: capped state). */
+  heapBound?: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -240,7 +242,8 @@ export async function floodCase(t: Test, lab: Lab, c: FloodCase): Promise<void> 
     const ev = branch.logEvents().find((e) => e.event === 'ike-state' && e.to === 'established');
     establishedMs = (ev?.at ?? Date.now()) - upAt;
   } catch (e) {
-    t.ok(false, `branch gateway: ${(e as Error).message}`, c.branchTodo ? { todo: c.branchTodo } : {});
+    if (c.branchMeasuredOnly) t.comment(`branch gateway: ${(e as Error).message} (${c.branchMeasuredOnly})`);
+    else t.ok(false, `branch gateway: ${(e as Error).message}`);
   }
 
   // Near the end of the flood: traffic through the branch tunnel (rekeyed by then).
@@ -318,8 +321,13 @@ export async function floodCase(t: Test, lab: Lab, c: FloodCase): Promise<void> 
   t.ok(t1Rekeys >= 1, `t1 rekeyed its CHILD_SA during the flood (${t1Rekeys})`);
 
   // The new peer.
-  const todo = c.branchTodo ? { todo: c.branchTodo } : {};
-  t.ok(establishedMs <= 5000, `the branch gateway was established ${establishedMs} ms after 'up'`, todo);
+  // A check of the new peer: asserted, or (branchMeasuredOnly) printed with its outcome.
+  const check = (ok: boolean, what: string) => {
+    if (c.branchMeasuredOnly)
+      t.comment(`${ok ? 'met' : 'NOT met'}: ${what} (measured only: ${c.branchMeasuredOnly})`);
+    else t.ok(ok, what);
+  };
+  check(establishedMs <= 5000, `the branch gateway was established ${establishedMs} ms after 'up'`);
   {
     const ev = branch.logEvents().filter((e) => e.at >= upAt && e.at <= floodEnd);
     const cookies = ev.filter((e) => /asked for a cookie/.test(e.msg)).length;
@@ -335,18 +343,15 @@ export async function floodCase(t: Test, lab: Lab, c: FloodCase): Promise<void> 
         `${childRekeys} CHILD_SA rekeys and ${ikeRekeys} IKE SA ${c.version === 2 ? 'rekeys' : 're-authentications'} during the flood, ` +
         `failures ${JSON.stringify(failures)}`,
     );
-    if (c.version === 2) t.ok(cookies >= 1, 'the branch was asked for a cookie and answered it', todo);
-    t.ok(childRekeys >= 1, 'the branch CHILD_SA rekeyed during the flood', todo);
-    t.ok(
+    if (c.version === 2) check(cookies >= 1, 'the branch was asked for a cookie and answered it');
+    check(childRekeys >= 1, 'the branch CHILD_SA rekeyed during the flood');
+    check(
       ikeRekeys >= 1,
       `the branch IKE SA ${c.version === 2 ? 'rekeyed' : 're-authenticated'} during the flood`,
-      todo,
     );
-    t.equal(
-      branchPing.code,
-      0,
+    check(
+      branchPing.code === 0,
       `ping through the rekeyed branch tunnel: ${branchPing.stdout.trim().split('\n').at(-2)}`,
-      todo,
     );
   }
 
@@ -358,7 +363,11 @@ export async function floodCase(t: Test, lab: Lab, c: FloodCase): Promise<void> 
   t.ok(rssPeak - rssStart < c.rssBound, `RSS growth at the peak below ${mib(c.rssBound)}`);
   // What it keeps (heap after a full GC): the flood leaves nothing behind but bounded state.
   t.comment(`cloud twinsecd heap after a full GC: ${mib(heapStart)} before, ${mib(heapEnd)} after the flood`);
-  t.ok(heapEnd - heapStart < 16 * 1024 * 1024, `retained heap growth ${mib(heapEnd - heapStart)} < 16 MiB`);
+  const heapBound = c.heapBound ?? 16 * 1024 * 1024;
+  t.ok(
+    heapEnd - heapStart < heapBound,
+    `retained heap growth ${mib(heapEnd - heapStart)} < ${mib(heapBound)}`,
+  );
   t.comment(`status during the flood: ${fmtMs(lat)}`);
   // Two cores shared by the flood, both gateways, the branch and the test: the tail is scheduling
   // (and a busy machine's), the median is the control socket's own answer.

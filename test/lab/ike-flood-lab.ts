@@ -3,9 +3,8 @@
  * the IKE load tests of security issue #11 add to it:
  *
  *   - the cloud gateway also answers any peer (`any`: remote %any, remoteId %any, listen), as a
- *     gateway many branch sites dial into; its CHILD_SAs cover BRANCH_LAN. twinsecd's YAML takes
- *     only an address for `remote`, so the cloud gateway runs any-peer-daemon.ts: the real Daemon
- *     with that one field set to %any after loading the file;
+ *     gateway many branch sites dial into; its CHILD_SAs cover BRANCH_LAN. The cloud gateway runs
+ *     any-peer-daemon.ts: twinsecd's Daemon that also reports its retained heap on SIGUSR2;
  *   - an attacker namespace [atk] on its own router link (198.18.200.2/24 -- ra 198.18.200.1/24);
  *     the router sends SPOOF_NET (198.18.64.0/18) there, so answers to spoofed sources cross the
  *     router (where iptables counts them) and die in [atk] (no such local address);
@@ -75,8 +74,7 @@ function anyPeer(version: IkeVersion): TwinsecConnYaml {
   return {
     version,
     local: ADDR.cloudWan,
-    // A placeholder: any-peer-daemon.ts makes it %any (the YAML schema takes only an address).
-    remote: FLOOD_ADDR.peerWan,
+    remote: '%any',
     localId: ID.cloud,
     remoteId: '%any',
     psk: PSK,
@@ -119,7 +117,7 @@ export async function startFloodLab(lab: Lab, o: FloodLabOptions = {}): Promise<
     { destination: FLOOD_ADDR.branchLan, via: [{ connection: 'any', weight: 100 }], publish: true },
   ];
   const cloud = await startTwinsec(lab, ns.cloudGw, cloudCfg, {
-    daemon: { script: ANY_PEER_DAEMON, args: ['--any', 'any'] },
+    daemon: { script: ANY_PEER_DAEMON, args: [] },
   });
   const onCfg = onpremConfig({ ...cfg, start: 'initiate' }) as unknown as TwinsecConfigYaml;
   if (o.t1EspRekey !== undefined) {

@@ -382,3 +382,15 @@ t.test('esp.lifePackets / lifeBytes: optional volume limits, bounded below', asy
     'connections.t1.esp.lifeBytes: must be an integer',
   ]);
 });
+
+t.test("remote '%any' or a subnet: a listening connection for peers anywhere", async (t) => {
+  const any = (remote: string, start = 'listen') =>
+    withConn(`    start: ${start}`).replace('remote: 203.0.113.1', `remote: "${remote}"`);
+  const c = parseConfig(any('%any'));
+  t.equal(c.connections.t1!.remote, '%any');
+  t.equal(c.connections.t1!.remoteId, '%any', 'known by its identity only: %any unless configured');
+  t.equal(parseConfig(any('198.51.100.0/24')).connections.t1!.remote, '198.51.100.0/24');
+  t.match(issuesOf(any('%any', 'initiate')).join('\n'), /connections\.t1\.start: .*cannot initiate/);
+  t.match(issuesOf(any('somewhere')).join('\n'), /connections\.t1\.remote: invalid IP address/);
+  t.match(issuesOf(any('%all')).join('\n'), /connections\.t1\.remote/);
+});
