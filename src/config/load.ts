@@ -156,7 +156,9 @@ function crossCheck(raw: unknown, baseDir: string, issues: string[]): Map<string
     checkProposals(c, p, issues);
     if (c.mode === 'aggressive' && c.version === 1) aggressiveGroups(c, p, issues);
     if (typeof c.remote === 'string' && isIP(c.remote) === 0 && c.start !== 'listen')
-      issues.push(`${p}.start: a connection whose remote is '%any' or a subnet cannot initiate; set start: listen`);
+      issues.push(
+        `${p}.start: a connection whose remote is '%any' or a subnet cannot initiate; set start: listen`,
+      );
     if (typeof c.local === 'string' && typeof c.remote === 'string') {
       const lf = isIP(c.local);
       const rf = isIP(c.remote);

@@ -167,7 +167,10 @@ export const connectionSchema = z.strictObject({
   remote: z.string().superRefine((s, ctx) => {
     if (isIP(s) !== 0 || s === '%any') return;
     if (s.includes('/') && typeof parseCidr(s) !== 'string') return;
-    ctx.addIssue({ code: 'custom', message: "invalid IP address (or '%any', or a subnet, for start: listen)" });
+    ctx.addIssue({
+      code: 'custom',
+      message: "invalid IP address (or '%any', or a subnet, for start: listen)",
+    });
   }),
   localId: identity('local').optional(),
   remoteId: identity('remote').optional(),
