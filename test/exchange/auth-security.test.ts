@@ -19,7 +19,7 @@ import { ExchangeType, PayloadType, TsType } from '../../src/ike/wire/constants.
 import { cidrToTs } from '../../src/ike/wire/ts.js';
 import type { Payload, TrafficSelector, TsPayload } from '../../src/ike/wire/types.js';
 import { FakeClock, fixedJitter } from './fake-clock.js';
-import { A, conn, internal, mirror, pair, type Side, state, until } from './pair.js';
+import { A, conn, internal, mirror, pair, type Side, state, stopOnFakeClock, until } from './pair.js';
 
 const A2 = '192.0.2.2';
 
@@ -200,15 +200,6 @@ t.test(
   },
 );
 
-async function stopFake(clock: FakeClock, p: { stop: () => Promise<void> }): Promise<void> {
-  let done = false;
-  const s = p.stop().then(() => {
-    done = true;
-  });
-  while (!done) await clock.advance(500);
-  await s;
-}
-
 t.test('INITIAL_CONTACT clears the sender’s SAs only, not another %any connection’s', async (t) => {
   const clock = new FakeClock();
   const t1 = conn('t1', { psk: Buffer.from('first peer key') });
@@ -222,7 +213,7 @@ t.test('INITIAL_CONTACT clears the sender’s SAs only, not another %any connect
   const c1 = mirror(t1, { name: 'c1', remoteId: '%any' });
   const c2 = mirror(t2, { name: 'c2', remoteId: '%any' });
   const p = await pair([t1, t2], [c1, c2], { clock, random: fixedJitter(0) });
-  t.teardown(() => stopFake(clock, p));
+  t.teardown(() => stopOnFakeClock(clock, p));
   const core = p.b.daemon.ike!;
   await clock.until(() => p.a.dp.sas.size === 2 && p.b.dp.sas.size === 2, 2000, 1);
   await clock.advance(11_000); // older than the 10 s simultaneous-negotiation window

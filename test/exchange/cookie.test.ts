@@ -23,22 +23,10 @@ import {
 import { decodeMessage, encodeMessage } from '../../src/ike/wire/message.js';
 import type { IkeMessage, Payload } from '../../src/ike/wire/types.js';
 import { FakeClock, fixedJitter } from './fake-clock.js';
-import { A, B, conn, mirror, pair, state } from './pair.js';
+import { A, B, conn, mirror, pair, state, stopOnFakeClock } from './pair.js';
 
 /** The responder accepts any peer (a cloud gateway many sites dial into): spoofed sources reach it. */
 const ANY = { remote: '%any' };
-
-type Pair = Awaited<ReturnType<typeof pair>>;
-
-async function stop(clock: FakeClock, p: Pair): Promise<void> {
-  p.net.drop = () => false;
-  let done = false;
-  const s = p.stop().then(() => {
-    done = true;
-  });
-  while (!done) await clock.advance(500);
-  await s;
-}
 
 const KE = dhGenerate(31).publicKey;
 const OFFER = parseProposals('aes256gcm16-prfsha256-x25519', 'ike');
@@ -77,7 +65,7 @@ t.test(
     const clock = new FakeClock();
     const c = conn('t1', { start: 'listen' });
     const p = await pair([c], [mirror(c, ANY)], { clock, random: fixedJitter(0) });
-    t.teardown(() => stop(clock, p));
+    t.teardown(() => stopOnFakeClock(clock, p));
     const b = p.b.daemon.ike!;
     const N = 2000;
     for (let i = 0; i < N; i++) {
@@ -139,7 +127,7 @@ t.test('per source: from 3 half-open SAs on, that source needs a cookie', async 
   const clock = new FakeClock();
   const c = conn('t1', { start: 'listen' });
   const p = await pair([c], [mirror(c, ANY)], { clock, random: fixedJitter(0) });
-  t.teardown(() => stop(clock, p));
+  t.teardown(() => stopOnFakeClock(clock, p));
   const b = p.b.daemon.ike!;
   const send = (address: string) =>
     b.handle({
@@ -163,7 +151,7 @@ t.test(
     // Cookies always (threshold 0); half-open SAs outlive the test's clock steps.
     const timing = { cookieThreshold: 0, halfOpenTimeout: 3_600_000 };
     const p = await pair([c], [mirror(c, ANY)], { clock, random: fixedJitter(0), timing });
-    t.teardown(() => stop(clock, p));
+    t.teardown(() => stopOnFakeClock(clock, p));
     const b = p.b.daemon.ike!;
     const X = '198.51.100.9';
     /** Sends one request to the responder and returns its answer. */
@@ -227,7 +215,7 @@ t.test('a source that answers cookies still meets the per-source half-open cap',
     random: fixedJitter(0),
     timing: { cookieThreshold: 0 },
   });
-  t.teardown(() => stop(clock, p));
+  t.teardown(() => stopOnFakeClock(clock, p));
   const b = p.b.daemon.ike!;
   const Y = '198.51.100.20';
   const local = { address: B, port: 500 };

@@ -9,22 +9,10 @@ import t from 'tap';
 import { DEFAULT_TIMING } from '../../src/ike/core/protocol.js';
 import { DEFAULT_LIMITS } from '../../src/ike/core/sa-table.js';
 import { FakeClock, fixedJitter } from './fake-clock.js';
-import { A, B, conn, mirror, pair, state } from './pair.js';
+import { A, B, conn, mirror, pair, state, stopOnFakeClock } from './pair.js';
 
 /** The responder accepts any peer (a cloud gateway many sites dial into): spoofed sources reach it. */
 const ANY = { remote: '%any' };
-
-type Pair = Awaited<ReturnType<typeof pair>>;
-
-async function stop(clock: FakeClock, p: Pair): Promise<void> {
-  p.net.drop = () => false;
-  let done = false;
-  const s = p.stop().then(() => {
-    done = true;
-  });
-  while (!done) await clock.advance(500);
-  await s;
-}
 
 t.test('a flood of spoofed main mode message 1 stays bounded and a real peer still comes up', async (t) => {
   const clock = new FakeClock();
@@ -38,7 +26,7 @@ t.test('a flood of spoofed main mode message 1 stays bounded and a real peer sti
   // Half-open SAs live 30 s as in production, so only the short unproven timeout can end the flood's.
   const timing = { halfOpenTimeout: 30_000 };
   const p = await pair([c], [mirror(c, ANY)], { clock, random: fixedJitter(0), timing });
-  t.teardown(() => stop(clock, p));
+  t.teardown(() => stopOnFakeClock(clock, p));
 
   // A real main mode message 1 (A's, kept from B) is the template of the flood.
   p.net.drop = (s) => s.from.address === A;
@@ -100,7 +88,7 @@ t.test('a peer that echoed our cookie is not displaced by a flood', async (t) =>
     random: fixedJitter(0),
     timing: { halfOpenTimeout: 30_000 },
   });
-  t.teardown(() => stop(clock, p));
+  t.teardown(() => stopOnFakeClock(clock, p));
   const b = p.b.daemon.ike!;
   // Let A's messages 1 and 3 through, then hold message 5 (the SA is proven but not authenticated).
   let fromA = 0;
@@ -142,7 +130,7 @@ t.test(
       start: 'listen',
     });
     const p = await pair([c], [mirror(c, ANY)], { clock, random: fixedJitter(0) });
-    t.teardown(() => stop(clock, p));
+    t.teardown(() => stopOnFakeClock(clock, p));
     p.net.drop = (s) => s.from.address === A;
     p.a.daemon.ike!.initiate('t1');
     await clock.settle();

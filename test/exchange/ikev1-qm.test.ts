@@ -16,7 +16,7 @@ import {
 import { encodePayloadsV1 } from '../../src/ike/wire/v1/payloads.js';
 import type { PayloadV1 } from '../../src/ike/wire/v1/types.js';
 import { FakeClock, fixedJitter } from './fake-clock.js';
-import { A, B, conn, mirror, pair, type Side, until } from './pair.js';
+import { A, B, conn, mirror, pair, type Side, stopOnFakeClock, until } from './pair.js';
 
 type Pair = Awaited<ReturnType<typeof pair>>;
 const QM = ExchangeTypeV1.QUICK;
@@ -28,16 +28,6 @@ const v1 = (esp: Partial<ConnectionConfig['esp']>): ConnectionConfig =>
     ike: { proposals: ['aes128-sha1-modp1024'], lifetime: 86_400 },
     esp: { proposals: ['aes128-sha1-modp1024'], lifetime: 3600, ...esp },
   });
-
-async function stop(clock: FakeClock, p: Pair): Promise<void> {
-  p.net.drop = () => false;
-  let done = false;
-  const s = p.stop().then(() => {
-    done = true;
-  });
-  while (!done) await clock.advance(500);
-  await s;
-}
 
 /** The first message of each new quick mode: who sent it and when (ms after `since`). */
 function qmStarts(p: Pair, clock: FakeClock, since: number): { from: string; at: number }[] {
@@ -71,7 +61,7 @@ async function lifetimeCase(
     random: fixedJitter(0),
     timing: { retransmitBase: 1000, retransmitFactor: 2, retransmitTries: 3 },
   });
-  t.teardown(() => stop(clock, p));
+  t.teardown(() => stopOnFakeClock(clock, p));
   await clock.until(() => p.a.dp.sas.size === 1 && p.b.dp.sas.size === 1, 1000, 1);
   const starts = qmStarts(p, clock, clock.now());
   await clock.advance(o.at - 1);

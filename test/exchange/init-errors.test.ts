@@ -13,19 +13,9 @@ import type { KePayload, Payload } from '../../src/ike/wire/types.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { FakeClock, fixedJitter } from './fake-clock.js';
 import { FakeNetwork, type Sent } from './fake-network.js';
-import { A, B, conn, internal, mirror, pair, state } from './pair.js';
+import { A, B, conn, internal, mirror, pair, state, stopOnFakeClock } from './pair.js';
 
 type Pair = Awaited<ReturnType<typeof pair>>;
-
-async function stop(clock: FakeClock, p: Pair): Promise<void> {
-  p.net.drop = () => false;
-  let done = false;
-  const s = p.stop().then(() => {
-    done = true;
-  });
-  while (!done) await clock.advance(500);
-  await s;
-}
 
 const isInitRequest = (s: Sent) =>
   s.from.address === A && s.exchange === ExchangeType.IKE_SA_INIT && !s.response;
@@ -79,7 +69,7 @@ for (const type of [NotifyType.INVALID_SYNTAX, NotifyType.TEMPORARY_FAILURE, 123
       return false;
     };
     p = await pair([c], [mirror(c)], { clock, random: fixedJitter(0), net });
-    t.teardown(() => stop(clock, p));
+    t.teardown(() => stopOnFakeClock(clock, p));
     await clock.until(() => state(p.a, 't1') === 'established' && state(p.b, 't1') === 'established', 5000);
     t.same(p.a.failures, [], 'no failure: the real answer was taken');
     t.equal(p.a.daemon.ike!.dropped.get('ignored_response'), 1, 'the forged answer was ignored');
@@ -101,7 +91,7 @@ t.test(
       return s.from.address === A; // the responder never hears us
     };
     p = await pair([c], [mirror(c)], { clock, random: fixedJitter(0), timing, net });
-    t.teardown(() => stop(clock, p));
+    t.teardown(() => stopOnFakeClock(clock, p));
     const m = new Metrics({
       snapshot: () => p.a.daemon.status(),
       bus: p.a.daemon.bus,
@@ -136,7 +126,7 @@ t.test('INVALID_KE_PAYLOAD for a group we did not offer is ignored', async (t) =
     return false;
   };
   p = await pair([c], [mirror(c)], { clock, random: fixedJitter(0), net });
-  t.teardown(() => stop(clock, p));
+  t.teardown(() => stopOnFakeClock(clock, p));
   await clock.until(() => state(p.a, 't1') === 'established' && state(p.b, 't1') === 'established', 5000);
   t.same(p.a.failures, []);
   t.same(requestGroups(p), [31], 'no request with group 14');
@@ -161,7 +151,7 @@ t.test('INVALID_KE_PAYLOAD is followed once per attempt: no ping-pong between of
     random: fixedJitter(0),
     net,
   });
-  t.teardown(() => stop(clock, p));
+  t.teardown(() => stopOnFakeClock(clock, p));
   await clock.until(() => state(p.a, 't1') === 'established' && state(p.b, 't1') === 'established', 5000);
   t.same(requestGroups(p), [31, 19], 'one switch, to the group the responder named first');
   t.same(p.a.failures, []);
@@ -184,7 +174,7 @@ t.test('COOKIE re-sends are bounded (5, as strongSwan) and a repeated cookie is 
     return s.from.address === A;
   };
   p = await pair([c], [mirror(c)], { clock, random: fixedJitter(0), timing, net });
-  t.teardown(() => stop(clock, p));
+  t.teardown(() => stopOnFakeClock(clock, p));
   await clock.advance(14_000);
   const distinct = new Set(p.net.log.filter(isInitRequest).map((s) => s.data.toString('hex')));
   t.equal(distinct.size, 6, 'the first request and 5 with a cookie, then no more');

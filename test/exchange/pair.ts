@@ -7,6 +7,7 @@ import type { Clock, Random } from '../../src/ike/core/clock.js';
 import type { Timing } from '../../src/ike/core/protocol.js';
 import type { SaLimits } from '../../src/ike/core/sa-table.js';
 import type { IkeSaV2 } from '../../src/ike/v2/ike-sa.js';
+import type { FakeClock } from './fake-clock.js';
 import { FakeNetwork, type FakeTransport } from './fake-network.js';
 
 export const A = '192.0.2.1';
@@ -139,3 +140,17 @@ export function internal(s: Side, name: string): IkeSaV2 {
 
 export const state = (s: Side, name: string): string =>
   s.daemon.status().connections[name]?.state ?? 'missing';
+
+/**
+ * Stops a pair running on a fake clock: the network lets everything through again (the DELETEs),
+ * and fake time moves on until both daemons have waited out their bounded shutdown.
+ */
+export async function stopOnFakeClock(clock: FakeClock, p: Awaited<ReturnType<typeof pair>>): Promise<void> {
+  p.net.drop = () => false;
+  let done = false;
+  const s = p.stop().then(() => {
+    done = true;
+  });
+  while (!done) await clock.advance(500);
+  await s;
+}

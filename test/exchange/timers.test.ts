@@ -6,28 +6,16 @@
 import t from 'tap';
 import { ExchangeType } from '../../src/ike/wire/constants.js';
 import { FakeClock, fixedJitter } from './fake-clock.js';
-import { A, conn, mirror, pair, state } from './pair.js';
-
-type Pair = Awaited<ReturnType<typeof pair>>;
+import { A, conn, mirror, pair, state, stopOnFakeClock } from './pair.js';
 
 /** Stops both daemons, letting fake time run for the DELETE exchanges (and their timeouts). */
-async function stop(clock: FakeClock, p: Pair): Promise<void> {
-  p.net.drop = () => false;
-  let done = false;
-  const s = p.stop().then(() => {
-    done = true;
-  });
-  while (!done) await clock.advance(500);
-  await s;
-}
-
 const TIMING = { retransmitBase: 1000, retransmitFactor: 2, retransmitTries: 3, halfOpenTimeout: 30_000 };
 
 t.test('retransmission backoff: base * factor^n, then timeout and re-initiation with backoff', async (t) => {
   const clock = new FakeClock();
   const c = conn('t1');
   const p = await pair([c], [mirror(c)], { clock, random: fixedJitter(0), timing: TIMING });
-  t.teardown(() => stop(clock, p));
+  t.teardown(() => stopOnFakeClock(clock, p));
   const sentAt: number[] = [];
   p.net.drop = (s) => {
     if (s.exchange === ExchangeType.IKE_SA_INIT && !s.response && s.from.address === A)
@@ -57,7 +45,7 @@ t.test('DPD: a silent peer is declared dead exactly at probe + timeout', async (
   const c = conn('t1', { dpd: { delay: 10, timeout: 20 } });
   const timing = { retransmitBase: 2000, retransmitFactor: 1.8, retransmitTries: 5 };
   const p = await pair([c], [mirror(c, { dpd: undefined })], { clock, random: fixedJitter(0), timing });
-  t.teardown(() => stop(clock, p));
+  t.teardown(() => stopOnFakeClock(clock, p));
   await clock.until(() => state(p.a, 't1') === 'established' && state(p.b, 't1') === 'established', 1000, 1);
   const up = clock.now();
   // While the peer answers, a probe goes out every 10 s and nothing happens.
@@ -95,7 +83,7 @@ t.test(
       random: fixedJitter(0),
       timing,
     });
-    t.teardown(() => stop(clock, p));
+    t.teardown(() => stopOnFakeClock(clock, p));
     await clock.until(() => p.a.dp.sas.size === 1 && p.b.dp.sas.size === 1, 1000, 1);
     const up = clock.now();
     const old = [...p.a.dp.sas.keys()][0]!;

@@ -8,7 +8,7 @@
 import t from 'tap';
 import type { ConnectionConfig } from '../../src/config/types.js';
 import { FakeClock, fixedJitter } from './fake-clock.js';
-import { conn, internal, mirror, pair, state } from './pair.js';
+import { conn, internal, mirror, pair, state, stopOnFakeClock } from './pair.js';
 
 const A2 = '192.0.2.2';
 
@@ -19,20 +19,11 @@ const v1: Partial<ConnectionConfig> = {
   esp: { proposals: ['aes128-sha1-modp1024'], lifetime: 3600 },
 };
 
-async function stopFake(clock: FakeClock, p: { stop: () => Promise<void> }): Promise<void> {
-  let done = false;
-  const s = p.stop().then(() => {
-    done = true;
-  });
-  while (!done) await clock.advance(500);
-  await s;
-}
-
 t.test('IKEv1: INITIAL-CONTACT replaces the old ISAKMP SA, its IPsec SAs move to the new one', async (t) => {
   const clock = new FakeClock();
   const c = conn('t1', v1);
   const p = await pair([c], [mirror(c)], { clock, random: fixedJitter(0) });
-  t.teardown(() => stopFake(clock, p));
+  t.teardown(() => stopOnFakeClock(clock, p));
   const core = p.b.daemon.ike!;
   await clock.until(() => p.a.dp.sas.size === 1 && p.b.dp.sas.size === 1, 2000, 1);
   await clock.advance(11_000); // older than the 10 s simultaneous-negotiation window
@@ -70,7 +61,7 @@ t.test('IKEv1: INITIAL-CONTACT leaves another connection with the same peer iden
   // when t1 comes back (as a peer whose re-authentication carries it would).
   const t2a = { ...t2, remoteId: '%any' };
   const p = await pair([t1, t2a], [mirror(t1), mirror(t2)], { clock, random: fixedJitter(0) });
-  t.teardown(() => stopFake(clock, p));
+  t.teardown(() => stopOnFakeClock(clock, p));
   const core = p.b.daemon.ike!;
   await clock.until(() => p.a.dp.sas.size === 2 && p.b.dp.sas.size === 2, 2000, 1);
   await clock.advance(11_000);
