@@ -143,14 +143,9 @@ ssize_t SendMarked(int fd, int family, const iovec* iov, size_t iovlen, const so
     m.msg_control = ctl;
     m.msg_controllen = sizeof(ctl);
     cmsghdr* c = CMSG_FIRSTHDR(&m);
-    if (mark.priority != 0 && !*noPrio) {
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SO_PRIORITY;
-      c->cmsg_len = CMSG_LEN(sizeof(uint32_t));
-      memcpy(CMSG_DATA(c), &mark.priority, sizeof(uint32_t));
-      used += CMSG_SPACE(sizeof(uint32_t));
-      c = CMSG_NXTHDR(&m, c);
-    }
+    // The TOS / traffic class first: an IP_TOS cmsg also sets the packet's priority from the TOS
+    // bits (ip_cmsg_send: rt_tos2priority, which maps CS6 to best effort), and the kernel applies
+    // the cmsgs in order, so SO_PRIORITY, which must win, comes last.
     if (mark.tos != 0) {
       int tos = mark.tos;
       c->cmsg_level = family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP;
@@ -158,6 +153,14 @@ ssize_t SendMarked(int fd, int family, const iovec* iov, size_t iovlen, const so
       c->cmsg_len = CMSG_LEN(sizeof(int));
       memcpy(CMSG_DATA(c), &tos, sizeof(int));
       used += CMSG_SPACE(sizeof(int));
+      c = CMSG_NXTHDR(&m, c);
+    }
+    if (mark.priority != 0 && !*noPrio) {
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SO_PRIORITY;
+      c->cmsg_len = CMSG_LEN(sizeof(uint32_t));
+      memcpy(CMSG_DATA(c), &mark.priority, sizeof(uint32_t));
+      used += CMSG_SPACE(sizeof(uint32_t));
     }
     m.msg_controllen = used;
     if (used == 0) m.msg_control = nullptr;
