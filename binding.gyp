@@ -9,6 +9,7 @@
         "native/engine.cc",
         "native/engine_tx.cc",
         "native/engine_rx.cc",
+        "native/engine_iface.cc",
         "native/echo_track.cc",
         "native/fwd.cc",
         "native/gro.cc",

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <linux/if_tun.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -108,6 +109,17 @@ std::unique_ptr<Engine> Engine::Create(const EngineOptions& opts, EngineSink* si
     e->Close();
     return nullptr;
   }
+  e->txEp_ = epoll_create1(EPOLL_CLOEXEC);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kEpTun;
+  bool ok = e->txEp_ >= 0 && epoll_ctl(e->txEp_, EPOLL_CTL_ADD, e->tun_, &ev) == 0;
+  ev.data.u64 = kEpWake;
+  if (!ok || epoll_ctl(e->txEp_, EPOLL_CTL_ADD, e->txWake_, &ev) != 0) {
+    SetErr(err, errno, "epoll");
+    e->Close();
+    return nullptr;
+  }
   Engine* raw = e.get();
   e->tx_ = std::thread([raw] { RunTx(raw); });
   e->rx_ = std::thread([raw] { RunRx(raw); });
@@ -150,7 +162,9 @@ void Engine::Close() {
   // Closing the last fd of a non-persistent TUN device removes the device.
   if (tun_ >= 0) CloseTun(tun_);
   tun_ = -1;
-  for (int* fd : {&txWake_, &rxWake_}) {
+  for (Iface& i : ifaces_) CloseTun(i.fd);
+  ifaces_.clear();
+  for (int* fd : {&txWake_, &rxWake_, &txEp_}) {
     if (*fd >= 0) close(*fd);
     *fd = -1;
   }

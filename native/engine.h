@@ -224,6 +224,10 @@ struct Tables {
   // This host's own addresses (host prefixes) whose echo requests through a tunnel the engine
   // answers itself (Engine::SetEchoAnswer).
   std::vector<Prefix> answer;
+  // Route-based connections (Engine::AddInterface): interned connection id -> the fd of its own
+  // TUN device, -1 for a policy-based one. What such a connection decrypts goes out of that
+  // device, not the shared one; what the host routes into it goes into that connection's SA.
+  std::vector<int> tunOf;
 };
 
 // Single-producer (the JavaScript thread) single-consumer (the TX thread) ring: the TX thread
@@ -296,6 +300,17 @@ class Engine {
   // in the TUN device, which drops what does not fit (see the header comment). False (and no
   // change) when one is not an IP address.
   bool SetEchoAnswer(const std::vector<std::string>& addresses);
+  // Route-based connections: gives `connection` its own TUN device `name` (created here, removed
+  // by Close) with the same offloads as the shared one. Everything read from it is encrypted into
+  // the connection's current SA without a route lookup, and what the connection's SAs decrypt is
+  // written to it; the selectors (usually 0.0.0.0/0 and ::/0) are still checked. The device starts
+  // without carrier (operationally down) until SetCarrier. False and *err on failure, on a second
+  // device for one connection, or beyond kMaxInterfaces.
+  bool AddInterface(const std::string& connection, const std::string& name, int mtu,
+                    EngineError* err);
+  // Carrier on or off (TUNSETCARRIER): a device without carrier is operationally down, so routing
+  // daemons withdraw the routes through it. False when the connection has no device.
+  bool SetCarrier(const std::string& connection, bool up);
   // Stops the threads, closes the sockets and the TUN (which removes the device). Idempotent.
   void Close();
 
@@ -304,9 +319,10 @@ class Engine {
   // port, which Node's dgram owns) with the control mark for good; returns how many.
   int MarkIkeSockets(uint16_t port) const;
 
-  static constexpr size_t kBatch = 64;         // packets per recvmmsg/sendmmsg
-  static constexpr size_t kProbeQueue = 64;    // injected probes waiting for the TX thread
-  static constexpr size_t kMaxPacket = 65536;  // largest datagram / TUN read
+  static constexpr size_t kBatch = 64;            // packets per recvmmsg/sendmmsg
+  static constexpr size_t kProbeQueue = 64;       // injected probes waiting for the TX thread
+  static constexpr size_t kMaxPacket = 65536;     // largest datagram / TUN read
+  static constexpr size_t kMaxInterfaces = 4096;  // route-based connections' own TUN devices
   // Echo replies to tunnelled requests sent with the control mark, per second and burst: enough
   // for hundreds of peers probing every 0.1 s, while a remote host's ping flood cannot use the
   // priority band to starve bulk traffic (the rest of its replies go out unmarked).
@@ -318,6 +334,12 @@ class Engine {
     SockAddr addr;
     int udp = -1;
     int esp = -1;
+  };
+  // A route-based connection's TUN device; only added while the engine runs, closed by Close().
+  struct Iface {
+    uint32_t conn = 0;
+    int fd = -1;
+    std::string name;
   };
   struct Probe {
     std::shared_ptr<Sa> sa;
@@ -361,6 +383,13 @@ class Engine {
   uint16_t nattPort_ = 0;
   int tun_ = -1;
   int txWake_ = -1, rxWake_ = -1;  // eventfds: stop, new tables, probes
+  // The TX thread's epoll set (the TUN devices and txWake_), made before the thread starts so
+  // AddInterface can add a device to it from the control thread.
+  int txEp_ = -1;
+  // txEp_ tags (epoll_event.data.u64): the wake-up, the shared TUN, and a route-based device as
+  // kEpIface | connection id << 32 | fd.
+  static constexpr uint64_t kEpWake = 0, kEpTun = 1, kEpIface = uint64_t{1} << 63;
+  std::vector<Iface> ifaces_;  // control mutex held
   std::vector<LocalSocks> socks_;
   EngineSink* sink_ = nullptr;
 

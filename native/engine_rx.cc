@@ -295,6 +295,9 @@ void Engine::RxPath::Esp(const uint8_t* d, size_t len, uint64_t ns, const sockad
     if (!e_->sink_->OnProbe(sa.connection, out, info.totalLen, ns)) Count(Drop::kQueue);
     return;
   }
+  // A route-based connection's packets leave through its own device (Engine::AddInterface).
+  int fd = sa.connId < t_->tunOf.size() ? t_->tunOf[sa.connId] : -1;
+  if (!tun_.Retarget(fd >= 0 ? fd : e_->tun_)) Count(Drop::kQueue);
   // Only the inner packet: TFC padding after it (RFC 4303 §2.7) is not written.
   if (!tun_.Add(out, info)) Count(Drop::kQueue);
 }

@@ -31,17 +31,28 @@ class Engine::TxPath {
   void Run();
 
  private:
+  // What was read from `fd`: the shared TUN (conn kRouted: the forwarding table decides) or a
+  // route-based connection's own device (conn: its interned id).
+  struct Source {
+    int fd;
+    uint32_t conn;
+  };
+  static constexpr uint32_t kRouted = ~uint32_t{0};
+  // TUN reads per device per wake-up, kBatch each: with many devices busy, one does not starve
+  // the others (epoll reports a device with more to read again).
+  static constexpr int kRounds = 8;
+
   void Refresh();
-  void ReadTun();
-  void FromTun(size_t len);
-  void Packet(const uint8_t* p, size_t len);
+  void ReadTun(Source src);
+  void FromTun(size_t len, Source src);
+  void Packet(const uint8_t* p, size_t len, Source src);
   OutSa EchoReturn(const uint8_t* p, const InnerInfo& info);  // or sa nullptr: follow the route
   static bool Covers(const std::vector<Prefix>& ts, const uint8_t* addr, int family);
   void DrainProbes();
   bool TakeReplyToken();
   void SendCtl(Sa* sa, const SaPath& path, size_t espLen, size_t innerLen);
   ssize_t Encrypt(Sa* sa, int family, const uint8_t* p, size_t len, uint8_t* out);
-  void TooBig(const uint8_t* p, size_t len, int family);
+  void TooBig(const uint8_t* p, size_t len, int family, int fd);
   int SocketOf(const Sa* sa, const SaPath& path) const {
     const LocalSocks& s = e_->socks_[path.sockIndex];
     return sa->udp ? s.udp : s.esp;
@@ -52,7 +63,6 @@ class Engine::TxPath {
   void Count(Drop d) { e_->txDrops_.Count(d); }
 
   Engine* e_;
-  int ep_ = -1;
   std::shared_ptr<const Tables> t_;
   uint64_t ver_ = ~uint64_t{0};
   std::unique_ptr<uint8_t[]> in_;
@@ -96,51 +106,52 @@ void Engine::TxPath::Refresh() {
 }
 
 void Engine::TxPath::Run() {
-  int ep = ep_ = epoll_create1(EPOLL_CLOEXEC);
-  if (ep < 0) return;
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.u32 = 0;
-  epoll_ctl(ep, EPOLL_CTL_ADD, e_->tun_, &ev);
-  ev.data.u32 = 1;
-  epoll_ctl(ep, EPOLL_CTL_ADD, e_->txWake_, &ev);
+  int ep = e_->txEp_;
+  constexpr int kEvents = 64;
+  epoll_event evs[kEvents];
+  Source ready[kEvents];
   while (!e_->stop_.load(std::memory_order_acquire)) {
-    epoll_event evs[2];
-    int k = epoll_wait(ep, evs, 2, -1);
+    int k = epoll_wait(ep, evs, kEvents, -1);
     if (k < 0 && errno != EINTR) break;
+    size_t n = 0;
     for (int i = 0; i < k; i++) {
-      if (evs[i].data.u32 == 1) {
+      uint64_t tag = evs[i].data.u64;
+      if (tag == kEpWake) {
         uint64_t v;
         ssize_t r = read(e_->txWake_, &v, sizeof(v));
         (void)r;
+      } else if (tag == kEpTun) {
+        ready[n++] = Source{e_->tun_, kRouted};
+      } else {
+        ready[n++] = Source{static_cast<int>(static_cast<uint32_t>(tag)),
+                            static_cast<uint32_t>((tag & ~kEpIface) >> 32)};
       }
     }
     if (e_->stop_.load(std::memory_order_acquire)) break;
     Refresh();
     DrainProbes();
-    ReadTun();
+    for (size_t i = 0; i < n; i++) ReadTun(ready[i]);
   }
-  close(ep);
   t_.reset();
 }
 
-void Engine::TxPath::ReadTun() {
-  for (;;) {
+void Engine::TxPath::ReadTun(Source src) {
+  for (int round = 0; round < kRounds; round++) {
     bool empty = false;
     size_t got = 0;
     while (got < kBatch) {
-      ssize_t r = read(e_->tun_, in_.get(), kMaxPacket);
+      ssize_t r = read(src.fd, in_.get(), kMaxPacket);
       if (r < 0) {
         if (errno == EINTR) continue;
         // EBADFD/EIO: the device was deleted under us (`ip link del`). Stop polling it, or
         // epoll would report the error forever and spin this thread.
         if (errno != EAGAIN && errno != EWOULDBLOCK)
-          epoll_ctl(ep_, EPOLL_CTL_DEL, e_->tun_, nullptr);
+          epoll_ctl(e_->txEp_, EPOLL_CTL_DEL, src.fd, nullptr);
         empty = true;
         break;
       }
       got++;
-      FromTun(static_cast<size_t>(r));
+      FromTun(static_cast<size_t>(r), src);
       // A probe or an echo answer waiting: end the batch here and send it before the next TUN
       // read. Under a flood this thread never runs out of TUN packets, and a batch of TSO reads
       // can be megabytes of work; the probe must not wait for it (issue #11).
@@ -174,7 +185,7 @@ ssize_t Engine::TxPath::Encrypt(Sa* sa, int family, const uint8_t* p, size_t len
   return r;
 }
 
-void Engine::TxPath::TooBig(const uint8_t* p, size_t len, int family) {
+void Engine::TxPath::TooBig(const uint8_t* p, size_t len, int family, int fd) {
   // The tunnel endpoint acts as the router whose next hop is too small: RFC 1191 §4 (IPv4, only
   // with DF) and RFC 8201 / RFC 4443 §3.2 (IPv6, always). Sent back into the TUN so the sending
   // host (local or behind us) lowers its path MTU.
@@ -182,10 +193,10 @@ void Engine::TxPath::TooBig(const uint8_t* p, size_t len, int family) {
                                                       nullptr, icmp_, sizeof(icmp_))
                                 : BuildIcmp6TooBig(p, len, static_cast<uint32_t>(e_->mtu_), nullptr,
                                                    icmp_, sizeof(icmp_));
-  if (n > 0) TunWriter::WritePlain(e_->tun_, icmp_, n);
+  if (n > 0) TunWriter::WritePlain(fd, icmp_, n);
 }
 
-void Engine::TxPath::FromTun(size_t len) {
+void Engine::TxPath::FromTun(size_t len, Source src) {
   // Every read starts with a virtio_net_hdr (IFF_VNET_HDR): TCP super-packets to cut into
   // segments, or one packet, maybe with its checksum left to us (TUNSETOFFLOAD, see gso.h).
   if (len <= kVnetHdrLen) return Count(Drop::kMalformed);
@@ -196,14 +207,14 @@ void Engine::TxPath::FromTun(size_t len) {
   uint8_t gso = h.gsoType & static_cast<uint8_t>(~kGsoEcn);
   if (gso == kGsoTcp4 || gso == kGsoTcp6) {
     bool ok = SegmentTcp(p, len, h.gsoSize, seg_.get(),
-                         [this](const uint8_t* s, size_t n) { Packet(s, n); });
+                         [this, src](const uint8_t* s, size_t n) { Packet(s, n, src); });
     if (!ok) Count(Drop::kMalformed);
     return;
   }
   if (gso != 0) return Count(Drop::kMalformed);  // UDP GSO is never enabled
   if ((h.flags & kNeedsCsum) && !CompleteChecksum(p, len, h.csumStart, h.csumOffset))
     return Count(Drop::kMalformed);
-  Packet(p, len);
+  Packet(p, len, src);
 }
 
 OutSa Engine::TxPath::EchoReturn(const uint8_t* p, const InnerInfo& info) {
@@ -230,19 +241,22 @@ bool Engine::TxPath::Covers(const std::vector<Prefix>& ts, const uint8_t* addr, 
   return false;
 }
 
-void Engine::TxPath::Packet(const uint8_t* p, size_t len) {
+void Engine::TxPath::Packet(const uint8_t* p, size_t len, Source src) {
   InnerInfo info;
   if (!ParseInner(p, len, &info)) return Count(Drop::kMalformed);
   // An echo reply goes back through the connection its request came in on, whatever the route
   // says: the peer chose that tunnel for its probe, and the answer must test the same tunnel.
+  // From a route-based device the host's routing chose the tunnel; the reply is only marked
+  // when that is the request's.
   OutSa o = EchoReturn(p, info);
+  if (src.conn != kRouted && o.sa != nullptr && o.sa->connId != src.conn) o = OutSa();
   if (o.sa != nullptr && e_->mark_.on() && TakeReplyToken()) {
     // Most likely the answer to a peer's health probe (its kernel or ours answered the request
     // that came in on this connection): it leaves at once, with the control mark, so that the
     // peer does not see a saturated tunnel as dead. What is already batched goes first, so the
     // socket sees this SA's sequence numbers in order.
-    if (info.totalLen > static_cast<size_t>(e_->mtu_) && info.df) {
-      TooBig(p, len, info.family);
+    if (src.conn == kRouted && info.totalLen > static_cast<size_t>(e_->mtu_) && info.df) {
+      TooBig(p, len, info.family, src.fd);
       return Count(Drop::kMtu);
     }
     Flush();
@@ -250,7 +264,11 @@ void Engine::TxPath::Packet(const uint8_t* p, size_t len) {
     if (r >= 0) SendCtl(o.sa, *o.path, static_cast<size_t>(r), info.totalLen);
     return;
   }
-  if (o.sa == nullptr) {
+  if (o.sa == nullptr && src.conn != kRouted) {
+    // A route-based connection's own device: its current SA, no lookup.
+    o = src.conn < t_->byConn.size() ? t_->byConn[src.conn].Pick() : OutSa();
+    if (o.sa == nullptr) return Count(Drop::kNoSa);
+  } else if (o.sa == nullptr) {
     int slot = t_->fwd.Lookup(info.family, info.dst);
     if (slot < 0) return Count(Drop::kNoRoute);
     const std::vector<OutSel>& sels = t_->slots[static_cast<size_t>(slot)];
@@ -259,9 +277,10 @@ void Engine::TxPath::Packet(const uint8_t* p, size_t len) {
     o = (sels.size() == 1 ? sels[0] : sels[FlowHash(info) % sels.size()]).Pick();
   }
   Sa* sa = o.sa;
-  if (info.totalLen > static_cast<size_t>(e_->mtu_) && info.df) {
+  // A route-based device has its own MTU, which the kernel enforces before the packet gets here.
+  if (src.conn == kRouted && info.totalLen > static_cast<size_t>(e_->mtu_) && info.df) {
     // Without DF the packet goes on and the outer datagram is fragmented (IP_PMTUDISC_DONT).
-    TooBig(p, len, info.family);
+    TooBig(p, len, info.family, src.fd);
     return Count(Drop::kMtu);
   }
   if (n_ == kBatch) Flush();

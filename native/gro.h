@@ -44,6 +44,14 @@ class TunWriter {
   // merged with the next ones: call Flush() at the end of the batch. False when a write failed.
   bool Add(const uint8_t* pkt, const InnerInfo& info);
   bool Flush();
+  // The device the next packets go to (route-based connections have their own); what is held for
+  // the current one is written there first. False when that write failed.
+  bool Retarget(int fd) {
+    if (fd == fd_) return true;
+    bool ok = Flush();
+    fd_ = fd;
+    return ok;
+  }
 
   // Writes one packet right away (no coalescing), with an empty virtio_net_hdr.
   static bool WritePlain(int fd, const uint8_t* pkt, size_t len);

@@ -138,6 +138,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("watchProbe", &EngineWrap::WatchProbe),
                         InstanceMethod("markIkeSockets", &EngineWrap::MarkIkeSockets),
                         InstanceMethod("answerEcho", &EngineWrap::AnswerEcho),
+                        InstanceMethod("addInterface", &EngineWrap::AddInterface),
+                        InstanceMethod("setCarrier", &EngineWrap::SetCarrier),
                         InstanceMethod("close", &EngineWrap::Close)});
   }
 
@@ -172,6 +174,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value WatchProbe(const Napi::CallbackInfo& info);
   Napi::Value MarkIkeSockets(const Napi::CallbackInfo& info);
   Napi::Value AnswerEcho(const Napi::CallbackInfo& info);
+  Napi::Value AddInterface(const Napi::CallbackInfo& info);
+  Napi::Value SetCarrier(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   napi_env env_ = nullptr;
@@ -293,6 +297,29 @@ Napi::Value EngineWrap::AnswerEcho(const Napi::CallbackInfo& info) {
     return env.Undefined();
   if (!engine_->SetEchoAnswer(addresses)) return ThrowType(env, "answerEcho: not an IP address");
   return env.Undefined();
+}
+
+Napi::Value EngineWrap::AddInterface(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string connection, name;
+  double mtu;
+  if (!GetString(env, info[0], "addInterface: connection", &connection) ||
+      !GetString(env, info[1], "addInterface: name", &name) ||
+      !GetUint(env, info[2], "addInterface: mtu", 576, 65535, &mtu) || !Usable(env, "addInterface"))
+    return env.Undefined();
+  EngineError err;
+  if (!engine_->AddInterface(connection, name, static_cast<int>(mtu), &err))
+    ThrowEngineError(env, "addInterface", err);
+  return env.Undefined();
+}
+
+Napi::Value EngineWrap::SetCarrier(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string connection;
+  if (!GetString(env, info[0], "setCarrier: connection", &connection)) return env.Undefined();
+  if (!info[1].IsBoolean()) return ThrowType(env, "setCarrier: up must be a boolean");
+  bool ok = engine_ && engine_->SetCarrier(connection, info[1].As<Napi::Boolean>().Value());
+  return Napi::Boolean::New(env, ok);
 }
 
 Napi::Value EngineWrap::SendKeepalive(const Napi::CallbackInfo& info) {

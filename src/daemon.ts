@@ -6,7 +6,7 @@ import { BlockList, isIPv6 } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Config } from './config/types.js';
 import { NativeDataPlane } from './dataplane/native.js';
-import { publishRoute, withdrawRoute } from './dataplane/os-routes.js';
+import { addInterfaceAddress, publishRoute, withdrawRoute } from './dataplane/os-routes.js';
 import type { DataPlane } from './dataplane/types.js';
 import { TwinsecError } from './errors.js';
 import { EventBus } from './events.js';
@@ -43,6 +43,8 @@ export interface ConnectionStatus {
   health: 'up' | 'down' | 'unknown';
   /** Round-trip time of the last answered health probe (ms). */
   lastRttMs: number | null;
+  /** Route-based: the connection's interface and whether it has carrier (the connection is usable). */
+  interface?: { name: string; address: string; up: boolean };
   children: ChildStatus[];
 }
 
@@ -83,6 +85,8 @@ export class Daemon {
   #dp: DataPlane | undefined;
   #ike: IkeCore | undefined;
   #ha: HaController | undefined;
+  /** Carrier last set on each route-based connection's interface. */
+  readonly #carrierUp = new Map<string, boolean>();
 
   constructor(config: Config, opts: DaemonOptions = {}) {
     this.#config = config;
@@ -137,7 +141,13 @@ export class Daemon {
       this.#transport = transport;
       // IKE on port 500 leaves from Node's own sockets, which carry nothing else: marked whole.
       dp.engine.markIkeSockets(this.config.ports.ike);
-      dp.engine.answerEcho(this.config.qos.answerEcho ? ownProtectedAddresses(this.config) : []);
+      // Route-based connections' own devices, without carrier until the connection is usable.
+      for (const c of Object.values(this.config.connections)) {
+        if (!c.interface) continue;
+        dp.engine.addInterface(c.name, c.interface.name, c.interface.mtu);
+        await addInterfaceAddress(c.interface.address, c.interface.name);
+      }
+      dp.engine.answerEcho(echoAnswered(this.config));
       for (const r of this.config.routes) {
         if (r.publish) await publishRoute(r.destination, this.config.tun.name);
       }
@@ -155,8 +165,23 @@ export class Daemon {
       bus: this.bus,
       dataplane: this.#dp!,
       saUp: (c) => this.#saUp(c),
+      onUsable: (c, usable, reason) => this.#carrier(c, usable, reason),
     });
     this.#ha.start();
+  }
+
+  /**
+   * A route-based connection's interface has carrier exactly while the connection is usable, so a
+   * routing daemon (zebra) withdraws routes through a dead tunnel at once and BGP/BFD need not wait
+   * for their own timers to notice.
+   */
+  #carrier(connection: string, up: boolean, reason: string): void {
+    const iface = this.#config.connections[connection]?.interface;
+    if (!iface || !(this.#dp instanceof NativeDataPlane)) return;
+    if (this.#carrierUp.get(connection) === up) return;
+    this.#carrierUp.set(connection, up);
+    this.#dp.engine.setCarrier(connection, up);
+    this.bus.emit('interface', { connection, name: iface.name, up, reason });
   }
 
   /** `twinsec up NAME`: initiate now (and after an operator's `down`). */
@@ -183,6 +208,14 @@ export class Daemon {
     if (JSON.stringify(next.tun) !== JSON.stringify(cur.tun)) problems.push('tun');
     if (JSON.stringify(next.ports) !== JSON.stringify(cur.ports)) problems.push('ports');
     if (next.qos.priority !== cur.qos.priority || next.qos.dscp !== cur.qos.dscp) problems.push('qos');
+    for (const c of Object.values(next.connections)) {
+      const was = cur.connections[c.name];
+      if (JSON.stringify(was?.interface) !== JSON.stringify(c.interface) && (was?.interface || c.interface))
+        problems.push(`connections.${c.name}.interface`);
+    }
+    for (const c of Object.values(cur.connections)) {
+      if (c.interface && !next.connections[c.name]) problems.push(`connections.${c.name}.interface`);
+    }
     const locals = new Set(Object.values(cur.connections).map((c) => c.local));
     for (const c of Object.values(next.connections)) {
       if (!locals.has(c.local)) problems.push(`connections.${c.name}.local (new address ${c.local})`);
@@ -198,8 +231,7 @@ export class Daemon {
       for (const d of was) if (!now.has(d)) await withdrawRoute(d, next.tun.name);
     }
     this.#config = next;
-    if (this.#dp instanceof NativeDataPlane)
-      this.#dp.engine.answerEcho(next.qos.answerEcho ? ownProtectedAddresses(next) : []);
+    if (this.#dp instanceof NativeDataPlane) this.#dp.engine.answerEcho(echoAnswered(next));
     this.#startHa();
     return res;
   }
@@ -255,6 +287,15 @@ export class Daemon {
         adminDown: this.#ike?.isAdminDown(c.name) ?? false,
         health: h.health,
         lastRttMs: h.lastRttMs,
+        ...(c.interface
+          ? {
+              interface: {
+                name: c.interface.name,
+                address: c.interface.address,
+                up: this.#carrierUp.get(c.name) ?? false,
+              },
+            }
+          : {}),
         children,
       };
     }
@@ -270,6 +311,20 @@ export class Daemon {
     };
     return { connections, routes, drops };
   }
+}
+
+/**
+ * The addresses whose echo requests through a tunnel the engine answers itself: this host's own
+ * protected addresses (unless `qos.answerEcho` is off), and always the inside addresses of
+ * route-based interfaces. Those must be answered even while the interface has no carrier, when
+ * the kernel cannot send through it (and the OS does not list the address as usable): the peer's
+ * health check probes them, and without answers the tunnel would never become usable.
+ */
+function echoAnswered(config: Config): string[] {
+  const inside = Object.values(config.connections).flatMap((c) =>
+    c.interface ? [c.interface.address.split('/')[0]!] : [],
+  );
+  return [...new Set([...(config.qos.answerEcho ? ownProtectedAddresses(config) : []), ...inside])];
 }
 
 /**

@@ -49,6 +49,11 @@ export interface TwinsecEvents {
   health: { connection: string; from: string; to: string; reason: string; rttMs: number | null };
   /** A health probe was answered after `seconds` (metrics' RTT histogram). */
   'health-rtt': { connection: string; seconds: number };
+  /**
+   * A route-based connection's interface gained or lost carrier (it follows the connection's
+   * usability: CHILD_SA installed and health check passing), so routing daemons use or withdraw it.
+   */
+  interface: { connection: string; name: string; up: boolean; reason: string };
   /** A destination route moved to other next hops. */
   'route-switch': { destination: string; from: string[]; to: string[]; reason: string };
   /** Free-form protocol progress worth a debug log line. */

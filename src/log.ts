@@ -184,6 +184,13 @@ export function attachEventLogging(bus: EventBus, log: Logger, opts: EventLoggin
         `${e.connection}: health ${e.from} -> ${e.to} (${e.reason}${rtt})`,
       );
     }),
+    bus.on('interface', (e) => {
+      (e.up ? log.info : log.warn).call(
+        log,
+        { event: 'interface', ...e },
+        `${e.connection}: interface ${e.name} ${e.up ? 'up' : 'down'} (${e.reason})`,
+      );
+    }),
     bus.on('route-switch', (e) => {
       const names = (xs: string[]): string => (xs.length ? xs.join('+') : 'none');
       log.warn(

@@ -166,6 +166,8 @@ function crossCheck(raw: unknown, baseDir: string, issues: string[]): Map<string
     }
   }
 
+  checkInterfaces(raw, conns, issues);
+
   const routes = Array.isArray(raw.routes) ? raw.routes : [];
   const seen = new Map<string, number>();
   routes.forEach((r, i) => {
@@ -200,6 +202,20 @@ function crossCheck(raw: unknown, baseDir: string, issues: string[]): Map<string
       issues.push(`control.socket: path too long (${len} bytes, max ${MAX_SOCKET_PATH})`);
   }
   return psks;
+}
+
+/** Route-based interfaces: names unique, none the shared TUN's. */
+function checkInterfaces(raw: Obj, conns: Obj, issues: string[]): void {
+  const tun = isObj(raw.tun) && typeof raw.tun.name === 'string' ? raw.tun.name : 'twinsec0';
+  const names = new Map<string, string>();
+  for (const [name, c] of Object.entries(conns)) {
+    if (!isObj(c) || !isObj(c.interface) || typeof c.interface.name !== 'string') continue;
+    const at = `${formatPath(['connections', name])}.interface.name`;
+    const n = c.interface.name;
+    if (n === tun) issues.push(`${at}: '${n}' is the shared TUN device (tun.name)`);
+    else if (names.has(n)) issues.push(`${at}: '${n}' is also connection '${names.get(n)}'s interface`);
+    else names.set(n, name);
+  }
 }
 
 /**
@@ -353,6 +369,15 @@ function resolveConfig(raw: RawConfig, psks: Map<string, PskFromFile>, baseDir: 
       encapsulation: c.encapsulation,
       ...(c.healthCheck ? { healthCheck: { ...c.healthCheck } } : {}),
       ...(c.dpd ? { dpd: { ...c.dpd } } : {}),
+      ...(c.interface
+        ? {
+            interface: {
+              name: c.interface.name,
+              address: c.interface.address,
+              mtu: c.interface.mtu ?? raw.tun.mtu,
+            },
+          }
+        : {}),
     };
   }
   return {

@@ -155,6 +155,31 @@ export const dpdSchema = z.strictObject({
   timeout: z.number().min(0.01).max(3600).default(20),
 });
 
+/**
+ * A route-based connection's own TUN device: what the host routes into it goes into this
+ * connection's SA, what its SAs decrypt comes out of it; without carrier while the connection is
+ * not usable (no CHILD_SA, or its health check failed), so routing daemons withdraw its routes.
+ */
+export const interfaceSchema = z.strictObject({
+  name: z.string().regex(TUN_NAME, { message: 'must be 1-15 of A-Z a-z 0-9 _ . -' }),
+  /** The inside address with its prefix, e.g. 169.254.10.2/30 (the seed's LocalBgpIp in TunnelCidr). */
+  address: z.string().superRefine((s, ctx) => {
+    const [ip, len, extra] = s.split('/');
+    const family = isIP(ip ?? '');
+    const max = family === 6 ? 128 : 32;
+    if (
+      family === 0 ||
+      extra !== undefined ||
+      len === undefined ||
+      !/^\d{1,3}$/.test(len) ||
+      Number(len) > max
+    )
+      ctx.addIssue({ code: 'custom', message: "expected 'address/prefix-length', e.g. 169.254.10.2/30" });
+  }),
+  /** Default: tun.mtu. */
+  mtu: z.number().int().min(576).max(9000).optional(),
+});
+
 export const connectionSchema = z.strictObject({
   version: z.literal([1, 2]).default(2),
   /** IKEv1 phase 1 exchange (RFC 2409 §5): main (identity protection, the default) or aggressive. */
@@ -185,6 +210,8 @@ export const connectionSchema = z.strictObject({
   encapsulation: z.enum(['auto', 'udp', 'esp']).default('auto'),
   healthCheck: healthCheckSchema.optional(),
   dpd: dpdSchema.optional(),
+  /** Route-based: the connection's own tunnel interface (absent: policy-based, the shared TUN). */
+  interface: interfaceSchema.optional(),
 });
 
 export const routeSchema = z.strictObject({

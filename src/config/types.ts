@@ -49,6 +49,11 @@ export interface ConnectionConfig {
   dpd?: { delay: number; timeout: number };
   /** Absent: the connection's health follows its SA state. */
   healthCheck?: { source: string; destination: string; interval: number; retries: number };
+  /**
+   * Route-based: the connection's own TUN device and its inside address (with prefix). Absent:
+   * policy-based, through the shared TUN and the `routes` table.
+   */
+  interface?: { name: string; address: string; mtu: number };
 }
 
 export interface RouteConfig {

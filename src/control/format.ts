@@ -38,7 +38,10 @@ export function formatStatus(report: StatusReport): string {
         c.health ?? '-',
         rtt,
         `v${c.version}`,
-        `${c.local} -> ${c.remote}`,
+        `${c.local} -> ${c.remote}` +
+          (c.interface
+            ? ` via ${c.interface.name} ${c.interface.address} (${c.interface.up ? 'up' : 'no carrier'})`
+            : ''),
       ]);
     }
     out.push(...table(rows));

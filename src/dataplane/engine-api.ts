@@ -132,6 +132,14 @@ export interface NativeEngine {
    * through the TUN device (up to 2,000 a second; beyond that the kernel answers). Replaces the set.
    */
   answerEcho(addresses: string[]): void;
+  /**
+   * Route-based connection: gives `connection` its own TUN device `name` (removed by close()). What
+   * the host routes into it is encrypted into that connection's current SA (no route lookup); what
+   * the connection's SAs decrypt comes out of it. It starts without carrier (operationally down).
+   */
+  addInterface(connection: string, name: string, mtu: number): void;
+  /** Carrier of the connection's device: without it the device is operationally down. False: no device. */
+  setCarrier(connection: string, up: boolean): boolean;
   /** Stops the packet threads, closes the sockets and removes the TUN device. Idempotent. */
   close(): void;
 }

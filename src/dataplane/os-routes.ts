@@ -28,3 +28,9 @@ export async function withdrawRoute(destination: string, tun: string): Promise<v
   const family = isIPv6(destination.split('/')[0]!) ? '-6' : '-4';
   await ip([family, 'route', 'del', destination, 'dev', tun]).catch(() => {});
 }
+
+/** The inside address of a route-based connection's interface (`address/prefix`). */
+export async function addInterfaceAddress(address: string, dev: string): Promise<void> {
+  const family = isIPv6(address.split('/')[0]!) ? '-6' : '-4';
+  await ip([family, 'addr', 'replace', address, 'dev', dev]);
+}

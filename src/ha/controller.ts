@@ -17,6 +17,8 @@ export interface HaOptions {
   dataplane: DataPlane;
   /** Does the connection have an established IKE SA with an installed CHILD_SA? */
   saUp: (connection: string) => boolean;
+  /** A connection became usable or unusable (and once per connection at start). */
+  onUsable?: (connection: string, usable: boolean, reason: string) => void;
 }
 
 export class HaController {
@@ -98,8 +100,10 @@ export class HaController {
             : 'down: no probe answered yet'
           : 'up';
       const prev = this.#usable.get(c.name);
-      if (!prev || prev.usable !== usable) this.#usable.set(c.name, { usable, since: now, reason });
-      else prev.reason = reason;
+      if (!prev || prev.usable !== usable) {
+        this.#usable.set(c.name, { usable, since: now, reason });
+        this.#o.onUsable?.(c.name, usable, reason);
+      } else prev.reason = reason;
     }
     this.router.evaluate();
   }
