@@ -134,6 +134,12 @@ export function attachEventLogging(bus: EventBus, log: Logger, opts: EventLoggin
   });
   const offs = [
     bus.on('ike-state', (e) => {
+      // A peer that never authenticates (a wrong key, a scanner, an attacker at a real address
+      // retrying as fast as it can) causes a "-> connecting" and a "connecting -> down" line per
+      // attempt: limited per connection like the other peer-caused lines (security issue #11,
+      // item 10). Lines of SAs that get established, and everything after, always print.
+      const attempt = e.to === 'connecting' || (e.from === 'connecting' && e.to === 'down');
+      if (attempt && !limiter.allow(`ike-state\u0000${e.connection} negotiations`)) return;
       log.info(
         {
           event: 'ike-state',

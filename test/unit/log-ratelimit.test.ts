@@ -85,3 +85,38 @@ t.test('the summary also comes by itself when nothing more arrives', async (t) =
     [{ of: 'ike-dropped', reason: 'limit', suppressed: 8 }],
   );
 });
+
+t.test('negotiation attempts that never authenticate: state lines limited per connection', async (t) => {
+  const out = capture();
+  const log = createLogger('debug', { pretty: false, destination: out.stream });
+  const bus = new EventBus();
+  let now = 2_000_000;
+  const off = attachEventLogging(bus, log, { perSecond: 5, now: () => now });
+  const state = (connection: string, from: 'down' | 'connecting' | 'established', to: typeof from | 'down') =>
+    bus.emit('ike-state', { connection, from, to, reason: 'r' });
+  for (let i = 0; i < 200; i++) {
+    state('any', 'down', 'connecting');
+    state('any', 'connecting', 'down');
+  }
+  // Another connection's real peer in the same second: its lines are not eaten by the flood.
+  state('t1', 'down', 'connecting');
+  state('t1', 'connecting', 'established');
+  state('any', 'connecting', 'established');
+  const lines = out.lines().filter((l) => l.event === 'ike-state');
+  t.equal(
+    lines.filter((l) => l.connection === 'any' && l.to !== 'established').length,
+    5,
+    '5 of 400 attempt lines',
+  );
+  t.equal(lines.filter((l) => l.connection === 't1').length, 2, "t1's lines all printed");
+  t.equal(
+    lines.filter((l) => l.to === 'established').length,
+    2,
+    'establishments always print, even on the flooded connection',
+  );
+  now += 1000;
+  state('any', 'down', 'connecting');
+  const summary = out.lines().find((l) => l.event === 'log-suppressed' && l.of === 'ike-state');
+  t.match(summary, { reason: 'any negotiations', suppressed: 395 }, 'one summary of what was left out');
+  off();
+});
