@@ -11,6 +11,7 @@
  *
  *   twinsec_connection_up{connection,version}           1: IKE SA established and a CHILD_SA installed
  *   twinsec_connection_healthy{connection}              1: health 'up'; 0: 'down' or 'unknown'
+ *   twinsec_interface_up{connection,interface}          route-based only: 1 the device has carrier
  *   twinsec_esp_bytes_total{connection,direction}       direction "in" | "out"
  *   twinsec_esp_packets_total{connection,direction}
  *   twinsec_esp_dropped_packets_total{connection,reason}
@@ -113,6 +114,7 @@ export class Metrics {
 
   readonly #up: Gauge<'connection' | 'version'>;
   readonly #healthy: Gauge<'connection'>;
+  readonly #iface: Gauge<'connection' | 'interface'>;
   readonly #bytes: Counter<'connection' | 'direction'>;
   readonly #packets: Counter<'connection' | 'direction'>;
   readonly #drops: Counter<'connection' | 'reason'>;
@@ -150,6 +152,13 @@ export class Metrics {
       name: 'twinsec_connection_healthy',
       help: 'Health check state of the connection: 1 up, 0 down or not yet known (follows the SA state without a health check).',
       labelNames: ['connection'],
+      registers,
+      collect,
+    });
+    this.#iface = new Gauge({
+      name: 'twinsec_interface_up',
+      help: "Route-based connections: whether the connection's tunnel interface has carrier (1: usable) or not (0).",
+      labelNames: ['connection', 'interface'],
       registers,
       collect,
     });
@@ -322,11 +331,13 @@ export class Metrics {
   #connections(s: StatusReport): void {
     this.#up.reset();
     this.#healthy.reset();
+    this.#iface.reset();
     const present = new Set<string>();
     for (const [connection, c] of Object.entries(s.connections)) {
       const version = String(c.version);
       this.#up.set({ connection, version }, c.state === 'established' && c.children.length > 0 ? 1 : 0);
       this.#healthy.set({ connection }, c.health === 'up' ? 1 : 0);
+      if (c.interface) this.#iface.set({ connection, interface: c.interface.name }, c.interface.up ? 1 : 0);
       this.#established.inc({ connection, version }, 0);
       for (const d of ['in', 'out'] as const) {
         this.#bytes.inc({ connection, direction: d }, 0);

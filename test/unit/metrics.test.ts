@@ -557,3 +557,26 @@ connections:
   t.equal(value(e, 'twinsec_health_check_rtt_seconds_count', { connection: 't1' }), 1);
   m.close();
 });
+
+t.test('route-based connections: twinsec_interface_up follows the interface carrier', async (t) => {
+  const status = fakeStatus();
+  status.connections.r1 = conn({ interface: { name: 'tw-r1', address: '169.254.10.2/30', up: true } });
+  status.connections.r2 = conn({ interface: { name: 'tw-r2', address: '169.254.20.2/30', up: false } });
+  const m = new Metrics({ snapshot: () => status, defaultMetrics: false });
+  let e = parse(await m.metrics());
+  t.equal(e.types.get('twinsec_interface_up'), 'gauge');
+  t.equal(value(e, 'twinsec_interface_up', { connection: 'r1', interface: 'tw-r1' }), 1, 'carrier');
+  t.equal(value(e, 'twinsec_interface_up', { connection: 'r2', interface: 'tw-r2' }), 0, 'no carrier');
+  t.notOk(
+    e.samples.some((x) => x.name === 'twinsec_interface_up' && x.labels.connection === 't1'),
+    'policy-based connections have no interface series',
+  );
+  status.connections.r2!.interface!.up = true;
+  e = parse(await m.metrics());
+  t.equal(
+    value(e, 'twinsec_interface_up', { connection: 'r2', interface: 'tw-r2' }),
+    1,
+    'the next scrape follows',
+  );
+  m.close();
+});
