@@ -2,7 +2,8 @@
 /**
  * `npm run lab`: checks the system tools the lab needs and, as root on Debian/Ubuntu, installs the
  * missing ones with apt-get (scripts/setup-tools.mjs); builds twinsec on first use (npm ci: the addon
- * and the TypeScript), then runs the dual-tunnel failover lab (test/lab/ha-demo.ts).
+ * and the TypeScript), then runs the dual-tunnel failover lab (test/lab/ha-demo.ts) with this script's
+ * arguments (`npm run lab -- --carrier --svg FILE`: see ha-demo.ts).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';

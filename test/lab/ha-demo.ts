@@ -1,14 +1,17 @@
 /**
- * `npm run lab` (node dist/test/lab/ha-demo.js [--carrier] [--hold]), as root: the dual-tunnel failover
- * lab. Five network namespaces (ha-lab.ts): an on-prem gateway (twinsec) with two internet links, a router,
- * a cloud gateway (twinsec) with one, and a LAN host behind each gateway. Both tunnels come up with health
- * checks (every 0.1 s, 3 misses = down) and a route per side with weights 100/0. The LAN hosts ping each
- * other (ping -i 0.01) while link 1 fails silently (iptables DROP in the router; --carrier: the router's link-1
- * port goes down), is repaired, and traffic moves back after the 3 s hold-down. The demo prints what the
- * daemons log as it happens, then a timeline (ms from the cut) and a summary measured from ping's output.
+ * `npm run lab` (node dist/test/lab/ha-demo.js [--carrier] [--hold] [--svg FILE]), as root: the dual-tunnel
+ * failover lab. Five network namespaces (ha-lab.ts): an on-prem gateway (twinsec) with two internet links,
+ * a router, a cloud gateway (twinsec) with one, and a LAN host behind each gateway. Both tunnels come up with
+ * health checks (every 0.1 s, 3 misses = down) and a route per side with weights 100/0. The LAN hosts ping
+ * each other (ping -i 0.01) while link 1 fails silently (iptables DROP in the router; --carrier: the router's
+ * link-1 port goes down), is repaired, and traffic moves back after the 3 s hold-down. The demo prints what
+ * the daemons log as it happens, then a timeline (ms from the cut) and a summary measured from ping's output.
+ * --svg FILE also draws the timeline (timeline-svg.ts): each ping's RTT, lost pings, the cut, the repair,
+ * health changes and route switches; a relative FILE is taken from where npm was run (INIT_CWD).
  * Everything is removed at the end, also on failure or Ctrl-C. About a minute.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, resolve as resolvePath } from 'node:path';
 import {
   ADDR,
   CLOUD,
@@ -26,9 +29,12 @@ import {
   type Side,
   startHaLab,
   startPing,
+  timelineEvents,
+  timelinePings,
   waitHaReady,
 } from './ha-lab.js';
 import { Lab, labUnavailable, waitFor } from './netns.js';
+import { timelineSvg } from './timeline-svg.js';
 import { type Twinsec, twinsecUnavailable } from './twinsec.js';
 
 const STEADY_MS = 5000;
@@ -149,6 +155,15 @@ function rate(p: PingResult): number {
   return p.transmitted > 1 ? ((p.transmitted - 1) * 1000) / (last - first) : 0;
 }
 
+/** `--svg FILE` or `--svg=FILE`: the absolute path, '' when the name is missing, undefined without --svg. */
+function svgArg(argv: string[]): string | undefined {
+  const i = argv.findIndex((a) => a === '--svg' || a.startsWith('--svg='));
+  if (i < 0) return undefined;
+  const v = argv[i]!.startsWith('--svg=') ? argv[i]!.slice('--svg='.length) : argv[i + 1];
+  // npm runs scripts in the package root; INIT_CWD is where the user typed `npm run lab`.
+  return v && !v.startsWith('--') ? resolvePath(process.env.INIT_CWD ?? process.cwd(), v) : '';
+}
+
 /** The topology, labels aligned under what they name. */
 function diagram(): string {
   const l1 = `  ${ADDR.onLanHost} --- ${ADDR.onLanGw} [on-prem gw] ${ADDR.onWan1.padEnd(12)} == link 1: t1, weight 100 ==\\`;
@@ -167,6 +182,16 @@ function diagram(): string {
 async function main(): Promise<number> {
   const mode: CutMode = process.argv.includes('--carrier') ? 'carrier' : 'silent';
   const hold = process.argv.includes('--hold');
+  const svgFile = svgArg(process.argv.slice(2));
+  if (svgFile === '') {
+    console.error('npm run lab: --svg needs a file name, e.g. npm run lab -- --svg /tmp/lab.svg');
+    return 2;
+  }
+  // Checked now rather than after a minute of lab.
+  if (svgFile !== undefined && !existsSync(dirname(svgFile))) {
+    console.error(`npm run lab: --svg ${svgFile}: no directory ${dirname(svgFile)}`);
+    return 2;
+  }
   const why = labUnavailable();
   if (why) {
     const root = why.includes('root');
@@ -308,6 +333,28 @@ async function main(): Promise<number> {
         ? `\ndaemon logs (kept): ${h.onprem.proc.logFile} ${h.cloud!.proc.logFile}`
         : '\ndaemon logs are removed at exit; TWINSEC_LAB_KEEP=1 npm run lab keeps them',
     );
+    let svgOk = true;
+    if (svgFile !== undefined) {
+      const svg = timelineSvg({
+        title: `twinsec dual-tunnel failover lab: ${mode === 'silent' ? 'silent cut' : 'carrier loss'} on link 1`,
+        subtitle: `${new Date(pingStart).toISOString().slice(0, 19).replace('T', ' ')} UTC; ping -i 0.01 both ways; longest outage ${Math.round(worstMs)} ms`,
+        start: pingStart,
+        startLabel: 'the pings started',
+        pings: results.flatMap((r) => timelinePings(r.p, r.dir)),
+        events: [
+          { at: t0, kind: 'cut', label: `link 1 cut (${mode})` },
+          { at: repairedAt, kind: 'repair', label: 'link 1 repaired' },
+          ...timelineEvents([...evOn, ...evCl]),
+        ],
+      });
+      try {
+        writeFileSync(svgFile, svg);
+        console.log(`timeline picture written to ${svgFile}`);
+      } catch (e) {
+        console.error(`npm run lab: could not write ${svgFile}: ${(e as Error).message}`);
+        svgOk = false;
+      }
+    }
     if (hold) {
       console.log(`holding; namespaces ${lab.namespaces.join(' ')}; Ctrl-C to tear down`);
       await new Promise<void>((resolve) => {
@@ -315,7 +362,7 @@ async function main(): Promise<number> {
         process.once('SIGTERM', () => resolve());
       });
     }
-    return ok ? 0 : 1;
+    return ok && svgOk ? 0 : 1;
   } catch (e) {
     console.error(`lab: ${(e as Error).message}`);
     if (h) {

@@ -21,6 +21,7 @@
 import { readFileSync } from 'node:fs';
 import { call } from '../../src/control/client.js';
 import { type Lab, type LabProcess, waitFor } from './netns.js';
+import type { TimelineEvent, TimelinePing } from './timeline-svg.js';
 import { startTwinsec, type Twinsec, type TwinsecConnYaml } from './twinsec.js';
 
 export const ADDR = {
@@ -487,6 +488,8 @@ export interface PingResult {
   sendMs: (seq: number) => number;
   /** Lost pings sent at or after `fromMs` (unix ms). */
   lostSince: (fromMs: number) => number[];
+  /** RTT (ms) of each answered sequence number. */
+  rtts: ReadonlyMap<number, number>;
   raw: string;
 }
 
@@ -554,12 +557,20 @@ export function parsePing(text: string, intervalMs: number): PingResult {
     runs,
     sendMs,
     lostSince: (fromMs) => lost.filter((s) => sendMs(s) >= fromMs),
+    rtts: new Map(answered.map((s) => [s, replies.get(s)!.rttMs])),
     raw: text,
   };
 }
 
 export function longestRun(p: PingResult): LostRun | undefined {
   return p.runs.reduce<LostRun | undefined>((a, r) => (!a || r.durationMs > a.durationMs ? r : a), undefined);
+}
+
+/** One ping's results for timeline-svg.ts: every ping up to the last answered one, a lost one's RTT null. */
+export function timelinePings(p: PingResult, series: string): TimelinePing[] {
+  return [...p.rtts.keys(), ...p.lost]
+    .sort((a, b) => a - b)
+    .map((seq) => ({ at: p.sendMs(seq), rttMs: p.rtts.get(seq) ?? null, series }));
 }
 
 /**
@@ -650,4 +661,14 @@ export function firstEvent(events: HaEvent[], since: number, pred: (e: HaEvent) 
 /** Route switches of one side after `since`: `from -> to` strings. */
 export function switchesSince(events: HaEvent[], since: number): string[] {
   return events.filter((e) => e.event === 'route-switch' && e.at >= since).map((e) => `${e.from} -> ${e.to}`);
+}
+
+/** The daemons' events for timeline-svg.ts, labelled briefly (the picture has little room; no reasons). */
+export function timelineEvents(events: HaEvent[]): TimelineEvent[] {
+  return events.map((e) => ({
+    at: e.at,
+    side: e.side,
+    kind: e.event,
+    label: e.event === 'health' ? `${e.connection} ${e.from} -> ${e.to}` : `route ${e.from} -> ${e.to}`,
+  }));
 }
