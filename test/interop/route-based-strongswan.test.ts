@@ -1,5 +1,6 @@
 /**
- * Route-based twinsec against strongSwan 5.9.8 (kernel-libipsec) with 0.0.0.0/0 selectors (issue #12):
+ * Route-based twinsec against strongSwan 5.9.8 (kernel-libipsec) with 0.0.0.0/0 selectors (issue #12),
+ * IKEv2 and IKEv1:
  * twinsec's connection owns the device tw-sw (169.254.30.2/30) and routes strongSwan's "LAN" into it;
  * strongSwan negotiates 0.0.0.0/0 <-> 0.0.0.0/0 and routes everything but its peer through its own
  * TUN (kernel-libipsec installs the 0/0 route in table 220 and keeps the peer's address out of it).
@@ -30,7 +31,9 @@ const normSpi = (s: string | undefined) => (s ?? '').toLowerCase().replace(/^0x/
 const tail = (s: string, n: number) => s.split('\n').slice(-n).join('\n');
 const received = (out: string) => Number(/(\d+) received/.exec(out)?.[1] ?? 0);
 
-async function runCase(t: Test, role: Role): Promise<void> {
+async function runCase(t: Test, role: Role, version: 1 | 2): Promise<void> {
+  // IKEv1 (the seed's cloud default): main mode and quick mode with 0.0.0.0/0 IDs.
+  const ike = version === 1 ? 'aes128-sha256-modp2048' : 'aes256gcm16-prfsha256-x25519';
   const lab = new Lab(t);
   const twInit = role === 'twinsec initiates';
   let charon: Charon | undefined;
@@ -55,11 +58,11 @@ async function runCase(t: Test, role: Role): Promise<void> {
       conns: [
         {
           name: 'gw',
-          version: 2,
+          version,
           local: SW_WAN,
           remote: TW_WAN,
           psk: PSK,
-          ikeProposals: ['aes256gcm16-prfsha256-x25519'],
+          ikeProposals: [ike],
           espProposals: ['aes256gcm16'],
           localTs: [ALL],
           remoteTs: [ALL],
@@ -74,11 +77,11 @@ async function runCase(t: Test, role: Role): Promise<void> {
       log: { level: 'debug' },
       connections: {
         sw: {
-          version: 2,
+          version,
           local: TW_WAN,
           remote: SW_WAN,
           psk: PSK,
-          ike: { proposals: ['aes256gcm16-prfsha256-x25519'] },
+          ike: { proposals: [ike] },
           esp: { proposals: ['aes256gcm16'] },
           localSubnets: [ALL],
           remoteSubnets: [ALL],
@@ -142,8 +145,12 @@ async function runCase(t: Test, role: Role): Promise<void> {
 }
 
 const skip = labUnavailable() ?? charonUnavailable() ?? twinsecUnavailable();
-for (const role of ['twinsec initiates', 'charon initiates'] as Role[]) {
-  t.test(`route-based twinsec <-> strongSwan 0.0.0.0/0 [${role}]`, { skip, timeout: 60_000 }, (t) =>
-    runCase(t, role),
-  );
+for (const version of [2, 1] as const) {
+  for (const role of ['twinsec initiates', 'charon initiates'] as Role[]) {
+    t.test(
+      `route-based twinsec <-> strongSwan 0.0.0.0/0, IKEv${version} [${role}]`,
+      { skip, timeout: 60_000 },
+      (t) => runCase(t, role, version),
+    );
+  }
 }
