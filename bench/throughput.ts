@@ -1,15 +1,16 @@
 /**
  * Throughput and latency-under-load benchmark (`npm run bench`, needs root, strongSwan, iperf3).
  *
- *   node dist/bench/throughput.js [--time SECONDS] [--only veth,strongswan,twinsec-esp,twinsec-udp]
+ *   node dist/bench/throughput.js [--time SECONDS] [--only veth,strongswan,twinsec-esp,twinsec-udp,twinsec-route]
  *
  * Each path gets two fresh namespaces joined by a veth:
  *   [a] wan0 192.0.2.1/24 <-> wan0 192.0.2.2/24 [b],  LANs 198.18.1.1 (a) and 198.19.1.1 (b) on lo
  * and is measured with one iperf3 TCP stream a -> b between the LAN addresses (`-t 8 -J`), the CPU time
  * the two gateway daemons used meanwhile (/proc/PID/stat utime+stime), and ping RTT through the tunnel
  * while `iperf3 -u -b 0` floods it (latency under load). Paths: plain veth (no tunnel), strongSwan <->
- * strongSwan (charon, kernel-libipsec, ESP-in-UDP), twinsec <-> twinsec over raw ESP and over UDP, all
- * AES-256-GCM. Everything is removed at the end, also on failure or Ctrl-C.
+ * strongSwan (charon, kernel-libipsec, ESP-in-UDP), twinsec <-> twinsec over raw ESP and over UDP, and
+ * twinsec route-based (each side's connection owns a tunnel interface, 0.0.0.0/0 selectors, the LANs
+ * routed into it by static routes; ESP-in-UDP), all AES-256-GCM. Everything is removed at the end, also on failure or Ctrl-C.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -31,8 +32,8 @@ const ESP = 'aes256gcm16';
 /** UDP flood datagram size: fits the 1400-byte tunnel MTU without fragments. */
 const UDP_LEN = 1300;
 
-type PathName = 'veth' | 'strongswan' | 'twinsec-esp' | 'twinsec-udp';
-const ALL: PathName[] = ['veth', 'strongswan', 'twinsec-esp', 'twinsec-udp'];
+type PathName = 'veth' | 'strongswan' | 'twinsec-esp' | 'twinsec-udp' | 'twinsec-route';
+const ALL: PathName[] = ['veth', 'strongswan', 'twinsec-esp', 'twinsec-udp', 'twinsec-route'];
 
 interface Result {
   path: string;
@@ -136,9 +137,16 @@ async function setupStrongswan(lab: Lab): Promise<Topology> {
   return { lab, a, b, daemons: [ca.proc, cb.proc], from: A_HOST, to: B_HOST };
 }
 
-async function setupTwinsec(lab: Lab, encapsulation: 'esp' | 'udp'): Promise<Topology> {
+async function setupTwinsec(lab: Lab, encapsulation: 'esp' | 'udp', routeBased = false): Promise<Topology> {
   const { a, b } = await baseTopology(lab);
-  const cfg = (local: string, remote: string, lts: string, rts: string, start: 'initiate' | 'listen') => ({
+  const cfg = (
+    local: string,
+    remote: string,
+    lts: string,
+    rts: string,
+    start: 'initiate' | 'listen',
+    inside: string,
+  ) => ({
     log: { level: 'info' },
     connections: {
       t1: {
@@ -148,19 +156,26 @@ async function setupTwinsec(lab: Lab, encapsulation: 'esp' | 'udp'): Promise<Top
         psk: PSK,
         ike: { proposals: [IKE], lifetime: 3600 },
         esp: { proposals: [ESP], lifetime: 3600 },
-        localSubnets: [lts],
-        remoteSubnets: [rts],
+        localSubnets: [routeBased ? '0.0.0.0/0' : lts],
+        remoteSubnets: [routeBased ? '0.0.0.0/0' : rts],
         start,
         encapsulation,
+        ...(routeBased ? { interface: { name: 'tw-t1', address: inside } } : {}),
       },
     },
-    routes: [{ destination: rts, via: [{ connection: 't1', weight: 100 }], publish: true }],
+    routes: routeBased ? [] : [{ destination: rts, via: [{ connection: 't1', weight: 100 }], publish: true }],
   });
-  const tb = await startTwinsec(lab, b, cfg(B_WAN, A_WAN, B_LAN, A_LAN, 'listen'));
-  const ta = await startTwinsec(lab, a, cfg(A_WAN, B_WAN, A_LAN, B_LAN, 'initiate'));
+  const tb = await startTwinsec(lab, b, cfg(B_WAN, A_WAN, B_LAN, A_LAN, 'listen', '169.254.40.2/30'));
+  const ta = await startTwinsec(lab, a, cfg(A_WAN, B_WAN, A_LAN, B_LAN, 'initiate', '169.254.40.1/30'));
   try {
     await ta.waitForState('t1', 'established', 12_000);
     await tb.waitForState('t1', 'established', 5000);
+    if (routeBased) {
+      // The host's routing decides what enters the tunnel interface (no health check: it has
+      // carrier once the CHILD_SA is installed).
+      await lab.exec(a, 'ip', ['route', 'add', B_LAN, 'dev', 'tw-t1', 'src', A_HOST]);
+      await lab.exec(b, 'ip', ['route', 'add', A_LAN, 'dev', 'tw-t1', 'src', B_HOST]);
+    }
     await waitFor(() => pingOnce(lab, a, A_HOST, B_HOST), 10_000, {
       what: 'ping through twinsec',
       intervalMs: 200,
@@ -413,6 +428,16 @@ async function main(): Promise<number> {
       case 'twinsec-udp':
         results.push(
           await measure('twinsec <-> twinsec (ESP-in-UDP)', (lab) => setupTwinsec(lab, 'udp'), seconds, noTw),
+        );
+        break;
+      case 'twinsec-route':
+        results.push(
+          await measure(
+            'twinsec <-> twinsec route-based (ESP-in-UDP)',
+            (lab) => setupTwinsec(lab, 'udp', true),
+            seconds,
+            noTw,
+          ),
         );
         break;
       default:
