@@ -114,8 +114,8 @@ export class Daemon {
       transport: this.#transport!,
       dataplane: this.#dp!,
       bus: this.bus,
-      timing: this.#opts.timing,
-      limits: this.#opts.limits,
+      timing: { ...timingOf(this.config), ...this.#opts.timing },
+      limits: { ...limitsOf(this.config), ...this.#opts.limits },
       retry: this.#opts.retry,
       clock: this.#opts.clock,
       random: this.#opts.random,
@@ -208,6 +208,7 @@ export class Daemon {
     if (JSON.stringify(next.tun) !== JSON.stringify(cur.tun)) problems.push('tun');
     if (JSON.stringify(next.ports) !== JSON.stringify(cur.ports)) problems.push('ports');
     if (next.qos.priority !== cur.qos.priority || next.qos.dscp !== cur.qos.dscp) problems.push('qos');
+    if (JSON.stringify(next.limits) !== JSON.stringify(cur.limits)) problems.push('limits');
     for (const c of Object.values(next.connections)) {
       const was = cur.connections[c.name];
       if (JSON.stringify(was?.interface) !== JSON.stringify(c.interface) && (was?.interface || c.interface))
@@ -311,6 +312,30 @@ export class Daemon {
     };
     return { connections, routes, drops };
   }
+}
+
+/** The configured `limits` as the SA table's bounds (absent: the table's defaults). */
+function limitsOf(config: Config): Partial<SaLimits> {
+  const l = config.limits;
+  if (!l) return {};
+  return {
+    halfOpen: l.halfOpen,
+    halfOpenPerPeer: l.halfOpenPerPeer,
+    total: l.ikeSas,
+    perPeer: l.ikeSasPerPeer,
+    childrenPerIke: l.childrenPerIke,
+  };
+}
+
+/** The configured `limits` that are timings of the IKE core (absent: its defaults). */
+function timingOf(config: Config): Partial<Timing> {
+  const l = config.limits;
+  if (!l) return {};
+  return {
+    cookieThreshold: l.cookieThreshold,
+    cookieThresholdPerPeer: l.cookieThresholdPerPeer,
+    halfOpenTimeout: l.halfOpenTimeout * 1000,
+  };
 }
 
 /**

@@ -192,6 +192,17 @@ function crossCheck(raw: unknown, baseDir: string, issues: string[]): Map<string
     });
   });
 
+  const limits = isObj(raw.limits) ? raw.limits : {};
+  for (const [per, total] of [
+    ['halfOpenPerPeer', 'halfOpen'],
+    ['ikeSasPerPeer', 'ikeSas'],
+  ] as const) {
+    const a = limits[per];
+    const b = limits[total];
+    if (typeof a === 'number' && typeof b === 'number' && a > b)
+      issues.push(`limits.${per}: ${a} is more than limits.${total} (${b})`);
+  }
+
   const ports = isObj(raw.ports) ? raw.ports : {};
   if ((ports.ike ?? 500) === (ports.natt ?? 4500)) issues.push('ports.natt: must differ from ports.ike');
 
@@ -385,6 +396,7 @@ function resolveConfig(raw: RawConfig, psks: Map<string, PskFromFile>, baseDir: 
     control: { socket: resolvePath(baseDir, raw.control.socket) },
     ports: raw.ports,
     qos: raw.qos,
+    limits: raw.limits,
     log: raw.log,
     connections,
     routes: raw.routes.map((r) => ({

@@ -298,6 +298,25 @@ export const configSchema = z.strictObject({
       level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
     })
     .prefault({}),
+  // Bounds on what peers can make the daemon hold (security issue #11). The defaults suit a gateway
+  // with tens of peers; a hub for thousands of sites raises them. halfOpen*: IKE SAs not yet
+  // authenticated (beyond them new ones are dropped); ikeSas*: IKE SAs in any state; childrenPerIke:
+  // CHILD_SA pairs one IKE SA may hold (NO_ADDITIONAL_SAS beyond); cookieThreshold*: from this many
+  // half-open SAs in total / from one address, IKE_SA_INIT needs a COOKIE (RFC 7296 §2.6,
+  // strongSwan's cookie_threshold and cookie_threshold_ip; 0: always); halfOpenTimeout: seconds a
+  // responder SA may take to authenticate.
+  limits: z
+    .strictObject({
+      halfOpen: z.number().int().min(1).max(1_000_000).default(1024),
+      halfOpenPerPeer: z.number().int().min(1).max(1_000_000).default(16),
+      ikeSas: z.number().int().min(1).max(10_000_000).default(8192),
+      ikeSasPerPeer: z.number().int().min(1).max(10_000_000).default(64),
+      childrenPerIke: z.number().int().min(1).max(1024).default(16),
+      cookieThreshold: z.number().int().min(0).max(1_000_000).default(30),
+      cookieThresholdPerPeer: z.number().int().min(0).max(1_000_000).default(3),
+      halfOpenTimeout: z.number().min(1).max(600).default(30),
+    })
+    .prefault({}),
   connections: z.record(
     z.string().regex(CONNECTION_NAME, { message: 'invalid connection name (use 1-32 of A-Z a-z 0-9 _ -)' }),
     connectionSchema,

@@ -64,6 +64,18 @@ export interface RouteConfig {
   holdDown: number;
 }
 
+export interface LimitsConfig {
+  halfOpen: number;
+  halfOpenPerPeer: number;
+  ikeSas: number;
+  ikeSasPerPeer: number;
+  childrenPerIke: number;
+  cookieThreshold: number;
+  cookieThresholdPerPeer: number;
+  /** Seconds. */
+  halfOpenTimeout: number;
+}
+
 export interface Config {
   tun: { name: string; mtu: number };
   control: { socket: string };
@@ -72,6 +84,8 @@ export interface Config {
   /** Priority (SO_PRIORITY) and outer DSCP of IKE, health probes and their echo replies. */
   qos: { priority: number; dscp: number; answerEcho: boolean };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' };
+  /** Bounds on peer-held state (schema.ts says what each is); absent: the built-in defaults. */
+  limits?: LimitsConfig;
   connections: Record<string, ConnectionConfig>;
   routes: RouteConfig[];
   /** Prometheus metrics over HTTP (`GET /metrics` on `listen`); absent: no metrics server. */

@@ -47,6 +47,7 @@ t.test(
     t.equal(p.b.dp.sas.size, 1, 'the IPsec SA stays');
     // The CBC IV chain is intact: a real informational (DPD) still gets through afterwards.
     const b = internal(p.b, 't1') as unknown as IkeSaV1;
+    await until(() => b.quickModes.size === 0); // quick mode message 3 is a real sign of life
     const before = b.lastReceived;
     sendRaw(a, []); // an empty body has no HASH either: a third drop
     await until(() => (drops().invalid_hash_information ?? 0) === 3);
@@ -65,6 +66,9 @@ t.test(
     t.teardown(p.stop);
     await until(() => p.a.dp.sas.size === 1 && p.b.dp.sas.size === 1 && state(p.b, 't1') === 'established');
     const b = internal(p.b, 't1') as unknown as IkeSaV1;
+    // B installs its pair when it sends quick mode message 2; message 3, a real sign of life, may
+    // still be on its way. Only once it has arrived is lastReceived settled.
+    await until(() => b.quickModes.size === 0);
     const seen = b.lastReceived;
     const remote = { ...b.remote };
     p.net.nat = (from) => (from.address === A ? { address: '192.0.2.66', port: 4777 } : from);

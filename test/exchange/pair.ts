@@ -1,5 +1,5 @@
 /** Two daemons back to back over a FakeNetwork, each with an in-memory data plane. */
-import type { Config, ConnectionConfig } from '../../src/config/types.js';
+import type { Config, ConnectionConfig, LimitsConfig } from '../../src/config/types.js';
 import { Daemon } from '../../src/daemon.js';
 import { MemoryDataPlane } from '../../src/dataplane/memory.js';
 import type { TwinsecEvents } from '../../src/events.js';
@@ -47,8 +47,9 @@ export function mirror(c: ConnectionConfig, over: Partial<ConnectionConfig> = {}
   };
 }
 
-export function config(conns: ConnectionConfig[]): Config {
+export function config(conns: ConnectionConfig[], limits?: LimitsConfig): Config {
   return {
+    ...(limits ? { limits } : {}),
     tun: { name: 'tsw-test', mtu: 1400 },
     control: { socket: '/nonexistent' },
     ports: { ike: 500, natt: 4500 },
@@ -73,6 +74,8 @@ export interface PairOptions {
   random?: Random;
   timing?: Partial<Timing>;
   limits?: Partial<SaLimits>;
+  /** The configuration file's `limits` section (both daemons); `limits` above overrides it. */
+  configLimits?: LimitsConfig;
   /** The network to use (a test may set its filter before the first datagram). */
   net?: FakeNetwork;
 }
@@ -87,7 +90,7 @@ export async function pair(
     const dp = new MemoryDataPlane();
     const addrs = [...new Set(conns.map((c) => c.local))];
     const transport = net.transport(addrs);
-    const daemon = new Daemon(config(conns), {
+    const daemon = new Daemon(config(conns, o.configLimits), {
       transport,
       dataplane: dp,
       timing: {
