@@ -3,8 +3,9 @@
  * twinsec: operator CLI talking to twinsecd over its control socket.
  *   twinsec [--socket PATH] status [--json] | routes [--json] | up NAME | down NAME | reload
  *   twinsec import-aliyun FILE.json [--name NAME]   (offline: prints a config, no daemon needed)
+ *   twinsec import-aliyun FILE.json --frr FRR.conf [--asn ASN] [--network CIDR]...   (BGP dual tunnel)
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { call } from '../control/client.js';
 import { formatRoutes, formatStatus } from '../control/format.js';
@@ -13,6 +14,7 @@ import type { StatusReport } from '../daemon.js';
 
 const USAGE = `usage: twinsec [--socket PATH] <command> [--json]
        twinsec import-aliyun FILE.json [--name NAME]
+       twinsec import-aliyun FILE.json --frr FRR.conf [--asn ASN] [--network CIDR]...
 
 commands:
   status           connections, CHILD SAs and routes
@@ -27,6 +29,10 @@ options:
   -s, --socket PATH  control socket (default ${DEFAULT_SOCKET})
       --json         print the raw JSON result
       --name NAME    import-aliyun: connection name (default t1)
+      --frr FILE     import-aliyun, dual-tunnel BGP download: write the FRR snippet there
+      --asn ASN      import-aliyun, BGP: the on-premises ASN (default: the download's PeerAsn)
+      --network CIDR import-aliyun, BGP: an on-premises prefix to announce (repeatable or
+                     comma-separated; default: the download's LocalSubnet unless 0.0.0.0/0)
   -h, --help         show this help
   -V, --version      show the version
 `;
@@ -63,10 +69,11 @@ async function main(): Promise<void> {
   if (!cmd) fail(`missing command\n${USAGE}`, 2);
   if (cmd === 'import-aliyun') {
     if (values.json) fail(`--json is not valid with import-aliyun\n${USAGE}`, 2);
-    await importAliyunCommand(rest, values.name);
+    await importAliyunCommand(rest, values);
     return;
   }
-  if (values.name !== undefined) fail(`--name is only valid with import-aliyun\n${USAGE}`, 2);
+  for (const f of ['name', 'frr', 'asn', 'network'] as const)
+    if (values[f] !== undefined) fail(`--${f} is only valid with import-aliyun\n${USAGE}`, 2);
   const takesName = cmd === 'up' || cmd === 'down';
   if (takesName && rest.length !== 1) fail(`${cmd} needs exactly one connection name\n${USAGE}`, 2);
   if (!takesName && rest.length > 0) fail(`unexpected argument '${rest[0]}'\n${USAGE}`, 2);
@@ -107,9 +114,20 @@ async function main(): Promise<void> {
 
 /**
  * `import-aliyun FILE`: YAML on stdout, warnings on stderr (exit 0); problems on stderr (exit 1).
- * Nothing printed on stderr ever contains the PSK (the importer's messages never carry it).
+ * Nothing printed on stderr ever contains the PSK (the importer's messages never carry it). A
+ * dual-tunnel BGP download needs `--frr FILE` (the FRR snippet is half of the result), which is
+ * written before the YAML is printed; any other download refuses --frr.
  */
-async function importAliyunCommand(args: string[], name: string | undefined): Promise<void> {
+async function importAliyunCommand(
+  args: string[],
+  values: {
+    name?: string | undefined;
+    frr?: string | undefined;
+    asn?: string | undefined;
+    network?: string[] | undefined;
+  },
+): Promise<void> {
+  const { name, frr, asn, network } = values;
   if (args.length === 0) fail(`import-aliyun: missing FILE.json\n${USAGE}`, 2);
   if (args.length > 1) fail(`unexpected argument '${args[1]}'\n${USAGE}`, 2);
   const file = args[0]!;
@@ -124,7 +142,22 @@ async function importAliyunCommand(args: string[], name: string | undefined): Pr
   // Loaded here so `status` does not pull in the config loader.
   const { ImportError, importAliyun } = await import('../import/aliyun.js');
   try {
-    const r = importAliyun(text, name !== undefined ? { name } : {});
+    const r = importAliyun(text, {
+      ...(name !== undefined ? { name } : {}),
+      ...(asn !== undefined ? { asn } : {}),
+      ...(network !== undefined ? { networks: network } : {}),
+    });
+    if (r.frr === undefined && frr !== undefined)
+      fail(`--frr: ${file} is not a dual-tunnel BGP download (no TunnelsConfig with BgpConfigs)`, 2);
+    if (r.frr !== undefined && frr === undefined)
+      fail(`${file} is a dual-tunnel BGP download: give --frr FILE for the FRR snippet\n${USAGE}`, 2);
+    if (r.frr !== undefined && frr !== undefined) {
+      try {
+        writeFileSync(frr, r.frr, { mode: 0o644 });
+      } catch (err) {
+        fail(`--frr ${frr}: cannot write (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      }
+    }
     for (const w of r.warnings) process.stderr.write(`twinsec: warning: ${w}\n`);
     process.stdout.write(r.yaml);
   } catch (err) {
@@ -140,6 +173,9 @@ function parse() {
       socket: { type: 'string', short: 's' },
       json: { type: 'boolean' },
       name: { type: 'string' },
+      frr: { type: 'string' },
+      asn: { type: 'string' },
+      network: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'V' },
     },

@@ -162,7 +162,10 @@ export const dpdSchema = z.strictObject({
  */
 export const interfaceSchema = z.strictObject({
   name: z.string().regex(TUN_NAME, { message: 'must be 1-15 of A-Z a-z 0-9 _ . -' }),
-  /** The inside address with its prefix, e.g. 169.254.10.2/30 (the seed's LocalBgpIp in TunnelCidr). */
+  /**
+   * The inside address with its prefix, e.g. 169.254.10.2/30: for Alibaba's BGP tunnels the
+   * on-premises PeerBgpIp in TunnelCidr (LocalBgpIp is the cloud's side, see src/import/aliyun.ts).
+   */
   address: z.string().superRefine((s, ctx) => {
     const [ip, len, extra] = s.split('/');
     const family = isIP(ip ?? '');

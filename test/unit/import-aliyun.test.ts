@@ -112,7 +112,7 @@ t.test('the Alibaba defaults map to a complete customer-gateway config', async (
 t.test('--name names the connection and the routes follow it', async (t) => {
   const r = run1(download(), 'aliyun-primary');
   t.same(Object.keys(r.config.connections), ['aliyun-primary']);
-  t.same(r.config.routes[0]!.via, [{ connection: 'aliyun-primary', weight: 100 }]);
+  t.same(r.config.routes![0]!.via, [{ connection: 'aliyun-primary', weight: 100 }]);
   t.same(
     issuesOf(() => run1(download(), 'bad name')),
     ["--name: invalid connection name 'bad name' (use 1-32 of A-Z a-z 0-9 _ -)"],
@@ -240,7 +240,7 @@ t.test('comma lists: split, trimmed, empty items skipped, duplicates imported on
   t.same(conn(r).localSubnets, ['10.10.0.0/16', '10.20.0.0/16']);
   t.same(conn(r).remoteSubnets, ['192.168.1.0/24', '192.168.2.0/24', '2001:db8:1::/48']);
   t.same(
-    r.config.routes.map((x) => [x.destination, x.via, x.publish]),
+    r.config.routes!.map((x) => [x.destination, x.via, x.publish]),
     [
       ['192.168.1.0/24', [{ connection: 't1', weight: 100 }], true],
       ['192.168.2.0/24', [{ connection: 't1', weight: 100 }], true],
@@ -420,8 +420,9 @@ t.test('the API envelope and dual-tunnel downloads', async (t) => {
   t.same(
     issuesOf(() => run1(dual)),
     [
-      'TunnelsConfig: dual-tunnel downloads are not supported (import-aliyun reads the single-tunnel ' +
-        'fields Local, Remote, LocalSubnet, RemoteSubnet, IkeConfig and IpsecConfig)',
+      'TunnelsConfig: dual-tunnel downloads are supported with BGP only (BgpConfigs), and this one has ' +
+        'none; without TunnelsConfig import-aliyun reads the single-tunnel fields Local, Remote, ' +
+        'LocalSubnet, RemoteSubnet, IkeConfig and IpsecConfig',
     ],
   );
   t.same(run1({ ...inner, ...dual }).warnings, [
