@@ -48,6 +48,7 @@ class Engine::TxPath {
   void Packet(const uint8_t* p, size_t len, Source src);
   OutSa EchoReturn(const uint8_t* p, const InnerInfo& info);  // or sa nullptr: follow the route
   static bool Covers(const std::vector<Prefix>& ts, const uint8_t* addr, int family);
+  static bool RoutingControl(const InnerInfo& i);
   void DrainProbes();
   bool TakeReplyToken();
   void SendCtl(Sa* sa, const SaPath& path, size_t espLen, size_t innerLen);
@@ -234,6 +235,16 @@ OutSa Engine::TxPath::EchoReturn(const uint8_t* p, const InnerInfo& info) {
   return o;
 }
 
+bool Engine::TxPath::RoutingControl(const InnerInfo& i) {
+  // BFD single-hop and multihop control (RFC 5881 §4, RFC 5883 §5: UDP destination ports 3784 and
+  // 4784) and BGP (TCP port 179, RFC 4271 §8.2.1) in either direction. A BGP table transfer is
+  // bulk, but it is the token budget that keeps it from taking over the priority band.
+  if (i.fragment) return false;
+  if (i.proto == 17) return i.dport == 3784 || i.dport == 4784;
+  if (i.proto == 6) return i.dport == 179 || i.sport == 179;
+  return false;
+}
+
 bool Engine::TxPath::Covers(const std::vector<Prefix>& ts, const uint8_t* addr, int family) {
   for (const Prefix& p : ts) {
     if (PrefixContains(p, addr, family)) return true;
@@ -277,6 +288,19 @@ void Engine::TxPath::Packet(const uint8_t* p, size_t len, Source src) {
     o = (sels.size() == 1 ? sels[0] : sels[FlowHash(info) % sels.size()]).Pick();
   }
   Sa* sa = o.sa;
+  if (e_->mark_.on() && RoutingControl(info) && TakeReplyToken()) {
+    // A routing protocol's own packets (bfdd and bgpd talking over a route-based tunnel) leave
+    // marked like a probe and before what is batched, so a saturated tunnel does not look dead to
+    // the routing daemon either. Same budget as the marked echo replies.
+    if (src.conn == kRouted && info.totalLen > static_cast<size_t>(e_->mtu_) && info.df) {
+      TooBig(p, len, info.family, src.fd);
+      return Count(Drop::kMtu);
+    }
+    Flush();
+    ssize_t r = Encrypt(sa, info.family, p, info.totalLen, out_.get());
+    if (r >= 0) SendCtl(sa, *o.path, static_cast<size_t>(r), info.totalLen);
+    return;
+  }
   // A route-based device has its own MTU, which the kernel enforces before the packet gets here.
   if (src.conn == kRouted && info.totalLen > static_cast<size_t>(e_->mtu_) && info.df) {
     // Without DF the packet goes on and the outer datagram is fragmented (IP_PMTUDISC_DONT).

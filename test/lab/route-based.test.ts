@@ -186,6 +186,38 @@ for (const version of [2, 1] as const)
       t.ok(Number(counted?.[1] ?? 0) >= 3, 'inbound packets of the route-based SA came out of tw-b', {
         rules,
       });
+
+      // BFD (UDP port 3784) through the tunnel leaves marked CS6, like the health probes; other UDP
+      // does not. Counted as ESP with DSCP CS6 arriving at B: the probes (5/s) are in both windows.
+      await lab.exec(b, 'iptables', [
+        '-I',
+        'INPUT',
+        '-i',
+        'wan1',
+        '-p',
+        'esp',
+        '-m',
+        'dscp',
+        '--dscp-class',
+        'CS6',
+      ]);
+      const cs6 = async () =>
+        Number(
+          /^\s*(\d+)\s.*DSCP match 0x30/m.exec(
+            (await lab.exec(b, 'iptables', ['-L', 'INPUT', '-v', '-x', '-n'])).stdout,
+          )?.[1] ?? -1,
+        );
+      const burst = async (port: number) => {
+        const before = await cs6();
+        await lab.exec(a, 'bash', [
+          '-c',
+          `for i in $(seq 50); do echo bfd > /dev/udp/198.19.1.1/${port}; done`,
+        ]);
+        return (await cs6()) - before;
+      };
+      const plain = await burst(9);
+      const bfd = await burst(3784);
+      t.ok(bfd - plain >= 45, `50 BFD packets left marked CS6 (${bfd} marked vs ${plain} with other UDP)`);
       t.equal(
         received((await ping(lab, a, '198.19.2.1', '198.18.2.1')).stdout),
         3,
