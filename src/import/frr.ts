@@ -26,9 +26,10 @@
  *   - BFD on both neighbours, profile 300 ms x 3: those are FRR's own defaults (bfdd
  *     receive/transmit-interval 300 ms, detect-multiplier 3), so a failure is seen in about 0.9 s
  *     instead of the BGP hold time (FRR's default 180 s; a session uses the lower of both sides').
- *     Shorter intervals are not used on purpose: BFD packets travel inside the tunnel, where
- *     twinsec cannot tell them from bulk ESP (it marks only its own control traffic, security
- *     issue #11), so on a saturated link a tighter detection would fail over a healthy tunnel.
+ *     Shorter intervals are not used on purpose: twinsec sends BFD out of the tunnel marked as
+ *     control traffic, but before that it waits in the tunnel device's queue with the bulk (no
+ *     priority queue, README "Saturated links"), so on a saturated link a tighter detection could
+ *     fail over a healthy tunnel.
  *     twinsec's own health check (marked, 1 s x 3) drops the device's carrier as the slower,
  *     saturation-proof path. bgpd acts on a BFD session going down after it was up; check
  *     `show bfd peers` once the tunnels are up: a cloud side that does not answer BFD leaves the
@@ -101,7 +102,7 @@ export function frrConfig(plan: BgpPlan): string {
   lines.push(
     '!',
     `! BFD ${BFD_PROFILE.receiveMs} ms x ${BFD_PROFILE.detectMultiplier} (FRR's defaults): a dead tunnel is noticed in about 0.9 s.`,
-    '! BFD rides inside the tunnel as ordinary ESP, so faster timers would fail over a merely',
+    "! BFD shares the tunnel device's queue with bulk, so faster timers could fail over a merely",
     "! saturated link; twinsec's health check (marked control traffic) stays the slower path.",
     'bfd',
     ` profile ${BFD_PROFILE.name}`,
