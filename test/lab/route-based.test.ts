@@ -11,6 +11,8 @@
  * is usable; pings cross the route-based tunnel (inside addresses, and "LAN" addresses routed into
  * the interface by plain static routes) and the policy-based one; inbound packets of the
  * route-based SA come out of its interface (tcpdump-free: the kernel's per-device RX counters);
+ * BFD through the tunnel leaves marked CS6 (ESP counted by DSCP at B); a weighted `routes:` entry
+ * naming the route-based connection carries its prefix through the shared TUN;
  * a silent cut of the route-based connection's link fails its health check and takes the
  * interface's carrier away (NO-CARRIER, the static route turns linkdown), and repairing the link
  * brings both back.
@@ -69,6 +71,11 @@ function config(side: 'a' | 'b', version: 1 | 2): TwinsecConfigYaml {
         via: [{ connection: 'pb', weight: 100 }],
         publish: true,
       },
+      // A weighted route may name a route-based connection too: published on the shared TUN, the
+      // engine picks the connection's SA as for any other.
+      ...(side === 'a'
+        ? [{ destination: '198.19.3.0/24', via: [{ connection: 'rb', weight: 100 }], publish: true }]
+        : []),
     ],
   };
 }
@@ -109,7 +116,7 @@ for (const version of [2, 1] as const)
       );
       // "LANs" as loopback addresses: one behind each kind of connection.
       await lab.loopbackAddresses(a, '198.18.1.1/32', '198.18.2.1/32');
-      await lab.loopbackAddresses(b, '198.19.1.1/32', '198.19.2.1/32');
+      await lab.loopbackAddresses(b, '198.19.1.1/32', '198.19.2.1/32', '198.19.3.1/32');
 
       const ga = await startTwinsec(lab, a, config('a', version));
       const gb = await startTwinsec(lab, b, config('b', version));
@@ -218,6 +225,11 @@ for (const version of [2, 1] as const)
       const plain = await burst(9);
       const bfd = await burst(3784);
       t.ok(bfd - plain >= 45, `50 BFD packets left marked CS6 (${bfd} marked vs ${plain} with other UDP)`);
+      t.equal(
+        received((await ping(lab, a, '198.19.3.1', '198.18.1.1')).stdout),
+        3,
+        'a weighted route through the route-based connection (shared TUN, engine route lookup)',
+      );
       t.equal(
         received((await ping(lab, a, '198.19.2.1', '198.18.2.1')).stdout),
         3,
