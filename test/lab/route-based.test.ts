@@ -10,7 +10,8 @@
  * What must hold: the interfaces exist with their inside addresses and carrier once the connection
  * is usable; pings cross the route-based tunnel (inside addresses, and "LAN" addresses routed into
  * the interface by plain static routes) and the policy-based one; inbound packets of the
- * route-based SA come out of its interface (tcpdump-free: the kernel's per-device RX counters);
+ * route-based SA come out of its interface (an iptables counting rule on it, for TCP, which the
+ * engine never answers itself);
  * BFD through the tunnel leaves marked CS6 (ESP counted by DSCP at B); a weighted `routes:` entry
  * naming the route-based connection carries its prefix through the shared TUN;
  * a silent cut of the route-based connection's link fails its health check and takes the
