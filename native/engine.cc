@@ -469,6 +469,11 @@ void Engine::Drops(uint64_t out[static_cast<int>(Drop::kCount)]) const {
   }
 }
 
+void Engine::ControlCounters(uint64_t out[static_cast<int>(Ctl::kCount)]) const {
+  for (int i = 0; i < static_cast<int>(Ctl::kCount); i++)
+    out[i] = ctlSent_.n[i].load(std::memory_order_relaxed);
+}
+
 bool Engine::InjectProbe(const std::string& connection, const uint8_t* pkt, size_t len) {
   std::lock_guard<std::mutex> lock(ctl_);
   if (closed_) return false;

@@ -141,6 +141,16 @@ struct alignas(64) DropCounters {
   void Count(Drop d) { n[static_cast<int>(d)].fetch_add(1, std::memory_order_relaxed); }
 };
 
+// Control packets the TX thread sent ahead of bulk (with the control mark when it is on), by
+// kind, and the echo replies and routing packets it sent as bulk because the marked-packet budget
+// (kMarkedRepliesPerSec) was spent: what the marks of security issue #11 cover, for operators.
+enum class Ctl : int { kProbe, kEchoAnswer, kEchoReply, kRouting, kUnmarked, kCount };
+
+struct alignas(64) CtlCounters {
+  std::atomic<uint64_t> n[static_cast<int>(Ctl::kCount)] = {};
+  void Count(Ctl c) { n[static_cast<int>(c)].fetch_add(1, std::memory_order_relaxed); }
+};
+
 // An installed SA pair. Immutable fields first, then per-thread state. Where it sends is not here
 // but in the snapshot (SaPath), so that it can change while the packet threads use the pair.
 struct Sa {
@@ -290,6 +300,7 @@ class Engine {
   void SetRoutes(std::vector<RouteSpec> routes);
   bool Counters(uint32_t spiIn, SaCounters* out) const;
   void Drops(uint64_t out[static_cast<int>(Drop::kCount)]) const;
+  void ControlCounters(uint64_t out[static_cast<int>(Ctl::kCount)]) const;
   // False when the connection has no outbound SA or the probe queue is full.
   bool InjectProbe(const std::string& connection, const uint8_t* pkt, size_t len);
   void WatchProbe(uint16_t icmpId, bool on);
@@ -406,7 +417,8 @@ class Engine {
   SpscRing<EchoAnswer, kProbeQueue> answers_;              // RX thread -> TX thread
   std::array<std::atomic<uint64_t>, 65536 / 64> watch_{};  // echo ids watched by probes
   DropCounters txDrops_, rxDrops_, ctlDrops_;
-  EchoTracker echo_;  // written by the RX thread, read by the TX thread
+  CtlCounters ctlSent_;  // written by the TX thread
+  EchoTracker echo_;     // written by the RX thread, read by the TX thread
 
   std::atomic<bool> stop_{false};
   std::thread tx_, rx_;

@@ -49,9 +49,13 @@ class Engine::TxPath {
   OutSa EchoReturn(const uint8_t* p, const InnerInfo& info);  // or sa nullptr: follow the route
   static bool Covers(const std::vector<Prefix>& ts, const uint8_t* addr, int family);
   static bool RoutingControl(const InnerInfo& i);
+  // Sends one packet marked and ahead of the batch (kind counted); false when the marked-packet
+  // budget is spent and it is to go as bulk instead.
+  bool SendAhead(const uint8_t* p, size_t len, const InnerInfo& info, Source src, OutSa o,
+                 Ctl kind);
   void DrainProbes();
   bool TakeReplyToken();
-  void SendCtl(Sa* sa, const SaPath& path, size_t espLen, size_t innerLen);
+  void SendCtl(Sa* sa, const SaPath& path, size_t espLen, size_t innerLen, Ctl kind);
   ssize_t Encrypt(Sa* sa, int family, const uint8_t* p, size_t len, uint8_t* out);
   void TooBig(const uint8_t* p, size_t len, int family, int fd);
   int SocketOf(const Sa* sa, const SaPath& path) const {
@@ -235,6 +239,26 @@ OutSa Engine::TxPath::EchoReturn(const uint8_t* p, const InnerInfo& info) {
   return o;
 }
 
+bool Engine::TxPath::SendAhead(const uint8_t* p, size_t len, const InnerInfo& info, Source src,
+                               OutSa o, Ctl kind) {
+  // Marked packets share one budget (kMarkedRepliesPerSec): beyond it they go as bulk, so that a
+  // ping flood or a BGP table transfer cannot take over the priority band.
+  if (!TakeReplyToken()) {
+    e_->ctlSent_.Count(Ctl::kUnmarked);
+    return false;
+  }
+  if (src.conn == kRouted && info.totalLen > static_cast<size_t>(e_->mtu_) && info.df) {
+    TooBig(p, len, info.family, src.fd);
+    Count(Drop::kMtu);
+    return true;
+  }
+  // What is already batched goes first, so the socket sees this SA's sequence numbers in order.
+  Flush();
+  ssize_t r = Encrypt(o.sa, info.family, p, info.totalLen, out_.get());
+  if (r >= 0) SendCtl(o.sa, *o.path, static_cast<size_t>(r), info.totalLen, kind);
+  return true;
+}
+
 bool Engine::TxPath::RoutingControl(const InnerInfo& i) {
   // BFD single-hop and multihop control (RFC 5881 §4, RFC 5883 §5: UDP destination ports 3784 and
   // 4784) and BGP (TCP port 179, RFC 4271 §8.2.1) in either direction. A BGP table transfer is
@@ -261,20 +285,10 @@ void Engine::TxPath::Packet(const uint8_t* p, size_t len, Source src) {
   // when that is the request's.
   OutSa o = EchoReturn(p, info);
   if (src.conn != kRouted && o.sa != nullptr && o.sa->connId != src.conn) o = OutSa();
-  if (o.sa != nullptr && e_->mark_.on() && TakeReplyToken()) {
-    // Most likely the answer to a peer's health probe (its kernel or ours answered the request
-    // that came in on this connection): it leaves at once, with the control mark, so that the
-    // peer does not see a saturated tunnel as dead. What is already batched goes first, so the
-    // socket sees this SA's sequence numbers in order.
-    if (src.conn == kRouted && info.totalLen > static_cast<size_t>(e_->mtu_) && info.df) {
-      TooBig(p, len, info.family, src.fd);
-      return Count(Drop::kMtu);
-    }
-    Flush();
-    ssize_t r = Encrypt(o.sa, info.family, p, info.totalLen, out_.get());
-    if (r >= 0) SendCtl(o.sa, *o.path, static_cast<size_t>(r), info.totalLen);
-    return;
-  }
+  // Most likely the answer to a peer's health probe (its kernel or ours answered the request
+  // that came in on this connection): it leaves at once, with the control mark, so that the peer
+  // does not see a saturated tunnel as dead.
+  if (o.sa != nullptr && e_->mark_.on() && SendAhead(p, len, info, src, o, Ctl::kEchoReply)) return;
   if (o.sa == nullptr && src.conn != kRouted) {
     // A route-based connection's own device: its current SA, no lookup.
     o = src.conn < t_->byConn.size() ? t_->byConn[src.conn].Pick() : OutSa();
@@ -288,19 +302,10 @@ void Engine::TxPath::Packet(const uint8_t* p, size_t len, Source src) {
     o = (sels.size() == 1 ? sels[0] : sels[FlowHash(info) % sels.size()]).Pick();
   }
   Sa* sa = o.sa;
-  if (e_->mark_.on() && RoutingControl(info) && TakeReplyToken()) {
-    // A routing protocol's own packets (bfdd and bgpd talking over a route-based tunnel) leave
-    // marked like a probe and before what is batched, so a saturated tunnel does not look dead to
-    // the routing daemon either. Same budget as the marked echo replies.
-    if (src.conn == kRouted && info.totalLen > static_cast<size_t>(e_->mtu_) && info.df) {
-      TooBig(p, len, info.family, src.fd);
-      return Count(Drop::kMtu);
-    }
-    Flush();
-    ssize_t r = Encrypt(sa, info.family, p, info.totalLen, out_.get());
-    if (r >= 0) SendCtl(sa, *o.path, static_cast<size_t>(r), info.totalLen);
+  // A routing protocol's own packets (bfdd and bgpd talking over a route-based tunnel) leave
+  // marked like a probe, so a saturated tunnel does not look dead to the routing daemon either.
+  if (e_->mark_.on() && RoutingControl(info) && SendAhead(p, len, info, src, o, Ctl::kRouting))
     return;
-  }
   // A route-based device has its own MTU, which the kernel enforces before the packet gets here.
   if (src.conn == kRouted && info.totalLen > static_cast<size_t>(e_->mtu_) && info.df) {
     // Without DF the packet goes on and the outer datagram is fragmented (IP_PMTUDISC_DONT).
@@ -340,7 +345,7 @@ void Engine::TxPath::DrainProbes() {
     Sa* sa = pr.sa.get();
     ssize_t r = Encrypt(sa, info.family, pr.pkt.data(), info.totalLen, out_.get());
     if (r < 0) continue;
-    SendCtl(sa, pr.path, static_cast<size_t>(r), info.totalLen);
+    SendCtl(sa, pr.path, static_cast<size_t>(r), info.totalLen, Ctl::kProbe);
   }
   // Echo replies the RX thread built for requests to this host (SetEchoAnswer), back through
   // the connection the request came in on, as EchoReturn does for the kernel's replies.
@@ -363,7 +368,7 @@ void Engine::TxPath::DrainProbes() {
     }
     ssize_t r = Encrypt(o.sa, info.family, a.pkt.data(), info.totalLen, out_.get());
     if (r < 0) continue;
-    SendCtl(o.sa, *o.path, static_cast<size_t>(r), info.totalLen);
+    SendCtl(o.sa, *o.path, static_cast<size_t>(r), info.totalLen, Ctl::kEchoAnswer);
   }
 }
 
@@ -380,7 +385,7 @@ bool Engine::TxPath::TakeReplyToken() {
   return true;
 }
 
-void Engine::TxPath::SendCtl(Sa* sa, const SaPath& path, size_t espLen, size_t innerLen) {
+void Engine::TxPath::SendCtl(Sa* sa, const SaPath& path, size_t espLen, size_t innerLen, Ctl kind) {
   // One ESP datagram in out_ slot 0 (a probe or a probe's answer) with the control mark
   // (sockets.h). RFC 4301 §4.1 warns that traffic classes on one SA reorder it, and a receiver's
   // anti-replay window may then drop lower-priority packets overtaken by more than its size;
@@ -401,6 +406,7 @@ void Engine::TxPath::SendCtl(Sa* sa, const SaPath& path, size_t espLen, size_t i
   }
   sa->out.bytes.fetch_add(innerLen, std::memory_order_relaxed);
   sa->out.packets.fetch_add(1, std::memory_order_relaxed);
+  e_->ctlSent_.Count(kind);
 }
 
 void Engine::TxPath::Flush() {

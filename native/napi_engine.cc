@@ -134,6 +134,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("setRoutes", &EngineWrap::SetRoutes),
                         InstanceMethod("counters", &EngineWrap::Counters),
                         InstanceMethod("drops", &EngineWrap::Drops),
+                        InstanceMethod("controlCounters", &EngineWrap::ControlCounters),
                         InstanceMethod("injectProbe", &EngineWrap::InjectProbe),
                         InstanceMethod("watchProbe", &EngineWrap::WatchProbe),
                         InstanceMethod("markIkeSockets", &EngineWrap::MarkIkeSockets),
@@ -170,6 +171,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value SetRoutes(const Napi::CallbackInfo& info);
   Napi::Value Counters(const Napi::CallbackInfo& info);
   Napi::Value Drops(const Napi::CallbackInfo& info);
+  Napi::Value ControlCounters(const Napi::CallbackInfo& info);
   Napi::Value InjectProbe(const Napi::CallbackInfo& info);
   Napi::Value WatchProbe(const Napi::CallbackInfo& info);
   Napi::Value MarkIkeSockets(const Napi::CallbackInfo& info);
@@ -448,6 +450,19 @@ Napi::Value EngineWrap::Drops(const Napi::CallbackInfo& info) {
   // The names are esp.cc's (DropName), the keys of engine-api.ts's DropReason.
   for (size_t i = 1; i < size_t(Drop::kCount); i++)
     o.Set(DropName(static_cast<Drop>(i)), Napi::Number::New(env, double(d[i])));
+  return o;
+}
+
+Napi::Value EngineWrap::ControlCounters(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t c[size_t(Ctl::kCount)] = {};
+  if (engine_) engine_->ControlCounters(c);
+  Napi::Object o = Napi::Object::New(env);
+  // The keys of engine-api.ts's ControlCounters, in Ctl's order.
+  static const char* const kNames[] = {"probe", "echoAnswer", "echoReply", "routing", "unmarked"};
+  static_assert(sizeof(kNames) / sizeof(kNames[0]) == size_t(Ctl::kCount), "one name per kind");
+  for (size_t i = 0; i < size_t(Ctl::kCount); i++)
+    o.Set(kNames[i], Napi::Number::New(env, double(c[i])));
   return o;
 }
 

@@ -54,6 +54,8 @@ export interface StatusReport {
   routes: { destination: string; active: string[]; fallback: boolean; switches: number }[];
   /** Packets and datagrams dropped since start, by reason: ESP in the data plane, IKE in the manager. */
   drops: { esp: Record<string, number>; ike: Record<string, number> };
+  /** Control packets the data plane sent ahead of bulk, by kind (DataPlane.controlCounters). */
+  control?: Record<string, number>;
 }
 
 export interface DaemonOptions {
@@ -310,7 +312,8 @@ export class Daemon {
       esp: this.#dp?.drops() ?? {},
       ike: Object.fromEntries(this.#ike?.dropped ?? []),
     };
-    return { connections, routes, drops };
+    const control = this.#dp?.controlCounters?.();
+    return { connections, routes, drops, ...(control ? { control } : {}) };
   }
 }
 

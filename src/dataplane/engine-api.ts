@@ -133,6 +133,19 @@ export interface NativeEngine {
    */
   answerEcho(addresses: string[]): void;
   /**
+   * Control packets the TX thread sent ahead of bulk since start (marked when the qos marking is on):
+   * health probes, the engine's own echo answers, the kernel's echo replies to tunnelled requests,
+   * routing protocol packets (BFD, BGP); `unmarked`: replies and routing packets sent as bulk because
+   * the marked-packet budget (2,000 a second) was spent.
+   */
+  controlCounters(): {
+    probe: number;
+    echoAnswer: number;
+    echoReply: number;
+    routing: number;
+    unmarked: number;
+  };
+  /**
    * Route-based connection: gives `connection` its own TUN device `name` (removed by close()). What
    * the host routes into it is encrypted into that connection's current SA (no route lookup); what
    * the connection's SAs decrypt comes out of it. It starts without carrier (operationally down).

@@ -133,6 +133,10 @@ export class NativeDataPlane implements DataPlane {
     return this.engine.drops();
   }
 
+  controlCounters(): Record<string, number> {
+    return this.engine.controlCounters();
+  }
+
   injectProbe(connection: string, packet: Buffer): boolean {
     return this.engine.injectProbe(connection, packet);
   }

@@ -94,6 +94,12 @@ export interface DataPlane {
   setRoutes(routes: ForwardingEntry[]): void;
   /** Packets dropped since start, by reason (malformed, replay, integrity, ...). */
   drops(): Record<string, number>;
+  /**
+   * Control packets sent ahead of bulk since start (marked when qos is on), by kind: probe,
+   * echoAnswer, echoReply, routing (BFD/BGP), and unmarked (echo replies and routing packets sent as
+   * bulk because the marked-packet budget was spent). Absent in data planes without marking.
+   */
+  controlCounters?(): Record<string, number>;
   /** Encrypts a crafted inner packet into the connection's current outbound SA; false if none. */
   injectProbe(connection: string, packet: Buffer): boolean;
   /** Inbound echo replies with this ICMP identifier go to the daemon's probe handler, not the LAN. */

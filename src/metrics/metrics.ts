@@ -15,6 +15,7 @@
  *   twinsec_esp_bytes_total{connection,direction}       direction "in" | "out"
  *   twinsec_esp_packets_total{connection,direction}
  *   twinsec_esp_dropped_packets_total{connection,reason}
+ *   twinsec_control_packets_total{kind}                 sent ahead of bulk: probe, echo_answer, echo_reply, routing; unmarked
  *   twinsec_health_check_rtt_seconds{connection}        histogram, 0.1 ms .. 5 s
  *   twinsec_route_active{destination,connection}        1: the next hop carries the route now; 0: it does not
  *   twinsec_route_switches_total{destination}
@@ -118,6 +119,7 @@ export class Metrics {
   readonly #bytes: Counter<'connection' | 'direction'>;
   readonly #packets: Counter<'connection' | 'direction'>;
   readonly #drops: Counter<'connection' | 'reason'>;
+  readonly #control: Counter<'kind'>;
   readonly #rtt: Histogram<'connection'>;
   readonly #routeActive: Gauge<'destination' | 'connection'>;
   readonly #switches: Counter<'destination'>;
@@ -180,6 +182,13 @@ export class Metrics {
       name: 'twinsec_esp_dropped_packets_total',
       help: 'Packets dropped by the ESP data plane, by reason; connection="" when not attributable to a connection.',
       labelNames: ['connection', 'reason'],
+      registers,
+      collect,
+    });
+    this.#control = new Counter({
+      name: 'twinsec_control_packets_total',
+      help: 'Control packets the data plane sent ahead of bulk with the qos marking, by kind (probe, echo_answer, echo_reply, routing); unmarked: echo replies and routing packets sent as bulk because the marked-packet budget was spent.',
+      labelNames: ['kind'],
       registers,
       collect,
     });
@@ -326,6 +335,8 @@ export class Metrics {
     this.#connections(s);
     this.#routes(s);
     this.#espDrops(s);
+    for (const [name, value] of Object.entries(s.control ?? {}))
+      this.#bump(this.#control, `control|${name}`, { kind: snakeCase(name) }, value);
   }
 
   #connections(s: StatusReport): void {

@@ -226,6 +226,13 @@ for (const version of [2, 1] as const)
       const plain = await burst(9);
       const bfd = await burst(3784);
       t.ok(bfd - plain >= 45, `50 BFD packets left marked CS6 (${bfd} marked vs ${plain} with other UDP)`);
+      const control = (await ga.status()) as { control?: Record<string, number> };
+      t.ok(
+        (control.control?.routing ?? 0) >= 50 &&
+          (control.control?.probe ?? 0) > 0 &&
+          (control.control?.echoAnswer ?? 0) > 0,
+        `status counts the control packets: ${JSON.stringify(control.control)}`,
+      );
       t.equal(
         received((await ping(lab, a, '198.19.3.1', '198.18.1.1')).stdout),
         3,

@@ -580,3 +580,20 @@ t.test('route-based connections: twinsec_interface_up follows the interface carr
   );
   m.close();
 });
+
+t.test('twinsec_control_packets_total: control packets by kind, counted across restarts', async (t) => {
+  const status = fakeStatus();
+  status.control = { probe: 10, echoAnswer: 4, echoReply: 1, routing: 50, unmarked: 0 };
+  const m = new Metrics({ snapshot: () => status, defaultMetrics: false });
+  let e = parse(await m.metrics());
+  t.equal(e.types.get('twinsec_control_packets_total'), 'counter');
+  t.equal(value(e, 'twinsec_control_packets_total', { kind: 'probe' }), 10);
+  t.equal(value(e, 'twinsec_control_packets_total', { kind: 'echo_answer' }), 4);
+  t.equal(value(e, 'twinsec_control_packets_total', { kind: 'routing' }), 50);
+  t.equal(value(e, 'twinsec_control_packets_total', { kind: 'unmarked' }), 0);
+  status.control = { probe: 15, echoAnswer: 4, echoReply: 1, routing: 50, unmarked: 7 };
+  e = parse(await m.metrics());
+  t.equal(value(e, 'twinsec_control_packets_total', { kind: 'probe' }), 15, 'increases added');
+  t.equal(value(e, 'twinsec_control_packets_total', { kind: 'unmarked' }), 7);
+  m.close();
+});
