@@ -94,6 +94,8 @@ export function formatStatus(report: StatusReport): string {
     out.push('');
     out.push(`dropped: ESP ${esp || 'none'}; IKE ${ike || 'none'}`);
   }
+  const control = nonzero(report.control);
+  if (control) out.push(`control packets ahead of bulk: ${control}`);
   return `${out.join('\n')}\n`;
 }
 
