@@ -15,6 +15,7 @@ import {
   cutLink,
   DEV,
   INSIDE,
+  PING_50_PER_S_MS,
   type PingRun,
   pingRate,
   RouteWatch,
@@ -28,7 +29,8 @@ import { ADDR, longestRun, type PingResult } from './ha-lab.js';
 import { Lab, labUnavailable, waitFor } from './netns.js';
 import { twinsecUnavailable } from './twinsec.js';
 
-const PING_MS = 20;
+/** About 50 pings a second (bgp-lab.ts). */
+const PING_MS = PING_50_PER_S_MS;
 const STEADY_MS = 5000;
 const CUT_MS = 10_000;
 const AFTER_MS = 5000;
@@ -207,7 +209,7 @@ async function main(): Promise<number> {
     console.log(`\n[5] ${AFTER_MS / 1000} s more on tunnel 1`);
     await sleep(AFTER_MS);
     live.stop();
-    for (const w of watches) w.stop();
+    for (const w of watches) await w.stop();
     const results: { dir: string; p: PingResult }[] = [];
     for (const x of pings) results.push({ dir: x.dir, p: await x.run.stop() });
     const end = Date.now();

@@ -374,41 +374,47 @@ export interface RouteChange {
 }
 
 /**
- * Polls `ip route show exact PREFIX` in a namespace every `intervalMs` and records each change: when
- * zebra moved the route from one tunnel device to the other, as the kernel forwards it.
+ * Records when the kernel's route for `prefix` in a namespace changes device, as the kernel saw it:
+ * `ip -ts monitor route` timestamps each change zebra makes (a route replaced from one tunnel device
+ * to the other, or deleted), to the microsecond, without polling. Routes the kernel flushes itself
+ * when a device vanishes are not announced; zebra's replacement that follows is.
  */
 export class RouteWatch {
-  readonly changes: RouteChange[] = [];
-  #timer: NodeJS.Timeout | undefined;
-  #busy = false;
+  #initial: RouteChange | undefined;
+  #proc: LabProcess | undefined;
   constructor(
     readonly lab: Lab,
     readonly ns: string,
     readonly prefix: string,
     readonly label: string,
-    readonly intervalMs = 50,
   ) {}
 
   async start(): Promise<void> {
-    await this.poll();
-    this.#timer = setInterval(() => void this.poll(), this.intervalMs);
+    this.#proc = this.lab.spawn(this.ns, 'ip', ['-ts', 'monitor', 'route']);
+    // No "listening" line: give it time to subscribe, then read the state it starts from.
+    await new Promise((r) => setTimeout(r, 200));
+    this.#initial = {
+      at: Date.now(),
+      devs: routeDevs(await kernelRoutes(this.lab, this.ns, this.prefix)).join('+'),
+    };
   }
 
-  async poll(): Promise<void> {
-    if (this.#busy) return;
-    this.#busy = true;
-    try {
-      const devs = routeDevs(await kernelRoutes(this.lab, this.ns, this.prefix)).join('+');
-      if (this.changes.at(-1)?.devs !== devs) this.changes.push({ at: Date.now(), devs });
-    } catch {
-      /* namespace gone at teardown */
-    } finally {
-      this.#busy = false;
+  /** The state at start, then each change of device (consecutive duplicates dropped). */
+  get changes(): RouteChange[] {
+    const out: RouteChange[] = this.#initial ? [this.#initial] : [];
+    for (const line of (this.#proc?.log() ?? '').split('\n')) {
+      const m = /^\[(\S+)\] (Deleted )?(\S+) (.*)$/.exec(line);
+      if (!m || m[3] !== this.prefix) continue;
+      // ip prints the local time without a zone; Date parses such an ISO string as local time too.
+      const at = new Date(m[1]!).getTime();
+      const devs = m[2] ? '' : [...m[4]!.matchAll(/\bdev (\S+)/g)].map((d) => d[1]).join('+');
+      if (out.at(-1)?.devs !== devs) out.push({ at, devs });
     }
+    return out;
   }
 
-  stop(): void {
-    clearInterval(this.#timer);
+  async stop(): Promise<void> {
+    await this.#proc?.stop('SIGTERM', 1000);
   }
 
   /** The first change to `devs` at or after `since`. */

@@ -257,8 +257,8 @@ async function failAndRecover(
   await waitKernelRoute(s.lab, s.ns.cloudGw, ADDR.onLan, DEV.c1, 40_000);
   await sleep(3000);
   const p = await ping.stop();
-  lanWatch.stop();
-  clWatch.stop();
+  await lanWatch.stop();
+  await clWatch.stop();
 
   const f = outageFigures(p, failAt, recoverAt);
   const rel = (x: number | undefined) => (x === undefined ? 'n/a' : `${Math.round(x - failAt)} ms`);

@@ -208,8 +208,8 @@ t.test(
     // Failback is over once both kernels route through tunnel 1 again; 3 s more of traffic there.
     await sleep(3000);
     const p = await ping.stop();
-    onWatch.stop();
-    clWatch.stop();
+    await onWatch.stop();
+    await clWatch.stop();
     await h.frrOnprem.waitEstablished([INSIDE.t1.cloud, INSIDE.t2.cloud], 5000);
 
     // --- figures ---------------------------------------------------------------------------------------------
