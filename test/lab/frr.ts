@@ -161,7 +161,8 @@ export class Frr {
         dir,
         '-z',
         join(dir, 'zserv.api'),
-        // Each daemon's own log, millisecond timestamps come from `log timestamp precision` in frr.conf.
+        // Each daemon's own log file (to the second: `log timestamp precision` in frr.conf applies to the
+        // log targets frr.conf defines, not to this command-line one; timelines come from ip monitor).
         '--log',
         `file:${join(dir, `${d}.log`)}`,
         ...(d === 'bgpd' ? ['-p', '179'] : []),
