@@ -106,11 +106,6 @@ export interface FrrSide {
   routeMaps?: Record<string, string>;
   /** Static routes for staticd, e.g. '198.18.1.0/24 198.18.0.2'. */
   staticRoutes?: string[];
-  /**
-   * Announce a route only once zebra has it in the kernel (`bgp suppress-fib-pending`): a LAN router
-   * that moves its traffic here on the announcement must not hit a gateway still without the route.
-   */
-  suppressFibPending?: boolean;
 }
 
 /**
@@ -137,7 +132,6 @@ export function frrConfig(s: FrrSide): string {
     l.push('!');
   }
   l.push(`router bgp ${s.asn}`, ` bgp router-id ${s.routerId}`, ' no bgp ebgp-requires-policy');
-  if (s.suppressFibPending) l.push(' bgp suppress-fib-pending');
   for (const n of s.neighbors) {
     l.push(
       ` neighbor ${n.address} remote-as ${n.remoteAs}`,
