@@ -15,6 +15,14 @@ export const LAB_TOOLS = [
   { tool: 'sysctl', pkg: 'procps' }, // ip_forward, rp_filter in the namespaces
 ];
 
+/**
+ * What the BGP lab needs on top of LAB_TOOLS (test/lab/bgp-demo.ts, test/lab/bgp*.test.ts): FRR's zebra,
+ * bfdd and bgpd (in /usr/lib/frr, off PATH) and vtysh, all in Debian's `frr` package, so vtysh stands for
+ * the whole package. aptInstall's policy-rc.d keeps the package's service from starting: no FRR in the
+ * root namespace, each lab namespace runs its own (test/lab/frr.ts).
+ */
+export const BGP_LAB_TOOLS = [{ tool: 'vtysh', pkg: 'frr' }];
+
 /** What the first build (npm ci: node-gyp for the native addon) needs. */
 export const BUILD_TOOLS = [
   { tool: 'python3', pkg: 'python3' },
@@ -73,7 +81,7 @@ export function installCommand(pkgs, { sudo = false } = {}) {
 }
 
 /**
- * Runs `fn` with a policy-rc.d that refuses every service start (procps ships an init script), so
+ * Runs `fn` with a policy-rc.d that refuses every service start (procps and frr ship init scripts), so
  * installing packages starts no daemon. Leaves an existing policy-rc.d alone; removes its own afterwards,
  * also when interrupted.
  */
