@@ -164,7 +164,7 @@ export const interfaceSchema = z.strictObject({
   name: z.string().regex(TUN_NAME, { message: 'must be 1-15 of A-Z a-z 0-9 _ . -' }),
   /**
    * The inside address with its prefix, e.g. 169.254.10.2/30: for Alibaba's BGP tunnels the
-   * on-premises PeerBgpIp in TunnelCidr (LocalBgpIp is the cloud's side, see src/import/aliyun.ts).
+   * on-premises PeerBgpIp in TunnelCidr (LocalBgpIp is the cloud's side, see src/import/aliyun-bgp.ts).
    */
   address: z.string().superRefine((s, ctx) => {
     const [ip, len, extra] = s.split('/');
