@@ -1,13 +1,16 @@
 /**
- * The BGP lab (node dist/test/lab/bgp-demo.js [--hold], as root; to become `npm run lab -- --bgp`): the
+ * The BGP lab (`npm run lab -- --bgp [--hold] [--svg FILE]`, or node dist/test/lab/bgp-demo.js, as root): the
  * dual-tunnel topology with route-based twinsec connections and FRR on both gateways (bgp-lab.ts): eBGP
  * over each tunnel's inside addresses with BFD 100 ms x 3, tunnel 1 preferred both ways, zebra installing
  * the learned routes through the tunnel devices. The LAN hosts ping each other at 50/s while link 1 fails
  * silently (iptables DROP in the router), then is repaired. The demo prints carrier and route changes as
- * they happen, then a timeline (ms from the cut) and a summary measured from ping's output.
+ * they happen, then a timeline (ms from the cut) and a summary measured from ping's output. --svg FILE
+ * also draws the timeline (timeline-svg.ts): each ping's RTT, lost pings, the cut, the repair, the
+ * devices' carrier changes and the kernels' route changes.
  * Everything is removed at the end, also on failure or Ctrl-C. About a minute.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import {
   ASN,
   type BgpLab,
@@ -25,8 +28,9 @@ import {
   waitBgpReady,
 } from './bgp-lab.js';
 import { frrMissing, kernelRoutes, routeDevs } from './frr.js';
-import { ADDR, longestRun, type PingResult } from './ha-lab.js';
+import { ADDR, longestRun, type PingResult, timelinePings } from './ha-lab.js';
 import { Lab, labUnavailable, waitFor } from './netns.js';
+import { svgArg, timelineSvg } from './timeline-svg.js';
 import { twinsecUnavailable } from './twinsec.js';
 
 /** About 50 pings a second (bgp-lab.ts). */
@@ -132,6 +136,16 @@ function diagram(): string {
 
 async function main(): Promise<number> {
   const hold = process.argv.includes('--hold');
+  const svgFile = svgArg(process.argv.slice(2), process.env.INIT_CWD ?? process.cwd());
+  if (svgFile === '') {
+    console.error('BGP lab: --svg needs a file name, e.g. npm run lab -- --bgp --svg /tmp/bgp.svg');
+    return 2;
+  }
+  // Checked now rather than after a minute of lab.
+  if (svgFile !== undefined && !existsSync(dirname(svgFile))) {
+    console.error(`BGP lab: --svg ${svgFile}: no directory ${dirname(svgFile)}`);
+    return 2;
+  }
   const why = labUnavailable();
   if (why) {
     console.error(
@@ -262,6 +276,44 @@ async function main(): Promise<number> {
         ? `\nlogs (kept): ${h.onprem.proc.logFile} ${h.cloud.proc.logFile} ${h.frrOnprem.dir} ${h.frrCloud.dir}`
         : '\nlogs are removed at exit; TWINSEC_LAB_KEEP=1 keeps them',
     );
+    let svgOk = true;
+    if (svgFile !== undefined) {
+      const svg = timelineSvg({
+        title: 'twinsec BGP lab: BFD and BGP over two route-based tunnels, silent cut on link 1',
+        subtitle: `${new Date(pingStart).toISOString().slice(0, 19).replace('T', ' ')} UTC; ping both ways at ~50/s; longest outage ${Math.round(worstMs)} ms`,
+        start: pingStart,
+        startLabel: 'the pings started',
+        pings: results.flatMap((r) => timelinePings(r.p, r.dir)),
+        events: [
+          { at: t0, kind: 'cut', label: 'link 1 cut (silent)' },
+          { at: repairedAt, kind: 'repair', label: 'link 1 repaired' },
+          // Carrier changes are twinsec's health verdicts; kernel route changes are zebra acting on BGP.
+          ...live
+            .rows()
+            .flatMap((r) =>
+              r.at < t0 - 1000
+                ? []
+                : [
+                    {
+                      at: r.at,
+                      side: r.who,
+                      kind: r.what.startsWith('kernel route')
+                        ? ('route-switch' as const)
+                        : ('health' as const),
+                      label: r.what,
+                    },
+                  ],
+            ),
+        ],
+      });
+      try {
+        writeFileSync(svgFile, svg);
+        console.log(`timeline picture written to ${svgFile}`);
+      } catch (e) {
+        console.error(`BGP lab: could not write ${svgFile}: ${(e as Error).message}`);
+        svgOk = false;
+      }
+    }
     if (hold) {
       console.log(`holding; namespaces ${lab.namespaces.join(' ')}; Ctrl-C to tear down`);
       await new Promise<void>((resolve) => {
@@ -269,7 +321,7 @@ async function main(): Promise<number> {
         process.once('SIGTERM', () => resolve());
       });
     }
-    return failedOver && failedBack && worstMs <= 1000 && lateLost === 0 ? 0 : 1;
+    return failedOver && failedBack && worstMs <= 1000 && lateLost === 0 && svgOk ? 0 : 1;
   } catch (e) {
     console.error(`BGP lab: ${(e as Error).message}`);
     if (h) {

@@ -11,7 +11,7 @@
  * Everything is removed at the end, also on failure or Ctrl-C. About a minute.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, resolve as resolvePath } from 'node:path';
+import { dirname } from 'node:path';
 import {
   ADDR,
   CLOUD,
@@ -34,7 +34,7 @@ import {
   waitHaReady,
 } from './ha-lab.js';
 import { Lab, labUnavailable, waitFor } from './netns.js';
-import { timelineSvg } from './timeline-svg.js';
+import { svgArg, timelineSvg } from './timeline-svg.js';
 import { type Twinsec, twinsecUnavailable } from './twinsec.js';
 
 const STEADY_MS = 5000;
@@ -155,15 +155,6 @@ function rate(p: PingResult): number {
   return p.transmitted > 1 ? ((p.transmitted - 1) * 1000) / (last - first) : 0;
 }
 
-/** `--svg FILE` or `--svg=FILE`: the absolute path, '' when the name is missing, undefined without --svg. */
-function svgArg(argv: string[]): string | undefined {
-  const i = argv.findIndex((a) => a === '--svg' || a.startsWith('--svg='));
-  if (i < 0) return undefined;
-  const v = argv[i]!.startsWith('--svg=') ? argv[i]!.slice('--svg='.length) : argv[i + 1];
-  // npm runs scripts in the package root; INIT_CWD is where the user typed `npm run lab`.
-  return v && !v.startsWith('--') ? resolvePath(process.env.INIT_CWD ?? process.cwd(), v) : '';
-}
-
 /** The topology, labels aligned under what they name. */
 function diagram(): string {
   const l1 = `  ${ADDR.onLanHost} --- ${ADDR.onLanGw} [on-prem gw] ${ADDR.onWan1.padEnd(12)} == link 1: t1, weight 100 ==\\`;
@@ -182,7 +173,7 @@ function diagram(): string {
 async function main(): Promise<number> {
   const mode: CutMode = process.argv.includes('--carrier') ? 'carrier' : 'silent';
   const hold = process.argv.includes('--hold');
-  const svgFile = svgArg(process.argv.slice(2));
+  const svgFile = svgArg(process.argv.slice(2), process.env.INIT_CWD ?? process.cwd());
   if (svgFile === '') {
     console.error('npm run lab: --svg needs a file name, e.g. npm run lab -- --svg /tmp/lab.svg');
     return 2;

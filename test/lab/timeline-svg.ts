@@ -4,6 +4,7 @@
  * Pure (data in, string out) so that every lab mode can draw its run: it knows nothing of ping or of the
  * daemons' logs, the caller converts those into `Timeline` (ha-lab.ts: timelinePings, timelineEvents).
  */
+import { resolve as resolvePath } from 'node:path';
 
 export interface TimelinePing {
   /** Send time, unix ms. */
@@ -12,6 +13,18 @@ export interface TimelinePing {
   rttMs: number | null;
   /** Which ping this belongs to (e.g. a direction); each series gets its own colour and row of lost marks. */
   series?: string;
+}
+
+/**
+ * `--svg FILE` or `--svg=FILE` among a lab's arguments: FILE resolved against `cwd` (npm runs scripts
+ * in the package root; the caller passes INIT_CWD, where the user typed `npm run lab`), '' when the
+ * name is missing, undefined without --svg.
+ */
+export function svgArg(argv: string[], cwd: string): string | undefined {
+  const i = argv.findIndex((a) => a === '--svg' || a.startsWith('--svg='));
+  if (i < 0) return undefined;
+  const v = argv[i]!.startsWith('--svg=') ? argv[i]!.slice('--svg='.length) : argv[i + 1];
+  return v && !v.startsWith('--') ? resolvePath(cwd, v) : '';
 }
 
 export type TimelineEventKind = 'cut' | 'repair' | 'health' | 'route-switch';
