@@ -288,22 +288,18 @@ async function main(): Promise<number> {
           { at: t0, kind: 'cut', label: 'link 1 cut (silent)' },
           { at: repairedAt, kind: 'repair', label: 'link 1 repaired' },
           // Carrier changes are twinsec's health verdicts; kernel route changes are zebra acting on BGP.
-          ...live
-            .rows()
-            .flatMap((r) =>
-              r.at < t0 - 1000
-                ? []
-                : [
-                    {
-                      at: r.at,
-                      side: r.who,
-                      kind: r.what.startsWith('kernel route')
-                        ? ('route-switch' as const)
-                        : ('health' as const),
-                      label: r.what,
-                    },
-                  ],
-            ),
+          ...live.rows().flatMap((r) =>
+            r.at < t0 - 1000
+              ? []
+              : [
+                  {
+                    at: r.at,
+                    side: r.who,
+                    kind: r.what.startsWith('kernel route') ? ('route-switch' as const) : ('health' as const),
+                    label: r.what,
+                  },
+                ],
+          ),
         ],
       });
       try {
