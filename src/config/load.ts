@@ -141,7 +141,16 @@ function crossCheck(raw: unknown, baseDir: string, issues: string[]): Map<string
   for (const [name, c] of Object.entries(conns)) {
     if (!isObj(c)) continue;
     const p = formatPath(['connections', name]);
-    if (c.psk === undefined && c.pskFile === undefined) issues.push(`${p}.psk: required (psk or pskFile)`);
+    const hasSecrets = Array.isArray(raw.secrets) && raw.secrets.length > 0;
+    if (c.psk === undefined && c.pskFile === undefined) {
+      // Keys by identity need the identity before the key: IKEv2 (IDi comes with AUTH). IKEv1 main
+      // mode derives its keys from the PSK before the identities are exchanged (RFC 2409 §5.4).
+      if (!hasSecrets) issues.push(`${p}.psk: required (psk or pskFile, or top-level secrets)`);
+      else if (c.version === 1)
+        issues.push(`${p}.psk: required for IKEv1 (secrets by identity are IKEv2 only)`);
+    }
+    if (typeof c.remoteId === 'string' && c.remoteId.startsWith('*') && c.start !== 'listen')
+      issues.push(`${p}.remoteId: a wildcard identity only answers; set start: listen`);
     else if (c.psk !== undefined && c.pskFile !== undefined) {
       issues.push(`${p}.psk: give either psk or pskFile, not both`);
     } else if (typeof c.pskFile === 'string' && c.pskFile !== '') {
@@ -166,6 +175,17 @@ function crossCheck(raw: unknown, baseDir: string, issues: string[]): Map<string
     }
   }
 
+  const secrets = Array.isArray(raw.secrets) ? raw.secrets : [];
+  secrets.forEach((e: unknown, i: number) => {
+    if (!isObj(e)) return;
+    const p = `secrets[${i}]`;
+    if ((e.psk === undefined) === (e.pskFile === undefined))
+      issues.push(`${p}.psk: give either psk or pskFile`);
+    else if (typeof e.pskFile === 'string' && e.pskFile !== '') {
+      const psk = readPskFile(resolvePath(baseDir, e.pskFile), `${p}.pskFile`, issues);
+      if (psk) psks.set(`\u0000${p}`, psk);
+    }
+  });
   checkInterfaces(raw, conns, issues);
 
   const routes = Array.isArray(raw.routes) ? raw.routes : [];
@@ -365,7 +385,7 @@ function resolveConfig(raw: RawConfig, psks: Map<string, PskFromFile>, baseDir: 
       localId: c.localId ?? c.local,
       // A peer that may be anywhere is known by its identity only: %any unless configured.
       remoteId: c.remoteId ?? (isIP(c.remote) ? c.remote : '%any'),
-      psk: c.psk !== undefined ? secret(c.psk) : fromFile!.psk,
+      psk: c.psk !== undefined ? secret(c.psk) : (fromFile?.psk ?? secret('')),
       ...(c.psk === undefined && fromFile ? { pskFile: { path: fromFile.path, mode: fromFile.mode } } : {}),
       ike: { proposals: [...c.ike.proposals], lifetime: c.ike.lifetime, ...optRekey(c.ike.rekeyTime) },
       esp: {
@@ -397,6 +417,14 @@ function resolveConfig(raw: RawConfig, psks: Map<string, PskFromFile>, baseDir: 
     ports: raw.ports,
     qos: raw.qos,
     limits: raw.limits,
+    ...(raw.secrets.length
+      ? {
+          secrets: raw.secrets.map((e, i) => ({
+            id: e.id,
+            psk: e.psk !== undefined ? secret(e.psk) : psks.get(`\u0000secrets[${i}]`)!.psk,
+          })),
+        }
+      : {}),
     log: raw.log,
     connections,
     routes: raw.routes.map((r) => ({

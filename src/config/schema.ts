@@ -72,6 +72,8 @@ function identity(role: 'local' | 'remote') {
         ctx.addIssue({ code: 'custom', message: 'identity must not contain whitespace' });
       else if (s === '%any' && role === 'local') {
         ctx.addIssue({ code: 'custom', message: "'%any' is only valid as remoteId" });
+      } else if (s.startsWith('*') && role === 'local') {
+        ctx.addIssue({ code: 'custom', message: 'a wildcard identity is only valid as remoteId' });
       } else {
         try {
           parseIdentity(s);
@@ -325,6 +327,20 @@ export const configSchema = z.strictObject({
     connectionSchema,
   ),
   routes: z.array(routeSchema).default([]),
+  // Keys by peer identity for connections that give no psk of their own (IKEv2): a hub's sites
+  // each with their own key, one connection for all. `reload` picks up new entries without
+  // touching established tunnels.
+  secrets: z
+    .array(
+      z.strictObject({
+        id: identity('remote').refine((s) => s !== '%any', {
+          message: "a secret needs an identity, not '%any'",
+        }),
+        psk: z.string().min(1).optional(),
+        pskFile: z.string().min(1).optional(),
+      }),
+    )
+    .default([]),
   metrics: metricsSchema.optional(),
 });
 

@@ -32,7 +32,10 @@ export interface ConnectionConfig {
   remote: string;
   localId: string;
   remoteId: string;
-  /** Never log, print or export this. */
+  /**
+   * Never log, print or export this. Empty: the key comes from `Config.secrets` by the peer's
+   * identity (IKEv2 only).
+   */
   psk: Buffer;
   /** Where `psk` was read from (pskFile, resolved) and that file's mode bits when it was read. */
   pskFile?: { path: string; mode: number };
@@ -84,6 +87,12 @@ export interface Config {
   /** Priority (SO_PRIORITY) and outer DSCP of IKE, health probes and their echo replies. */
   qos: { priority: number; dscp: number; answerEcho: boolean };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' };
+  /**
+   * Pre-shared keys by peer identity (an exact identity, or a wildcard like '*.sites.example.net'),
+   * for connections without a `psk` of their own: many sites, one connection, a key each. Never
+   * log, print or export the keys.
+   */
+  secrets?: { id: string; psk: Buffer }[];
   /** Bounds on peer-held state (schema.ts says what each is); absent: the built-in defaults. */
   limits?: LimitsConfig;
   connections: Record<string, ConnectionConfig>;

@@ -5,6 +5,9 @@
  *   user@example.net         -> ID_RFC822_ADDR (USER_FQDN)
  *   @#0a0b0c                 -> ID_KEY_ID (hex)
  *   %any                     -> matches every identity (only as a remote ID)
+ *   *.sites.example.net, *@example.net -> as a remote ID, matches every FQDN / RFC822 identity
+ *                               ending in what follows the '*' (strongSwan's wildcard identities),
+ *                               for a gateway many sites dial into
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { TwinsecError } from '../errors.js';
@@ -68,12 +71,25 @@ export function identityToString(id: Identity): string {
   }
 }
 
-/** Does a received identity satisfy a configured one? FQDN comparison is case-insensitive. */
+/** A configured FQDN or RFC822 identity with a leading '*': a pattern, not one identity. */
+export function isWildcard(id: Identity): boolean {
+  return (id.type === ID_FQDN || id.type === ID_RFC822_ADDR) && id.data[0] === 0x2a; // '*'
+}
+
+/**
+ * Does a received identity satisfy a configured one? FQDN and RFC822 comparison is
+ * case-insensitive; a configured '*.example.net' / '*@example.net' matches any non-empty name
+ * before the suffix (a received identity is never a pattern: its '*' is just a character).
+ */
 export function identityMatches(configured: Identity, received: Identity): boolean {
   if (configured.type === 0) return true;
   if (configured.type !== received.type) return false;
   if (configured.type === ID_FQDN || configured.type === ID_RFC822_ADDR) {
-    return configured.data.toString('utf8').toLowerCase() === received.data.toString('utf8').toLowerCase();
+    const want = configured.data.toString('utf8').toLowerCase();
+    const got = received.data.toString('utf8').toLowerCase();
+    if (!isWildcard(configured)) return want === got;
+    const suffix = want.slice(1);
+    return got.length > suffix.length && got.endsWith(suffix);
   }
   return configured.data.equals(received.data);
 }

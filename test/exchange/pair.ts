@@ -47,9 +47,14 @@ export function mirror(c: ConnectionConfig, over: Partial<ConnectionConfig> = {}
   };
 }
 
-export function config(conns: ConnectionConfig[], limits?: LimitsConfig): Config {
+export function config(
+  conns: ConnectionConfig[],
+  limits?: LimitsConfig,
+  secrets?: Config['secrets'],
+): Config {
   return {
     ...(limits ? { limits } : {}),
+    ...(secrets ? { secrets } : {}),
     tun: { name: 'tsw-test', mtu: 1400 },
     control: { socket: '/nonexistent' },
     ports: { ike: 500, natt: 4500 },
@@ -76,6 +81,8 @@ export interface PairOptions {
   limits?: Partial<SaLimits>;
   /** The configuration file's `limits` section (both daemons); `limits` above overrides it. */
   configLimits?: LimitsConfig;
+  /** The configuration's `secrets` (keys by peer identity), for B only. */
+  secretsB?: Config['secrets'];
   /** The network to use (a test may set its filter before the first datagram). */
   net?: FakeNetwork;
 }
@@ -86,11 +93,11 @@ export async function pair(
   o: PairOptions = {},
 ): Promise<{ net: FakeNetwork; a: Side; b: Side; stop: () => Promise<void> }> {
   const net = o.net ?? new FakeNetwork();
-  const make = (conns: ConnectionConfig[]): Side => {
+  const make = (conns: ConnectionConfig[], secrets?: Config['secrets']): Side => {
     const dp = new MemoryDataPlane();
     const addrs = [...new Set(conns.map((c) => c.local))];
     const transport = net.transport(addrs);
-    const daemon = new Daemon(config(conns, o.configLimits), {
+    const daemon = new Daemon(config(conns, o.configLimits, secrets), {
       transport,
       dataplane: dp,
       timing: {
@@ -113,7 +120,7 @@ export async function pair(
     return side;
   };
   const sa = make(a);
-  const sb = make(b);
+  const sb = make(b, o.secretsB);
   await sb.daemon.start();
   await sa.daemon.start();
   return {

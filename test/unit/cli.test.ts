@@ -89,7 +89,7 @@ t.test('twinsecd --check lists every problem, one per line', async (t) => {
     'connections.t1.foo: unknown field',
     'connections.t1.local: invalid IP address',
     "connections.t1.localSubnets[0]: host bits set in '198.18.1.1/24'",
-    'connections.t1.psk: required (psk or pskFile)',
+    'connections.t1.psk: required (psk or pskFile, or top-level secrets)',
     'connections.t1.version: must be one of 1, 2',
     "routes[0].via[0].connection: unknown connection 't9'",
     'tun.mtu: must be >= 576',

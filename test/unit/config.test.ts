@@ -152,7 +152,7 @@ t.test('each kind of error is reported at its exact path', async (t) => {
     [
       'missing psk',
       withConn().replace('psk: "s3cret-psk"', ''),
-      'connections.t1.psk: required (psk or pskFile)',
+      'connections.t1.psk: required (psk or pskFile, or top-level secrets)',
     ],
     [
       'both psk and pskFile',
@@ -258,7 +258,7 @@ routes:
   t.same(issues.sort(), [
     'connections.t1.local: invalid IP address',
     "connections.t1.localSubnets[0]: host bits set in '198.18.1.1/24'",
-    'connections.t1.psk: required (psk or pskFile)',
+    'connections.t1.psk: required (psk or pskFile, or top-level secrets)',
     'connections.t1.version: must be one of 1, 2',
     "routes[0].via[0].connection: unknown connection 't9'",
     'tun.color: unknown field',

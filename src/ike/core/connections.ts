@@ -4,6 +4,7 @@
  * changed; the core acts on it.
  */
 import type { Config, ConnectionConfig } from '../../config/types.js';
+import { type Identity, identityMatches, isWildcard, parseIdentity } from '../identity.js';
 import { cidrToTs, parseAddress } from '../wire/ts.js';
 import { backoff, type Clock, type Random, type TimerHandle } from './clock.js';
 
@@ -14,8 +15,23 @@ export interface ReloadResult {
   unchanged: string[];
 }
 
+/** Keys by peer identity (Config.secrets), exact identities before wildcards, longer before shorter. */
+interface Secret {
+  id: Identity;
+  psk: Buffer;
+}
+
+function secretsOf(config: Config): Secret[] {
+  const all = (config.secrets ?? []).map((e) => ({ id: parseIdentity(e.id), psk: e.psk }));
+  // The most specific entry wins: an exact identity, then the wildcard with the longest suffix.
+  return all.sort(
+    (a, b) => Number(isWildcard(a.id)) - Number(isWildcard(b.id)) || b.id.data.length - a.id.data.length,
+  );
+}
+
 export class ConnectionSet {
   #conns: Map<string, ConnectionConfig>;
+  #secrets: Secret[];
   /** Connections an operator took down: no initiation, no retries, peers' attempts refused. */
   readonly #adminDown = new Set<string>();
   readonly #retries = new Map<string, { timer?: TimerHandle; attempt: number }>();
@@ -25,6 +41,7 @@ export class ConnectionSet {
 
   constructor(config: Config, clock: Clock, random: Random, retry: { base: number; max: number }) {
     this.#conns = byName(config);
+    this.#secrets = secretsOf(config);
     this.#clock = clock;
     this.#random = random;
     this.#retryCfg = retry;
@@ -36,6 +53,17 @@ export class ConnectionSet {
 
   all(): ConnectionConfig[] {
     return [...this.#conns.values()];
+  }
+
+  /**
+   * The key `conn` uses with a peer of identity `peer`: the connection's own, or (a connection
+   * without one) the most specific `secrets` entry matching the identity. Undefined: no key, the
+   * peer cannot authenticate for this connection.
+   */
+  pskFor(conn: ConnectionConfig, peer: Identity): Buffer | undefined {
+    if (conn.psk.length > 0) return conn.psk;
+    if (peer.type === 0) return undefined;
+    return this.#secrets.find((e) => identityMatches(e.id, peer))?.psk;
   }
 
   /**
@@ -117,6 +145,8 @@ export class ConnectionSet {
     for (const name of [...res.removed, ...res.changed]) this.clearRetry(name);
     for (const name of res.removed) this.#adminDown.delete(name);
     this.#conns = next;
+    // New keys apply to new negotiations; established SAs keep the key they authenticated with.
+    this.#secrets = secretsOf(config);
     return res;
   }
 }

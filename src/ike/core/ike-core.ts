@@ -499,5 +499,7 @@ function sameIds(a: AnySa, b: AnySa): boolean {
  */
 function samePeer(o: AnySa, sa: AnySa): boolean {
   if (o.peerIdentity === undefined || o.peerIdentity !== sa.peerIdentity) return false;
-  return o.conn.name === sa.conn.name || o.conn.psk.equals(sa.conn.psk);
+  // The key each SA authenticated with (a connection without its own takes one per identity).
+  const key = (x: AnySa) => x.psk ?? x.conn.psk;
+  return o.conn.name === sa.conn.name || (key(o).length > 0 && key(o).equals(key(sa)));
 }

@@ -83,6 +83,11 @@ export abstract class BaseIkeSa<C = unknown> implements IkeSaView {
    * INITIAL_CONTACT (RFC 7296 §2.4) is scoped by it.
    */
   peerIdentity?: string;
+  /**
+   * The pre-shared key this SA authenticated with: the connection's own, or the `secrets` entry of
+   * the peer's identity (ConnectionSet.pskFor). Never log it.
+   */
+  psk?: Buffer;
   readonly #children = new Map<number, ChildSa<C>>();
   /** The lifetime (s) the peers agreed, when the protocol negotiates one (IKEv1, RFC 2407 §4.5). */
   get negotiatedLifetime(): number | undefined {

@@ -4,7 +4,6 @@
  * prf(SK_p, ID).
  */
 import { timingSafeEqual } from 'node:crypto';
-import type { ConnectionConfig } from '../../../config/types.js';
 import { IkeError } from '../../../errors.js';
 import { peerIdentityKey } from '../../core/ike-sa.js';
 import { pskAuth } from '../../crypto/keys.js';
@@ -43,17 +42,18 @@ import {
   withinOffer,
 } from './child-create.js';
 
-function authData(sa: IkeSaV2, conn: ConnectionConfig, ours: boolean, id: Identity): Buffer {
+function authData(sa: IkeSaV2, psk: Buffer, ours: boolean, id: Identity): Buffer {
   // Initiator signs (IKE_SA_INIT request | Nr | prf(SK_pi, IDi)); responder (response | Ni | prf(SK_pr, IDr)).
   const signerIsInitiator = ours === sa.initiator;
   const message = signerIsInitiator ? sa.initRequest : sa.initResponse;
   const nonce = signerIsInitiator ? sa.nr : sa.ni;
   const skP = signerIsInitiator ? sa.keys!.skPi : sa.keys!.skPr;
-  return pskAuth(sa.prf!, conn.psk, message, nonce, skP, identityBody(id));
+  return pskAuth(sa.prf!, psk, message, nonce, skP, identityBody(id));
 }
 
-function verifyAuth(sa: IkeSaV2, conn: ConnectionConfig, id: Identity, data: Buffer): boolean {
-  const expect = authData(sa, conn, false, id);
+function verifyAuth(sa: IkeSaV2, psk: Buffer | undefined, id: Identity, data: Buffer): boolean {
+  if (!psk) return false;
+  const expect = authData(sa, psk, false, id);
   return expect.length === data.length && timingSafeEqual(expect, data);
 }
 
@@ -85,7 +85,10 @@ export class IkeAuthTask implements Task<void> {
     const payloads: Payload[] = [idPayload(PayloadType.IDi, idI)];
     if (this.#core.wantInitialContact(sa)) payloads.push(notify(NotifyType.INITIAL_CONTACT));
     if (idR.type !== 0) payloads.push(idPayload(PayloadType.IDr, idR));
-    payloads.push({ type: PayloadType.AUTH, method: AuthMethod.PSK, data: authData(sa, sa.conn, true, idI) });
+    // An initiator's key: its connection's own, or the secret for the peer identity it expects.
+    sa.psk = this.#core.conns.pskFor(sa.conn, idR);
+    if (!sa.psk) throw new IkeError('auth_failed', `no pre-shared key for peer '${sa.conn.remoteId}'`);
+    payloads.push({ type: PayloadType.AUTH, method: AuthMethod.PSK, data: authData(sa, sa.psk, true, idI) });
     payloads.push(...childRequestPayloads(sa, this.#spiIn));
     return payloads;
   }
@@ -108,7 +111,7 @@ export class IkeAuthTask implements Task<void> {
         `peer identity '${identityToString(id)}' does not match remoteId '${sa.conn.remoteId}'`,
       );
     }
-    if (auth.method !== AuthMethod.PSK || !verifyAuth(sa, sa.conn, id, auth.data)) {
+    if (auth.method !== AuthMethod.PSK || !verifyAuth(sa, sa.psk, id, auth.data)) {
       throw new IkeError(
         'auth_failed',
         `AUTH payload of '${identityToString(id)}' does not verify with our PSK`,
@@ -192,7 +195,7 @@ export function respondIkeAuth(core: V2Services, sa: IkeSaV2, ps: Payload[]): Au
   // selectors each way, per connection, before authentication). One PRF per distinct candidate.
   if (auth.method !== AuthMethod.PSK)
     return refuse('auth_failed', `AUTH method ${auth.method} of '${identityToString(idI)}' is not PSK`);
-  const authed = byId.filter((c) => verifyAuth(sa, c, idI, auth.data));
+  const authed = byId.filter((c) => verifyAuth(sa, core.conns.pskFor(c, idI), idI, auth.data));
   if (!authed.length)
     return refuse('auth_failed', `AUTH payload of '${identityToString(idI)}' does not verify with our PSK`);
   // The IKE SA's algorithms were chosen in IKE_SA_INIT against the first candidate's proposals,
@@ -218,10 +221,12 @@ export function respondIkeAuth(core: V2Services, sa: IkeSaV2, ps: Payload[]): Au
       : undefined) ?? algOk[0]!;
   sa.conn = conn;
   sa.peerIdentity = peerIdentityKey(idI);
+  // The key the peer proved: ours is computed with the same one (RFC 7296 §2.15).
+  sa.psk = core.conns.pskFor(conn, idI)!;
   const ourId = parseIdentity(conn.localId);
   const out: Payload[] = [
     idPayload(PayloadType.IDr, ourId),
-    { type: PayloadType.AUTH, method: AuthMethod.PSK, data: authData(sa, conn, true, ourId) },
+    { type: PayloadType.AUTH, method: AuthMethod.PSK, data: authData(sa, sa.psk, true, ourId) },
   ];
   const wantsIc = notifies(ps, NotifyType.INITIAL_CONTACT).length > 0;
   const child = respondChild(sa, ps);

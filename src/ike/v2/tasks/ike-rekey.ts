@@ -59,6 +59,7 @@ function rekeyedSa(
   fresh.nat = { ...old.nat };
   // The rekeyed SA serves the same authenticated peer (§2.18: no new authentication).
   fresh.peerIdentity = old.peerIdentity;
+  fresh.psk = old.psk;
   const prf = prfAlg(chosen.prf!);
   const encr = encrAlg(chosen.encr.id, chosen.encr.keyLen);
   const integ = chosen.integ ? integAlg(chosen.integ) : null;
