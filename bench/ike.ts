@@ -28,6 +28,15 @@ const LT_WAN = '192.0.2.1';
 const GW_WAN = '192.0.2.2';
 const PSK = 'bench-ike-psk-0123456789abcdef';
 const GW_ID = 'gw.bench.example';
+/**
+ * Subnet selectors for every site (the load tester has no per-site selector). Host-to-host selectors
+ * (its default) fail on a kernel-libipsec charon: it routes the peer's own address into its TUN and
+ * cannot add the exclude route for an on-link peer ("unable to install IPsec policies").
+ */
+const SITE_LAN = '198.18.0.0/16';
+const HUB_LAN = '198.19.0.0/16';
+/** kernel-libipsec needs a local address inside its local selector (the source of its TUN route). */
+const HUB_HOST = '198.19.0.1';
 const IKE = 'aes128gcm16-prfsha256-x25519';
 const ESP = 'aes128gcm16';
 
@@ -36,6 +45,7 @@ const CACHE = process.env.TWINSEC_BENCH_CACHE ?? '/var/cache/twinsec-bench';
 /** Where scripts/build-load-tester.sh installs (same default and override). */
 const LT_PREFIX = process.env.STRONGSWAN_LT_PREFIX ?? join(CACHE, 'strongswan-5.9.8');
 const LT_CHARON = join(LT_PREFIX, 'libexec/ipsec/charon');
+const LT_RUN = join(LT_PREFIX, 'run');
 
 type Responder = 'charon' | 'twinsec';
 const ALL: Responder[] = ['charon', 'twinsec'];
@@ -56,6 +66,8 @@ interface Result {
   rate?: number;
   peakRssMb?: number;
   rssMb?: number;
+  /** RSS before the load (the idle daemon). */
+  idleRssMb?: number;
   cpuSec?: number;
   /** Responder-side count of IKE SAs up at the end (a cross-check of the generator's). */
   responderSas?: number;
@@ -144,6 +156,8 @@ function generatorConf(dir: string, load: Load): string {
       esp = ${ESP}
       initiator = ${LT_WAN}
       responder = ${GW_WAN}
+      initiator_tsi = ${SITE_LAN}
+      initiator_tsr = ${HUB_LAN}
       initiator_auth = psk
       responder_auth = psk
       initiator_id = site%d.bench.example
@@ -163,8 +177,6 @@ function generatorConf(dir: string, load: Load): string {
 function responderConf(dir: string): string {
   return `charon {
   load = random nonce aes sha1 sha2 hmac gcm pem pkcs1 x509 pubkey curve25519 openssl kdf vici kernel-libipsec kernel-netlink socket-default
-  # host-to-host selectors: with routes charon would send its own IKE answers into its tunnel
-  install_routes = no
   # a hub: all sites arrive from one generator address, so per-address limits must not apply
   block_threshold = 1000000
   cookie_threshold = 1000000
@@ -214,8 +226,8 @@ function responderSwanctl(): string {
     }
     children {
       site {
-        local_ts = dynamic
-        remote_ts = dynamic
+        local_ts = ${HUB_LAN}
+        remote_ts = ${SITE_LAN}
         esp_proposals = ${ESP}
         start_action = none
       }
@@ -291,9 +303,9 @@ async function startTwinsecHub(
         psk: PSK,
         ike: { proposals: [IKE] },
         esp: { proposals: [ESP] },
-        // The generator proposes host-to-host selectors (its address <-> ours); these bounds hold them.
-        localSubnets: [`${GW_WAN}/32`],
-        remoteSubnets: ['192.0.2.0/24'],
+        // What the generator proposes (TSi = SITE_LAN, TSr = HUB_LAN), the same for every site.
+        localSubnets: [HUB_LAN],
+        remoteSubnets: [SITE_LAN],
         start: 'listen',
       },
     },
@@ -331,14 +343,15 @@ function parseGenerator(text: string): GenLog {
   return g;
 }
 
-async function measure(responder: Responder, load: Load): Promise<Result> {
+async function measure(responder: Responder, load: Load, keep: boolean): Promise<Result> {
   const r: Result = { responder };
   const why = responder === 'charon' ? charonUnavailable() : twinsecUnavailable();
   if (why) {
     r.error = why;
     return r;
   }
-  const lab = new Lab();
+  const lab = new Lab(undefined, { keepDir: keep });
+  if (keep) process.stderr.write(`bench:ike: ${responder}: logs kept in ${lab.dir}\n`);
   try {
     const lt = await lab.addNamespace('lt');
     const gw = await lab.addNamespace('gw');
@@ -347,18 +360,22 @@ async function measure(responder: Responder, load: Load): Promise<Result> {
       { ns: gw, ifname: 'wan0', address: `${GW_WAN}/24` },
     );
     process.stderr.write(`bench:ike: ${responder}: starting the responder\n`);
+    await lab.loopbackAddresses(gw, `${HUB_HOST}/32`);
     const hub = responder === 'charon' ? await startCharonHub(lab, gw) : await startTwinsecHub(lab, gw);
     const pid = hub.proc.pid;
     const cpu0 = cpuSeconds(pid);
+    // Per-tunnel memory is the growth over the idle responder, not its whole RSS.
+    r.idleRssMb = vm(pid, 'VmRSS');
 
     const dir = lab.tempDir('generator');
     const conf = join(dir, 'strongswan.conf');
     writeFileSync(conf, generatorConf(dir, load));
     process.stderr.write(`bench:ike: ${responder}: ${load.tunnels} tunnels from the load tester\n`);
+    // Its piddir is ${LT_PREFIX}/run (never the system's /run): a private tmpfs over it per run.
     const gen = lab.spawn(
       lt,
       'unshare',
-      ['-m', 'sh', '-c', `mount -t tmpfs none /run && exec ${LT_CHARON}`],
+      ['-m', 'sh', '-c', `mount -t tmpfs none ${LT_RUN} && exec ${LT_CHARON}`],
       {
         env: { STRONGSWAN_CONF: conf },
         logFile: join(dir, 'generator.stderr'),
@@ -432,7 +449,7 @@ function table(results: Result[]): string {
   ];
   for (const r of results) {
     if (r.error) {
-      rows.push([r.responder, `error: ${r.error.split('\n')[0]}`, '', '', '', '', '', '', '', '', '']);
+      rows.push([r.responder, `error: ${r.error.split('\n')[0]}`, '', '', '', '', '', '', '', '', '', '']);
       continue;
     }
     rows.push([
@@ -443,9 +460,12 @@ function table(results: Result[]): string {
       r.responder === 'charon' ? '1' : ratio(r.rate, ref?.rate),
       fmt(r.seconds, 2),
       fmt(r.cpuSec, 2),
+      fmt(r.idleRssMb, 1),
       fmt(r.peakRssMb, 1),
       fmt(r.rssMb, 1),
-      r.rssMb && r.established ? fmt((r.rssMb * 1024) / r.established, 1) : '-',
+      r.rssMb !== undefined && r.idleRssMb !== undefined && r.established
+        ? fmt(((r.rssMb - r.idleRssMb) * 1024) / r.established, 1)
+        : '-',
       fmt(r.responderSas, 0),
     ]);
   }
@@ -467,6 +487,7 @@ async function main(): Promise<number> {
       timeout: { type: 'string', default: '300' },
       only: { type: 'string' },
       'skip-build': { type: 'boolean', default: false },
+      keep: { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -497,7 +518,7 @@ async function main(): Promise<number> {
   }
   Lab.sweepStale();
   const results: Result[] = [];
-  for (const responder of only) results.push(await measure(responder, load));
+  for (const responder of only) results.push(await measure(responder, load, values.keep));
   console.log(
     `\nIKEv2 ${IKE} / ESP ${ESP}, PSK, ${load.tunnels} tunnels, ${load.initiators} load-tester initiators, ` +
       `at most ${load.inFlight} in flight; generator: strongSwan 5.9.8 load-tester (fake kernel)\n`,

@@ -49,6 +49,12 @@ fi
 # its fake kernel (no SAs installed on the initiator side), kernel-netlink because charon needs a kernel-net
 # plugin to start, and vici/swanctl for status. Everything goes under $PREFIX, never over the system's charon.
 cd "$SRC"
+# Debian's patch 04 edits src/libtls/Makefile.am (it only drops libtls' tests, which are not built here);
+# a Makefile.am newer than its Makefile.in makes make want automake, so keep the shipped Makefile.in.
+find . -name Makefile.am | while read -r am; do
+  in=${am%.am}.in
+  if [ -f "$in" ] && [ "$am" -nt "$in" ]; then touch -r "$in" "$am"; fi
+done
 ./configure --prefix="$PREFIX" --sysconfdir="$PREFIX/etc" \
   --with-ipsecdir="$PREFIX/libexec/ipsec" --with-piddir="$PREFIX/run" \
   --disable-gmp --enable-openssl --enable-curve25519 --enable-load-tester \
@@ -57,5 +63,8 @@ cd "$SRC"
   { tail -30 "$CACHE/configure.log"; exit 1; }
 make -j"$(nproc)" >"$CACHE/make.log" 2>&1 || { tail -40 "$CACHE/make.log"; exit 1; }
 make install >"$CACHE/install.log" 2>&1 || { tail -40 "$CACHE/install.log"; exit 1; }
+# The pid file and the load tester's control socket live here; each run mounts a private tmpfs over it
+# (in its own mount namespace), so several instances never share it and nothing goes to the system's /run.
+mkdir -p "$PREFIX/run"
 touch "$STAMP"
 echo "load-tester built in $(($(date +%s) - start)) s: $PREFIX"
