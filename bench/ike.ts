@@ -441,6 +441,7 @@ function table(results: Result[]): string {
       'x charon',
       'seconds',
       'CPU s',
+      'idle RSS MB',
       'peak RSS MB',
       'RSS MB',
       'KB/tunnel',
