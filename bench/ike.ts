@@ -3,6 +3,7 @@
  * load-tester build of scripts/build-load-tester.sh, which this script runs first: cached outside the repo).
  *
  *   node dist/bench/ike.js [--tunnels 1000] [--only charon,twinsec] [--initiators 2] [--in-flight 64]
+ *     [--ike aes128gcm16-prfsha256-x25519] [--esp aes128gcm16] [--timeout 300] [--skip-build] [--keep]
  *
  * For each responder, two fresh namespaces joined by a veth:
  *   [lt] wan0 192.0.2.1/24 (strongSwan's load tester, fake kernel)  <->  wan0 192.0.2.2/24 [gw] (responder)
@@ -37,6 +38,7 @@ const SITE_LAN = '198.18.0.0/16';
 const HUB_LAN = '198.19.0.0/16';
 /** kernel-libipsec needs a local address inside its local selector (the source of its TUN route). */
 const HUB_HOST = '198.19.0.1';
+/** Defaults of --ike / --esp (strongSwan proposal syntax; twinsec reads the same). */
 const IKE = 'aes128gcm16-prfsha256-x25519';
 const ESP = 'aes128gcm16';
 
@@ -51,6 +53,8 @@ type Responder = 'charon' | 'twinsec';
 const ALL: Responder[] = ['charon', 'twinsec'];
 
 interface Load {
+  ike: string;
+  esp: string;
   tunnels: number;
   initiators: number;
   inFlight: number;
@@ -69,6 +73,8 @@ interface Result {
   /** RSS before the load (the idle daemon). */
   idleRssMb?: number;
   cpuSec?: number;
+  /** CPU seconds of the generator meanwhile: on a 2-core machine both share the CPUs. */
+  genCpuSec?: number;
   /** Responder-side count of IKE SAs up at the end (a cross-check of the generator's). */
   responderSas?: number;
   error?: string;
@@ -152,8 +158,8 @@ function generatorConf(dir: string, load: Load): string {
       init_limit = ${load.inFlight}
       delay = 1
       version = 2
-      proposal = ${IKE}
-      esp = ${ESP}
+      proposal = ${load.ike}
+      esp = ${load.esp}
       initiator = ${LT_WAN}
       responder = ${GW_WAN}
       initiator_tsi = ${SITE_LAN}
@@ -208,13 +214,13 @@ function responderConf(dir: string): string {
 `;
 }
 
-function responderSwanctl(): string {
+function responderSwanctl(load: Load): string {
   return `connections {
   sites {
     version = 2
     local_addrs = ${GW_WAN}
     remote_addrs = %any
-    proposals = ${IKE}
+    proposals = ${load.ike}
     unique = never
     local {
       auth = psk
@@ -228,7 +234,7 @@ function responderSwanctl(): string {
       site {
         local_ts = ${HUB_LAN}
         remote_ts = ${SITE_LAN}
-        esp_proposals = ${ESP}
+        esp_proposals = ${load.esp}
         start_action = none
       }
     }
@@ -252,11 +258,12 @@ async function swanctl(lab: Lab, ns: string, dir: string, args: string[]) {
 async function startCharonHub(
   lab: Lab,
   ns: string,
+  load: Load,
 ): Promise<{ proc: LabProcess; count: () => Promise<number> }> {
   const dir = lab.tempDir('charon-hub');
   const conf = join(dir, 'strongswan.conf');
   writeFileSync(conf, responderConf(dir));
-  writeFileSync(join(dir, 'swanctl.conf'), responderSwanctl(), { mode: 0o600 });
+  writeFileSync(join(dir, 'swanctl.conf'), responderSwanctl(load), { mode: 0o600 });
   const proc = lab.spawn(ns, 'unshare', ['-m', 'sh', '-c', `mount -t tmpfs none /run && exec ${CHARON}`], {
     env: { STRONGSWAN_CONF: conf },
     logFile: join(dir, 'charon.stderr'),
@@ -281,6 +288,7 @@ async function startCharonHub(
 async function startTwinsecHub(
   lab: Lab,
   ns: string,
+  load: Load,
 ): Promise<{ proc: LabProcess; count: () => Promise<number> }> {
   const tw = await startTwinsec(lab, ns, {
     log: { level: 'warn' },
@@ -301,8 +309,8 @@ async function startTwinsecHub(
         localId: GW_ID,
         remoteId: '%any',
         psk: PSK,
-        ike: { proposals: [IKE] },
-        esp: { proposals: [ESP] },
+        ike: { proposals: [load.ike] },
+        esp: { proposals: [load.esp] },
         // What the generator proposes (TSi = SITE_LAN, TSr = HUB_LAN), the same for every site.
         localSubnets: [HUB_LAN],
         remoteSubnets: [SITE_LAN],
@@ -361,7 +369,8 @@ async function measure(responder: Responder, load: Load, keep: boolean): Promise
     );
     process.stderr.write(`bench:ike: ${responder}: starting the responder\n`);
     await lab.loopbackAddresses(gw, `${HUB_HOST}/32`);
-    const hub = responder === 'charon' ? await startCharonHub(lab, gw) : await startTwinsecHub(lab, gw);
+    const hub =
+      responder === 'charon' ? await startCharonHub(lab, gw, load) : await startTwinsecHub(lab, gw, load);
     const pid = hub.proc.pid;
     const cpu0 = cpuSeconds(pid);
     // Per-tunnel memory is the growth over the idle responder, not its whole RSS.
@@ -403,6 +412,7 @@ async function measure(responder: Responder, load: Load, keep: boolean): Promise
       // a timeout still reports what got up
     });
     const cpu1 = cpuSeconds(pid);
+    r.genCpuSec = cpuSeconds(gen.pid);
     await new Promise((res) => setTimeout(res, 1000));
     r.rssMb = vm(pid, 'VmRSS');
     r.peakRssMb = vm(pid, 'VmHWM');
@@ -441,6 +451,7 @@ function table(results: Result[]): string {
       'x charon',
       'seconds',
       'CPU s',
+      'gen. CPU s',
       'idle RSS MB',
       'peak RSS MB',
       'RSS MB',
@@ -450,7 +461,21 @@ function table(results: Result[]): string {
   ];
   for (const r of results) {
     if (r.error) {
-      rows.push([r.responder, `error: ${r.error.split('\n')[0]}`, '', '', '', '', '', '', '', '', '', '']);
+      rows.push([
+        r.responder,
+        `error: ${r.error.split('\n')[0]}`,
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+      ]);
       continue;
     }
     rows.push([
@@ -461,6 +486,7 @@ function table(results: Result[]): string {
       r.responder === 'charon' ? '1' : ratio(r.rate, ref?.rate),
       fmt(r.seconds, 2),
       fmt(r.cpuSec, 2),
+      fmt(r.genCpuSec, 2),
       fmt(r.idleRssMb, 1),
       fmt(r.peakRssMb, 1),
       fmt(r.rssMb, 1),
@@ -483,6 +509,8 @@ async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
       tunnels: { type: 'string', default: '1000' },
+      ike: { type: 'string', default: IKE },
+      esp: { type: 'string', default: ESP },
       initiators: { type: 'string', default: '2' },
       'in-flight': { type: 'string', default: '64' },
       timeout: { type: 'string', default: '300' },
@@ -493,6 +521,8 @@ async function main(): Promise<number> {
     strict: true,
   });
   const load: Load = {
+    ike: values.ike,
+    esp: values.esp,
     tunnels: Number(values.tunnels),
     initiators: Number(values.initiators),
     inFlight: Number(values['in-flight']),
@@ -521,7 +551,7 @@ async function main(): Promise<number> {
   const results: Result[] = [];
   for (const responder of only) results.push(await measure(responder, load, values.keep));
   console.log(
-    `\nIKEv2 ${IKE} / ESP ${ESP}, PSK, ${load.tunnels} tunnels, ${load.initiators} load-tester initiators, ` +
+    `\nIKEv2 ${load.ike} / ESP ${load.esp}, PSK, ${load.tunnels} tunnels, ${load.initiators} load-tester initiators, ` +
       `at most ${load.inFlight} in flight; generator: strongSwan 5.9.8 load-tester (fake kernel)\n`,
   );
   console.log(table(results));
