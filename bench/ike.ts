@@ -3,7 +3,7 @@
  * load-tester build of scripts/build-load-tester.sh, which this script runs first: cached outside the repo).
  *
  *   node dist/bench/ike.js [--tunnels 1000] [--only charon,twinsec] [--initiators 2] [--in-flight 64]
- *     [--ike aes128gcm16-prfsha256-x25519] [--esp aes128gcm16] [--timeout 300] [--skip-build] [--keep]
+ *     [--version 2] [--ike aes128gcm16-prfsha256-x25519] [--esp aes128gcm16] [--timeout 300] [--skip-build] [--keep]
  *
  * For each responder, two fresh namespaces joined by a veth:
  *   [lt] wan0 192.0.2.1/24 (strongSwan's load tester, fake kernel)  <->  wan0 192.0.2.2/24 [gw] (responder)
@@ -53,6 +53,7 @@ type Responder = 'charon' | 'twinsec';
 const ALL: Responder[] = ['charon', 'twinsec'];
 
 interface Load {
+  version: 1 | 2;
   ike: string;
   esp: string;
   tunnels: number;
@@ -157,7 +158,7 @@ function generatorConf(dir: string, load: Load): string {
       # in-flight cap: new initiations wait while this many IKE SAs are not yet established
       init_limit = ${load.inFlight}
       delay = 1
-      version = 2
+      version = ${load.version}
       proposal = ${load.ike}
       esp = ${load.esp}
       initiator = ${LT_WAN}
@@ -217,7 +218,7 @@ function responderConf(dir: string): string {
 function responderSwanctl(load: Load): string {
   return `connections {
   sites {
-    version = 2
+    version = ${load.version}
     local_addrs = ${GW_WAN}
     remote_addrs = %any
     proposals = ${load.ike}
@@ -303,7 +304,7 @@ async function startTwinsecHub(
     },
     connections: {
       sites: {
-        version: 2,
+        version: load.version,
         local: GW_WAN,
         remote: '%any',
         localId: GW_ID,
@@ -338,7 +339,7 @@ function parseGenerator(text: string): GenLog {
   const g: GenLog = { initiated: 0, established: 0, failures: [] };
   for (const line of text.split('\n')) {
     const t = Number(/^(\d+\.\d+)/.exec(line)?.[1]);
-    if (line.includes('initiating IKE_SA')) {
+    if (/initiating (Main Mode |Aggressive Mode )?IKE_SA/.test(line)) {
       g.initiated++;
       if (g.first === undefined) g.first = t;
     } else if (/CHILD_SA \S+ established/.test(line)) {
@@ -509,6 +510,7 @@ async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
       tunnels: { type: 'string', default: '1000' },
+      version: { type: 'string', default: '2' },
       ike: { type: 'string', default: IKE },
       esp: { type: 'string', default: ESP },
       initiators: { type: 'string', default: '2' },
@@ -521,6 +523,7 @@ async function main(): Promise<number> {
     strict: true,
   });
   const load: Load = {
+    version: values.version === '1' ? 1 : 2,
     ike: values.ike,
     esp: values.esp,
     tunnels: Number(values.tunnels),
@@ -551,7 +554,7 @@ async function main(): Promise<number> {
   const results: Result[] = [];
   for (const responder of only) results.push(await measure(responder, load, values.keep));
   console.log(
-    `\nIKEv2 ${load.ike} / ESP ${load.esp}, PSK, ${load.tunnels} tunnels, ${load.initiators} load-tester initiators, ` +
+    `\nIKEv${load.version} ${load.ike} / ESP ${load.esp}, PSK, ${load.tunnels} tunnels, ${load.initiators} load-tester initiators, ` +
       `at most ${load.inFlight} in flight; generator: strongSwan 5.9.8 load-tester (fake kernel)\n`,
   );
   console.log(table(results));
