@@ -41,6 +41,8 @@ if [ ! -d "$SRC" ]; then
   apt-get $O update
   (cd "$CACHE/src" && apt-get $O source --download-only "strongswan=$VERSION")
   dsc=$CACHE/src/strongswan_$VERSION.dsc
+  # apt already checked the files against the signed Sources index; the .dsc's own signature needs
+  # debian-keyring, which is not installed here, hence --no-check.
   dpkg-source --no-check -x "$dsc" "$SRC.tmp"
   mv "$SRC.tmp" "$SRC"
 fi
