@@ -374,6 +374,7 @@ const optVolume = (
 
 function resolveConfig(raw: RawConfig, psks: Map<string, PskFromFile>, baseDir: string): Config {
   const connections: Record<string, ConnectionConfig> = {};
+  const routed = new Set(raw.routes.flatMap((r) => r.via.map((v) => v.connection)));
   for (const [name, c] of Object.entries(raw.connections)) {
     const fromFile = psks.get(name);
     connections[name] = {
@@ -398,6 +399,9 @@ function resolveConfig(raw: RawConfig, psks: Map<string, PskFromFile>, baseDir: 
       remoteSubnets: c.remoteSubnets,
       start: c.start,
       encapsulation: c.encapsulation,
+      ...(!isIP(c.remote) && !c.healthCheck && !c.interface && !routed.has(name)
+        ? { perSite: true as const }
+        : {}),
       ...(c.healthCheck ? { healthCheck: { ...c.healthCheck } } : {}),
       ...(c.dpd ? { dpd: { ...c.dpd } } : {}),
       ...(c.interface

@@ -50,6 +50,12 @@ export interface ConnectionConfig {
    * from the peer; no answer within `timeout` and the peer's SAs are dropped locally. Absent: no DPD.
    */
   dpd?: { delay: number; timeout: number };
+  /**
+   * Derived, not configured: a connection many sites dial into (`remote` %any or a subnet), with no
+   * health check, interface or route naming it. Each site's CHILD_SAs route its own traffic
+   * selectors in the data plane (site-routes.ts), so traffic reaches every site, not only one.
+   */
+  perSite?: true;
   /** Absent: the connection's health follows its SA state. */
   healthCheck?: { source: string; destination: string; interval: number; retries: number };
   /**

@@ -46,6 +46,12 @@ export interface ChildSaSpec {
    */
   activate?: boolean;
   /**
+   * A site of a hub connection (ConnectionConfig.perSite): `connection` names the site's own
+   * outbound choice, and each tsRemote prefix routes to it while it has an SA installed (the
+   * longest prefix of these and the configured routes wins).
+   */
+  selectorRoutes?: boolean;
+  /**
    * Packet and byte limits of each direction of the pair (strongSwan's rekey_/life_packets and
    * _bytes); absent or 0 = none. Crossing a soft mark is reported once (DataPlane.onSaLimit) so
    * the IKE side rekeys early (RFC 7296 §2.8); at a hard limit the data plane drops the

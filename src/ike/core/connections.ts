@@ -3,8 +3,17 @@
  * an operator took down, and the re-initiation backoff after a failure. Reload computes what
  * changed; the core acts on it.
  */
+
+import { isIP } from 'node:net';
 import type { Config, ConnectionConfig } from '../../config/types.js';
-import { type Identity, identityMatches, isWildcard, parseIdentity } from '../identity.js';
+import {
+  ID_FQDN,
+  ID_RFC822_ADDR,
+  type Identity,
+  identityMatches,
+  isWildcard,
+  parseIdentity,
+} from '../identity.js';
 import { cidrToTs, parseAddress } from '../wire/ts.js';
 import { backoff, type Clock, type Random, type TimerHandle } from './clock.js';
 
@@ -15,23 +24,47 @@ export interface ReloadResult {
   unchanged: string[];
 }
 
-/** Keys by peer identity (Config.secrets), exact identities before wildcards, longer before shorter. */
+/** Keys by peer identity (Config.secrets). */
 interface Secret {
   id: Identity;
   psk: Buffer;
 }
 
-function secretsOf(config: Config): Secret[] {
-  const all = (config.secrets ?? []).map((e) => ({ id: parseIdentity(e.id), psk: e.psk }));
+/**
+ * Config.secrets indexed: exact identities in a map (a hub with 10,000 sites looks a key up per
+ * authentication), wildcards in a list, longest suffix first.
+ */
+interface Secrets {
+  exact: Map<string, Buffer>;
+  wildcards: Secret[];
+}
+
+/** The map key of an identity: names compare case-insensitively (identityMatches), the rest by bytes. */
+function identityKey(id: Identity): string {
+  const named = id.type === ID_FQDN || id.type === ID_RFC822_ADDR;
+  return `${id.type}:${named ? id.data.toString('utf8').toLowerCase() : id.data.toString('hex')}`;
+}
+
+function secretsOf(config: Config): Secrets {
+  const exact = new Map<string, Buffer>();
+  const wildcards: Secret[] = [];
+  for (const e of config.secrets ?? []) {
+    const id = parseIdentity(e.id);
+    // %any (type 0) matches every identity: the least specific pattern, after the wildcards.
+    if (isWildcard(id) || id.type === 0) wildcards.push({ id, psk: e.psk });
+    // The first of duplicate entries wins, as a linear search would find it.
+    else if (!exact.has(identityKey(id))) exact.set(identityKey(id), e.psk);
+  }
   // The most specific entry wins: an exact identity, then the wildcard with the longest suffix.
-  return all.sort(
-    (a, b) => Number(isWildcard(a.id)) - Number(isWildcard(b.id)) || b.id.data.length - a.id.data.length,
+  wildcards.sort(
+    (a, b) => Number(a.id.type === 0) - Number(b.id.type === 0) || b.id.data.length - a.id.data.length,
   );
+  return { exact, wildcards };
 }
 
 export class ConnectionSet {
   #conns: Map<string, ConnectionConfig>;
-  #secrets: Secret[];
+  #secrets: Secrets;
   /** Connections an operator took down: no initiation, no retries, peers' attempts refused. */
   readonly #adminDown = new Set<string>();
   readonly #retries = new Map<string, { timer?: TimerHandle; attempt: number }>();
@@ -63,7 +96,10 @@ export class ConnectionSet {
   pskFor(conn: ConnectionConfig, peer: Identity): Buffer | undefined {
     if (conn.psk.length > 0) return conn.psk;
     if (peer.type === 0) return undefined;
-    return this.#secrets.find((e) => identityMatches(e.id, peer))?.psk;
+    return (
+      this.#secrets.exact.get(identityKey(peer)) ??
+      this.#secrets.wildcards.find((e) => identityMatches(e.id, peer))?.psk
+    );
   }
 
   /**
@@ -167,6 +203,9 @@ function sameConnection(a: ConnectionConfig, b: ConnectionConfig): boolean {
 /** Two textual addresses naming the same IP (IPv6 has many spellings). */
 function sameAddress(a: string, b: string): boolean {
   if (a === b) return true;
+  // '%any' and subnets are common here (every first message is matched against them): no
+  // exception for what is plainly not an address.
+  if (!isIP(a) || !isIP(b)) return false;
   try {
     return parseAddress(a).equals(parseAddress(b));
   } catch {

@@ -7,6 +7,7 @@ import type { ChildSaSpec } from '../../dataplane/types.js';
 import { ChildSa } from '../core/child-sa.js';
 import { childVolumeLimits } from '../core/lifetimes.js';
 import type { CoreServices } from '../core/protocol.js';
+import { dataplaneName } from '../core/site-routes.js';
 import { spiHex } from '../core/view.js';
 import { v1EspEncrKeyLen, v1EspInteg } from '../crypto/v1-algs.js';
 import { v1Keymat, v1SplitKeymat } from '../crypto/v1-keys.js';
@@ -49,8 +50,9 @@ function pairSpec(sa: IkeSaV1, st: QmState): ChildSaSpec {
   const kout = km(peerSpi);
   const encap: 'udp' | 'esp' = udp(sa) ? 'udp' : 'esp';
   const port = (p: number): number => (encap === 'udp' ? p : 0);
+  const tsRemote = st.tsRemote.map(tsToString);
   return {
-    connection: sa.name,
+    ...dataplaneName(sa.conn, tsRemote),
     spiIn: st.spiIn,
     spiOut: peerSpi.readUInt32BE(0),
     encr: algName(TransformType.ENCR, chosen.encr.id, chosen.encr.keyLen),
@@ -64,7 +66,7 @@ function pairSpec(sa: IkeSaV1, st: QmState): ChildSaSpec {
     local: { address: sa.local.address, port: port(sa.local.port) },
     remote: { address: sa.remote.address, port: port(sa.remote.port) },
     tsLocal: st.tsLocal.map(tsToString),
-    tsRemote: st.tsRemote.map(tsToString),
+    tsRemote,
     ...childVolumeLimits(sa.conn.esp),
   };
 }

@@ -8,6 +8,7 @@ import { ChildSa } from '../../core/child-sa.js';
 import type { Random } from '../../core/clock.js';
 import type { SaContext } from '../../core/ike-sa.js';
 import { childVolumeLimits } from '../../core/lifetimes.js';
+import { dataplaneName } from '../../core/site-routes.js';
 import { encrAlg } from '../../crypto/encr.js';
 import { integAlg } from '../../crypto/integ.js';
 import { deriveChildKeys } from '../../crypto/keys.js';
@@ -260,8 +261,9 @@ export function installChild(
       ? 'udp'
       : 'esp';
   const port = (p: number): number => (encapsulation === 'udp' ? p : 0);
+  const tsRemote = c.tsRemote.map(tsToString);
   const spec: ChildSaSpec = {
-    connection: sa.name,
+    ...dataplaneName(sa.conn, tsRemote),
     spiIn: c.spiIn,
     spiOut: c.spiOut,
     encr: algName(TransformType.ENCR, c.chosen.encr.id, c.chosen.encr.keyLen),
@@ -275,7 +277,7 @@ export function installChild(
     local: { address: sa.local.address, port: port(sa.local.port) },
     remote: { address: sa.remote.address, port: port(sa.remote.port) },
     tsLocal: c.tsLocal.map(tsToString),
-    tsRemote: c.tsRemote.map(tsToString),
+    tsRemote,
     ...childVolumeLimits(sa.conn.esp),
   };
   core.dataplane.installSa(keying.activate === false ? { ...spec, activate: false } : spec);
