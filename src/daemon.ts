@@ -112,8 +112,8 @@ export class Daemon {
     if (this.#opts.wrapDataPlane) this.#dp = this.#opts.wrapDataPlane(this.#dp!);
     this.#startHa();
     this.bus.on('child-up', (e) => {
-      let set = this.#installed.get(e.connection);
-      if (!set) this.#installed.set(e.connection, (set = new Set()));
+      const set = this.#installed.get(e.connection) ?? new Set<number>();
+      this.#installed.set(e.connection, set);
       set.add(e.spiIn);
       this.#ha?.update();
     });
