@@ -52,7 +52,7 @@ function pairSpec(sa: IkeSaV1, st: QmState): ChildSaSpec {
   const port = (p: number): number => (encap === 'udp' ? p : 0);
   const tsRemote = st.tsRemote.map(tsToString);
   return {
-    ...dataplaneName(sa.conn, tsRemote),
+    ...dataplaneName(sa, tsRemote),
     spiIn: st.spiIn,
     spiOut: peerSpi.readUInt32BE(0),
     encr: algName(TransformType.ENCR, chosen.encr.id, chosen.encr.keyLen),

@@ -263,7 +263,7 @@ export function installChild(
   const port = (p: number): number => (encapsulation === 'udp' ? p : 0);
   const tsRemote = c.tsRemote.map(tsToString);
   const spec: ChildSaSpec = {
-    ...dataplaneName(sa.conn, tsRemote),
+    ...dataplaneName(sa, tsRemote),
     spiIn: c.spiIn,
     spiOut: c.spiOut,
     encr: algName(TransformType.ENCR, c.chosen.encr.id, c.chosen.encr.keyLen),
