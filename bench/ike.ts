@@ -4,6 +4,10 @@
  *
  *   node dist/bench/ike.js [--tunnels 1000] [--only charon,twinsec] [--initiators 2] [--in-flight 64]
  *     [--version 2] [--ike aes128gcm16-prfsha256-x25519] [--esp aes128gcm16] [--timeout 300] [--skip-build] [--keep]
+ *     [--skip-probes]
+ *
+ * With twinsec as the responder it also measures (bench/ike-probes.ts, unless --skip-probes) status,
+ * a metrics scrape, the event loop's lag and one TCP stream through a real site, with the tunnels up.
  *
  * For each responder, two fresh namespaces joined by a veth:
  *   [lt] wan0 192.0.2.1/24 (strongSwan's load tester, fake kernel)  <->  wan0 192.0.2.2/24 [gw] (responder)
@@ -23,7 +27,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Lab, type LabProcess, labUnavailable, WaitAbort, waitFor } from '../test/lab/netns.js';
 import { CHARON, charonUnavailable } from '../test/lab/strongswan.js';
-import { startTwinsec, twinsecUnavailable } from '../test/lab/twinsec.js';
+import { startTwinsec, type Twinsec, twinsecUnavailable } from '../test/lab/twinsec.js';
+import { type HubProbes, iperfAvailable, startTcpSite, timeScrape, timeStatus } from './ike-probes.js';
 
 const LT_WAN = '192.0.2.1';
 const GW_WAN = '192.0.2.2';
@@ -40,6 +45,8 @@ const HUB_LAN = '198.19.0.0/16';
 const HUB_HOST = '198.19.0.1';
 /** Defaults of --ike / --esp (strongSwan proposal syntax; twinsec reads the same). */
 const IKE = 'aes128gcm16-prfsha256-x25519';
+/** twinsec's metrics endpoint inside the responder's namespace. */
+const METRICS = '127.0.0.1:9810';
 const ESP = 'aes128gcm16';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -53,6 +60,8 @@ type Responder = 'charon' | 'twinsec';
 const ALL: Responder[] = ['charon', 'twinsec'];
 
 interface Load {
+  /** Also measure status, a scrape and one TCP stream through a real site (twinsec only). */
+  probes: boolean;
   version: 1 | 2;
   ike: string;
   esp: string;
@@ -81,6 +90,7 @@ interface Result {
   error?: string;
   /** The first failure lines of the generator's log (why setups failed). */
   failures?: string[];
+  probes?: HubProbes;
 }
 
 const CLK_TCK = (() => {
@@ -290,9 +300,10 @@ async function startTwinsecHub(
   lab: Lab,
   ns: string,
   load: Load,
-): Promise<{ proc: LabProcess; count: () => Promise<number> }> {
+): Promise<{ proc: LabProcess; count: () => Promise<number>; tw: Twinsec }> {
   const tw = await startTwinsec(lab, ns, {
     log: { level: 'warn' },
+    metrics: { listen: METRICS },
     // a hub: all sites arrive from one generator address, so per-address limits must not apply
     limits: {
       halfOpen: 100_000,
@@ -323,7 +334,7 @@ async function startTwinsecHub(
     const s = (await tw.status()) as { connections: Record<string, { children?: unknown[] }> };
     return s.connections.sites?.children?.length ?? Number.NaN;
   };
-  return { proc: tw.proc, count };
+  return { proc: tw.proc, count, tw };
 }
 
 interface GenLog {
@@ -370,12 +381,33 @@ async function measure(responder: Responder, load: Load, keep: boolean): Promise
     );
     process.stderr.write(`bench:ike: ${responder}: starting the responder\n`);
     await lab.loopbackAddresses(gw, `${HUB_HOST}/32`);
-    const hub =
+    const hub: { proc: LabProcess; count: () => Promise<number>; tw?: Twinsec } =
       responder === 'charon' ? await startCharonHub(lab, gw, load) : await startTwinsecHub(lab, gw, load);
     const pid = hub.proc.pid;
-    const cpu0 = cpuSeconds(pid);
     // Per-tunnel memory is the growth over the idle responder, not its whole RSS.
     r.idleRssMb = vm(pid, 'VmRSS');
+    const probes: HubProbes = {};
+    const tw = hub.tw;
+    const site =
+      tw && load.probes && iperfAvailable()
+        ? await startTcpSite(lab, gw, {
+            tunName: tw.tunName,
+            hubHost: HUB_HOST,
+            gwWan: GW_WAN,
+            gwId: GW_ID,
+            psk: PSK,
+            ike: load.ike,
+            esp: load.esp,
+          })
+        : undefined;
+    if (site) {
+      process.stderr.write(`bench:ike: ${responder}: TCP through one site, before the load\n`);
+      probes.tcpAloneMbps = await site.tcp(5).catch((e: Error) => {
+        process.stderr.write(`bench:ike: TCP probe failed: ${e.message}\n`);
+        return Number.NaN;
+      });
+    }
+    const cpu0 = cpuSeconds(pid);
 
     const dir = lab.tempDir('generator');
     const conf = join(dir, 'strongswan.conf');
@@ -418,6 +450,19 @@ async function measure(responder: Responder, load: Load, keep: boolean): Promise
     r.rssMb = vm(pid, 'VmRSS');
     r.peakRssMb = vm(pid, 'VmHWM');
     r.responderSas = await hub.count().catch(() => Number.NaN);
+    if (tw && load.probes) {
+      process.stderr.write(`bench:ike: ${responder}: status, scrape and TCP with the tunnels up\n`);
+      const st = await timeStatus(tw);
+      probes.statusMs = st.ms;
+      probes.statusKb = st.kb;
+      const sc = await timeScrape(lab, gw, `http://${METRICS}/metrics`);
+      probes.scrapeMs = sc.ms;
+      probes.scrapeKb = sc.kb;
+      probes.lagP99Ms = sc.lagP99Ms;
+      if (site) probes.tcpLoadedMbps = await site.tcp(5).catch(() => Number.NaN);
+      r.probes = probes;
+    }
+    await site?.stop();
     r.cpuSec = cpu1 - cpu0;
     r.initiated = g.initiated;
     r.established = g.established;
@@ -518,11 +563,13 @@ async function main(): Promise<number> {
       timeout: { type: 'string', default: '300' },
       only: { type: 'string' },
       'skip-build': { type: 'boolean', default: false },
+      'skip-probes': { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
     },
     strict: true,
   });
   const load: Load = {
+    probes: !values['skip-probes'],
     version: values.version === '1' ? 1 : 2,
     ike: values.ike,
     esp: values.esp,
@@ -558,6 +605,19 @@ async function main(): Promise<number> {
       `at most ${load.inFlight} in flight; generator: strongSwan 5.9.8 load-tester (fake kernel)\n`,
   );
   console.log(table(results));
+  for (const r of results) {
+    const p = r.probes;
+    if (!p) continue;
+    const tcp =
+      p.tcpAloneMbps !== undefined && p.tcpLoadedMbps !== undefined
+        ? `one TCP stream through one site: ${fmt(p.tcpAloneMbps, 0)} Mbit/s with it alone, ` +
+          `${fmt(p.tcpLoadedMbps, 0)} Mbit/s with all tunnels up (${fmt((100 * p.tcpLoadedMbps) / p.tcpAloneMbps, 1)} %)`
+        : 'no TCP probe (iperf3 missing)';
+    console.log(
+      `\n${r.responder} with the tunnels up (+1 TCP site): status --json ${fmt(p.statusMs, 0)} ms, ${fmt(p.statusKb, 0)} KB; ` +
+        `metrics scrape ${fmt(p.scrapeMs, 0)} ms, ${fmt(p.scrapeKb, 0)} KB; event loop lag p99 ${fmt(p.lagP99Ms, 1)} ms\n${tcp}`,
+    );
+  }
   for (const r of results) {
     if (r.failures && r.failures.length > 0)
       console.log(`\n${r.responder}: first failures:\n  ${r.failures.join('\n  ')}`);
