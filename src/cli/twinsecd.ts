@@ -84,7 +84,7 @@ async function run(config: Config, configPath: string): Promise<void> {
   process.on('unhandledRejection', (err) => fatal(err, 'unhandled rejection'));
 
   // Loaded lazily so `--check` never pulls in the data plane (which may need the native addon).
-  const { Daemon } = await import('../daemon.js');
+  const { Daemon, statusOptions } = await import('../daemon.js');
   const daemon = new Daemon(config);
   attachEventLogging(daemon.bus, log);
 
@@ -116,7 +116,7 @@ async function run(config: Config, configPath: string): Promise<void> {
     control = await startControlServer(
       config.control.socket,
       {
-        status: () => daemon.status(),
+        status: (args) => daemon.status(statusOptions(args)),
         up: (args) => daemon.up(connectionArg(args)),
         down: (args) => daemon.down(connectionArg(args)),
         reload: () => reload(),
