@@ -5,6 +5,7 @@
 import { BlockList, isIPv6 } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Config } from './config/types.js';
+import type { StatusOptions } from './control/protocol.js';
 import { NativeDataPlane } from './dataplane/native.js';
 import { addInterfaceAddress, publishRoute, withdrawRoute } from './dataplane/os-routes.js';
 import type { DataPlane } from './dataplane/types.js';
@@ -18,6 +19,8 @@ import { spiHex } from './ike/core/view.js';
 import { createIke, type IkeCore } from './ike/index.js';
 import { type IkeTransport, UdpTransport } from './ike/transport.js';
 import { loopLag, watchLoopLag } from './metrics/loop-lag.js';
+
+export { type StatusOptions, statusOptions } from './control/protocol.js';
 
 export interface ChildStatus {
   spiIn: string;
@@ -61,43 +64,6 @@ export interface ConnectionStatus {
   childrenTotal?: number;
   /** Newest IKE SA first; a page of them (StatusOptions) when `childrenTotal` says there are more. */
   children: ChildStatus[];
-}
-
-/**
- * What `status` lists (control command args; `twinsec status --connection --limit --offset`). By
- * default everything: the JSON is the machine interface, and at 10,000 tunnels it is still a few
- * MB built in well under a second (bench/status-scale.ts). A page bounds the CHILD SA entries per
- * connection, counts stay complete.
- */
-export interface StatusOptions {
-  /** Only this connection. */
-  connection?: string;
-  /** At most this many CHILD SA entries per connection... */
-  limit?: number;
-  /** ...starting after this many. */
-  offset?: number;
-}
-
-/** Control command arguments for `status`, checked (a bad value is the client's error). */
-export function statusOptions(args: unknown): StatusOptions {
-  if (args === undefined || args === null) return {};
-  if (typeof args !== 'object' || Array.isArray(args)) throw new TwinsecError('ERR_ARGS', 'status: args must be an object');
-  const { connection, limit, offset } = args as Record<string, unknown>;
-  const o: StatusOptions = {};
-  if (connection !== undefined) {
-    if (typeof connection !== 'string') throw new TwinsecError('ERR_ARGS', 'status: connection must be a string');
-    o.connection = connection;
-  }
-  for (const [k, v] of [
-    ['limit', limit],
-    ['offset', offset],
-  ] as const) {
-    if (v === undefined) continue;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
-      throw new TwinsecError('ERR_ARGS', `status: ${k} must be a non-negative integer`);
-    o[k] = v;
-  }
-  return o;
 }
 
 /** Event loop lag of the daemon's process over the last window (metrics/loop-lag.ts). */
@@ -360,7 +326,7 @@ export class Daemon {
           });
         }
       }
-    const h = this.#ha?.health(c.name) ?? { health: 'unknown' as const, lastRttMs: null };
+      const h = this.#ha?.health(c.name) ?? { health: 'unknown' as const, lastRttMs: null };
       connections[c.name] = {
         state,
         version: c.version,
@@ -402,7 +368,13 @@ export class Daemon {
       lagMaxMs: ms(lag.max),
       windowSeconds: Math.round(lag.window * 10) / 10,
     };
-    return { connections, routes, drops, ...(control ? { control } : {}), ...(eventLoop ? { eventLoop } : {}) };
+    return {
+      connections,
+      routes,
+      drops,
+      ...(control ? { control } : {}),
+      ...(eventLoop ? { eventLoop } : {}),
+    };
   }
 }
 

@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/types.js';
 import { configWarnings } from '../config/warnings.js';
+import { statusOptions } from '../control/protocol.js';
 import { startControlServer } from '../control/server.js';
 import { ConfigError } from '../errors.js';
 import { attachEventLogging, createLogger, type Logger } from '../log.js';
@@ -84,7 +85,7 @@ async function run(config: Config, configPath: string): Promise<void> {
   process.on('unhandledRejection', (err) => fatal(err, 'unhandled rejection'));
 
   // Loaded lazily so `--check` never pulls in the data plane (which may need the native addon).
-  const { Daemon, statusOptions } = await import('../daemon.js');
+  const { Daemon } = await import('../daemon.js');
   const daemon = new Daemon(config);
   attachEventLogging(daemon.bus, log);
 

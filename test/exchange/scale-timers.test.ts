@@ -159,7 +159,8 @@ async function dpdRun(random: Random, rounds: number): Promise<{ rounds: number[
       const f = sa as unknown as FakeSa;
       const r = round.get(f) ?? 0;
       round.set(f, r + 1);
-      (probes[r] ??= []).push(clock.now());
+      if (!probes[r]) probes[r] = [];
+      probes[r].push(clock.now());
       f.lastReceived = clock.now(); // the peer answers at once
       return true;
     },
@@ -183,12 +184,17 @@ t.test(`DPD of ${N} SAs established at one instant: probes spread, and keep spre
     'each first probe within delay minus up to DPD_JITTER of it (24-30 s), never later than the delay',
   );
   const share = busiestWindow(first);
-  t.ok(share <= 0.2, `first round: at most 20 % of the probes in any 1 s window (${(share * 100).toFixed(1)} %)`);
+  t.ok(
+    share <= 0.2,
+    `first round: at most 20 % of the probes in any 1 s window (${(share * 100).toFixed(1)} %)`,
+  );
   const third = rounds[2] ?? [];
   t.ok(third.length > 0.5 * N, `third round under way (${third.length} probes)`);
   const later = busiestWindow(third);
   t.ok(later <= share, `third round no burstier (${(later * 100).toFixed(1)} %)`);
-  t.comment(`DPD 30 s, ${N} SAs: busiest 1 s window ${(share * 100).toFixed(1)} % (round 1), ${(later * 100).toFixed(1)} % (round 3)`);
+  t.comment(
+    `DPD 30 s, ${N} SAs: busiest 1 s window ${(share * 100).toFixed(1)} % (round 1), ${(later * 100).toFixed(1)} % (round 3)`,
+  );
 
   // The same run without jitter is what this test guards against: every probe in the same tick.
   const flat = await dpdRun({ bytes: () => Buffer.alloc(0), float: () => 0 }, 1);
