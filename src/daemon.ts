@@ -5,6 +5,7 @@
 import { BlockList, isIPv6 } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Config } from './config/types.js';
+import type { StatusOptions } from './control/protocol.js';
 import { NativeDataPlane } from './dataplane/native.js';
 import { addInterfaceAddress, publishRoute, withdrawRoute } from './dataplane/os-routes.js';
 import type { DataPlane } from './dataplane/types.js';
@@ -17,6 +18,9 @@ import type { SaLimits } from './ike/core/sa-table.js';
 import { spiHex } from './ike/core/view.js';
 import { createIke, type IkeCore } from './ike/index.js';
 import { type IkeTransport, UdpTransport } from './ike/transport.js';
+import { loopLag, watchLoopLag } from './metrics/loop-lag.js';
+
+export { type StatusOptions, statusOptions } from './control/protocol.js';
 
 export interface ChildStatus {
   spiIn: string;
@@ -30,6 +34,15 @@ export interface ChildStatus {
   encapsulation: 'udp' | 'esp';
   tsLocal: string[];
   tsRemote: string[];
+  /** The peer's IKE endpoint (address:port) of the IKE SA holding it: a hub's sites tell apart. */
+  peer?: string;
+}
+
+/** IKE SAs of a connection by state (a hub connection with `remote: %any` has one per site). */
+export interface IkeSaCounts {
+  established: number;
+  connecting: number;
+  deleting: number;
 }
 
 export interface ConnectionStatus {
@@ -45,7 +58,21 @@ export interface ConnectionStatus {
   lastRttMs: number | null;
   /** Route-based: the connection's interface and whether it has carrier (the connection is usable). */
   interface?: { name: string; address: string; up: boolean };
+  /** IKE SAs by state. */
+  ikeSas?: IkeSaCounts;
+  /** All the connection's CHILD SAs; `children` holds them all unless a page was asked for. */
+  childrenTotal?: number;
+  /** Newest IKE SA first; a page of them (StatusOptions) when `childrenTotal` says there are more. */
   children: ChildStatus[];
+}
+
+/** Event loop lag of the daemon's process over the last window (metrics/loop-lag.ts). */
+export interface EventLoopStatus {
+  lagP50Ms: number;
+  lagP99Ms: number;
+  lagMaxMs: number;
+  /** Seconds the figures cover. */
+  windowSeconds: number;
 }
 
 export interface StatusReport {
@@ -56,6 +83,7 @@ export interface StatusReport {
   drops: { esp: Record<string, number>; ike: Record<string, number> };
   /** Control packets the data plane sent ahead of bulk, by kind (DataPlane.controlCounters). */
   control?: Record<string, number>;
+  eventLoop?: EventLoopStatus;
 }
 
 export interface DaemonOptions {
@@ -91,6 +119,7 @@ export class Daemon {
   readonly #carrierUp = new Map<string, boolean>();
   /** Installed CHILD_SAs (inbound SPIs) by connection, from child-up / child-down. */
   readonly #installed = new Map<string, Set<number>>();
+  #unwatchLoop: (() => void) | undefined;
 
   constructor(config: Config, opts: DaemonOptions = {}) {
     this.#config = config;
@@ -102,6 +131,7 @@ export class Daemon {
   }
 
   async start(): Promise<void> {
+    this.#unwatchLoop = watchLoopLag();
     const locals = [...new Set(Object.values(this.config.connections).map((c) => c.local))];
     if (this.#opts.dataplane) {
       this.#dp = this.#opts.dataplane;
@@ -267,6 +297,7 @@ export class Daemon {
 
   /** Tells every peer (DELETE), then releases sockets and the data plane (which removes the TUN). */
   async stop(): Promise<void> {
+    this.#unwatchLoop?.();
     this.#ha?.stop();
     await this.#ike?.stop();
     await this.#transport?.close();
@@ -277,28 +308,42 @@ export class Daemon {
     return this.#ike;
   }
 
-  status(): StatusReport {
+  status(opts: StatusOptions = {}): StatusReport {
     const connections: Record<string, ConnectionStatus> = {};
-    for (const c of Object.values(this.config.connections)) {
+    const conns = Object.values(this.config.connections).filter(
+      (c) => opts.connection === undefined || c.name === opts.connection,
+    );
+    if (opts.connection !== undefined && conns.length === 0)
+      throw new TwinsecError('ERR_UNKNOWN_CONNECTION', `no connection '${opts.connection}'`);
+    const first = opts.offset ?? 0;
+    const end = opts.limit === undefined ? Number.POSITIVE_INFINITY : first + opts.limit;
+    for (const c of conns) {
       const sas = this.#ike?.sasOf(c.name) ?? [];
-      const state = sas.some((s) => s.phase === 'established')
-        ? 'established'
-        : sas.some((s) => s.phase === 'init' || s.phase === 'auth')
-          ? 'connecting'
-          : 'down';
+      const ikeSas: IkeSaCounts = { established: 0, connecting: 0, deleting: 0 };
+      for (const s of sas) {
+        if (s.phase === 'established') ikeSas.established++;
+        else if (s.phase === 'init' || s.phase === 'auth') ikeSas.connecting++;
+        else if (s.phase === 'deleting') ikeSas.deleting++;
+      }
+      const state = ikeSas.established > 0 ? 'established' : ikeSas.connecting > 0 ? 'connecting' : 'down';
       const children: ChildStatus[] = [];
+      // Only the page's entries are built (counters read, SPIs formatted); the rest are counted.
+      let n = 0;
       for (const sa of sas) {
+        const peer = `${sa.remote.address}:${sa.remote.port}`;
         for (const ch of sa.children) {
-          const n = this.#dp?.counters(ch.spiIn) ?? { bytesIn: 0, bytesOut: 0, packetsIn: 0, packetsOut: 0 };
+          if (n++ < first || n > end) continue;
+          const k = this.#dp?.counters(ch.spiIn) ?? { bytesIn: 0, bytesOut: 0, packetsIn: 0, packetsOut: 0 };
           children.push({
             spiIn: spiHex(ch.spiIn),
             spiOut: spiHex(ch.spiOut),
-            ...n,
+            ...k,
             encr: ch.encr,
             integ: ch.integ,
             encapsulation: ch.encapsulation,
             tsLocal: [...ch.tsLocal],
             tsRemote: [...ch.tsRemote],
+            peer,
           });
         }
       }
@@ -320,6 +365,8 @@ export class Daemon {
               },
             }
           : {}),
+        ikeSas,
+        childrenTotal: n,
         children,
       };
     }
@@ -334,7 +381,21 @@ export class Daemon {
       ike: Object.fromEntries(this.#ike?.dropped ?? []),
     };
     const control = this.#dp?.controlCounters?.();
-    return { connections, routes, drops, ...(control ? { control } : {}) };
+    const lag = loopLag();
+    const ms = (v: number): number => Math.round(v * 1e6) / 1e3;
+    const eventLoop: EventLoopStatus | undefined = lag && {
+      lagP50Ms: ms(lag.p50),
+      lagP99Ms: ms(lag.p99),
+      lagMaxMs: ms(lag.max),
+      windowSeconds: Math.round(lag.window * 10) / 10,
+    };
+    return {
+      connections,
+      routes,
+      drops,
+      ...(control ? { control } : {}),
+      ...(eventLoop ? { eventLoop } : {}),
+    };
   }
 }
 

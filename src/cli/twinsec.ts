@@ -1,18 +1,20 @@
 #!/usr/bin/env node
 /**
  * twinsec: operator CLI talking to twinsecd over its control socket.
- *   twinsec [--socket PATH] status [--json] | routes [--json] | up NAME | down NAME | reload
+ *   twinsec [--socket PATH] status [--json] [--connection NAME] [--limit N] [--offset N] [--all]
+ *   twinsec [--socket PATH] routes [--json] | up NAME | down NAME | reload
  *   twinsec import-aliyun FILE.json [--name NAME]   (offline: prints a config, no daemon needed)
  *   twinsec import-aliyun FILE.json --frr FRR.conf [--asn ASN] [--network CIDR]...   (BGP dual tunnel)
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { call } from '../control/client.js';
-import { formatRoutes, formatStatus } from '../control/format.js';
+import { DEFAULT_STATUS_LIMIT, formatRoutes, formatStatus } from '../control/format.js';
 import { DEFAULT_SOCKET } from '../control/protocol.js';
 import type { StatusReport } from '../daemon.js';
 
 const USAGE = `usage: twinsec [--socket PATH] <command> [--json]
+       twinsec [--socket PATH] status [--json] [--connection NAME] [--limit N] [--offset N] [--all]
        twinsec import-aliyun FILE.json [--name NAME]
        twinsec import-aliyun FILE.json --frr FRR.conf [--asn ASN] [--network CIDR]...
 
@@ -27,7 +29,12 @@ commands:
 
 options:
   -s, --socket PATH  control socket (default ${DEFAULT_SOCKET})
-      --json         print the raw JSON result
+      --json         print the raw JSON result (status: complete unless paged with the options below)
+      --connection NAME  status: only this connection
+      --limit N      status: at most N CHILD SAs per connection (default ${DEFAULT_STATUS_LIMIT} in the
+                     table; a connection with more shows its IKE SA counts and how to page on)
+      --offset N     status: skip the first N CHILD SAs of each connection (newest IKE SA first)
+      --all          status: every CHILD SA in the table
       --name NAME    import-aliyun: connection name (default t1)
       --frr FILE     import-aliyun, dual-tunnel BGP download: write the FRR snippet there
       --asn ASN      import-aliyun, BGP: the on-premises ASN (default: the download's PeerAsn)
@@ -74,6 +81,9 @@ async function main(): Promise<void> {
   }
   for (const f of ['name', 'frr', 'asn', 'network'] as const)
     if (values[f] !== undefined) fail(`--${f} is only valid with import-aliyun\n${USAGE}`, 2);
+  if (cmd !== 'status')
+    for (const f of ['connection', 'limit', 'offset', 'all'] as const)
+      if (values[f] !== undefined) fail(`--${f} is only valid with status\n${USAGE}`, 2);
   const takesName = cmd === 'up' || cmd === 'down';
   if (takesName && rest.length !== 1) fail(`${cmd} needs exactly one connection name\n${USAGE}`, 2);
   if (!takesName && rest.length > 0) fail(`unexpected argument '${rest[0]}'\n${USAGE}`, 2);
@@ -81,8 +91,33 @@ async function main(): Promise<void> {
 
   switch (cmd) {
     case 'status': {
-      const report = (await call(socket, 'status')) as StatusReport;
-      process.stdout.write(values.json ? `${JSON.stringify(report)}\n` : formatStatus(report));
+      const count = (f: 'limit' | 'offset'): number | undefined => {
+        const v = values[f];
+        if (v === undefined) return undefined;
+        if (!/^[0-9]+$/.test(v)) fail(`--${f} needs a non-negative integer\n${USAGE}`, 2);
+        return Number(v);
+      };
+      if (values.all && values.limit !== undefined) fail(`--all and --limit exclude each other\n${USAGE}`, 2);
+      const offset = count('offset');
+      // The JSON (the machine interface) is complete unless a page is asked for; the table shows
+      // DEFAULT_STATUS_LIMIT CHILD SAs per connection, so a hub with thousands stays readable.
+      const limit = count('limit') ?? (values.json || values.all ? undefined : DEFAULT_STATUS_LIMIT);
+      const args = {
+        ...(values.connection !== undefined ? { connection: values.connection } : {}),
+        ...(limit !== undefined ? { limit } : {}),
+        ...(offset !== undefined ? { offset } : {}),
+      };
+      const report = (await call(socket, 'status', Object.keys(args).length > 0 ? args : undefined, {
+        timeoutMs: 30_000,
+      })) as StatusReport;
+      process.stdout.write(
+        values.json
+          ? `${JSON.stringify(report)}\n`
+          : formatStatus(report, {
+              ...(limit !== undefined ? { limit } : {}),
+              ...(offset !== undefined ? { offset } : {}),
+            }),
+      );
       return;
     }
     case 'routes': {
@@ -172,6 +207,10 @@ function parse() {
     options: {
       socket: { type: 'string', short: 's' },
       json: { type: 'boolean' },
+      connection: { type: 'string' },
+      limit: { type: 'string' },
+      offset: { type: 'string' },
+      all: { type: 'boolean' },
       name: { type: 'string' },
       frr: { type: 'string' },
       asn: { type: 'string' },

@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/types.js';
 import { configWarnings } from '../config/warnings.js';
+import { statusOptions } from '../control/protocol.js';
 import { startControlServer } from '../control/server.js';
 import { ConfigError } from '../errors.js';
 import { attachEventLogging, createLogger, type Logger } from '../log.js';
@@ -121,7 +122,7 @@ async function run(config: Config, configPath: string): Promise<void> {
     control = await startControlServer(
       config.control.socket,
       {
-        status: () => daemon.status(),
+        status: (args) => daemon.status(statusOptions(args)),
         up: (args) => daemon.up(connectionArg(args)),
         down: (args) => daemon.down(connectionArg(args)),
         reload: () => reload(),

@@ -22,7 +22,16 @@ export function table(rows: string[][]): string[] {
 
 const list = (xs: string[] | undefined): string => (xs && xs.length > 0 ? xs.join(',') : '*');
 
-export function formatStatus(report: StatusReport): string {
+/** CHILD SA entries per connection in the human `status` unless --all or --limit says otherwise. */
+export const DEFAULT_STATUS_LIMIT = 20;
+
+export interface StatusView {
+  /** The page that was asked for (StatusOptions): entries beyond `limit` are cut here too. */
+  offset?: number;
+  limit?: number;
+}
+
+export function formatStatus(report: StatusReport, view: StatusView = {}): string {
   const out: string[] = [];
   const names = Object.keys(report.connections).sort();
   if (names.length === 0) out.push('no connections');
@@ -45,8 +54,37 @@ export function formatStatus(report: StatusReport): string {
       ]);
     }
     out.push(...table(rows));
+    // A hub connection (remote %any) holds one IKE SA per site: its counts by state, and a page of
+    // its CHILD SAs below with a hint how to see the others, rather than thousands of lines.
+    const summaries: string[] = [];
+    const more: string[] = [];
+    const offset = view.offset ?? 0;
     for (const name of names) {
-      for (const ch of report.connections[name]!.children) {
+      const c = report.connections[name]!;
+      const shown = view.limit === undefined ? c.children : c.children.slice(0, view.limit);
+      const total = c.childrenTotal ?? c.children.length;
+      const k = c.ikeSas;
+      const ikeTotal = k ? k.established + k.connecting + k.deleting : 0;
+      if (k && (ikeTotal > 1 || total > shown.length)) {
+        summaries.push(
+          `${name}: ${ikeTotal} IKE SAs (${k.established} established, ${k.connecting} connecting, ${k.deleting} deleting), ${total} CHILD SAs`,
+        );
+      }
+      if (total > shown.length) {
+        const range = shown.length > 0 ? `${offset + 1}-${offset + shown.length}` : 'none';
+        const next = offset + shown.length;
+        more.push(
+          next < total
+            ? `${name}: CHILD SAs ${range} of ${total} shown; next: twinsec status --connection ${name} --offset ${next} --limit 100 (or --all)`
+            : `${name}: CHILD SAs ${range} of ${total} shown (or --all)`,
+        );
+      }
+    }
+    if (summaries.length > 0) out.push('', ...summaries);
+    for (const name of names) {
+      const c = report.connections[name]!;
+      const shown = view.limit === undefined ? c.children : c.children.slice(0, view.limit);
+      for (const ch of shown) {
         const algs = [ch.encr, ch.integ].filter((a) => a).join('/');
         const ts =
           ch.tsLocal?.length || ch.tsRemote?.length ? `${list(ch.tsLocal)} <-> ${list(ch.tsRemote)}` : '';
@@ -59,6 +97,7 @@ export function formatStatus(report: StatusReport): string {
           `${ch.bytesIn}/${ch.bytesOut}`,
           `${ch.packetsIn}/${ch.packetsOut}`,
           ts,
+          ch.peer ?? '',
         ]);
       }
     }
@@ -75,11 +114,13 @@ export function formatStatus(report: StatusReport): string {
             'BYTES IN/OUT',
             'PACKETS IN/OUT',
             'SELECTORS',
+            'PEER',
           ],
           ...children,
         ]),
       );
     }
+    if (more.length > 0) out.push('', ...more);
   }
   out.push('');
   out.push(formatRoutes(report).trimEnd());
@@ -96,6 +137,12 @@ export function formatStatus(report: StatusReport): string {
   }
   const control = nonzero(report.control);
   if (control) out.push(`control packets ahead of bulk: ${control}`);
+  const lag = report.eventLoop;
+  if (lag) {
+    out.push(
+      `event loop lag: p99 ${lag.lagP99Ms.toFixed(1)} ms, max ${lag.lagMaxMs.toFixed(1)} ms (last ${Math.round(lag.windowSeconds)} s)`,
+    );
+  }
   return `${out.join('\n')}\n`;
 }
 

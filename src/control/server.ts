@@ -18,7 +18,8 @@ import {
 export type Handler = (args: unknown) => unknown;
 
 export interface ControlHandlers {
-  status: () => StatusReport | Promise<StatusReport>;
+  /** args: StatusOptions (daemon.ts statusOptions checks them). */
+  status: (args?: unknown) => StatusReport | Promise<StatusReport>;
   [cmd: string]: Handler;
 }
 

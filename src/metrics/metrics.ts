@@ -21,11 +21,17 @@
  *   twinsec_route_switches_total{destination}
  *   twinsec_ike_sa_established_total{connection,version}
  *   twinsec_ike_negotiation_failures_total{connection,version,reason}   at most MAX_FAILURE_REASONS reasons, then "other"
+ *   twinsec_event_loop_lag_seconds{quantile}            "0.5", "0.99", "1" (the maximum) over the last window (loop-lag.ts)
  *   + prom-client's default process_* and nodejs_* metrics
  *
  * `version` is the connection's configured IKE version, "1" or "2" (the same for all its SAs, so it
  * adds no series: at most one more per connection when a reload changes the version; "" for a
  * connection no snapshot has listed yet).
+ *
+ * Size: no label is per SA or per peer, so the exposition grows with connections and routes, never
+ * with tunnels: a hub connection (`remote: %any`) with 10,000 IKE SAs is a handful of series, its
+ * byte and packet counters summed over all of them (the per-SA figures are in `twinsec status`). A
+ * scrape does read every CHILD SA's counters once (the snapshot); bench/status-scale.ts measures it.
  *
  * ESP drops: the data plane counts drops by reason for the whole engine, not per connection, so
  * they are exposed with `connection=""`. Reason names are the data plane's in snake_case:
@@ -43,6 +49,7 @@ import type { StatusReport } from '../daemon.js';
 import type { SaCounters } from '../dataplane/types.js';
 import type { EventBus } from '../events.js';
 import { spiHex } from '../ike/core/view.js';
+import { loopLag, watchLoopLag } from './loop-lag.js';
 
 /** The data plane's drop reasons (StatusReport.drops.esp keys), always exposed, zero or not. */
 export const ESP_DROP_REASONS = [
@@ -226,6 +233,20 @@ export class Metrics {
       labelNames: ['connection', 'version', 'reason'],
       registers,
     });
+    const lag: Gauge<'quantile'> = new Gauge({
+      name: 'twinsec_event_loop_lag_seconds',
+      help: 'Event loop lag of the daemon over the last window (about 10 s): quantile 0.5, 0.99, and 1 (the maximum).',
+      labelNames: ['quantile'],
+      registers,
+      collect: () => {
+        const l = loopLag();
+        if (!l) return;
+        lag.set({ quantile: '0.5' }, l.p50);
+        lag.set({ quantile: '0.99' }, l.p99);
+        lag.set({ quantile: '1' }, l.max);
+      },
+    });
+    this.#off.push(watchLoopLag());
     if (o.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
 
     if (o.bus) this.#listen(o.bus);

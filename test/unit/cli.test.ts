@@ -229,3 +229,34 @@ connections:
     t.ok(lines.some((l) => /"msg":"twinsecd [^"]* started/.test(l)));
   },
 );
+
+t.test('twinsec status pages: --limit, --offset, --connection, --all reach the daemon', async (t) => {
+  const sock = join(tempDir(t), 'control.sock');
+  const asked: unknown[] = [];
+  const server = await startControlServer(sock, {
+    status: (args) => {
+      asked.push(args ?? null);
+      return REPORT;
+    },
+  });
+  t.teardown(() => server.close());
+  const ok = async (args: string[]) => {
+    const r = await run(TWINSEC, ['-s', sock, 'status', ...args]);
+    t.equal(r.code, 0, r.stderr);
+    return r;
+  };
+  await ok(['--json']);
+  await ok([]);
+  await ok(['--all']);
+  await ok(['--connection', 't1', '--limit', '100', '--offset', '200']);
+  await ok(['--json', '--limit', '5']);
+  t.same(asked, [null, { limit: 20 }, null, { connection: 't1', limit: 100, offset: 200 }, { limit: 5 }]);
+  const bad = async (args: string[], message: RegExp) => {
+    const r = await run(TWINSEC, ['-s', sock, ...args]);
+    t.equal(r.code, 2, args.join(' '));
+    t.match(r.stderr, message);
+  };
+  await bad(['status', '--limit', 'ten'], /--limit needs a non-negative integer/);
+  await bad(['status', '--all', '--limit', '3'], /--all and --limit exclude each other/);
+  await bad(['routes', '--limit', '3'], /--limit is only valid with status/);
+});

@@ -11,6 +11,7 @@ import {
   ControlUnreachableError,
   LineSplitter,
   parseRequest,
+  statusOptions,
 } from '../../src/control/protocol.js';
 import { type ControlHandlers, startControlServer } from '../../src/control/server.js';
 import type { StatusReport } from '../../src/daemon.js';
@@ -214,4 +215,51 @@ t.test('formatStatus renders connections, children and routes', async (t) => {
     formatStatus({ connections: {}, routes: [], drops: { esp: {}, ike: {} } }),
     /no connections\n\nno routes/,
   );
+});
+
+t.test('formatStatus summarises a hub connection and pages its CHILD SAs', async (t) => {
+  const child = REPORT.connections.t1!.children[0]!;
+  const hub: StatusReport = {
+    connections: {
+      sites: {
+        ...REPORT.connections.t1!,
+        remote: '%any',
+        ikeSas: { established: 9998, connecting: 2, deleting: 0 },
+        childrenTotal: 9998,
+        children: Array.from({ length: 25 }, (_, i) => ({ ...child, peer: `100.64.0.${i}:4500` })),
+      },
+    },
+    routes: [],
+    drops: { esp: {}, ike: {} },
+    eventLoop: { lagP50Ms: 0.1, lagP99Ms: 2.5, lagMaxMs: 12, windowSeconds: 10 },
+  };
+  const text = formatStatus(hub, { limit: 20 });
+  t.match(
+    text,
+    /^sites: 10000 IKE SAs \(9998 established, 2 connecting, 0 deleting\), 9998 CHILD SAs$/m,
+    'counts by state',
+  );
+  t.equal(text.match(/^sites\s+0xc0ffee01/gm)?.length, 20, 'at most the limit of entries');
+  t.match(text, /^sites\s+0xc0ffee01\s.*\s100\.64\.0\.0:4500$/m, 'each with its peer');
+  t.match(
+    text,
+    /^sites: CHILD SAs 1-20 of 9998 shown; next: twinsec status --connection sites --offset 20 --limit 100 \(or --all\)$/m,
+    'how to see more',
+  );
+  t.match(formatStatus(hub, { offset: 9990, limit: 100 }), /^sites: CHILD SAs 9991-10015 of 9998 shown/m);
+  t.match(text, /^event loop lag: p99 2\.5 ms, max 12\.0 ms \(last 10 s\)$/m);
+  t.notMatch(formatStatus(REPORT), /IKE SAs|shown/, 'a single tunnel needs no summary');
+});
+
+t.test('statusOptions checks the status command arguments', async (t) => {
+  t.same(statusOptions(undefined), {});
+  t.same(statusOptions({ connection: 'sites', limit: 20, offset: 0 }), {
+    connection: 'sites',
+    limit: 20,
+    offset: 0,
+  });
+  t.throws(() => statusOptions({ limit: -1 }), /limit must be a non-negative integer/);
+  t.throws(() => statusOptions({ offset: 1.5 }), /offset must be a non-negative integer/);
+  t.throws(() => statusOptions({ connection: 3 }), /connection must be a string/);
+  t.throws(() => statusOptions([1]), /args must be an object/);
 });

@@ -173,6 +173,7 @@ t.test('every family is exposed over HTTP with its type and labels', async (t) =
     ['twinsec_route_switches_total', 'counter', ['destination']],
     ['twinsec_ike_sa_established_total', 'counter', ['connection', 'version']],
     ['twinsec_ike_negotiation_failures_total', 'counter', ['connection', 'reason', 'version']],
+    ['twinsec_event_loop_lag_seconds', 'gauge', ['quantile']],
   ];
   for (const [name, type, labels] of families) {
     t.equal(e.types.get(name), type, `${name} is a ${type}`);
@@ -187,6 +188,10 @@ t.test('every family is exposed over HTTP with its type and labels', async (t) =
   }
   t.ok(e.types.has('process_cpu_user_seconds_total'), 'default process metrics');
   t.ok(e.types.has('nodejs_eventloop_lag_seconds'), 'default Node.js metrics');
+  for (const quantile of ['0.5', '0.99', '1']) {
+    const lag = value(e, 'twinsec_event_loop_lag_seconds', { quantile });
+    t.ok(lag !== undefined && lag >= 0 && lag < 60, `event loop lag, quantile ${quantile}: ${lag} s`);
+  }
 
   t.equal(value(e, 'twinsec_connection_up', { connection: 't1', version: '2' }), 1);
   t.equal(value(e, 'twinsec_connection_up', { connection: 't2', version: '2' }), 0);

@@ -150,7 +150,7 @@ export class IkeCore implements CoreServices {
     this.table.settle(sa);
     if (sa.initiator) this.conns.resetRetry(sa.name);
     this.#lifetimes.armIke(sa);
-    if (sa.nat.local) startKeepalives(sa, this.transport, this.clock, this.timing.keepalive);
+    if (sa.nat.local) startKeepalives(sa, this.transport, this.clock, this.timing.keepalive, this.random);
     const dpd = sa.conn.dpd;
     if (dpd) {
       startDpd(
@@ -159,6 +159,7 @@ export class IkeCore implements CoreServices {
         this.clock,
         { delay: dpd.delay * 1000, timeout: dpd.timeout * 1000 },
         (d) => this.#peerDead(sa, d),
+        this.random,
       );
     }
   }
