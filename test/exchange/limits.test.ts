@@ -30,3 +30,27 @@ t.test('half-open SAs per peer are bounded, dropped as "limit", and expire', asy
   flood();
   t.equal(mgr.dropped.get('limit'), 2 * (40 - cap));
 });
+
+t.test('a retransmitted IKE_SA_INIT read after its SA authenticated makes no second SA', async (t) => {
+  // Seen on a hub under load (test/lab/hub.test.ts): charon retransmits IKE_SA_INIT after 1 s, and
+  // its IKE_AUTH (port 4500) was read before the copies queued on port 500.
+  const c = conn('t1');
+  const p = await pair([c], [mirror(c)]);
+  t.teardown(p.stop);
+  await until(() => state(p.b, 't1') === 'established');
+  const init = p.net.log[0]!.data;
+  const mgr = p.b.daemon.ike!;
+  const before = mgr.sasOf('t1').length;
+  mgr.handle({
+    data: Buffer.from(init),
+    local: { address: B, port: 500 },
+    remote: { address: A, port: 500 },
+  });
+  t.equal(mgr.sasOf('t1').length, before, 'no new SA');
+  t.notOk(
+    mgr.sasOf('t1').some((s) => s.phase === 'auth'),
+    'nothing half-open',
+  );
+  t.equal(mgr.dropped.get('unexpected'), 1, 'dropped as unexpected');
+  t.equal(state(p.b, 't1'), 'established', 'the established SA is untouched');
+});

@@ -54,6 +54,14 @@ export class SaTable {
   readonly #bySpi = new Map<string, AnySa>();
   readonly #halfOpen = new Map<string, { sa: AnySa; address: string }>();
   readonly #halfOpenKey = new WeakMap<AnySa, string>();
+  /**
+   * Responder SAs by the key of their first message for as long as they are in the table, not only
+   * while half-open: a retransmission of that message can arrive after the SA authenticated (a hub
+   * under load: charon retransmits IKE_SA_INIT after 1 s, and its IKE_AUTH on port 4500 can be read
+   * before the retransmissions queued on port 500). See answeredFirst.
+   */
+  readonly #byFirst = new Map<string, AnySa>();
+  readonly #firstKey = new WeakMap<AnySa, string>();
   /** Unproven responder SAs (IKEv1), oldest first: in total, and per source address. */
   readonly #unproven = new Map<AnySa, string>();
   readonly #unprovenOf = new Map<string, Set<AnySa>>();
@@ -90,6 +98,8 @@ export class SaTable {
     if (this.#bySpi.get(key) !== sa) return;
     this.#bySpi.delete(key);
     this.settle(sa);
+    const fk = this.#firstKey.get(sa);
+    if (fk !== undefined && this.#byFirst.get(fk) === sa) this.#byFirst.delete(fk);
     const p = this.#peer(sa.remote.address);
     p.all--;
     this.#tidy(sa.remote.address);
@@ -103,6 +113,8 @@ export class SaTable {
   addHalfOpen(key: string, sa: AnySa, unproven = false): void {
     this.#halfOpen.set(key, { sa, address: sa.remote.address });
     this.#halfOpenKey.set(sa, key);
+    this.#byFirst.set(key, sa);
+    this.#firstKey.set(sa, key);
     this.#peer(sa.remote.address).halfOpen++;
     if (!unproven) return;
     const address = sa.remote.address;
@@ -117,6 +129,11 @@ export class SaTable {
 
   halfOpen(key: string): AnySa | undefined {
     return this.#halfOpen.get(key)?.sa;
+  }
+
+  /** The responder SA made for the first message under `key`, half-open or not, while it exists. */
+  answeredFirst(key: string): AnySa | undefined {
+    return this.#byFirst.get(key);
   }
 
   /** Half-open responder SAs in total, and of one peer address (the cookie thresholds count them). */

@@ -299,6 +299,12 @@ export class IkeV2 implements IkeProtocol {
         core.drop('unexpected', 'IKE_SA_INIT for a known SA', d);
       return;
     }
+    // A retransmission of an IKE_SA_INIT whose SA has authenticated since (it was read late, e.g.
+    // after the IKE_AUTH that came on port 4500): the same bytes are not a new negotiation. Without
+    // this each such copy made a second half-open SA (DH, a half-open slot) that timed out 30 s later.
+    const answered = core.table.answeredFirst(key);
+    if (answered instanceof IkeSaV2 && answered.initRequest.equals(d.data))
+      return core.drop('unexpected', 'retransmitted IKE_SA_INIT of an authenticated SA', d);
     if (header.messageId !== 0 || header.spiR.some((b) => b !== 0))
       return core.drop('invalid_syntax', 'bad IKE_SA_INIT header', d);
     let payloads: Payload[];
