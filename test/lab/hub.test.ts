@@ -192,11 +192,12 @@ async function runHub(t: Test): Promise<void> {
         // no psk: each site's key comes from `secrets`
       } as TwinsecConfigYaml['connections'][string],
     },
-    // The sites' LANs go into twinsec's TUN (a route in the hub namespace).
-    routes: [{ destination: SITES_LAN, via: [{ connection: 'sites', weight: 100 }], publish: true }],
     secrets: secrets(inHub),
   };
   tw = await startTwinsec(lab, hub, config);
+  // The sites' LANs go into twinsec's TUN; twinsec picks each site's own SA by its selectors (no
+  // route names the connection: that would make it one next hop rather than per-site).
+  await lab.exec(hub, 'ip', ['route', 'add', SITES_LAN, 'dev', tw.tunName]);
   const tNetwork = Date.now();
 
   // --- 1. 200 sites come up -----------------------------------------------------------------------
