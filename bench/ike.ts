@@ -551,55 +551,13 @@ function table(results: Result[]): string {
   ].join('\n');
 }
 
-async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      tunnels: { type: 'string', default: '1000' },
-      version: { type: 'string', default: '2' },
-      ike: { type: 'string', default: IKE },
-      esp: { type: 'string', default: ESP },
-      initiators: { type: 'string', default: '2' },
-      'in-flight': { type: 'string', default: '64' },
-      timeout: { type: 'string', default: '300' },
-      only: { type: 'string' },
-      'skip-build': { type: 'boolean', default: false },
-      'skip-probes': { type: 'boolean', default: false },
-      keep: { type: 'boolean', default: false },
-    },
-    strict: true,
-  });
-  const load: Load = {
-    probes: !values['skip-probes'],
-    version: values.version === '1' ? 1 : 2,
-    ike: values.ike,
-    esp: values.esp,
-    tunnels: Number(values.tunnels),
-    initiators: Number(values.initiators),
-    inFlight: Number(values['in-flight']),
-    timeoutSec: Number(values.timeout),
-  };
-  const only = values.only ? (values.only.split(',') as Responder[]) : ALL;
-  console.log(
-    `$ node ${[relative(process.cwd(), process.argv[1]!), ...process.argv.slice(2)].join(' ')}   # npm run bench:ike`,
-  );
-  const why = labUnavailable();
-  if (why) {
-    console.error(`bench:ike: ${why}`);
-    return 2;
-  }
-  if (!values['skip-build']) {
-    // The build is cached: a second run only checks the stamp file.
-    execFileSync('sh', [join(REPO, 'scripts/build-load-tester.sh')], {
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
-  }
-  if (!existsSync(LT_CHARON)) {
-    console.error(`bench:ike: no load-tester charon at ${LT_CHARON} (scripts/build-load-tester.sh)`);
-    return 2;
-  }
-  Lab.sweepStale();
-  const results: Result[] = [];
-  for (const responder of only) results.push(await measure(responder, load, values.keep));
+/** The IKE proposal of a run: --ike, with the DH group replaced when --dh lists groups (IKEv1 has no AEAD for IKE). */
+function ikeProposal(ike: string, version: 1 | 2, dh: string | undefined): string {
+  if (!dh) return ike;
+  return version === 1 ? `aes128-sha256-${dh}` : `aes128gcm16-prfsha256-${dh}`;
+}
+
+function report(load: Load, results: Result[]): void {
   console.log(
     `\nIKEv${load.version} ${load.ike} / ESP ${load.esp}, PSK, ${load.tunnels} tunnels, ${load.initiators} load-tester initiators, ` +
       `at most ${load.inFlight} in flight; generator: strongSwan 5.9.8 load-tester (fake kernel)\n`,
@@ -623,6 +581,125 @@ async function main(): Promise<number> {
       console.log(`\n${r.responder}: first failures:\n  ${r.failures.join('\n  ')}`);
     if (r.error) console.log(`\n${r.responder}: ${r.error}`);
   }
+}
+
+/** One line per load: both responders' rates and memory, and the ratios. */
+function summary(all: { load: Load; results: Result[] }[]): string {
+  const rows = [
+    [
+      'tunnels',
+      'IKE',
+      'proposal',
+      'charon SAs/s',
+      'twinsec SAs/s',
+      'x',
+      'charon KB/tun',
+      'twinsec KB/tun',
+      'charon CPU s',
+      'twinsec CPU s',
+      'failed c/t',
+    ],
+  ];
+  const kb = (r?: Result) =>
+    r && r.rssMb !== undefined && r.idleRssMb !== undefined && r.established
+      ? ((r.rssMb - r.idleRssMb) * 1024) / r.established
+      : undefined;
+  for (const { load, results } of all) {
+    const c = results.find((r) => r.responder === 'charon');
+    const t = results.find((r) => r.responder === 'twinsec');
+    rows.push([
+      fmt(load.tunnels, 0),
+      `v${load.version}`,
+      load.ike,
+      c?.error ? 'error' : fmt(c?.rate, 0),
+      t?.error ? 'error' : fmt(t?.rate, 0),
+      c?.rate && t?.rate ? fmt(t.rate / c.rate, 2) : '-',
+      fmt(kb(c), 1),
+      fmt(kb(t), 1),
+      fmt(c?.cpuSec, 2),
+      fmt(t?.cpuSec, 2),
+      `${c?.failed ?? '-'}/${t?.failed ?? '-'}`,
+    ]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  const line = (row: string[]) => `| ${row.map((x, i) => x.padEnd(widths[i]!)).join(' | ')} |`;
+  return [
+    line(rows[0]!),
+    `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
+    ...rows.slice(1).map(line),
+  ].join('\n');
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      tunnels: { type: 'string', default: '1000' },
+      version: { type: 'string', default: '2' },
+      ike: { type: 'string', default: IKE },
+      esp: { type: 'string', default: ESP },
+      initiators: { type: 'string', default: '2' },
+      'in-flight': { type: 'string', default: '64' },
+      timeout: { type: 'string', default: '300' },
+      only: { type: 'string' },
+      'skip-build': { type: 'boolean', default: false },
+      'skip-probes': { type: 'boolean', default: false },
+      dh: { type: 'string' },
+      keep: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  // Comma lists run every combination (tunnels x version x DH group), each against every responder.
+  const list = (v: string) =>
+    v
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean);
+  const loads: Load[] = [];
+  for (const tunnels of list(values.tunnels).map(Number))
+    for (const version of list(values.version).map((v) => (v === '1' ? 1 : 2) as 1 | 2))
+      for (const dh of values.dh ? list(values.dh) : [undefined])
+        loads.push({
+          probes: !values['skip-probes'],
+          version,
+          ike: ikeProposal(values.ike, version, dh),
+          esp: values.esp,
+          tunnels,
+          initiators: Number(values.initiators),
+          inFlight: Number(values['in-flight']),
+          timeoutSec: Number(values.timeout),
+        });
+  const only = values.only ? (values.only.split(',') as Responder[]) : ALL;
+  console.log(
+    `$ node ${[relative(process.cwd(), process.argv[1]!), ...process.argv.slice(2)].join(' ')}   # npm run bench:ike`,
+  );
+  const why = labUnavailable();
+  if (why) {
+    console.error(`bench:ike: ${why}`);
+    return 2;
+  }
+  if (!values['skip-build']) {
+    // The build is cached: a second run only checks the stamp file.
+    execFileSync('sh', [join(REPO, 'scripts/build-load-tester.sh')], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+  }
+  if (!existsSync(LT_CHARON)) {
+    console.error(`bench:ike: no load-tester charon at ${LT_CHARON} (scripts/build-load-tester.sh)`);
+    return 2;
+  }
+  Lab.sweepStale();
+  const all: { load: Load; results: Result[] }[] = [];
+  for (const load of loads) {
+    const results: Result[] = [];
+    for (const responder of only) results.push(await measure(responder, load, values.keep));
+    all.push({ load, results });
+    report(load, results);
+  }
+  if (all.length > 1) {
+    console.log('\nSummary (twinsec / charon in the same run):\n');
+    console.log(summary(all));
+  }
+  const results = all.flatMap((a) => a.results);
   return results.some((r) => r.error || (r.failed ?? 0) > 0) ? 1 : 0;
 }
 
