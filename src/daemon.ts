@@ -241,7 +241,7 @@ export class Daemon {
 
   /** An established IKE SA with an installed CHILD_SA (health checks refine this in the HA layer). */
   #saUp(name: string): boolean {
-    return (this.#ike?.sasOf(name) ?? []).some((s) => s.phase === 'established' && s.children.length > 0);
+    return this.#ike?.hasUsableSa(name) ?? false;
   }
 
   /** Tells every peer (DELETE), then releases sockets and the data plane (which removes the TUN). */
@@ -327,6 +327,8 @@ function limitsOf(config: Config): Partial<SaLimits> {
     total: l.ikeSas,
     perPeer: l.ikeSasPerPeer,
     childrenPerIke: l.childrenPerIke,
+    unproven: l.v1Unproven,
+    unprovenPerPeer: l.v1UnprovenPerPeer,
   };
 }
 
