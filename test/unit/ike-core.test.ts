@@ -100,6 +100,61 @@ t.test('SA table: half-open and per-peer bounds, counts follow a peer that moved
   t.equal(table.get(a1.spiR), a1);
 });
 
+t.test('SA table indexes: by peer identity, by connection, by identity pair; gone with the SA', async (t) => {
+  const clock = new FakeClock();
+  const table = new SaTable();
+  // The SAs know the table (as the daemon's do): setting peerIdentity or conn refiles them.
+  const ctx = { bus: new EventBus(), clock, table };
+  const mk = (i: number) => {
+    const s = sa(ctx, '198.51.100.1');
+    s.spiR = Buffer.alloc(8, i + 1);
+    return s;
+  };
+  const [s1, s2, s3] = [mk(0), mk(1), mk(2)];
+  s1.peerIdentity = 'id:a'; // before add(): filed when added
+  for (const s of [s1, s2, s3]) table.add(s);
+  s2.peerIdentity = 'id:a';
+  s3.peerIdentity = 'id:b';
+  t.same(table.withIdentity('id:a'), [s1, s2], 'oldest first');
+  t.same(table.withIdentity('id:b'), [s3]);
+  t.same(table.withIdentity(undefined), [], 'an SA without an identity has no peers');
+  t.same(table.ofConn('t1'), [s3, s2, s1], 'newest first');
+  // A responder picks its connection once the peer authenticated.
+  s2.conn = conn('t2');
+  t.same(table.ofConn('t1'), [s3, s1]);
+  t.same(table.ofConn('t2'), [s2]);
+  t.ok(table.someOfConn('t2', (x) => x === s2));
+  t.same(table.withIds(s1), [], 'nothing marked yet');
+  table.markIds(s1);
+  table.markIds(s3);
+  t.same(table.withIds(s2), [s1, s3], 'same configured identity pair');
+  table.remove(s1);
+  t.same(table.withIdentity('id:a'), [s2], 'removed from every index');
+  t.same(table.ofConn('t1'), [s3]);
+  t.same(table.withIds(s3), [s3]);
+  s1.peerIdentity = 'id:c';
+  t.same(table.withIdentity('id:c'), [], 'an SA no longer in the table is not filed again');
+});
+
+t.test('SA table: unproven SAs have their own per-source cap, not halfOpenPerPeer', async (t) => {
+  const clock = new FakeClock();
+  const ctx = { bus: new EventBus(), clock };
+  const table = new SaTable({ halfOpenPerPeer: 2, unprovenPerPeer: 3 });
+  const peer = '198.51.100.1';
+  const us = [0, 1, 2].map((i) => {
+    const s = sa(ctx, peer);
+    s.spiR = Buffer.alloc(8, i + 1);
+    table.add(s);
+    table.addHalfOpen(`u${i}`, s, true);
+    return s;
+  });
+  t.equal(table.overLimit(peer), null, '3 unproven SAs do not fill halfOpenPerPeer (2)');
+  t.same(table.unprovenVictims(peer), [us[0]], 'at its own cap the oldest unproven one makes room');
+  table.proven(us[0]!);
+  table.proven(us[1]!);
+  t.match(table.overLimit(peer), /2 half-open IKE SAs from 198.51.100.1/, 'proven half-open ones count');
+});
+
 t.test('connection set: re-initiation backoff doubles, capped, jittered ±10 %; reload diff', async (t) => {
   const clock = new FakeClock();
   const c = conn('t1');
