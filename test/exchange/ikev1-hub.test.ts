@@ -227,3 +227,42 @@ t.test('DPD declares one site dead: only its SAs go, not those of the sites besi
   );
   t.equal(p.b.dp.sas.size, N - 1, 'the other sites keep their pairs');
 });
+
+t.test(`${N} sites behind one NAT (one public address, a port each): all come up and stay`, async (t) => {
+  const clock = new FakeClock();
+  const PUBLIC = '192.0.2.200';
+  const { sites: plain, hub } = setup({}, 'listen');
+  // Each site on its own private address; the NAT gives each a port of the one public address.
+  const sites = plain.map((s, i) => ({ ...s, local: `10.0.0.${i + 1}` }));
+  const net = new FakeNetwork();
+  net.nat = (from) => {
+    if (!from.address.startsWith('10.0.0.')) return from;
+    const host = Number(from.address.split('.')[3]);
+    return { address: PUBLIC, port: 20_000 + host * 2 + (from.port === 4500 ? 1 : 0) };
+  };
+  // NAT keep-alives (RFC 3948) every 20 s, not every 30 ms as in the other exchange tests.
+  const timing = { keepalive: 20_000 };
+  const p = await pair(sites, [hub], { clock, random: fixedJitter(0), configLimits: HUB, net, timing });
+  t.teardown(() => stopOnFakeClock(clock, p));
+  const down: string[] = [];
+  p.b.daemon.bus.on('child-down', (ev) => down.push(ev.reason));
+  for (let i = 0; i < N; i += 4) {
+    for (let j = i; j < i + 4; j++) p.a.daemon.up(`s${j}`);
+    await clock.advance(500);
+  }
+  await allUp(t, clock, p);
+  await clock.advance(35_000);
+  const sas = hubSas(p);
+  t.equal(sas.length, N);
+  t.ok(
+    sas.every((s) => s.remote.address === PUBLIC && s.nat.remote),
+    'all from the one public address, NAT detected (RFC 3947)',
+  );
+  t.equal(new Set(sas.map((s) => s.remote.port)).size, N, 'each from its own port');
+  t.ok(
+    sas.every((s) => live(s).length === 1 && s.children.length === 1),
+    'each holds exactly one live pair of its own',
+  );
+  t.same(down, [], 'no pair deleted on the hub');
+  t.equal(p.b.dp.sas.size, N);
+});
