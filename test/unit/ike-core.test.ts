@@ -9,6 +9,7 @@ import { backoff } from '../../src/ike/core/clock.js';
 import { ConnectionSet } from '../../src/ike/core/connections.js';
 import { BaseIkeSa } from '../../src/ike/core/ike-sa.js';
 import { SaTable } from '../../src/ike/core/sa-table.js';
+import { parseIdentity } from '../../src/ike/identity.js';
 import { FakeClock, fixedJitter } from '../exchange/fake-clock.js';
 import { config, conn } from '../exchange/pair.js';
 
@@ -153,6 +154,26 @@ t.test('SA table: unproven SAs have their own per-source cap, not halfOpenPerPee
   table.proven(us[0]!);
   table.proven(us[1]!);
   t.match(table.overLimit(peer), /2 half-open IKE SAs from 198.51.100.1/, 'proven half-open ones count');
+});
+
+t.test('connection set: keys by identity, exact (any case) before the longest wildcard', async (t) => {
+  const clock = new FakeClock();
+  const key = (s: string) => Buffer.from(s);
+  const secrets = [
+    { id: '*.example.net', psk: key('wide') },
+    { id: 'Site1.Sites.Example.net', psk: key('exact') },
+    { id: '*.sites.example.net', psk: key('narrow') },
+    { id: '192.0.2.7', psk: key('ip') },
+  ];
+  const hub = { ...conn('hub'), psk: Buffer.alloc(0) };
+  const set = new ConnectionSet({ ...config([hub]), secrets }, clock, fixedJitter(0), { base: 1, max: 1 });
+  const psk = (id: string) => set.pskFor(hub, parseIdentity(id))?.toString();
+  t.equal(psk('site1.sites.example.net'), 'exact', 'an exact identity, compared without case');
+  t.equal(psk('site2.sites.example.net'), 'narrow', 'else the wildcard with the longest suffix');
+  t.equal(psk('gw.example.net'), 'wide');
+  t.equal(psk('192.0.2.7'), 'ip');
+  t.equal(psk('192.0.2.8'), undefined);
+  t.equal(psk('other.example.org'), undefined);
 });
 
 t.test('connection set: re-initiation backoff doubles, capped, jittered ±10 %; reload diff', async (t) => {

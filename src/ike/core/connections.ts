@@ -4,7 +4,14 @@
  * changed; the core acts on it.
  */
 import type { Config, ConnectionConfig } from '../../config/types.js';
-import { type Identity, identityMatches, isWildcard, parseIdentity } from '../identity.js';
+import {
+  ID_FQDN,
+  ID_RFC822_ADDR,
+  type Identity,
+  identityMatches,
+  isWildcard,
+  parseIdentity,
+} from '../identity.js';
 import { cidrToTs, parseAddress } from '../wire/ts.js';
 import { backoff, type Clock, type Random, type TimerHandle } from './clock.js';
 
@@ -21,17 +28,38 @@ interface Secret {
   psk: Buffer;
 }
 
-function secretsOf(config: Config): Secret[] {
+/**
+ * The `secrets` entries, for pskFor: exact identities in a map (a hub has one per site, thousands,
+ * and looks one up per authentication), the rest (wildcards) in the order they are tried.
+ */
+interface Secrets {
+  exact: Map<string, Buffer>;
+  rest: Secret[];
+}
+
+/** The key an exact identity is found under: identityMatches compares names case-insensitively. */
+function exactKey(id: Identity): string {
+  const named = id.type === ID_FQDN || id.type === ID_RFC822_ADDR;
+  return `${id.type}:${named ? id.data.toString('utf8').toLowerCase() : id.data.toString('hex')}`;
+}
+
+function secretsOf(config: Config): Secrets {
   const all = (config.secrets ?? []).map((e) => ({ id: parseIdentity(e.id), psk: e.psk }));
   // The most specific entry wins: an exact identity, then the wildcard with the longest suffix.
-  return all.sort(
+  all.sort(
     (a, b) => Number(isWildcard(a.id)) - Number(isWildcard(b.id)) || b.id.data.length - a.id.data.length,
   );
+  const out: Secrets = { exact: new Map(), rest: [] };
+  for (const e of all) {
+    if (e.id.type === 0 || isWildcard(e.id)) out.rest.push(e);
+    else if (!out.exact.has(exactKey(e.id))) out.exact.set(exactKey(e.id), e.psk);
+  }
+  return out;
 }
 
 export class ConnectionSet {
   #conns: Map<string, ConnectionConfig>;
-  #secrets: Secret[];
+  #secrets: Secrets;
   /** Connections an operator took down: no initiation, no retries, peers' attempts refused. */
   readonly #adminDown = new Set<string>();
   readonly #retries = new Map<string, { timer?: TimerHandle; attempt: number }>();
@@ -63,7 +91,10 @@ export class ConnectionSet {
   pskFor(conn: ConnectionConfig, peer: Identity): Buffer | undefined {
     if (conn.psk.length > 0) return conn.psk;
     if (peer.type === 0) return undefined;
-    return this.#secrets.find((e) => identityMatches(e.id, peer))?.psk;
+    return (
+      this.#secrets.exact.get(exactKey(peer)) ??
+      this.#secrets.rest.find((e) => identityMatches(e.id, peer))?.psk
+    );
   }
 
   /**
