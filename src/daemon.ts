@@ -117,8 +117,6 @@ export class Daemon {
   #ha: HaController | undefined;
   /** Carrier last set on each route-based connection's interface. */
   readonly #carrierUp = new Map<string, boolean>();
-  /** Installed CHILD_SAs (inbound SPIs) by connection, from child-up / child-down. */
-  readonly #installed = new Map<string, Set<number>>();
   #unwatchLoop: (() => void) | undefined;
 
   constructor(config: Config, opts: DaemonOptions = {}) {
@@ -141,18 +139,8 @@ export class Daemon {
     }
     if (this.#opts.wrapDataPlane) this.#dp = this.#opts.wrapDataPlane(this.#dp!);
     this.#startHa();
-    this.bus.on('child-up', (e) => {
-      const set = this.#installed.get(e.connection) ?? new Set<number>();
-      this.#installed.set(e.connection, set);
-      set.add(e.spiIn);
-      this.#ha?.update();
-    });
-    this.bus.on('child-down', (e) => {
-      const set = this.#installed.get(e.connection);
-      set?.delete(e.spiIn);
-      if (set?.size === 0) this.#installed.delete(e.connection);
-      this.#ha?.update();
-    });
+    this.bus.on('child-up', () => this.#ha?.update());
+    this.bus.on('child-down', () => this.#ha?.update());
     this.#ike = createIke({
       config: this.config,
       transport: this.#transport!,
@@ -282,17 +270,8 @@ export class Daemon {
   }
 
   /** An established IKE SA with an installed CHILD_SA (health checks refine this in the HA layer). */
-  /**
-   * An established IKE SA of the connection holds a CHILD_SA. Looked up from the installed CHILD_SAs
-   * (usually the first one answers), not by scanning every IKE SA: HA asks this on every CHILD_SA
-   * change, and a hub connection holds thousands of IKE SAs.
-   */
   #saUp(name: string): boolean {
-    for (const spiIn of this.#installed.get(name) ?? []) {
-      const owner = this.#ike?.table.ownerOf(spiIn);
-      if (owner && owner.phase === 'established' && owner.name === name) return true;
-    }
-    return false;
+    return this.#ike?.hasUsableSa(name) ?? false;
   }
 
   /** Tells every peer (DELETE), then releases sockets and the data plane (which removes the TUN). */
@@ -409,6 +388,8 @@ function limitsOf(config: Config): Partial<SaLimits> {
     total: l.ikeSas,
     perPeer: l.ikeSasPerPeer,
     childrenPerIke: l.childrenPerIke,
+    unproven: l.v1Unproven,
+    unprovenPerPeer: l.v1UnprovenPerPeer,
   };
 }
 

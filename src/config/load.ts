@@ -216,6 +216,7 @@ function crossCheck(raw: unknown, baseDir: string, issues: string[]): Map<string
   for (const [per, total] of [
     ['halfOpenPerPeer', 'halfOpen'],
     ['ikeSasPerPeer', 'ikeSas'],
+    ['v1UnprovenPerPeer', 'v1Unproven'],
   ] as const) {
     const a = limits[per];
     const b = limits[total];

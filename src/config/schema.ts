@@ -309,7 +309,12 @@ export const configSchema = z.strictObject({
   // CHILD_SA pairs one IKE SA may hold (NO_ADDITIONAL_SAS beyond); cookieThreshold*: from this many
   // half-open SAs in total / from one address, IKE_SA_INIT needs a COOKIE (RFC 7296 §2.6,
   // strongSwan's cookie_threshold and cookie_threshold_ip; 0: always); halfOpenTimeout: seconds a
-  // responder SA may take to authenticate.
+  // responder SA may take to authenticate. v1Unproven*: IKEv1 has no stateless COOKIE, so each
+  // main/aggressive mode message 1 costs an ISAKMP SA until the peer echoes our responder cookie
+  // (RFC 2408 §2.5.3); those unproven SAs are capped in total / per source address, and at a cap
+  // the oldest makes room (a spoofed flood displaces its own). They count against these caps only,
+  // not halfOpen*. Per source 5 is strongSwan's block_threshold; a hub whose IKEv1 sites share one
+  // address (one NAT, a load generator) raises it to the number of sites that may start at once.
   limits: z
     .strictObject({
       halfOpen: z.number().int().min(1).max(1_000_000).default(1024),
@@ -320,6 +325,8 @@ export const configSchema = z.strictObject({
       cookieThreshold: z.number().int().min(0).max(1_000_000).default(30),
       cookieThresholdPerPeer: z.number().int().min(0).max(1_000_000).default(3),
       halfOpenTimeout: z.number().min(1).max(600).default(30),
+      v1Unproven: z.number().int().min(1).max(1_000_000).default(4096),
+      v1UnprovenPerPeer: z.number().int().min(1).max(1_000_000).default(5),
     })
     .prefault({}),
   connections: z.record(

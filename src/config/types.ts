@@ -83,6 +83,9 @@ export interface LimitsConfig {
   cookieThresholdPerPeer: number;
   /** Seconds. */
   halfOpenTimeout: number;
+  /** IKEv1 responder SAs whose peer has not echoed our cookie yet, in total / per source address. */
+  v1Unproven: number;
+  v1UnprovenPerPeer: number;
 }
 
 export interface Config {

@@ -19,6 +19,8 @@ const LIMITS = {
   cookieThreshold: 1_000_000,
   cookieThresholdPerPeer: 1_000_000,
   halfOpenTimeout: 30,
+  v1Unproven: 200,
+  v1UnprovenPerPeer: 3,
 };
 
 t.test('configured limits bound the responder: 4 half-open SAs per peer, not the default 16', async (t) => {
@@ -33,6 +35,8 @@ t.test('configured limits bound the responder: 4 half-open SAs per peer, not the
     total: 500,
     perPeer: 50,
     childrenPerIke: 8,
+    unproven: 200,
+    unprovenPerPeer: 3,
   });
   const init = p.net.log[0]!.data;
   for (let i = 0; i < 20; i++) {
@@ -64,12 +68,20 @@ ${extra}`;
     cookieThreshold: 30,
     cookieThresholdPerPeer: 3,
     halfOpenTimeout: 30,
+    v1Unproven: DEFAULT_LIMITS.unproven,
+    v1UnprovenPerPeer: DEFAULT_LIMITS.unprovenPerPeer,
   });
   t.equal(parseConfig(text('limits: { ikeSas: 20000, halfOpen: 4096 }')).limits?.ikeSas, 20000);
   t.throws(
     () => parseConfig(text('limits: { halfOpenPerPeer: 50, halfOpen: 10 }')),
     /limits\.halfOpenPerPeer: 50 is more than limits\.halfOpen \(10\)/,
   );
+  t.throws(
+    () => parseConfig(text('limits: { v1UnprovenPerPeer: 64, v1Unproven: 32 }')),
+    /limits\.v1UnprovenPerPeer: 64 is more than limits\.v1Unproven \(32\)/,
+  );
+  t.equal(parseConfig(text('limits: { v1UnprovenPerPeer: 128 }')).limits?.v1UnprovenPerPeer, 128);
+  t.throws(() => parseConfig(text('limits: { v1UnprovenPerPeer: 0 }')), /limits\.v1UnprovenPerPeer/);
   t.throws(() => parseConfig(text('limits: { childrenPerIke: 0 }')), /limits\.childrenPerIke/);
   t.throws(() => parseConfig(text('limits: { bogus: 1 }')), /limits\.bogus: unknown field/);
 });

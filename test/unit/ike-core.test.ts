@@ -9,6 +9,7 @@ import { backoff } from '../../src/ike/core/clock.js';
 import { ConnectionSet } from '../../src/ike/core/connections.js';
 import { BaseIkeSa } from '../../src/ike/core/ike-sa.js';
 import { SaTable } from '../../src/ike/core/sa-table.js';
+import { parseIdentity } from '../../src/ike/identity.js';
 import { FakeClock, fixedJitter } from '../exchange/fake-clock.js';
 import { config, conn } from '../exchange/pair.js';
 
@@ -98,6 +99,81 @@ t.test('SA table: half-open and per-peer bounds, counts follow a peer that moved
   table.remove(a2);
   t.equal(table.size, 2, 'removing twice is harmless');
   t.equal(table.get(a1.spiR), a1);
+});
+
+t.test('SA table indexes: by peer identity, by connection, by identity pair; gone with the SA', async (t) => {
+  const clock = new FakeClock();
+  const table = new SaTable();
+  // The SAs know the table (as the daemon's do): setting peerIdentity or conn refiles them.
+  const ctx = { bus: new EventBus(), clock, table };
+  const mk = (i: number) => {
+    const s = sa(ctx, '198.51.100.1');
+    s.spiR = Buffer.alloc(8, i + 1);
+    return s;
+  };
+  const [s1, s2, s3] = [mk(0), mk(1), mk(2)];
+  s1.peerIdentity = 'id:a'; // before add(): filed when added
+  for (const s of [s1, s2, s3]) table.add(s);
+  s2.peerIdentity = 'id:a';
+  s3.peerIdentity = 'id:b';
+  t.same(table.withIdentity('id:a'), [s1, s2], 'oldest first');
+  t.same(table.withIdentity('id:b'), [s3]);
+  t.same(table.withIdentity(undefined), [], 'an SA without an identity has no peers');
+  t.same(table.ofConn('t1'), [s3, s2, s1], 'newest first');
+  // A responder picks its connection once the peer authenticated.
+  s2.conn = conn('t2');
+  t.same(table.ofConn('t1'), [s3, s1]);
+  t.same(table.ofConn('t2'), [s2]);
+  t.ok(table.someOfConn('t2', (x) => x === s2));
+  t.same(table.withIds(s1), [], 'nothing marked yet');
+  table.markIds(s1);
+  table.markIds(s3);
+  t.same(table.withIds(s2), [s1, s3], 'same configured identity pair');
+  table.remove(s1);
+  t.same(table.withIdentity('id:a'), [s2], 'removed from every index');
+  t.same(table.ofConn('t1'), [s3]);
+  t.same(table.withIds(s3), [s3]);
+  s1.peerIdentity = 'id:c';
+  t.same(table.withIdentity('id:c'), [], 'an SA no longer in the table is not filed again');
+});
+
+t.test('SA table: unproven SAs have their own per-source cap, not halfOpenPerPeer', async (t) => {
+  const clock = new FakeClock();
+  const ctx = { bus: new EventBus(), clock };
+  const table = new SaTable({ halfOpenPerPeer: 2, unprovenPerPeer: 3 });
+  const peer = '198.51.100.1';
+  const us = [0, 1, 2].map((i) => {
+    const s = sa(ctx, peer);
+    s.spiR = Buffer.alloc(8, i + 1);
+    table.add(s);
+    table.addHalfOpen(`u${i}`, s, true);
+    return s;
+  });
+  t.equal(table.overLimit(peer), null, '3 unproven SAs do not fill halfOpenPerPeer (2)');
+  t.same(table.unprovenVictims(peer), [us[0]], 'at its own cap the oldest unproven one makes room');
+  table.proven(us[0]!);
+  table.proven(us[1]!);
+  t.match(table.overLimit(peer), /2 half-open IKE SAs from 198.51.100.1/, 'proven half-open ones count');
+});
+
+t.test('connection set: keys by identity, exact (any case) before the longest wildcard', async (t) => {
+  const clock = new FakeClock();
+  const key = (s: string) => Buffer.from(s);
+  const secrets = [
+    { id: '*.example.net', psk: key('wide') },
+    { id: 'Site1.Sites.Example.net', psk: key('exact') },
+    { id: '*.sites.example.net', psk: key('narrow') },
+    { id: '192.0.2.7', psk: key('ip') },
+  ];
+  const hub = { ...conn('hub'), psk: Buffer.alloc(0) };
+  const set = new ConnectionSet({ ...config([hub]), secrets }, clock, fixedJitter(0), { base: 1, max: 1 });
+  const psk = (id: string) => set.pskFor(hub, parseIdentity(id))?.toString();
+  t.equal(psk('site1.sites.example.net'), 'exact', 'an exact identity, compared without case');
+  t.equal(psk('site2.sites.example.net'), 'narrow', 'else the wildcard with the longest suffix');
+  t.equal(psk('gw.example.net'), 'wide');
+  t.equal(psk('192.0.2.7'), 'ip');
+  t.equal(psk('192.0.2.8'), undefined);
+  t.equal(psk('other.example.org'), undefined);
 });
 
 t.test('connection set: re-initiation backoff doubles, capped, jittered ±10 %; reload diff', async (t) => {

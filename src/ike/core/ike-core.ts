@@ -107,11 +107,33 @@ export class IkeCore implements CoreServices {
     return this.#sasOf(name);
   }
 
+  /**
+   * The other SAs of `sa`'s connection with the same peer. A connection with `remote: %any` or a
+   * subnet (a hub) serves many peers, several of them possibly behind one address (one NAT):
+   * there the peer is the identity it authenticated, never the address, found through the
+   * table's index by identity. A connection to one address has one peer: all its SAs with that
+   * address (SAs still negotiating included, which have no identity yet).
+   */
+  #samePeerSas(sa: AnySa): AnySa[] {
+    if (sa.conn.remote === '%any' || sa.conn.remote.includes('/'))
+      return this.table
+        .withIdentity(sa.peerIdentity)
+        .filter((o) => o !== sa && o.phase !== 'dead' && o.conn.name === sa.conn.name);
+    return this.#sasOf(sa.name).filter((o) => o !== sa && o.remote.address === sa.remote.address);
+  }
+
   #sasOf(name: string): AnySa[] {
-    return this.table
-      .all()
-      .filter((s) => s.conn.name === name && s.phase !== 'dead')
-      .reverse();
+    // From the table's index by connection: a hub's one connection holds thousands of SAs, the
+    // others' are not looked at.
+    return this.table.ofConn(name).filter((s) => s.phase !== 'dead');
+  }
+
+  /**
+   * Whether connection `name` has an established SA with a CHILD_SA: asked on every CHILD_SA
+   * change (the HA layer), so it stops at the first one instead of listing them all.
+   */
+  hasUsableSa(name: string): boolean {
+    return this.table.someOfConn(name, (s) => s.phase === 'established' && s.children.length > 0);
   }
 
   /* ------------------------------------------------------------ dispatch */
@@ -148,6 +170,7 @@ export class IkeCore implements CoreServices {
 
   established(sa: AnySa): void {
     this.table.settle(sa);
+    this.table.markIds(sa);
     if (sa.initiator) this.conns.resetRetry(sa.name);
     this.#lifetimes.armIke(sa);
     if (sa.nat.local) startKeepalives(sa, this.transport, this.clock, this.timing.keepalive, this.random);
@@ -184,9 +207,7 @@ export class IkeCore implements CoreServices {
    */
   #peerDead(sa: AnySa, detail: string): void {
     this.bus.emit('ike-failure', { connection: sa.name, reason: 'dpd_timeout', detail });
-    for (const o of this.#sasOf(sa.name)) {
-      if (o === sa || o.remote.address === sa.remote.address) this.destroy(o, 'peer dead (DPD)');
-    }
+    for (const o of this.#samePeerSas(sa)) this.destroy(o, 'peer dead (DPD)');
     if (sa.phase !== 'dead') this.destroy(sa, 'peer dead (DPD)');
     this.#scheduleRetry(sa);
   }
@@ -382,8 +403,9 @@ export class IkeCore implements CoreServices {
     // between the same gateways may share the identities, so it goes out only when no other SA of
     // the pair is established or already carrying INITIAL_CONTACT in a negotiation: after a restart
     // the first of the tunnels to reach authentication sends it, the others do not.
+    // The SAs in question are filed by their identity pair (SaTable.markIds): no scan of every SA.
     const other = this.table
-      .all()
+      .withIds(sa)
       .some(
         (o) =>
           o !== sa &&
@@ -391,7 +413,10 @@ export class IkeCore implements CoreServices {
           sameIds(o, sa) &&
           (o.phase === 'established' || o.sentInitialContact),
       );
-    if (!other) sa.sentInitialContact = true;
+    if (!other) {
+      sa.sentInitialContact = true;
+      this.table.markIds(sa);
+    }
     return !other;
   }
 
@@ -412,8 +437,11 @@ export class IkeCore implements CoreServices {
     // same connection go, but their IPsec SAs move to the new one, as on an ISAKMP DELETE; the
     // peer's quick modes replace them and its DELETEs or their lifetime end them. Another
     // connection's SAs are left alone: its own re-authentication or DPD settles them.
+    //
+    // Only SAs of the same authenticated identity can be in scope: they come from the table's
+    // index by identity, so a hub with thousands of peers does not scan them all per new peer.
     const now = this.clock.now();
-    for (const o of this.table.all()) {
+    for (const o of this.table.withIdentity(sa.peerIdentity)) {
       if (o === sa || !samePeer(o, sa)) continue;
       if (o.phase !== 'established' || now - o.createdAt < SIMULTANEOUS_WINDOW) continue;
       if (keepChildren) {

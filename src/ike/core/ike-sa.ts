@@ -61,8 +61,20 @@ export abstract class BaseIkeSa<C = unknown> implements IkeSaView {
   readonly initiator: boolean;
   readonly ctx: SaContext;
   readonly timers: Timers;
-  /** The connection this SA serves; a responder learns it for sure only once the peer authenticated. */
-  conn: ConnectionConfig;
+  /**
+   * The connection this SA serves; a responder learns it for sure only once the peer authenticated.
+   * The SA table files SAs by it (SaTable.ofConn).
+   */
+  get conn(): ConnectionConfig {
+    return this.#conn;
+  }
+
+  set conn(c: ConnectionConfig) {
+    this.#conn = c;
+    this.ctx.table?.connChanged(this as BaseIkeSa<unknown>);
+  }
+
+  #conn: ConnectionConfig;
   /** Responder: every connection that matched the addresses of the first message. */
   candidates: ConnectionConfig[];
   spiI: Buffer;
@@ -80,9 +92,19 @@ export abstract class BaseIkeSa<C = unknown> implements IkeSaView {
   /**
    * The identity the peer authenticated with (peerIdentityKey), once it has: a connection's
    * remoteId may be a wildcard (%any), so the configured string does not say who the peer is.
-   * INITIAL_CONTACT (RFC 7296 §2.4) is scoped by it.
+   * INITIAL_CONTACT (RFC 7296 §2.4) is scoped by it. The SA table files SAs under it (a hub finds
+   * one peer's SAs among thousands without a scan).
    */
-  peerIdentity?: string;
+  get peerIdentity(): string | undefined {
+    return this.#peerIdentity;
+  }
+
+  set peerIdentity(key: string | undefined) {
+    this.#peerIdentity = key;
+    this.ctx.table?.identified(this as BaseIkeSa<unknown>);
+  }
+
+  #peerIdentity: string | undefined;
   /**
    * The pre-shared key this SA authenticated with: the connection's own, or the `secrets` entry of
    * the peer's identity (ConnectionSet.pskFor). Never log it.
@@ -111,7 +133,7 @@ export abstract class BaseIkeSa<C = unknown> implements IkeSaView {
     this.createdAt = ctx.clock.now();
     this.lastReceived = this.createdAt;
     this.initiator = o.initiator;
-    this.conn = o.conn;
+    this.#conn = o.conn;
     this.candidates = o.candidates ?? [o.conn];
     this.local = o.local;
     this.remote = o.remote;

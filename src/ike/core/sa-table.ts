@@ -30,8 +30,11 @@ export interface SaLimits {
    * statelessly like IKEv2's COOKIE (RFC 7296 §2.6), so a spoofed first message costs an SA; at
    * these caps the oldest unproven SA makes room for the new one (a flood keeps displacing its own
    * SAs, a real peer only needs its SA to live one round trip: 4,096 of them last 0.6 s at
-   * 6,500 spoofed messages a second). Proven SAs are never displaced, and unproven ones do not
-   * count against `halfOpen`. Per source: strongSwan's block_threshold (5).
+   * 6,500 spoofed messages a second). Proven SAs are never displaced, and unproven ones count
+   * against neither `halfOpen` nor `halfOpenPerPeer` (they have these caps instead). Per source:
+   * strongSwan's block_threshold (5) by default; a hub whose sites share one address (behind one
+   * NAT, or a load generator) raises it (config `limits.v1UnprovenPerPeer`), else sites that start
+   * at once displace each other before they can echo the cookie.
    */
   unprovenPerPeer: number;
   unproven: number;
@@ -69,6 +72,28 @@ export class SaTable {
   readonly #perPeer = new Map<string, { all: number; halfOpen: number }>();
   /** CHILD_SA inbound SPI -> the IKE SA holding it now (IKE SA rekeys move children). */
   readonly #childOwner = new Map<number, AnySa>();
+  /**
+   * SAs by the identity their peer authenticated (BaseIkeSa.peerIdentity), oldest first: a hub
+   * with thousands of peers finds one peer's SAs (INITIAL_CONTACT, re-authentication, IKEv1
+   * quick mode collisions) without scanning every SA.
+   */
+  readonly #byIdentity = new Map<string, Set<AnySa>>();
+  readonly #identityOf = new Map<AnySa, string>();
+  /**
+   * SAs by their connection's configured identity pair, once established or carrying our
+   * INITIAL_CONTACT (IkeCore.wantInitialContact asks whether such an SA exists).
+   */
+  readonly #byIds = new Map<string, Set<AnySa>>();
+  readonly #idsOf = new Map<AnySa, string>();
+  /**
+   * SAs by the name of the connection they serve now (a responder's changes when the peer
+   * authenticates), and the order they came into the table: a connection's SAs (status, HA's
+   * "is it up" on every CHILD_SA change) without a scan of every SA.
+   */
+  readonly #byConn = new Map<string, Set<AnySa>>();
+  readonly #connOf = new Map<AnySa, string>();
+  readonly #order = new WeakMap<AnySa, number>();
+  #added = 0;
 
   constructor(limits: Partial<SaLimits> = {}) {
     this.limits = { ...DEFAULT_LIMITS, ...limits };
@@ -91,6 +116,9 @@ export class SaTable {
     if (this.#bySpi.has(key)) return;
     this.#bySpi.set(key, sa);
     this.#peer(sa.remote.address).all++;
+    this.#order.set(sa, this.#added++);
+    this.identified(sa);
+    this.connChanged(sa);
   }
 
   remove(sa: AnySa): void {
@@ -104,6 +132,61 @@ export class SaTable {
     p.all--;
     this.#tidy(sa.remote.address);
     for (const c of sa.children) if (this.#childOwner.get(c.spiIn) === sa) this.#childOwner.delete(c.spiIn);
+    unindex(this.#byIdentity, this.#identityOf, sa);
+    unindex(this.#byIds, this.#idsOf, sa);
+    unindex(this.#byConn, this.#connOf, sa);
+  }
+
+  /** `sa` serves another connection now (BaseIkeSa calls this when its `conn` is set). */
+  connChanged(sa: AnySa): void {
+    const name = sa.conn.name;
+    if (this.#connOf.get(sa) === name || this.#bySpi.get(sa.ourSpi.toString('hex')) !== sa) return;
+    unindex(this.#byConn, this.#connOf, sa);
+    index(this.#byConn, this.#connOf, sa, name);
+  }
+
+  /** The SAs of connection `name` (any state but removed), newest in the table first. */
+  ofConn(name: string): AnySa[] {
+    const order = (sa: AnySa): number => this.#order.get(sa) ?? 0;
+    return [...(this.#byConn.get(name) ?? [])].sort((a, b) => order(b) - order(a));
+  }
+
+  /** Whether some SA of connection `name` satisfies `pred` (stops at the first; no copy). */
+  someOfConn(name: string, pred: (sa: AnySa) => boolean): boolean {
+    for (const sa of this.#byConn.get(name) ?? []) if (pred(sa)) return true;
+    return false;
+  }
+
+  /**
+   * `sa`'s peer identity was set (or changed): it is filed under it. BaseIkeSa calls this when
+   * peerIdentity is set, add() when an SA that already has one (an IKEv2 rekey's) comes in.
+   */
+  identified(sa: AnySa): void {
+    const key = sa.peerIdentity;
+    if (key === undefined || this.#identityOf.get(sa) === key) return;
+    if (this.#bySpi.get(sa.ourSpi.toString('hex')) !== sa) return;
+    unindex(this.#byIdentity, this.#identityOf, sa);
+    index(this.#byIdentity, this.#identityOf, sa, key);
+  }
+
+  /** The SAs (any state but removed) whose peer authenticated as `identity`, oldest first. */
+  withIdentity(identity: string | undefined): AnySa[] {
+    if (identity === undefined) return [];
+    return [...(this.#byIdentity.get(identity) ?? [])];
+  }
+
+  /**
+   * `sa` is established or sent INITIAL_CONTACT: filed under its connection's configured identity
+   * pair (final by then: a responder picks its connection when the peer authenticates).
+   */
+  markIds(sa: AnySa): void {
+    if (this.#idsOf.has(sa) || this.#bySpi.get(sa.ourSpi.toString('hex')) !== sa) return;
+    index(this.#byIds, this.#idsOf, sa, idsKey(sa));
+  }
+
+  /** The SAs marked (markIds) with the configured identity pair of `sa`'s connection. */
+  withIds(sa: AnySa): AnySa[] {
+    return [...(this.#byIds.get(idsKey(sa)) ?? [])];
   }
 
   /**
@@ -199,11 +282,14 @@ export class SaTable {
   overLimit(peer: string): string | null {
     const l = this.limits;
     const p = this.#perPeer.get(peer) ?? { all: 0, halfOpen: 0 };
-    // Unproven IKEv1 SAs have their own cap, where the oldest makes room (unprovenVictims): a
-    // spoofed flood must not fill the half-open table and lock real peers out.
+    // Unproven IKEv1 SAs have their own caps, where the oldest makes room (unprovenVictims): a
+    // spoofed flood must not fill the half-open table and lock real peers out. Per source too, so
+    // that `unprovenPerPeer` above `halfOpenPerPeer` (a hub's sites behind one address) means what
+    // it says instead of refusing at `halfOpenPerPeer` without displacing.
     const halfOpen = this.#halfOpen.size - this.#unproven.size;
     if (halfOpen >= l.halfOpen) return `${halfOpen} half-open IKE SAs in total`;
-    if (p.halfOpen >= l.halfOpenPerPeer) return `${p.halfOpen} half-open IKE SAs from ${peer}`;
+    const ownHalfOpen = p.halfOpen - (this.#unprovenOf.get(peer)?.size ?? 0);
+    if (ownHalfOpen >= l.halfOpenPerPeer) return `${ownHalfOpen} half-open IKE SAs from ${peer}`;
     if (this.#bySpi.size >= l.total) return `${this.#bySpi.size} IKE SAs in total`;
     if (p.all >= l.perPeer) return `${p.all} IKE SAs with ${peer}`;
     return null;
@@ -253,6 +339,28 @@ export class SaTable {
     if (p && p.all <= 0 && p.halfOpen <= 0) this.#perPeer.delete(address);
   }
 }
+
+function index(map: Map<string, Set<AnySa>>, of: Map<AnySa, string>, sa: AnySa, key: string): void {
+  let set = map.get(key);
+  if (!set) {
+    set = new Set();
+    map.set(key, set);
+  }
+  set.add(sa);
+  of.set(sa, key);
+}
+
+function unindex(map: Map<string, Set<AnySa>>, of: Map<AnySa, string>, sa: AnySa): void {
+  const key = of.get(sa);
+  if (key === undefined) return;
+  of.delete(sa);
+  const set = map.get(key);
+  set?.delete(sa);
+  if (set?.size === 0) map.delete(key);
+}
+
+/** A connection's configured identity pair (IkeCore.wantInitialContact compares SAs by it). */
+const idsKey = (sa: AnySa): string => `${sa.conn.localId}\0${sa.conn.remoteId}`;
 
 /** The first `n` of an insertion-ordered collection (n is 1 unless a cap was lowered). */
 function oldest(items: Iterable<AnySa>, n: number): AnySa[] {

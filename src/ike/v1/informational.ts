@@ -132,12 +132,30 @@ export function informationalInput(
   }
 }
 
-/** The other ISAKMP SAs of the same connection with the same peer, oldest first. */
+/**
+ * The other ISAKMP SAs of the same connection with the same peer, oldest first: those its
+ * re-authentications left (RFC 2409 has no phase 1 rekey; a new main mode comes up beside the old
+ * SA, whose IPsec SAs the peer goes on using and later replaces or DELETEs from the new one).
+ *
+ * The peer is the identity it authenticated with (and the key it proved), never its address: a
+ * hub connection (`remote: %any`) serves many sites, and several may share one address (behind one
+ * NAT, or a load generator) and propose the same selectors. Each site's ISAKMP SA owns its IPsec
+ * SAs; one site's quick mode must not replace, nor its DELETE remove, another site's pair
+ * (strongSwan: each IKE_SA owns its CHILD_SAs, only its uniqueness policy replaces by identity).
+ * An SA not yet authenticated has no siblings. Found through the SA table's index by identity,
+ * not a scan of every SA (a hub holds thousands).
+ */
 export function siblings(core: CoreServices, sa: IkeSaV1): IkeSaV1[] {
-  return core.table
-    .all()
+  const key = (x: IkeSaV1): Buffer => x.psk ?? x.conn.psk;
+  return (core.table.withIdentity(sa.peerIdentity) as IkeSaV1[])
     .filter(
-      (o) => o !== sa && o.name === sa.name && o.remote.address === sa.remote.address && o.phase !== 'dead',
+      (o) =>
+        o !== sa &&
+        o.version === 1 &&
+        o.name === sa.name &&
+        o.phase !== 'dead' &&
+        o.peerIdentity === sa.peerIdentity &&
+        key(o).equals(key(sa)),
     )
-    .sort((a, b) => a.serial - b.serial) as IkeSaV1[];
+    .sort((a, b) => a.serial - b.serial);
 }
