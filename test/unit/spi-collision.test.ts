@@ -33,7 +33,12 @@ const u32 = (v: number): Buffer => {
 
 type AnySa = BaseIkeSa<unknown>;
 const fakeSa = (spi: Buffer): AnySa =>
-  ({ ourSpi: spi, remote: { address: '192.0.2.9', port: 500 }, children: [] }) as unknown as AnySa;
+  ({
+    ourSpi: spi,
+    remote: { address: '192.0.2.9', port: 500 },
+    children: [],
+    conn: { name: 'c' },
+  }) as unknown as AnySa;
 
 t.test('an inbound ESP SPI already in use is skipped', async (t) => {
   const table = new SaTable();
