@@ -32,7 +32,10 @@
 // Sharing: the packet threads read an immutable `Tables` snapshot published with
 // std::atomic_store and announced by a version counter; each thread re-reads it between batches,
 // never per packet, and drops its reference to the old one then, so an old snapshot (and any SA
-// only it still holds) is freed as soon as no thread can use it. Mutable per-SA state lives in
+// only it still holds) is freed as soon as no thread can use it. Consecutive snapshots share all
+// but the parts a change touched (SPI shards, connection chunks, selector-route shards; see
+// Tables and engine_tables.cc), so installing or removing one SA among 10,000 copies a few small
+// parts, not the whole table. Mutable per-SA state lives in
 // `Sa` objects that snapshots share: the sequence counter is atomic, the replay window and the
 // inbound crypto context belong to the RX thread, the outbound crypto context to the TX thread.
 // The one packet-thread write that changes routing: the RX thread sets Sa::activated on the first
