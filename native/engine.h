@@ -496,6 +496,11 @@ class Engine {
   };
   std::map<std::array<uint8_t, 18>, std::vector<SelOwner>> selOwners_;
 
+  // Serials of pairs the RX thread activated (its first authenticated packet on a pair installed
+  // with activate false), for Fold; foldAll_ when the ring was full.
+  static constexpr size_t kActivations = 4096;
+  SpscRing<uint64_t, kActivations> activations_;
+  std::atomic<bool> foldAll_{false};
   SpscRing<Probe, kProbeQueue> probes_;
   SpscRing<EchoAnswer, kProbeQueue> answers_;              // RX thread -> TX thread
   std::array<std::atomic<uint64_t>, 65536 / 64> watch_{};  // echo ids watched by probes

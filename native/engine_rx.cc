@@ -261,8 +261,13 @@ void Engine::RxPath::Esp(const uint8_t* d, size_t len, uint64_t ns, const sockad
   sa.replay.Update(seq);
   // RFC 7296 §2.8: an authenticated packet on a pair installed with activate false means the peer
   // has the new SA, so we send on it too (OutSel::Pick; the control thread folds it in later).
-  if (!sa.activated.load(std::memory_order_relaxed))
+  if (!sa.activated.load(std::memory_order_relaxed)) {
     sa.activated.store(true, std::memory_order_relaxed);
+    // Which pair, so that the control thread's next Fold need not look at every pending pair; a
+    // full ring makes it look at all of them once.
+    if (!e_->activations_.Push(uint64_t{sa.serial}))
+      e_->foldAll_.store(true, std::memory_order_relaxed);
+  }
   // A peer behind a NAT whose mapping changed now sends from another address or port (RFC 3948,
   // RFC 7296 §2.23). Raw ESP has no ports, so only its address counts; a packet that came in the
   // other encapsulation is not a mapping change. The packet is delivered either way.

@@ -69,13 +69,24 @@ void Engine::Activate(Draft* d, Sa* sa) {
 }
 
 void Engine::Fold(Draft* d) {
-  // Pairs the RX thread activated since the last publish, in install order (pending_ is sorted by
-  // serial), so that the latest activation wins as it would have through ActivateSa. Only the
-  // pairs not activated yet are looked at, almost always none.
+  // Pairs the RX thread activated since the last publish, in install order, so that the latest
+  // activation wins as it would have through ActivateSa. The RX thread names them in
+  // activations_; only when that ring overflowed are all pairs not activated yet looked at. A
+  // serial no longer in pending_ is a pair removed or activated here since: nothing to do.
   std::vector<Sa*> now;
-  for (const auto& kv : pending_) {
-    if (kv.second->activated.load(std::memory_order_relaxed)) now.push_back(kv.second);
+  uint64_t serial;
+  while (activations_.Pop(&serial)) {
+    auto it = pending_.find(serial);
+    if (it != pending_.end()) now.push_back(it->second);
   }
+  if (foldAll_.exchange(false, std::memory_order_relaxed)) {
+    now.clear();
+    for (const auto& kv : pending_) {
+      if (kv.second->activated.load(std::memory_order_relaxed)) now.push_back(kv.second);
+    }
+  }
+  std::sort(now.begin(), now.end(), [](const Sa* x, const Sa* y) { return x->serial < y->serial; });
+  now.erase(std::unique(now.begin(), now.end()), now.end());
   for (Sa* sa : now) Activate(d, sa);
 }
 
