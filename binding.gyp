@@ -10,6 +10,7 @@
         "native/engine_tx.cc",
         "native/engine_rx.cc",
         "native/engine_iface.cc",
+        "native/engine_tables.cc",
         "native/echo_track.cc",
         "native/fwd.cc",
         "native/gro.cc",

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 
+#include "engine_tables.h"
 #include "tun.h"
 
 namespace twinsec {
@@ -229,80 +230,6 @@ bool Engine::SendKeepalive(const std::string& local, const std::string& remote, 
   return true;
 }
 
-uint32_t Engine::Intern(const std::string& connection) {
-  auto it = connIds_.find(connection);
-  if (it != connIds_.end()) return it->second;
-  uint32_t id = static_cast<uint32_t>(connIds_.size());
-  connIds_.emplace(connection, id);
-  return id;
-}
-
-void Engine::Resolve(Tables* t) {
-  t->current.clear();
-  t->byConn.clear();
-  for (auto& kv : t->bySpi) {
-    // Pointers into this table's own nodes, which stay put while the snapshot lives.
-    OutSa c{kv.second.sa.get(), &kv.second.path};
-    OutSel& o = t->current[c.sa->connection];
-    if (c.sa->activeGen == 0)
-      o.pending.push_back(c);
-    else if (o.cur.sa == nullptr || o.cur.sa->activeGen < c.sa->activeGen)
-      o.cur = c;
-  }
-  for (auto& kv : t->current) {
-    OutSel& o = kv.second;
-    std::sort(o.pending.begin(), o.pending.end(),
-              [](const OutSa& x, const OutSa& y) { return x.sa->serial > y.sa->serial; });
-    // No activated pair (InstallSa and RemoveSa keep one, so only defensively): the newest.
-    if (o.cur.sa == nullptr) {
-      o.cur = o.pending.front();
-      o.pending.erase(o.pending.begin());
-    }
-    uint32_t id = o.cur.sa->connId;
-    if (t->byConn.size() <= id) t->byConn.resize(id + 1);
-    t->byConn[id] = o;
-  }
-  t->fwd = FwdTable();
-  t->slots.clear();
-  for (const RouteSpec& r : t->routes) {
-    std::vector<OutSel> sels;
-    for (const std::string& c : r.connections) {
-      auto it = t->current.find(c);
-      if (it != t->current.end()) sels.push_back(it->second);
-    }
-    t->fwd.Add(r.destination, static_cast<int>(t->slots.size()));
-    t->slots.push_back(std::move(sels));
-  }
-}
-
-void Engine::Fold(Tables* t) {
-  // Pairs the RX thread activated since the last publish, in install order, so the result does
-  // not depend on hash map order.
-  std::vector<Sa*> now;
-  for (auto& kv : t->bySpi) {
-    Sa* sa = kv.second.sa.get();
-    if (sa->activeGen == 0 && sa->activated.load(std::memory_order_relaxed)) now.push_back(sa);
-  }
-  std::sort(now.begin(), now.end(), [](const Sa* x, const Sa* y) { return x->serial < y->serial; });
-  for (Sa* sa : now) sa->activeGen = ++serial_;
-}
-
-void Engine::Activate(Sa* sa) {
-  sa->activeGen = ++serial_;
-  sa->activated.store(true, std::memory_order_relaxed);
-}
-
-void Engine::Publish(std::shared_ptr<Tables> t) {
-  Fold(t.get());
-  Resolve(t.get());
-  std::atomic_store(&tables_, std::shared_ptr<const Tables>(std::move(t)));
-  version_.fetch_add(1, std::memory_order_release);
-  // Let idle threads pick the new snapshot up now, so the old one (and the keys of a removed SA)
-  // is released promptly rather than at the next packet.
-  Wake(txWake_);
-  Wake(rxWake_);
-}
-
 bool Engine::InstallSa(SaConfig* cfg, EngineError* err) {
   struct Wiper {
     SaConfig* c;
@@ -326,6 +253,7 @@ bool Engine::InstallSa(SaConfig* cfg, EngineError* err) {
   sa->udp = cfg->udp;
   sa->tsLocal = cfg->tsLocal;
   sa->tsRemote = cfg->tsRemote;
+  sa->selectorRoutes = cfg->selectorRoutes;
   sa->txMeter.Init(cfg->limits, cfg->esn, /*outbound=*/true);
   sa->rxMeter.Init(cfg->limits, cfg->esn, /*outbound=*/false);
 
@@ -339,68 +267,50 @@ bool Engine::InstallSa(SaConfig* cfg, EngineError* err) {
                         cfg->integKeyOut.data(), cfg->integKeyOut.size(), &why);
   if (!sa->txCrypto) return SetErr(err, 0, "outbound SA: " + why);
 
-  auto t = std::make_shared<Tables>(*Snapshot());
-  Fold(t.get());  // so that this activation orders after any the RX thread made
+  Draft d(*this);
+  Fold(&d);  // so that this activation orders after any the RX thread made
+  // Reinstalling under the same inbound SPI replaces the pair (counters and replay restart).
+  if (const SaEntry* old = d.Find(sa->spiIn)) Detach(&d, old->sa.get());
   sa->serial = ++serial_;
+  Attach(&d, sa.get());
   // activate false: the inbound SA works at once, the connection keeps sending on its current
   // pair until ActivateSa or the peer's first packet on spiIn. Without a current pair (none
   // other activated) the new one is used anyway.
-  bool activate = cfg->activate;
-  if (!activate) {
-    activate = true;
-    for (auto& kv : t->bySpi) {
-      if (kv.first != sa->spiIn && kv.second.sa->connection == sa->connection &&
-          kv.second.sa->activeGen != 0) {
-        activate = false;
-        break;
-      }
-    }
-  }
-  if (activate) Activate(sa.get());
-  // Reinstalling under the same inbound SPI replaces the pair (counters and replay restart).
-  uint32_t spiIn = sa->spiIn;
+  if (cfg->activate || conns_[sa->connId].active.empty()) Activate(&d, sa.get());
   entry.sa = std::move(sa);
-  t->bySpi[spiIn] = std::move(entry);
-  Publish(std::move(t));
+  d.Put(std::make_shared<const SaEntry>(std::move(entry)));
+  Publish(&d);
   return true;
 }
 
 void Engine::RemoveSa(uint32_t spiIn) {
   std::lock_guard<std::mutex> lock(ctl_);
   if (closed_) return;
-  auto cur = Snapshot();
-  if (cur->bySpi.find(spiIn) == cur->bySpi.end()) return;
-  auto t = std::make_shared<Tables>(*cur);
-  Fold(t.get());
-  auto gone = t->bySpi.find(spiIn);
-  std::shared_ptr<Sa> sa = gone->second.sa;  // kept for the comparisons below
-  t->bySpi.erase(gone);
+  Draft d(*this);
+  const SaEntry* gone = d.Find(spiIn);
+  if (gone == nullptr) return;
+  Fold(&d);
+  std::shared_ptr<Sa> sa = gone->sa;  // kept for the comparisons below
+  const ConnState& c = conns_[sa->connId];
   // Removing the connection's current pair makes its newest remaining pair current, activated
   // or not (the peer deletes the old SA only once it has the new one, RFC 7296 §2.8).
-  if (sa->activeGen != 0) {
-    bool wasCurrent = true;
-    Sa* newest = nullptr;
-    for (auto& kv : t->bySpi) {
-      Sa* o = kv.second.sa.get();
-      if (o->connection != sa->connection) continue;
-      if (o->activeGen > sa->activeGen) wasCurrent = false;
-      if (newest == nullptr || newest->serial < o->serial) newest = o;
-    }
-    if (wasCurrent && newest != nullptr) Activate(newest);
-  }
-  Publish(std::move(t));
+  bool wasCurrent = sa->activeGen != 0 && c.active.rbegin()->first == sa->activeGen;
+  Detach(&d, sa.get());
+  d.Erase(spiIn);
+  if (wasCurrent && !c.bySerial.empty())
+    Activate(&d, d.Find(c.bySerial.rbegin()->second)->sa.get());
+  Publish(&d);
 }
 
 bool Engine::ActivateSa(uint32_t spiIn) {
   std::lock_guard<std::mutex> lock(ctl_);
   if (closed_) return false;
-  auto cur = Snapshot();
-  auto it = cur->bySpi.find(spiIn);
-  if (it == cur->bySpi.end()) return false;
-  auto t = std::make_shared<Tables>(*cur);
-  Fold(t.get());  // so that this activation orders after any the RX thread made
-  Activate(it->second.sa.get());
-  Publish(std::move(t));
+  Draft d(*this);
+  const SaEntry* e = d.Find(spiIn);
+  if (e == nullptr) return false;
+  Fold(&d);  // so that this activation orders after any the RX thread made
+  Activate(&d, e->sa.get());
+  Publish(&d);
   return true;
 }
 
@@ -424,36 +334,29 @@ Engine::Update Engine::UpdateSa(uint32_t spiIn, const std::string& local, const 
   }
   int sock = FindSocket(local, err);
   if (sock < 0) return Update::kInvalid;
-  auto cur = Snapshot();
-  auto it = cur->bySpi.find(spiIn);
-  if (it == cur->bySpi.end()) return Update::kNoSa;  // e.g. deleted in a race with the move
+  Draft d(*this);
+  const SaEntry* e = d.Find(spiIn);
+  if (e == nullptr) return Update::kNoSa;  // e.g. deleted in a race with the move
   SaPath path;
-  if (!MakePath(sock, remote, it->second.sa->udp, remotePort, &path, err)) return Update::kInvalid;
-  const SaPath& old = it->second.path;
+  if (!MakePath(sock, remote, e->sa->udp, remotePort, &path, err)) return Update::kInvalid;
+  const SaPath& old = e->path;
   if (old.sockIndex == path.sockIndex && SameEndpoint(old.remote, path.remote.sa(), true))
     return Update::kDone;
   // A new snapshot like any other change: the TX thread switches between two batches, so a
-  // batch never mixes paths of one SA (TxPath::SendGso groups by SA), and the old path stays
-  // valid for the packets of the batch under way.
-  auto t = std::make_shared<Tables>(*cur);
-  t->bySpi[spiIn].path = path;
-  Publish(std::move(t));
+  // batch never mixes paths of one SA (TxPath::SendGso groups by SA), and the old path (in the
+  // old node) stays valid for the packets of the batch under way.
+  uint32_t conn = e->sa->connId;
+  d.Put(std::make_shared<const SaEntry>(SaEntry{e->sa, path}));
+  d.Dirty(conn);  // its OutSel points at the old node
+  Publish(&d);
   return Update::kDone;
-}
-
-void Engine::SetRoutes(std::vector<RouteSpec> routes) {
-  std::lock_guard<std::mutex> lock(ctl_);
-  if (closed_) return;
-  auto t = std::make_shared<Tables>(*Snapshot());
-  t->routes = std::move(routes);
-  Publish(std::move(t));
 }
 
 bool Engine::Counters(uint32_t spiIn, SaCounters* out) const {
   auto t = Snapshot();
-  auto it = t->bySpi.find(spiIn);
-  if (it == t->bySpi.end()) return false;
-  const Sa& sa = *it->second.sa;
+  const SaEntry* e = t->FindSa(spiIn);
+  if (e == nullptr) return false;
+  const Sa& sa = *e->sa;
   out->bytesIn = sa.in.bytes.load(std::memory_order_relaxed);
   out->packetsIn = sa.in.packets.load(std::memory_order_relaxed);
   out->bytesOut = sa.out.bytes.load(std::memory_order_relaxed);
@@ -477,12 +380,13 @@ void Engine::ControlCounters(uint64_t out[static_cast<int>(Ctl::kCount)]) const 
 bool Engine::InjectProbe(const std::string& connection, const uint8_t* pkt, size_t len) {
   std::lock_guard<std::mutex> lock(ctl_);
   if (closed_) return false;
+  auto id = connIds_.find(connection);
+  if (id == connIds_.end()) return false;
   auto t = Snapshot();
-  auto it = t->current.find(connection);
-  if (it == t->current.end()) return false;
-  OutSa o = it->second.Pick();
+  OutSa o = t->Out(id->second);
+  if (o.sa == nullptr) return false;
   Probe p;
-  p.sa = t->bySpi.at(o.sa->spiIn).sa;
+  p.sa = t->FindSa(o.sa->spiIn)->sa;
   p.path = *o.path;
   p.pkt.assign(pkt, pkt + len);
   if (!probes_.Push(std::move(p))) {
@@ -502,9 +406,9 @@ bool Engine::SetEchoAnswer(const std::vector<std::string>& addresses) {
   }
   std::lock_guard<std::mutex> lock(ctl_);
   if (closed_) return false;
-  auto t = std::make_shared<Tables>(*Snapshot());
-  t->answer = std::move(answer);
-  Publish(std::move(t));
+  Draft d(*this);
+  d.t()->answer = std::make_shared<const std::vector<Prefix>>(std::move(answer));
+  Publish(&d);
   return true;
 }
 

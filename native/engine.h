@@ -32,7 +32,10 @@
 // Sharing: the packet threads read an immutable `Tables` snapshot published with
 // std::atomic_store and announced by a version counter; each thread re-reads it between batches,
 // never per packet, and drops its reference to the old one then, so an old snapshot (and any SA
-// only it still holds) is freed as soon as no thread can use it. Mutable per-SA state lives in
+// only it still holds) is freed as soon as no thread can use it. Consecutive snapshots share all
+// but the parts a change touched (SPI shards, connection chunks, selector-route shards; see
+// Tables and engine_tables.cc), so installing or removing one SA among 10,000 copies a few small
+// parts, not the whole table. Mutable per-SA state lives in
 // `Sa` objects that snapshots share: the sequence counter is atomic, the replay window and the
 // inbound crypto context belong to the RX thread, the outbound crypto context to the TX thread.
 // The one packet-thread write that changes routing: the RX thread sets Sa::activated on the first
@@ -47,8 +50,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -118,6 +123,12 @@ struct SaConfig {
   // Packet and byte limits, the same for both directions (sa_limits.h); 0 = none. Without ESN the
   // engine caps them to the sequence space on its own.
   VolumeLimits limits{0, 0, 0, 0};
+  // Hub connections (one child SA per site, each with its own remote selectors): every tsRemote
+  // prefix forwards to this pair's connection while the connection has a pair with it installed,
+  // next to the configured routes (longest prefix wins; on a tie the configured route). The same
+  // prefix from two connections: the most recently installed pair's connection, the other again
+  // once that one's pairs are gone.
+  bool selectorRoutes = false;
 };
 
 struct SaCounters {
@@ -162,7 +173,8 @@ struct Sa {
   bool esn = false;
   bool udp = true;  // ESP-in-UDP (RFC 3948), else raw ESP; never changes for a pair
   std::vector<Prefix> tsLocal, tsRemote;
-  uint64_t serial = 0;  // install order
+  bool selectorRoutes = false;  // SaConfig::selectorRoutes
+  uint64_t serial = 0;          // install order
   // Control thread only: when the pair became the connection's current outbound one (install
   // with activate, ActivateSa, or folded in from `activated`); 0 = not activated yet. The
   // activated pair with the highest value is current.
@@ -221,23 +233,68 @@ struct OutSel {
   }
 };
 
-// An immutable snapshot of everything the packet threads look up. OutSa pointers point into
-// this snapshot's own bySpi nodes (Engine::Resolve); a copy is resolved again before it is used.
-struct Tables {
-  std::unordered_map<uint32_t, SaEntry> bySpi;      // by inbound SPI; owns the SAs
-  std::unordered_map<std::string, OutSel> current;  // connection -> outbound choice
-  // Interned connection id (Engine::Intern) -> outbound choice; cur.sa nullptr when it has none.
-  std::vector<OutSel> byConn;
-  std::vector<RouteSpec> routes;  // as given, re-resolved on SA changes
+// The pairs of one bySpi shard, sorted by inbound SPI. Each pair is its own node, shared by every
+// snapshot that holds it, so copying a shard never moves a pair (OutSa points into the nodes).
+using SaShard = std::vector<std::pair<uint32_t, std::shared_ptr<const SaEntry>>>;
+constexpr size_t kSpiShards = 256;
+// SPIs are random (RFC 4303 §2.1) but need not be (tests, some peers count up): mix them.
+inline size_t SpiShard(uint32_t spi) { return (spi * 0x9E3779B1u) >> 24; }
+
+// byConn in chunks of kConnChunk connections, so a change copies one chunk, not every connection.
+constexpr size_t kConnChunk = 64;
+using ConnChunk = std::array<OutSel, kConnChunk>;
+
+// The configured routes (SetRoutes): only SetRoutes changes them.
+struct RouteTable {
+  std::vector<RouteSpec> routes;             // as given
+  std::vector<std::vector<uint32_t>> named;  // fwd slot -> interned ids of its connections
   FwdTable fwd;
-  std::vector<std::vector<OutSel>> slots;  // fwd slot -> choices of the route's connections
+};
+
+// An immutable snapshot of everything the packet threads look up. Every part is behind its own
+// shared pointer, so a new snapshot is a copy of a few hundred pointers plus the few parts a change
+// touches (Engine::Draft): the cost of an SA change does not grow with the number of SAs. OutSa
+// pointers in byConn point into the SaEntry nodes of this snapshot's own bySpi shards.
+struct Tables {
+  std::array<std::shared_ptr<const SaShard>, kSpiShards> bySpi;  // owns the SAs; nullptr: empty
+  // Interned connection id (Engine::Intern) / kConnChunk -> chunk of outbound choices; a missing
+  // chunk or a cur.sa nullptr: the connection has no SA.
+  std::vector<std::shared_ptr<const ConnChunk>> byConn;
+  std::shared_ptr<const RouteTable> routes;  // nullptr: none configured
+  // fwd slot -> the route's connections that have an SA (in the route's order); re-resolved only
+  // when one of them gains its first SA or loses its last.
+  std::shared_ptr<const std::vector<std::vector<uint32_t>>> slots;
+  // Selector routes (SaConfig::selectorRoutes): tsRemote prefix -> connection id.
+  ShardedLpm selectors;
   // This host's own addresses (host prefixes) whose echo requests through a tunnel the engine
-  // answers itself (Engine::SetEchoAnswer).
-  std::vector<Prefix> answer;
+  // answers itself (Engine::SetEchoAnswer); nullptr: none.
+  std::shared_ptr<const std::vector<Prefix>> answer;
   // Route-based connections (Engine::AddInterface): interned connection id -> the fd of its own
   // TUN device, -1 for a policy-based one. What such a connection decrypts goes out of that
   // device, not the shared one; what the host routes into it goes into that connection's SA.
-  std::vector<int> tunOf;
+  std::shared_ptr<const std::vector<int>> tunOf;
+
+  const SaEntry* FindSa(uint32_t spi) const {
+    const SaShard* s = bySpi[SpiShard(spi)].get();
+    if (s == nullptr) return nullptr;
+    auto it =
+        std::lower_bound(s->begin(), s->end(), spi,
+                         [](const SaShard::value_type& e, uint32_t k) { return e.first < k; });
+    return it != s->end() && it->first == spi ? it->second.get() : nullptr;
+  }
+  const OutSel* Conn(uint32_t id) const {
+    size_t c = id / kConnChunk;
+    if (c >= byConn.size() || byConn[c] == nullptr) return nullptr;
+    return &(*byConn[c])[id % kConnChunk];
+  }
+  // The connection's outbound pair now; sa nullptr when it has none.
+  OutSa Out(uint32_t id) const {
+    const OutSel* s = Conn(id);
+    return s != nullptr ? s->Pick() : OutSa();
+  }
+  int TunOf(uint32_t id) const {
+    return tunOf != nullptr && id < tunOf->size() ? (*tunOf)[id] : -1;
+  }
 };
 
 // Single-producer (the JavaScript thread) single-consumer (the TX thread) ring: the TX thread
@@ -368,10 +425,18 @@ class Engine {
   static void RunRx(Engine* e);
 
   Engine() = default;
-  void Publish(std::shared_ptr<Tables> t);  // control mutex held
-  void Fold(Tables* t);                     // RX-thread activations -> activeGen; mutex held
-  void Activate(Sa* sa);                    // makes it the newest activation; mutex held
-  static void Resolve(Tables* t);           // current SAs and route slots from bySpi + routes
+  // The control thread's side of the tables (engine_tables.cc); all of it with the mutex held.
+  class Draft;                      // the next snapshot while a control call builds it
+  void Publish(Draft* d);           // folds, resolves what changed, and hands the snapshot over
+  void Fold(Draft* d);              // RX-thread activations -> activeGen
+  void Activate(Draft* d, Sa* sa);  // makes it the connection's newest activation
+  // Registers an installed pair with its connection (not activated yet) and its selector routes;
+  // Detach undoes that for a pair being removed or replaced.
+  void Attach(Draft* d, Sa* sa);
+  void Detach(Draft* d, Sa* sa);
+  void Resolve(Draft* d, uint32_t conn);  // the connection's OutSel from its pairs
+  void SelectorAdd(Draft* d, const Prefix& p, uint32_t conn);
+  void SelectorDrop(Draft* d, const Prefix& p, uint32_t conn);
   std::shared_ptr<const Tables> Snapshot() const { return std::atomic_load(&tables_); }
   int FindSocket(const std::string& local, EngineError* err) const;
   // The path to `remote` from socket set `sock`; false (and *err) on a bad or mismatched address.
@@ -412,7 +477,30 @@ class Engine {
   // id remembered by the packet threads (EchoTracker) still names the same connection after any
   // number of table swaps, rekeys or removals. Grows only with distinct names (configuration).
   std::unordered_map<std::string, uint32_t> connIds_;
+  // A connection's pairs as the control thread tracks them (by interned id), so that a change
+  // looks at that connection's pairs only.
+  struct ConnState {
+    std::map<uint64_t, uint32_t> bySerial;  // serial -> spiIn: all its pairs
+    std::map<uint64_t, uint32_t> active;    // activeGen -> spiIn: the activated ones
+    std::map<uint64_t, uint32_t> waiting;   // serial -> spiIn: activeGen 0 (activate false)
+    std::vector<size_t> routeSlots;         // configured route slots naming it (SetRoutes)
+  };
+  std::vector<ConnState> conns_;
+  // Pairs not activated yet, all connections, in install order: what Fold looks at.
+  std::map<uint64_t, Sa*> pending_;
+  // Selector routes: prefix (family, len, address) -> the connections carrying it, the one that
+  // installed a pair with it last at the back (it wins), with how many of its pairs name it.
+  struct SelOwner {
+    uint32_t conn;
+    uint32_t refs;
+  };
+  std::map<std::array<uint8_t, 18>, std::vector<SelOwner>> selOwners_;
 
+  // Serials of pairs the RX thread activated (its first authenticated packet on a pair installed
+  // with activate false), for Fold; foldAll_ when the ring was full.
+  static constexpr size_t kActivations = 4096;
+  SpscRing<uint64_t, kActivations> activations_;
+  std::atomic<bool> foldAll_{false};
   SpscRing<Probe, kProbeQueue> probes_;
   SpscRing<EchoAnswer, kProbeQueue> answers_;              // RX thread -> TX thread
   std::array<std::atomic<uint64_t>, 65536 / 64> watch_{};  // echo ids watched by probes

@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 
 #include "engine.h"
+#include "engine_tables.h"
 #include "tun.h"
 
 namespace twinsec {
@@ -58,10 +59,14 @@ bool Engine::AddInterface(const std::string& connection, const std::string& name
     return Fail(err, e, "epoll " + name);
   }
   ifaces_.push_back(Iface{conn, t.fd, t.name});
-  auto tables = std::make_shared<Tables>(*Snapshot());
-  if (tables->tunOf.size() <= conn) tables->tunOf.resize(conn + 1, -1);
-  tables->tunOf[conn] = t.fd;
-  Publish(std::move(tables));
+  Draft d(*this);
+  // A copy of every connection's fd; interfaces are configuration (at most kMaxInterfaces).
+  auto tunOf = d.t()->tunOf ? std::make_shared<std::vector<int>>(*d.t()->tunOf)
+                            : std::make_shared<std::vector<int>>();
+  if (tunOf->size() <= conn) tunOf->resize(conn + 1, -1);
+  (*tunOf)[conn] = t.fd;
+  d.t()->tunOf = std::move(tunOf);
+  Publish(&d);
   return true;
 }
 

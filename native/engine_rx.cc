@@ -201,7 +201,8 @@ bool Engine::RxPath::Answer(const Sa& sa, const uint8_t* pkt, const InnerInfo& i
   // An echo request to one of this host's addresses the engine answers itself (SetEchoAnswer):
   // most likely a peer's health probe, which must not queue behind bulk in the TUN device.
   bool mine = false;
-  for (const Prefix& p : t_->answer) {
+  if (t_->answer == nullptr) return false;
+  for (const Prefix& p : *t_->answer) {
     if (PrefixContains(p, info.dst, info.family)) {
       mine = true;
       break;
@@ -245,9 +246,9 @@ void Engine::RxPath::Esp(const uint8_t* d, size_t len, uint64_t ns, const sockad
                          bool udp) {
   uint32_t spi, seqLow;
   if (!EspHeader(d, len, &spi, &seqLow)) return Count(Drop::kMalformed);
-  auto it = t_->bySpi.find(spi);
-  if (it == t_->bySpi.end()) return Count(Drop::kNoSa);
-  Sa& sa = *it->second.sa;
+  const SaEntry* entry = t_->FindSa(spi);
+  if (entry == nullptr) return Count(Drop::kNoSa);
+  Sa& sa = *entry->sa;
   // RFC 4303 §3.4.3: the replay check comes before the (costly) integrity check, the window
   // update only after it, so forged packets cannot move the window.
   uint64_t seq;
@@ -260,12 +261,17 @@ void Engine::RxPath::Esp(const uint8_t* d, size_t len, uint64_t ns, const sockad
   sa.replay.Update(seq);
   // RFC 7296 §2.8: an authenticated packet on a pair installed with activate false means the peer
   // has the new SA, so we send on it too (OutSel::Pick; the control thread folds it in later).
-  if (!sa.activated.load(std::memory_order_relaxed))
+  if (!sa.activated.load(std::memory_order_relaxed)) {
     sa.activated.store(true, std::memory_order_relaxed);
+    // Which pair, so that the control thread's next Fold need not look at every pending pair; a
+    // full ring makes it look at all of them once.
+    if (!e_->activations_.Push(uint64_t{sa.serial}))
+      e_->foldAll_.store(true, std::memory_order_relaxed);
+  }
   // A peer behind a NAT whose mapping changed now sends from another address or port (RFC 3948,
   // RFC 7296 §2.23). Raw ESP has no ports, so only its address counts; a packet that came in the
   // other encapsulation is not a mapping change. The packet is delivered either way.
-  if (udp == sa.udp && !SameEndpoint(it->second.path.remote, from, udp)) Moved(sa, from, ns);
+  if (udp == sa.udp && !SameEndpoint(entry->path.remote, from, udp)) Moved(sa, from, ns);
   if (nh == 59) return;  // RFC 4303 §2.6: a dummy (traffic flow confidentiality) packet
   InnerInfo info;
   if ((nh != 4 && nh != 41) || !ParseInner(out, static_cast<size_t>(n), &info) ||
@@ -296,7 +302,7 @@ void Engine::RxPath::Esp(const uint8_t* d, size_t len, uint64_t ns, const sockad
     return;
   }
   // A route-based connection's packets leave through its own device (Engine::AddInterface).
-  int fd = sa.connId < t_->tunOf.size() ? t_->tunOf[sa.connId] : -1;
+  int fd = t_->TunOf(sa.connId);
   if (!tun_.Retarget(fd >= 0 ? fd : e_->tun_)) Count(Drop::kQueue);
   // Only the inner packet: TFC padding after it (RFC 4303 §2.7) is not written.
   if (!tun_.Add(out, info)) Count(Drop::kQueue);

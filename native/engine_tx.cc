@@ -47,6 +47,7 @@ class Engine::TxPath {
   void FromTun(size_t len, Source src);
   void Packet(const uint8_t* p, size_t len, Source src);
   OutSa EchoReturn(const uint8_t* p, const InnerInfo& info);  // or sa nullptr: follow the route
+  OutSa Route(const InnerInfo& info);  // the forwarding decision; sa nullptr: dropped, counted
   static bool Covers(const std::vector<Prefix>& ts, const uint8_t* addr, int family);
   static bool RoutingControl(const InnerInfo& i);
   // Sends one packet marked and ahead of the batch (kind counted); false when the marked-packet
@@ -229,7 +230,7 @@ OutSa Engine::TxPath::EchoReturn(const uint8_t* p, const InnerInfo& info) {
   if (!e_->echo_.Lookup(key, MonotonicNs(), &conn)) return OutSa();
   // The connection's current outbound SA (it may have been rekeyed since the request came in);
   // none any more: the route decides.
-  OutSa o = conn < t_->byConn.size() ? t_->byConn[conn].Pick() : OutSa();
+  OutSa o = t_->Out(conn);
   if (o.sa == nullptr) return o;
   // The peer checks the reply against its selectors (RFC 4301 §5.2); the SA the request came in
   // on covers it by construction, a rekeyed one with narrower selectors might not.
@@ -237,6 +238,34 @@ OutSa Engine::TxPath::EchoReturn(const uint8_t* p, const InnerInfo& info) {
       !Covers(o.sa->tsRemote, info.dst, info.family))
     return OutSa();
   return o;
+}
+
+OutSa Engine::TxPath::Route(const InnerInfo& info) {
+  // The longest prefix wins across the configured routes and the selector routes of hub
+  // connections (SaConfig::selectorRoutes), as in any longest-match forwarding table; on equal
+  // length the configured route, which the operator wrote for this prefix on purpose.
+  int len = -1;
+  const RouteTable* rt = t_->routes.get();
+  int slot = rt != nullptr ? rt->fwd.Lookup(info.family, info.dst, &len) : -1;
+  uint32_t conn;
+  int selLen;
+  if (!t_->selectors.empty() && t_->selectors.Lookup(info.family, info.dst, &conn, &selLen) &&
+      selLen > len) {
+    OutSa o = t_->Out(conn);  // a selector route exists only while its connection has a pair
+    if (o.sa == nullptr) Count(Drop::kNoSa);
+    return o;
+  }
+  if (slot < 0) {
+    Count(Drop::kNoRoute);
+    return OutSa();
+  }
+  const std::vector<uint32_t>& ids = (*t_->slots)[static_cast<size_t>(slot)];
+  if (ids.empty()) {
+    Count(Drop::kNoSa);
+    return OutSa();
+  }
+  // Several connections share a prefix by flow, so that one flow's packets stay in order.
+  return t_->Out(ids.size() == 1 ? ids[0] : ids[FlowHash(info) % ids.size()]);
 }
 
 bool Engine::TxPath::SendAhead(const uint8_t* p, size_t len, const InnerInfo& info, Source src,
@@ -291,15 +320,11 @@ void Engine::TxPath::Packet(const uint8_t* p, size_t len, Source src) {
   if (o.sa != nullptr && e_->mark_.on() && SendAhead(p, len, info, src, o, Ctl::kEchoReply)) return;
   if (o.sa == nullptr && src.conn != kRouted) {
     // A route-based connection's own device: its current SA, no lookup.
-    o = src.conn < t_->byConn.size() ? t_->byConn[src.conn].Pick() : OutSa();
+    o = t_->Out(src.conn);
     if (o.sa == nullptr) return Count(Drop::kNoSa);
   } else if (o.sa == nullptr) {
-    int slot = t_->fwd.Lookup(info.family, info.dst);
-    if (slot < 0) return Count(Drop::kNoRoute);
-    const std::vector<OutSel>& sels = t_->slots[static_cast<size_t>(slot)];
-    if (sels.empty()) return Count(Drop::kNoSa);
-    // Several connections share a prefix by flow, so that one flow's packets stay in order.
-    o = (sels.size() == 1 ? sels[0] : sels[FlowHash(info) % sels.size()]).Pick();
+    o = Route(info);
+    if (o.sa == nullptr) return;  // counted
   }
   Sa* sa = o.sa;
   // A routing protocol's own packets (bfdd and bgpd talking over a route-based tunnel) leave
@@ -356,7 +381,7 @@ void Engine::TxPath::DrainProbes() {
       Count(Drop::kMalformed);
       continue;
     }
-    OutSa o = a.conn < t_->byConn.size() ? t_->byConn[a.conn].Pick() : OutSa();
+    OutSa o = t_->Out(a.conn);
     if (o.sa == nullptr) {
       Count(Drop::kNoSa);
       continue;

@@ -53,12 +53,14 @@ void FwdTable::Add(const Prefix& p, int slot) {
   it->slots.insert_or_assign(k, slot);
 }
 
-int FwdTable::Lookup(int family, const uint8_t* addr) const {
+int FwdTable::Lookup(int family, const uint8_t* addr, int* len) const {
   if (family == kFamily4) {
     uint32_t a = Load32(addr);
     for (const Level4& l : v4_) {
       auto it = l.slots.find(a & l.mask);
-      if (it != l.slots.end()) return it->second;
+      if (it == l.slots.end()) continue;
+      if (len != nullptr) *len = l.len;
+      return it->second;
     }
     return -1;
   }
@@ -66,9 +68,92 @@ int FwdTable::Lookup(int family, const uint8_t* addr) const {
   uint64_t hi = Load64(addr), lo = Load64(addr + 8);
   for (const Level6& l : v6_) {
     auto it = l.slots.find(Key6{hi & l.maskHi, lo & l.maskLo});
-    if (it != l.slots.end()) return it->second;
+    if (it == l.slots.end()) continue;
+    if (len != nullptr) *len = l.len;
+    return it->second;
   }
   return -1;
+}
+
+size_t ShardedLpm::KeyHash::operator()(const Key& k) const {
+  // A full 64-bit mix: its top bits pick the shard, the unordered_map uses the low ones.
+  uint64_t h = k.hi * 0x9E3779B97F4A7C15ull ^ k.lo * 0xC2B2AE3D27D4EB4Full;
+  h ^= h >> 31;
+  h *= 0xD6E8FEB86659FD93ull;
+  h ^= h >> 32;
+  return static_cast<size_t>(h);
+}
+
+ShardedLpm::Key ShardedLpm::KeyOf(const Level& l, int family, const uint8_t* addr) {
+  if (family == kFamily4) return Key{(uint64_t{Load32(addr)} << 32) & l.maskHi, 0};
+  return Key{Load64(addr) & l.maskHi, Load64(addr + 8) & l.maskLo};
+}
+
+std::vector<std::shared_ptr<const ShardedLpm::Level>>::iterator ShardedLpm::Find(const Prefix& p,
+                                                                                 bool make) {
+  auto before = [&](const std::shared_ptr<const Level>& l) {
+    // Sorted by family (4 first), then longest first.
+    return l->family < p.family || (l->family == p.family && l->len > p.len);
+  };
+  auto it = std::find_if_not(levels_.begin(), levels_.end(), before);
+  if (it != levels_.end() && (*it)->family == p.family && (*it)->len == p.len) return it;
+  if (!make) return levels_.end();
+  auto l = std::make_shared<Level>();
+  l->family = p.family;
+  l->len = p.len;
+  if (p.family == kFamily4) {
+    l->maskHi = Mask64(p.len);  // the IPv4 address sits in the upper half
+    l->maskLo = 0;
+  } else {
+    l->maskHi = Mask64(p.len);
+    l->maskLo = p.len > 64 ? Mask64(p.len - 64) : 0;
+  }
+  return levels_.insert(it, std::move(l));
+}
+
+void ShardedLpm::Set(const Prefix& p, uint32_t value) {
+  auto it = Find(p, /*make=*/true);
+  auto l = std::make_shared<Level>(**it);  // shard pointers only
+  Key k = KeyOf(*l, p.family, p.addr);
+  size_t s = ShardOf(k);
+  auto shard = l->shards[s] ? std::make_shared<Shard>(*l->shards[s]) : std::make_shared<Shard>();
+  if (shard->insert_or_assign(k, value).second) l->count++;
+  l->shards[s] = std::move(shard);
+  *it = std::move(l);
+}
+
+void ShardedLpm::Erase(const Prefix& p) {
+  auto it = Find(p, /*make=*/false);
+  if (it == levels_.end()) return;
+  Key k = KeyOf(**it, p.family, p.addr);
+  size_t s = ShardOf(k);
+  const std::shared_ptr<const Shard>& old = (*it)->shards[s];
+  if (old == nullptr || old->find(k) == old->end()) return;
+  if ((*it)->count == 1) {
+    levels_.erase(it);  // an empty level would cost every lookup a probe
+    return;
+  }
+  auto l = std::make_shared<Level>(**it);
+  auto shard = std::make_shared<Shard>(*old);
+  shard->erase(k);
+  l->count--;
+  l->shards[s] = shard->empty() ? nullptr : std::move(shard);
+  *it = std::move(l);
+}
+
+bool ShardedLpm::Lookup(int family, const uint8_t* addr, uint32_t* value, int* len) const {
+  for (const std::shared_ptr<const Level>& l : levels_) {
+    if (l->family != family) continue;
+    Key k = KeyOf(*l, family, addr);
+    const Shard* s = l->shards[ShardOf(k)].get();
+    if (s == nullptr) continue;
+    auto it = s->find(k);
+    if (it == s->end()) continue;
+    *value = it->second;
+    *len = l->len;
+    return true;
+  }
+  return false;
 }
 
 }  // namespace twinsec

@@ -124,6 +124,12 @@ bool ParseSa(Napi::Env env, Napi::Value v, SaConfig* c) {
     if (!activate.IsBoolean()) return TypeErr(env, "sa.activate must be a boolean");
     c->activate = activate.As<Napi::Boolean>().Value();
   }
+  // sa.selectorRoutes (optional, default false): the tsRemote prefixes become forwarding entries.
+  Napi::Value selectorRoutes = o.Get("selectorRoutes");
+  if (!selectorRoutes.IsUndefined()) {
+    if (!selectorRoutes.IsBoolean()) return TypeErr(env, "sa.selectorRoutes must be a boolean");
+    c->selectorRoutes = selectorRoutes.As<Napi::Boolean>().Value();
+  }
   // sa.limits (optional): packet and byte limits, 0 or absent = none (sa_limits.h). Integers up to
   // 2^53, which is beyond any SA's life.
   Napi::Value limits = o.Get("limits");

@@ -1,6 +1,7 @@
 // Unit tests for the native ESP transforms (esp.cc), the anti-replay window (replay.cc), the
 // inner packet helpers (packet.cc), the RX thread's endpoint comparison (sockets.h) and the SAs'
-// volume limits and sequence exhaustion (sa_limits.h, as the TX/RX threads use it). Plain C++
+// volume limits and sequence exhaustion (sa_limits.h, as the TX/RX threads use it) and the
+// forwarding tables (fwd.cc: configured routes and copy-on-write selector routes). Plain C++
 // with a counting CHECK macro: no framework needed.
 //
 //   native/test/run.sh          (builds with g++ -Wall -Wextra against -lcrypto and runs)
@@ -18,11 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <algorithm>
 #include <random>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "../fwd.h"
 #include "../packet.h"
 #include "../replay.h"
 #include "../sa_limits.h"
@@ -1415,6 +1418,102 @@ void TestSoftMarks() {
 
 }  // namespace
 
+// The forwarding tables (fwd.h): FwdTable's longest match and matched length, and ShardedLpm
+// against a brute-force model, including that a copy is unaffected by changes to the original
+// (the engine's snapshots share shards with the next one, which is built by changing a copy).
+void TestFwd() {
+  using twinsec::FwdTable;
+  using twinsec::ShardedLpm;
+  auto pfx = [](const char* s) {
+    Prefix p;
+    CHECK(twinsec::ParsePrefix(s, &p));
+    return p;
+  };
+  FwdTable f;
+  f.Add(pfx("10.0.0.0/8"), 0);
+  f.Add(pfx("10.1.0.0/16"), 1);
+  f.Add(pfx("fd00::/16"), 2);
+  uint8_t a[16] = {10, 1, 2, 3};
+  int len = -1;
+  CHECK(f.Lookup(4, a, &len) == 1 && len == 16);
+  a[1] = 2;
+  CHECK(f.Lookup(4, a, &len) == 0 && len == 8);
+  a[0] = 11;
+  CHECK(f.Lookup(4, a) == -1);
+  uint8_t v6[16] = {0xfd, 0, 1};
+  CHECK(f.Lookup(6, v6, &len) == 2 && len == 16);
+
+  // Random prefixes of a few lengths in 10.0.0.0/8 and fd00::/8; the model keeps them in a vector.
+  std::mt19937 rng(7);
+  struct Entry {
+    Prefix p;
+    uint32_t v;
+  };
+  std::vector<Entry> model;
+  ShardedLpm t;
+  const int lens4[] = {8, 16, 20, 24, 32}, lens6[] = {32, 48, 64, 100, 128};
+  auto random = [&](bool v6) {
+    Prefix p;
+    memset(&p, 0, sizeof(p));
+    p.family = v6 ? 6 : 4;
+    p.len = static_cast<uint8_t>(v6 ? lens6[rng() % 5] : lens4[rng() % 5]);
+    size_t n = v6 ? 16 : 4;
+    for (size_t i = 0; i < n; i++) p.addr[i] = static_cast<uint8_t>(rng() % 4);
+    p.addr[0] = v6 ? 0xfd : 10;
+    for (size_t bit = p.len; bit < n * 8; bit++) p.addr[bit / 8] &= ~(0x80 >> (bit % 8));
+    return p;
+  };
+  auto same = [](const Prefix& x, const Prefix& y) { return memcmp(&x, &y, sizeof(Prefix)) == 0; };
+  auto expect = [&](const std::vector<Entry>& m, const ShardedLpm& table, const uint8_t* addr,
+                    int family) {
+    int best = -1;
+    uint32_t v = 0;
+    for (const Entry& e : m) {
+      if (twinsec::PrefixContains(e.p, addr, family) && e.p.len > best) {
+        best = e.p.len;
+        v = e.v;
+      }
+    }
+    uint32_t got = 0;
+    int gotLen = -1;
+    bool hit = table.Lookup(family, addr, &got, &gotLen);
+    CHECK(hit == (best >= 0));
+    if (hit && best >= 0) CHECK(got == v && gotLen == best);
+  };
+  ShardedLpm frozen;
+  std::vector<Entry> frozenModel;
+  for (int step = 0; step < 4000; step++) {
+    Prefix p = random(rng() % 2 == 0);
+    auto it =
+        std::find_if(model.begin(), model.end(), [&](const Entry& e) { return same(e.p, p); });
+    if (rng() % 3 == 0) {
+      t.Erase(p);
+      if (it != model.end()) model.erase(it);
+    } else {
+      uint32_t v = static_cast<uint32_t>(step);
+      t.Set(p, v);
+      if (it != model.end())
+        it->v = v;
+      else
+        model.push_back(Entry{p, v});
+    }
+    if (step == 2000) {
+      frozen = t;
+      frozenModel = model;
+    }
+    if (step % 50 == 0) {
+      for (int probe = 0; probe < 20; probe++) {
+        Prefix q = random(probe % 2 == 0);
+        expect(model, t, q.addr, q.family);
+        if (step > 2000) expect(frozenModel, frozen, q.addr, q.family);
+      }
+    }
+  }
+  for (const Entry& e : model) t.Erase(e.p);
+  CHECK(t.empty());
+  CHECK(!frozen.empty());
+}
+
 int main() {
   // Before OpenSSL allocates anything; fails (harmlessly) if something already did.
   bool counting = CRYPTO_set_mem_functions(CountMalloc, CountRealloc, CountFree) == 1;
@@ -1437,6 +1536,7 @@ int main() {
       {"replay model, ESN high subspace", [] { TestReplayModel(true, (uint64_t{7} << 32) + 5); }},
       {"replay ESN inference", TestReplayEsn},
       {"packet prefixes", TestPrefixes},
+      {"fwd FwdTable and ShardedLpm (copy-on-write)", TestFwd},
       {"packet ParseInner", TestParseInner},
       {"packet FlowHash", TestFlowHash},
       {"packet checksums", TestChecksums},

@@ -48,7 +48,8 @@ export interface EngineOptions {
  * A ChildSaSpec (types.ts, where every field is described) with its endpoints flattened;
  * NativeDataPlane maps one to the other. The engine sends from local's socket on the NAT-T port,
  * so localPort is checked but not used. `activate` false: the pair also becomes current on
- * activateSa(spiIn).
+ * activateSa(spiIn). `selectorRoutes` true: its tsRemote prefixes forward to its connection (setRoutes
+ * says how the two kinds of entries combine).
  */
 export interface EngineSa extends Omit<ChildSaSpec, 'local' | 'remote'> {
   local: string;
@@ -110,7 +111,9 @@ export interface NativeEngine {
   removeSa(spiIn: number): void;
   /**
    * Replaces the forwarding table atomically: destination prefix -> the connections carrying it now
-   * (several share traffic by a 5-tuple flow hash). Longest prefix match per packet.
+   * (several share traffic by a 5-tuple flow hash). Longest prefix match per packet, across these
+   * routes and the selector routes of SAs installed with `selectorRoutes` (each tsRemote prefix -> the
+   * SA's connection, while it has an SA); on equal length these routes win.
    */
   setRoutes(routes: { destination: string; connections: string[] }[]): void;
   /** Counters of the pair installed under spiIn (in = inbound SA, out = its outbound SA). */

@@ -57,11 +57,15 @@ export function closeTun(fd: number): void {
   loadNative().closeTun(fd);
 }
 
-/** The one place a ChildSaSpec becomes an EngineSa: the same fields, endpoints flattened. */
+/**
+ * The one place a ChildSaSpec becomes an EngineSa: the same fields (selectorRoutes, activate and limits
+ * among them, passed through as given), endpoints flattened.
+ */
 function toEngineSa(sa: ChildSaSpec): EngineSa {
   const { local, remote, ...rest } = sa;
   return {
     ...rest,
+    selectorRoutes: sa.selectorRoutes ?? false,
     local: local.address,
     localPort: local.port,
     remote: remote.address,

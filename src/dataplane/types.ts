@@ -62,6 +62,15 @@ export interface ChildSaSpec {
    * counter never cycles (RFC 4303 §3.3.3).
    */
   limits?: SaVolumeLimits;
+  /**
+   * Default false. True for a hub connection's per-site SAs (remote %any, one child SA per site, each
+   * under its own engine connection name such as `sites|198.18.5.0/24`): every tsRemote prefix becomes a
+   * forwarding entry to this SA's connection while the connection has an SA installed, next to the
+   * configured routes (setRoutes). The longest prefix wins; on equal length the configured route. The
+   * same prefix from two connections: the one whose SA was installed last, the other again once that
+   * one's SAs are removed. Removing a connection's last SA removes its entries.
+   */
+  selectorRoutes?: boolean;
 }
 
 export interface SaVolumeLimits {
