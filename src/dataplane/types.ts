@@ -46,12 +46,6 @@ export interface ChildSaSpec {
    */
   activate?: boolean;
   /**
-   * A site of a hub connection (ConnectionConfig.perSite): `connection` names the site's own
-   * outbound choice, and each tsRemote prefix routes to it while it has an SA installed (the
-   * longest prefix of these and the configured routes wins).
-   */
-  selectorRoutes?: boolean;
-  /**
    * Packet and byte limits of each direction of the pair (strongSwan's rekey_/life_packets and
    * _bytes); absent or 0 = none. Crossing a soft mark is reported once (DataPlane.onSaLimit) so
    * the IKE side rekeys early (RFC 7296 §2.8); at a hard limit the data plane drops the
@@ -64,7 +58,7 @@ export interface ChildSaSpec {
   limits?: SaVolumeLimits;
   /**
    * Default false. True for a hub connection's per-site SAs (remote %any, one child SA per site, each
-   * under its own engine connection name such as `sites|198.18.5.0/24`): every tsRemote prefix becomes a
+   * under its own engine connection name, see src/ike/core/site-routes.ts): every tsRemote prefix becomes a
    * forwarding entry to this SA's connection while the connection has an SA installed, next to the
    * configured routes (setRoutes). The longest prefix wins; on equal length the configured route. The
    * same prefix from two connections: the one whose SA was installed last, the other again once that
