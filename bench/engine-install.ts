@@ -19,6 +19,11 @@
  * JavaScript thread is printed in microseconds, with the number of SAs installed at the end of the step.
  * Flat columns mean the cost of a change does not grow with the number of SAs. No packets flow, so this is
  * the control path only; keys are one random buffer shared by every SA and never printed.
+ *
+ * Measured on a shared 2-core machine (µs per call at 1,000 / 10,000 SAs): before the sharded tables
+ * (every change copied and re-resolved the whole table) install distinct 439 / 25,388, remove distinct
+ * 160 / 24,697, install one-conn 275 / 18,560, activateSa 74,363 / 36,640 (20,000 SAs), install selector
+ * 539 / 16,133; after: 100 / 69, 28 / 31, 49 / 39, 36 / 43, 59 / 75.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
