@@ -312,6 +312,8 @@ async function startTwinsecHub(
       ikeSasPerPeer: 1_000_000,
       cookieThreshold: 1_000_000,
       cookieThresholdPerPeer: 1_000_000,
+      v1Unproven: 1_000_000,
+      v1UnprovenPerPeer: 1_000_000,
     },
     connections: {
       sites: {

@@ -270,7 +270,8 @@ bool Engine::InstallSa(SaConfig* cfg, EngineError* err) {
   Draft d(*this);
   Fold(&d);  // so that this activation orders after any the RX thread made
   // Reinstalling under the same inbound SPI replaces the pair (counters and replay restart).
-  if (const SaEntry* old = d.Find(sa->spiIn)) Detach(&d, old->sa.get());
+  const SaEntry* old = d.Find(sa->spiIn);
+  if (old != nullptr) Detach(&d, old->sa.get());
   sa->serial = ++serial_;
   Attach(&d, sa.get());
   // activate false: the inbound SA works at once, the connection keeps sending on its current
@@ -278,8 +279,9 @@ bool Engine::InstallSa(SaConfig* cfg, EngineError* err) {
   // other activated) the new one is used anyway.
   if (cfg->activate || conns_[sa->connId].active.empty()) Activate(&d, sa.get());
   entry.sa = std::move(sa);
+  bool replaced = old != nullptr;
   d.Put(std::make_shared<const SaEntry>(std::move(entry)));
-  Publish(&d);
+  Publish(&d, /*wake=*/replaced);  // a replaced pair's keys go at once
   return true;
 }
 

@@ -426,8 +426,9 @@ class Engine {
 
   Engine() = default;
   // The control thread's side of the tables (engine_tables.cc); all of it with the mutex held.
-  class Draft;                      // the next snapshot while a control call builds it
-  void Publish(Draft* d);           // folds, resolves what changed, and hands the snapshot over
+  class Draft;  // the next snapshot while a control call builds it
+  void Publish(Draft* d,
+               bool wake = true);   // folds, resolves what changed, and hands the snapshot over
   void Fold(Draft* d);              // RX-thread activations -> activeGen
   void Activate(Draft* d, Sa* sa);  // makes it the connection's newest activation
   // Registers an installed pair with its connection (not activated yet) and its selector routes;
