@@ -57,6 +57,8 @@ interface Pending {
   reject: (err: IkeError) => void;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 export class IkeSaV2 extends BaseIkeSa<V2Child> {
   readonly version = 2 as const;
   declare readonly ctx: V2Context;
@@ -75,6 +77,8 @@ export class IkeSaV2 extends BaseIkeSa<V2Child> {
   /** The IKE_SA_INIT request and response exactly as sent: the AUTH payloads sign them. */
   initRequest: Buffer = Buffer.alloc(0);
   initResponse: Buffer = Buffer.alloc(0);
+  /** Responder: a digest of the IKE_SA_INIT request, kept after the request itself goes. */
+  initRequestDigest: Buffer | undefined;
   /** Raw bytes of the message being processed (set before dispatch). */
   lastInbound: Buffer = Buffer.alloc(0);
   cookie: Buffer | undefined;
@@ -89,6 +93,17 @@ export class IkeSaV2 extends BaseIkeSa<V2Child> {
 
   constructor(ctx: V2Context, o: ConstructorParameters<typeof BaseIkeSa>[1]) {
     super(ctx, o);
+  }
+
+  /**
+   * Authenticated: what only IKE_SA_INIT and IKE_AUTH needed goes (the signed messages, the offer,
+   * the last raw message). A hub holds thousands of established SAs; these were a third of each.
+   */
+  handshakeDone(): void {
+    this.initRequest = EMPTY;
+    this.initResponse = EMPTY;
+    this.lastInbound = EMPTY;
+    this.ikeOffer = [];
   }
 
   /** Requests in flight or queued end with 'sa_gone' (their callers must not wait forever). */

@@ -4,12 +4,34 @@
  * our own requests, creates responder SAs for IKE_SA_INIT, and runs the initiator tasks for the
  * core's initiate/rekey/delete/liveness.
  */
+
+import { createHash } from 'node:crypto';
 import type { ConnectionConfig } from '../../config/types.js';
 import type { Endpoint } from '../../dataplane/types.js';
 import { IkeError } from '../../errors.js';
 import type { ChildSa } from '../core/child-sa.js';
 import type { AnySa, CoreServices, IkeProtocol } from '../core/protocol.js';
-import { parseProposals } from '../proposal.js';
+import { type ProposalSpec, parseProposals } from '../proposal.js';
+
+/**
+ * A connection's IKE proposals parsed once, not per IKE_SA_INIT (read-only: selection copies what it
+ * changes). Keyed by the configured list, which a reload replaces.
+ */
+/** What an SA keeps of its IKE_SA_INIT request to recognise a late retransmission (not the bytes). */
+function firstDigest(data: Buffer): Buffer {
+  return createHash('sha256').update(data).digest().subarray(0, 16);
+}
+
+const offers = new WeakMap<readonly string[], ProposalSpec[]>();
+function ikeOfferOf(proposals: readonly string[]): ProposalSpec[] {
+  let o = offers.get(proposals);
+  if (!o) {
+    o = parseProposals([...proposals], 'ike');
+    offers.set(proposals, o);
+  }
+  return o;
+}
+
 import type { Datagram } from '../transport.js';
 import { ExchangeType, HeaderFlag, NotifyType, ProtocolId } from '../wire/constants.js';
 import { decodeHeader } from '../wire/header.js';
@@ -303,7 +325,7 @@ export class IkeV2 implements IkeProtocol {
     // after the IKE_AUTH that came on port 4500): the same bytes are not a new negotiation. Without
     // this each such copy made a second half-open SA (DH, a half-open slot) that timed out 30 s later.
     const answered = core.table.answeredFirst(key);
-    if (answered instanceof IkeSaV2 && answered.initRequest.equals(d.data))
+    if (answered instanceof IkeSaV2 && answered.initRequestDigest?.equals(firstDigest(d.data)))
       return core.drop('unexpected', 'retransmitted IKE_SA_INIT of an authenticated SA', d);
     if (header.messageId !== 0 || header.spiR.some((b) => b !== 0))
       return core.drop('invalid_syntax', 'bad IKE_SA_INIT header', d);
@@ -337,8 +359,9 @@ export class IkeV2 implements IkeProtocol {
     // IKE_SA_INIT comes before the peer says who it is (§1.2, §2.15): offer what any candidate
     // connection allows, the first one's proposals first. IKE_AUTH checks the choice against the
     // connection the peer authenticates for and refuses it if that one does not allow it.
-    sa.ikeOffer = candidates.flatMap((c) => parseProposals(c.ike.proposals, 'ike'));
+    sa.ikeOffer = candidates.flatMap((c) => ikeOfferOf(c.ike.proposals));
     sa.initRequest = d.data;
+    sa.initRequestDigest = firstDigest(d.data);
     const ans = respondIkeInit(sa, payloads);
     if (ans.kind === 'reject') {
       this.#refuseInit(d, header, ans.payloads);

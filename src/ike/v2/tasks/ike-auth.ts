@@ -119,6 +119,7 @@ export class IkeAuthTask implements Task<void> {
     }
     sa.peerIdentity = peerIdentityKey(id);
     sa.transition('established', `authenticated '${identityToString(id)}' with PSK`);
+    sa.handshakeDone();
     const childErr = firstError(ps);
     if (childErr) {
       const name = NotifyType[childErr.notifyType] ?? String(childErr.notifyType);
@@ -238,6 +239,7 @@ export function respondIkeAuth(core: V2Services, sa: IkeSaV2, ps: Payload[]): Au
       sa.transition('established', `authenticated '${identityToString(idI)}' with PSK`);
       if (wantsIc) core.peerInitialContact(sa);
       if (child.install) installChild(core, sa, child.install);
+      sa.handshakeDone();
     },
   };
 }
