@@ -104,6 +104,13 @@ export class IkeSaV2 extends BaseIkeSa<V2Child> {
     this.initResponse = EMPTY;
     this.lastInbound = EMPTY;
     this.ikeOffer = [];
+    this.candidates = [];
+    // SK_pi / SK_pr only make and check the AUTH payloads (RFC 7296 §2.15): wiped and gone.
+    if (this.keys) {
+      this.keys.skPi.fill(0);
+      this.keys.skPr.fill(0);
+      this.keys = { ...this.keys, skeyseed: EMPTY, skPi: EMPTY, skPr: EMPTY };
+    }
   }
 
   /** Requests in flight or queued end with 'sa_gone' (their callers must not wait forever). */
