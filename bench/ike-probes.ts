@@ -61,6 +61,7 @@ export async function startTcpSite(
   lab: Lab,
   gw: string,
   hub: {
+    version: 1 | 2;
     tunName: string;
     hubHost: string;
     gwWan: string;
@@ -83,7 +84,7 @@ export async function startTcpSite(
     log: { level: 'warn' },
     connections: {
       hub: {
-        version: 2,
+        version: hub.version,
         local: SITE_WAN,
         remote: hub.gwWan,
         localId: 'tcp-site.bench.example',

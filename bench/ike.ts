@@ -393,6 +393,7 @@ async function measure(responder: Responder, load: Load, keep: boolean): Promise
     const site =
       tw && load.probes && iperfAvailable()
         ? await startTcpSite(lab, gw, {
+            version: load.version,
             tunName: tw.tunName,
             hubHost: HUB_HOST,
             gwWan: GW_WAN,
