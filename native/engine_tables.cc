@@ -19,6 +19,19 @@ uint32_t Engine::Intern(const std::string& connection) {
   return id;
 }
 
+namespace {
+
+// Each distinct prefix once per pair, so that a selector route's reference count is one per pair.
+std::vector<Prefix> DistinctPrefixes(std::vector<Prefix> ps) {
+  auto less = [](const Prefix& a, const Prefix& b) { return memcmp(&a, &b, sizeof(Prefix)) < 0; };
+  auto same = [](const Prefix& a, const Prefix& b) { return memcmp(&a, &b, sizeof(Prefix)) == 0; };
+  std::sort(ps.begin(), ps.end(), less);
+  ps.erase(std::unique(ps.begin(), ps.end(), same), ps.end());
+  return ps;
+}
+
+}  // namespace
+
 void Engine::Attach(Draft* d, Sa* sa) {
   ConnState& c = conns_[sa->connId];
   c.bySerial.emplace(sa->serial, sa->spiIn);
@@ -26,13 +39,7 @@ void Engine::Attach(Draft* d, Sa* sa) {
   pending_.emplace(sa->serial, sa);
   d->Dirty(sa->connId);
   if (!sa->selectorRoutes) return;
-  // Each distinct prefix once per pair, so that its reference count is one per pair.
-  std::vector<Prefix> ps = sa->tsRemote;
-  auto less = [](const Prefix& a, const Prefix& b) { return memcmp(&a, &b, sizeof(Prefix)) < 0; };
-  auto same = [](const Prefix& a, const Prefix& b) { return memcmp(&a, &b, sizeof(Prefix)) == 0; };
-  std::sort(ps.begin(), ps.end(), less);
-  ps.erase(std::unique(ps.begin(), ps.end(), same), ps.end());
-  for (const Prefix& p : ps) SelectorAdd(d, p, sa->connId);
+  for (const Prefix& p : DistinctPrefixes(sa->tsRemote)) SelectorAdd(d, p, sa->connId);
 }
 
 void Engine::Detach(Draft* d, Sa* sa) {
@@ -46,12 +53,7 @@ void Engine::Detach(Draft* d, Sa* sa) {
   }
   d->Dirty(sa->connId);
   if (!sa->selectorRoutes) return;
-  std::vector<Prefix> ps = sa->tsRemote;
-  auto less = [](const Prefix& a, const Prefix& b) { return memcmp(&a, &b, sizeof(Prefix)) < 0; };
-  auto same = [](const Prefix& a, const Prefix& b) { return memcmp(&a, &b, sizeof(Prefix)) == 0; };
-  std::sort(ps.begin(), ps.end(), less);
-  ps.erase(std::unique(ps.begin(), ps.end(), same), ps.end());
-  for (const Prefix& p : ps) SelectorDrop(d, p, sa->connId);
+  for (const Prefix& p : DistinctPrefixes(sa->tsRemote)) SelectorDrop(d, p, sa->connId);
 }
 
 void Engine::Activate(Draft* d, Sa* sa) {

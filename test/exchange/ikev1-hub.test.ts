@@ -14,29 +14,15 @@
  *  - one site declared dead by DPD takes only its own SAs with it, not those of the other sites
  *    behind the same address.
  */
-import t, { type Test } from 'tap';
-import type { ConnectionConfig, LimitsConfig } from '../../src/config/types.js';
+import t from 'tap';
+import type { ConnectionConfig } from '../../src/config/types.js';
 import type { IkeSaV1 } from '../../src/ike/v1/ike-sa.js';
 import { FakeClock, fixedJitter } from './fake-clock.js';
 import { FakeNetwork } from './fake-network.js';
+import { allUp, hubLimits, hubSas, N, type Pair, site, startInGroups } from './hub-fixture.js';
 import { conn, mirror, pair, state, stopOnFakeClock } from './pair.js';
 
-const N = 24;
-const site = (i: number) => `site${i}.bench.example`;
-
-/** The hub's limits: all N sites may be unproven and half-open from the one address at once. */
-const HUB: LimitsConfig = {
-  halfOpen: 1024,
-  halfOpenPerPeer: 64,
-  ikeSas: 8192,
-  ikeSasPerPeer: 256,
-  childrenPerIke: 16,
-  cookieThreshold: 30,
-  cookieThresholdPerPeer: 3,
-  halfOpenTimeout: 30,
-  v1Unproven: 4096,
-  v1UnprovenPerPeer: 64,
-};
+const HUB = hubLimits(64);
 
 function setup(over: Partial<ConnectionConfig> = {}, start: ConnectionConfig['start'] = 'initiate') {
   const base = conn('s0', {
@@ -56,26 +42,9 @@ function setup(over: Partial<ConnectionConfig> = {}, start: ConnectionConfig['st
   return { sites, hub };
 }
 
-type Pair = Awaited<ReturnType<typeof pair>>;
-
-/** The hub's ISAKMP SAs (white box), by the site identity they authenticated. */
-function hubSas(p: Pair): IkeSaV1[] {
-  const core = p.b.daemon.ike!;
-  return core.sasOf('hub').map((v) => core.table.get(v.spiR) as IkeSaV1);
-}
+const hubSasOf = (p: Pair) => hubSas<IkeSaV1>(p);
 
 const live = (sa: IkeSaV1) => sa.children.filter((c) => c.live);
-
-async function allUp(t: Test, clock: FakeClock, p: Pair): Promise<void> {
-  await clock.until(
-    () =>
-      Array.from({ length: N }, (_, i) => state(p.a, `s${i}`)).every((s) => s === 'established') &&
-      p.a.dp.sas.size === N &&
-      p.b.dp.sas.size === N,
-    20_000,
-  );
-  t.pass(`all ${N} sites established, ${N} pairs on each side`);
-}
 
 t.test(`${N} sites from one address with the same selectors: all come up, each keeps its pair`, async (t) => {
   const clock = new FakeClock();
@@ -89,15 +58,12 @@ t.test(`${N} sites from one address with the same selectors: all come up, each k
   p.b.daemon.bus.on('child-down', (ev) => down.push(`${ev.connection} ${ev.reason}`));
   t.equal(core.table.limits.unprovenPerPeer, 64, 'limits.v1UnprovenPerPeer reached the SA table');
 
-  for (let i = 0; i < N; i += 4) {
-    for (let j = i; j < i + 4; j++) p.a.daemon.up(`s${j}`);
-    await clock.advance(500);
-  }
+  await startInGroups(clock, p);
   await allUp(t, clock, p);
   // Past every linger (a redundant pair of a collision goes after 1 s, a replaced one after its
   // successor is up) and the quick mode repeats' memory.
   await clock.advance(35_000);
-  const sas = hubSas(p);
+  const sas = hubSasOf(p);
   t.equal(sas.length, N, `${N} ISAKMP SAs on the hub`);
   t.equal(new Set(sas.map((s) => s.peerIdentity)).size, N, 'each with its own site identity');
   t.ok(
@@ -146,7 +112,7 @@ t.test('a site re-authenticates: its SA and pair are replaced, the other sites k
   p.b.daemon.bus.on('child-down', (ev) => down.push(ev.reason));
   await allUp(t, clock, p);
   await clock.advance(11_000);
-  const before = hubSas(p);
+  const before = hubSasOf(p);
   const key = (s: IkeSaV1) => s.spiR.toString('hex');
   const old3 = before.find((s) => s.peerIdentity?.endsWith(Buffer.from(site(3)).toString('hex')))!;
   t.ok(old3, "site 3's ISAKMP SA on the hub");
@@ -162,7 +128,7 @@ t.test('a site re-authenticates: its SA and pair are replaced, the other sites k
   });
   await clock.until(() => done && old3.phase === 'dead', 10_000);
   await clock.advance(5000);
-  const after = hubSas(p);
+  const after = hubSasOf(p);
   t.equal(after.length, N, `still ${N} ISAKMP SAs on the hub`);
   const others = (xs: IkeSaV1[]) =>
     xs
@@ -188,7 +154,7 @@ t.test('a restarted site (INITIAL-CONTACT) replaces only its own SAs', async (t)
   t.teardown(() => stopOnFakeClock(clock, p));
   await allUp(t, clock, p);
   await clock.advance(11_000); // older than the 10 s simultaneous-negotiation window
-  const before = hubSas(p);
+  const before = hubSasOf(p);
   const a = p.a.daemon.ike!;
   const gone = a.table.get(a.sasOf('s5')[0]!.spiI)!;
   // Site 5 forgets its SAs without a DELETE and comes back with INITIAL-CONTACT.
@@ -196,7 +162,7 @@ t.test('a restarted site (INITIAL-CONTACT) replaces only its own SAs', async (t)
   a.initiate('s5');
   await clock.until(() => state(p.a, 's5') === 'established' && p.a.dp.sas.size === N, 5000);
   await clock.advance(2000);
-  const after = hubSas(p);
+  const after = hubSasOf(p);
   t.equal(after.length, N, `${N} ISAKMP SAs on the hub: site 5's old one replaced`);
   const gone5 = before.filter((s) => s.phase === 'dead');
   t.equal(gone5.length, 1, 'exactly one old ISAKMP SA went');
@@ -219,7 +185,7 @@ t.test('DPD declares one site dead: only its SAs go, not those of the sites besi
   p.net.drop = (s) => s.data.subarray(0, 8).equals(dead.spiI);
   await clock.until(() => p.b.failures.some((f) => f.reason === 'dpd_timeout'), 60_000, 500);
   await clock.settle();
-  const after = hubSas(p);
+  const after = hubSasOf(p);
   t.equal(after.length, N - 1, `${N - 1} ISAKMP SAs left on the hub`);
   t.notOk(
     after.some((s) => s.peerIdentity?.endsWith(Buffer.from(site(7)).toString('hex'))),
@@ -246,13 +212,10 @@ t.test(`${N} sites behind one NAT (one public address, a port each): all come up
   t.teardown(() => stopOnFakeClock(clock, p));
   const down: string[] = [];
   p.b.daemon.bus.on('child-down', (ev) => down.push(ev.reason));
-  for (let i = 0; i < N; i += 4) {
-    for (let j = i; j < i + 4; j++) p.a.daemon.up(`s${j}`);
-    await clock.advance(500);
-  }
+  await startInGroups(clock, p);
   await allUp(t, clock, p);
   await clock.advance(35_000);
-  const sas = hubSas(p);
+  const sas = hubSasOf(p);
   t.equal(sas.length, N);
   t.ok(
     sas.every((s) => s.remote.address === PUBLIC && s.nat.remote),

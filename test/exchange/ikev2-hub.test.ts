@@ -6,30 +6,18 @@
  * INITIAL_CONTACT (§2.4) and a site declared dead by DPD take only that site's SAs, found by the
  * identity it authenticated (not by its address, which all sites share here).
  */
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { secret } from '../../src/config/load.js';
-import type { ConnectionConfig, LimitsConfig } from '../../src/config/types.js';
+import type { ConnectionConfig } from '../../src/config/types.js';
 import type { IkeSaV2 } from '../../src/ike/v2/ike-sa.js';
 import { FakeClock, fixedJitter } from './fake-clock.js';
+import { allUp, hubLimits, hubSas, N, type Pair, site, startInGroups } from './hub-fixture.js';
 import { conn, mirror, pair, state, stopOnFakeClock } from './pair.js';
 
-const N = 24;
-const site = (i: number) => `site${i}.bench.example`;
 const key = (i: number) => secret(`site${i}-key-0123456789`);
 const SECRETS = Array.from({ length: N }, (_, i) => ({ id: site(i), psk: key(i) }));
 
-const HUB: LimitsConfig = {
-  halfOpen: 1024,
-  halfOpenPerPeer: 64,
-  ikeSas: 8192,
-  ikeSasPerPeer: 256,
-  childrenPerIke: 16,
-  cookieThreshold: 30,
-  cookieThresholdPerPeer: 3,
-  halfOpenTimeout: 30,
-  v1Unproven: 4096,
-  v1UnprovenPerPeer: 5,
-};
+const HUB = hubLimits(5);
 
 function setup(over: Partial<ConnectionConfig> = {}, start: ConnectionConfig['start'] = 'initiate') {
   const base = conn('s0', {
@@ -55,48 +43,27 @@ function setup(over: Partial<ConnectionConfig> = {}, start: ConnectionConfig['st
   return { sites, hub };
 }
 
-type Pair = Awaited<ReturnType<typeof pair>>;
-
-function hubSas(p: Pair): IkeSaV2[] {
-  const core = p.b.daemon.ike!;
-  return core.sasOf('hub').map((v) => core.table.get(v.spiR) as IkeSaV2);
-}
+/** The sites' daemon and the hub's, the hub with its limits and the sites' keys. */
+const hubPair = (clock: FakeClock, sites: ConnectionConfig[], hub: ConnectionConfig) =>
+  pair(sites, [hub], { clock, random: fixedJitter(0), configLimits: HUB, secretsB: SECRETS });
+const hubSasOf = (p: Pair) => hubSas<IkeSaV2>(p);
 
 const live = (sa: IkeSaV2) => sa.children.filter((c) => c.live);
 const of = (i: number) => (s: IkeSaV2) => s.peerIdentity?.endsWith(Buffer.from(site(i)).toString('hex'));
-
-async function allUp(t: Test, clock: FakeClock, p: Pair): Promise<void> {
-  await clock.until(
-    () =>
-      Array.from({ length: N }, (_, i) => state(p.a, `s${i}`)).every((s) => s === 'established') &&
-      p.a.dp.sas.size === N &&
-      p.b.dp.sas.size === N,
-    20_000,
-  );
-  t.pass(`all ${N} sites established, ${N} pairs on each side`);
-}
 
 t.test(
   `${N} sites from one address with the same selectors: all come up, each keeps its CHILD_SA`,
   async (t) => {
     const clock = new FakeClock();
     const { sites, hub } = setup({}, 'listen');
-    const p = await pair(sites, [hub], {
-      clock,
-      random: fixedJitter(0),
-      configLimits: HUB,
-      secretsB: SECRETS,
-    });
+    const p = await hubPair(clock, sites, hub);
     t.teardown(() => stopOnFakeClock(clock, p));
     const down: string[] = [];
     p.b.daemon.bus.on('child-down', (ev) => down.push(ev.reason));
-    for (let i = 0; i < N; i += 4) {
-      for (let j = i; j < i + 4; j++) p.a.daemon.up(`s${j}`);
-      await clock.advance(500);
-    }
+    await startInGroups(clock, p);
     await allUp(t, clock, p);
     await clock.advance(35_000);
-    const sas = hubSas(p);
+    const sas = hubSasOf(p);
     t.equal(sas.length, N);
     t.equal(new Set(sas.map((s) => s.peerIdentity)).size, N, 'each with its own site identity');
     t.ok(
@@ -112,22 +79,17 @@ t.test(
 t.test('a restarted site (INITIAL_CONTACT) replaces only its own IKE SA', async (t) => {
   const clock = new FakeClock();
   const { sites, hub } = setup();
-  const p = await pair(sites, [hub], {
-    clock,
-    random: fixedJitter(0),
-    configLimits: HUB,
-    secretsB: SECRETS,
-  });
+  const p = await hubPair(clock, sites, hub);
   t.teardown(() => stopOnFakeClock(clock, p));
   await allUp(t, clock, p);
   await clock.advance(11_000); // older than the 10 s simultaneous-negotiation window
-  const before = hubSas(p);
+  const before = hubSasOf(p);
   const a = p.a.daemon.ike!;
   a.destroy(a.table.get(a.sasOf('s5')[0]!.spiI)!, 'test: restart');
   a.initiate('s5');
   await clock.until(() => state(p.a, 's5') === 'established' && p.a.dp.sas.size === N, 5000);
   await clock.until(() => p.b.dp.sas.size === N, 5000);
-  const after = hubSas(p);
+  const after = hubSasOf(p);
   t.equal(after.length, N, `${N} IKE SAs on the hub: site 5's old one replaced`);
   const gone = before.filter((s) => s.phase === 'dead');
   t.equal(gone.length, 1, 'exactly one old IKE SA went');
@@ -141,12 +103,7 @@ t.test('a restarted site (INITIAL_CONTACT) replaces only its own IKE SA', async 
 t.test('DPD declares one site dead: only its IKE SA goes, not those of the sites beside it', async (t) => {
   const clock = new FakeClock();
   const { sites, hub } = setup({ dpd: { delay: 5, timeout: 20 } });
-  const p = await pair(sites, [hub], {
-    clock,
-    random: fixedJitter(0),
-    configLimits: HUB,
-    secretsB: SECRETS,
-  });
+  const p = await hubPair(clock, sites, hub);
   t.teardown(() => stopOnFakeClock(clock, p));
   await allUp(t, clock, p);
   const a = p.a.daemon.ike!;
@@ -155,7 +112,7 @@ t.test('DPD declares one site dead: only its IKE SA goes, not those of the sites
   p.net.drop = (s) => s.data.subarray(0, 8).equals(dead.spiI);
   await clock.until(() => p.b.failures.some((f) => f.reason === 'dpd_timeout'), 60_000, 500);
   await clock.settle();
-  const after = hubSas(p);
+  const after = hubSasOf(p);
   t.equal(after.length, N - 1, `${N - 1} IKE SAs left on the hub`);
   t.notOk(after.some(of(7)), "site 7's went");
   t.equal(p.b.dp.sas.size, N - 1, 'the other sites keep their CHILD_SAs');

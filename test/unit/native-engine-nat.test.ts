@@ -15,7 +15,19 @@
  */
 import t from 'tap';
 import { Lab, labUnavailable } from '../lab/netns.js';
-import { A, B, echo, espGcm, espGcmOpen, keys, NATT, Peer, saPair, TUN } from './fixtures/engine-lab.js';
+import {
+  A,
+  B,
+  echo,
+  espGcm,
+  espGcmOpen,
+  keys,
+  NATT,
+  Peer,
+  saPair,
+  TUN,
+  twoNamespaces,
+} from './fixtures/engine-lab.js';
 
 const B2 = '192.0.2.3';
 type Msg = Record<string, unknown>;
@@ -24,14 +36,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const skip = labUnavailable();
 t.test('NAT rebinding between two engines', { skip }, async (t) => {
   const lab = new Lab(t);
-  const nsA = await lab.addNamespace('a');
-  const nsB = await lab.addNamespace('b');
-  const tag = lab.id.slice(-4);
-  await lab.link(
-    { ns: nsA, ifname: `tswn${tag}a`, address: `${A.wan}/24` },
-    { ns: nsB, ifname: `tswn${tag}b`, address: `${B.wan}/24` },
-  );
-  await lab.exec(nsB, 'ip', ['addr', 'add', `${B2}/24`, 'dev', `tswn${tag}b`]);
+  const { nsA, nsB, ifB } = await twoNamespaces(lab, 'n');
+  await lab.exec(nsB, 'ip', ['addr', 'add', `${B2}/24`, 'dev', ifB]);
   await lab.loopbackAddresses(nsA, `${A.lan}/32`);
   await lab.loopbackAddresses(nsB, `${B.lan}/32`);
 

@@ -16,7 +16,19 @@
  */
 import t from 'tap';
 import { Lab, labUnavailable, waitFor } from '../lab/netns.js';
-import { A, B, echo, espGcm, espGcmOpen, keys, NATT, Peer, saPair, TUN } from './fixtures/engine-lab.js';
+import {
+  A,
+  B,
+  echo,
+  espGcm,
+  espGcmOpen,
+  keys,
+  NATT,
+  Peer,
+  saPair,
+  TUN,
+  twoNamespaces,
+} from './fixtures/engine-lab.js';
 
 type Msg = Record<string, unknown>;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -27,13 +39,7 @@ const SITES = 50;
 const skip = labUnavailable();
 t.test('selector routes: hub connections', { skip }, async (t) => {
   const lab = new Lab(t);
-  const nsA = await lab.addNamespace('a');
-  const nsB = await lab.addNamespace('b');
-  const tag = lab.id.slice(-4);
-  await lab.link(
-    { ns: nsA, ifname: `tsws${tag}a`, address: `${A.wan}/24` },
-    { ns: nsB, ifname: `tsws${tag}b`, address: `${B.wan}/24` },
-  );
+  const { nsA, nsB } = await twoNamespaces(lab, 's');
   await lab.loopbackAddresses(nsA, `${A.lan}/32`);
   const opts = (wan: string) => ({ tunName: TUN, mtu: 1400, nattPort: NATT, localAddresses: [wan] });
   const a = new Peer(nsA, opts(A.wan));

@@ -12,7 +12,7 @@ import t from 'tap';
 import type { EngineOptions } from '../../src/dataplane/engine-api.js';
 import { loadNative } from '../../src/dataplane/native.js';
 import { Lab, labUnavailable, waitFor } from '../lab/netns.js';
-import { A, B, echo, espGcm, keys, NATT, Peer, saPair, TUN } from './fixtures/engine-lab.js';
+import { A, B, echo, espGcm, keys, NATT, Peer, saPair, TUN, twoNamespaces } from './fixtures/engine-lab.js';
 
 t.test('createEngine validates its arguments before touching the system', async (t) => {
   const { createEngine } = loadNative();
@@ -46,13 +46,7 @@ function labIperf(): string | undefined {
 const skip = labUnavailable();
 t.test('two engines in two namespaces', { skip }, async (t) => {
   const lab = new Lab(t);
-  const nsA = await lab.addNamespace('a');
-  const nsB = await lab.addNamespace('b');
-  const tag = lab.id.slice(-4);
-  await lab.link(
-    { ns: nsA, ifname: `tswv${tag}a`, address: `${A.wan}/24` },
-    { ns: nsB, ifname: `tswv${tag}b`, address: `${B.wan}/24` },
-  );
+  const { nsA, nsB } = await twoNamespaces(lab, 'v');
   await lab.loopbackAddresses(nsA, `${A.lan}/32`, '2001:db8:a::1/128');
   await lab.loopbackAddresses(nsB, `${B.lan}/32`, '2001:db8:b::1/128');
 
