@@ -29,6 +29,7 @@ import { Lab, type LabProcess, labUnavailable, WaitAbort, waitFor } from '../tes
 import { CHARON, charonUnavailable } from '../test/lab/strongswan.js';
 import { startTwinsec, type Twinsec, twinsecUnavailable } from '../test/lab/twinsec.js';
 import { type HubProbes, iperfAvailable, startTcpSite, timeScrape, timeStatus } from './ike-probes.js';
+import { cpuSeconds } from './proc.js';
 
 const LT_WAN = '192.0.2.1';
 const GW_WAN = '192.0.2.2';
@@ -91,26 +92,6 @@ interface Result {
   /** The first failure lines of the generator's log (why setups failed). */
   failures?: string[];
   probes?: HubProbes;
-}
-
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** utime + stime of a process (all threads), seconds. */
-function cpuSeconds(pid: number | undefined): number {
-  if (!pid) return 0;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-  } catch {
-    return 0;
-  }
 }
 
 /** A `Vm...:  N kB` field of /proc/PID/status, in MB. */

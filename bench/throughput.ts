@@ -13,12 +13,12 @@
  * routed into it by static routes; ESP-in-UDP), all AES-256-GCM. Everything is removed at the end, also on failure or Ctrl-C.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Lab, type LabProcess, labUnavailable, waitFor } from '../test/lab/netns.js';
 import { charonUnavailable, startCharon } from '../test/lab/strongswan.js';
 import { startTwinsec, twinsecUnavailable } from '../test/lab/twinsec.js';
+import { cpuSeconds } from './proc.js';
 
 const A_WAN = '192.0.2.1';
 const B_WAN = '192.0.2.2';
@@ -61,27 +61,6 @@ interface Topology {
   to: string;
   /** Data-plane drop counters (non-zero ones) of each gateway, read at the end. */
   drops?: () => Promise<string>;
-}
-
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** utime + stime of a process (all threads), seconds. */
-function cpuSeconds(pid: number | undefined): number {
-  if (!pid) return 0;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // Fields after the comm: [0] state ... utime is field 14 overall -> index 11 here, stime index 12.
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-  } catch {
-    return 0;
-  }
 }
 
 async function baseTopology(lab: Lab): Promise<{ a: string; b: string }> {
