@@ -7,7 +7,7 @@ import { networkInterfaces } from 'node:os';
 import type { Config } from './config/types.js';
 import type { StatusOptions } from './control/protocol.js';
 import { NativeDataPlane } from './dataplane/native.js';
-import { addInterfaceAddress, publishRoute, withdrawRoute } from './dataplane/os-routes.js';
+import { addInterfaceAddress, PublishedRoutes, publishRoute } from './dataplane/os-routes.js';
 import type { DataPlane } from './dataplane/types.js';
 import { TwinsecError } from './errors.js';
 import { EventBus } from './events.js';
@@ -56,6 +56,8 @@ export interface ConnectionStatus {
   health: 'up' | 'down' | 'unknown';
   /** Round-trip time of the last answered health probe (ms). */
   lastRttMs: number | null;
+  /** With a health check: SAs renegotiated because the check kept failing (healthCheck.resetAfter). */
+  resets?: number;
   /** Route-based: the connection's interface and whether it has carrier (the connection is usable). */
   interface?: { name: string; address: string; up: boolean };
   /** IKE SAs by state. */
@@ -77,8 +79,20 @@ export interface EventLoopStatus {
 
 export interface StatusReport {
   connections: Record<string, ConnectionStatus>;
-  /** `active`: the connections carrying the route now (when `fallback`, none is usable). */
-  routes: { destination: string; active: string[]; fallback: boolean; switches: number }[];
+  /**
+   * `active`: the connections carrying the route now. `fallback`: none is usable; the route is then
+   * kept on its highest weight (`onAllDown: reserve`) or withdrawn (`revoked`, `active` empty).
+   * `published`: in the OS routing table now (routes with `publish: true`, native data plane).
+   */
+  routes: {
+    destination: string;
+    active: string[];
+    fallback: boolean;
+    onAllDown: 'reserve' | 'revoke';
+    revoked: boolean;
+    published?: boolean;
+    switches: number;
+  }[];
   /** Packets and datagrams dropped since start, by reason: ESP in the data plane, IKE in the manager. */
   drops: { esp: Record<string, number>; ike: Record<string, number> };
   /** Control packets the data plane sent ahead of bulk, by kind (DataPlane.controlCounters). */
@@ -115,6 +129,8 @@ export class Daemon {
   #dp: DataPlane | undefined;
   #ike: IkeCore | undefined;
   #ha: HaController | undefined;
+  /** Published routes in the OS table (the native data plane only). */
+  #published: PublishedRoutes | undefined;
   /** Carrier last set on each route-based connection's interface. */
   readonly #carrierUp = new Map<string, boolean>();
   #unwatchLoop: (() => void) | undefined;
@@ -139,6 +155,7 @@ export class Daemon {
     }
     if (this.#opts.wrapDataPlane) this.#dp = this.#opts.wrapDataPlane(this.#dp!);
     this.#startHa();
+    this.#reconcilePublished();
     this.bus.on('child-up', () => this.#ha?.update());
     this.bus.on('child-down', () => this.#ha?.update());
     this.#ike = createIke({
@@ -180,8 +197,13 @@ export class Daemon {
         await addInterfaceAddress(c.interface.address, c.interface.name);
       }
       dp.engine.answerEcho(echoAnswered(this.config));
+      this.#published = new PublishedRoutes(this.config.tun.name, (e) => this.bus.emit('route-publish', e));
+      // Routes that stay whatever happens are published now, and a failure stops the start. Those
+      // with `onAllDown: revoke` go in once a next hop is usable (#reconcilePublished, onRevoked).
       for (const r of this.config.routes) {
-        if (r.publish) await publishRoute(r.destination, this.config.tun.name);
+        if (!r.publish || r.onAllDown === 'revoke') continue;
+        await publishRoute(r.destination, this.config.tun.name);
+        this.#published.known(r.destination, true);
       }
     } catch (err) {
       await this.#transport?.close();
@@ -191,15 +213,38 @@ export class Daemon {
   }
 
   #startHa(): void {
-    this.#ha?.stop();
+    const prev = this.#ha;
+    prev?.stop();
     this.#ha = new HaController({
       config: this.#config,
       bus: this.bus,
       dataplane: this.#dp!,
       saUp: (c) => this.#saUp(c),
       onUsable: (c, usable, reason) => this.#carrier(c, usable, reason),
+      onRevoked: () => this.#reconcilePublished(),
+      reset: (c) => {
+        void this.#ike?.reset(c, 'health check failing (resetAfter)');
+      },
+      clock: this.#opts.clock,
+      random: this.#opts.random,
+      // A reload keeps what the checks know: no route moves or is withdrawn while probes restart.
+      previous: prev,
     });
     this.#ha.start();
+  }
+
+  /**
+   * Brings the OS table in line with the published routes: every `publish: true` route is in it
+   * unless withdrawn by `onAllDown: revoke`; routes no longer published (reload) leave it.
+   */
+  #reconcilePublished(): void {
+    const pub = this.#published;
+    if (!pub) return;
+    const want = new Map<string, boolean>();
+    for (const r of this.#config.routes) {
+      if (r.publish) want.set(r.destination, !(this.#ha?.router.isRevoked(r.destination) ?? false));
+    }
+    for (const d of new Set([...want.keys(), ...pub.destinations()])) void pub.set(d, want.get(d) ?? false);
   }
 
   /**
@@ -257,15 +302,11 @@ export class Daemon {
       throw new TwinsecError('ERR_RELOAD', `reload refused: changing ${problems.join(', ')} needs a restart`);
     }
     const res = await this.#ike!.reload(next);
-    if (!this.#opts.dataplane) {
-      const was = new Set(cur.routes.filter((r) => r.publish).map((r) => r.destination));
-      const now = new Set(next.routes.filter((r) => r.publish).map((r) => r.destination));
-      for (const d of now) if (!was.has(d)) await publishRoute(d, next.tun.name);
-      for (const d of was) if (!now.has(d)) await withdrawRoute(d, next.tun.name);
-    }
     this.#config = next;
     if (this.#dp instanceof NativeDataPlane) this.#dp.engine.answerEcho(echoAnswered(next));
     this.#startHa();
+    this.#reconcilePublished();
+    await this.#published?.settled();
     return res;
   }
 
@@ -335,6 +376,7 @@ export class Daemon {
         adminDown: this.#ike?.isAdminDown(c.name) ?? false,
         health: h.health,
         lastRttMs: h.lastRttMs,
+        ...(h.resets !== undefined ? { resets: h.resets } : {}),
         ...(c.interface
           ? {
               interface: {
@@ -353,6 +395,9 @@ export class Daemon {
       destination: r.destination,
       active: this.#ha?.router.active(r.destination) ?? [],
       fallback: this.#ha?.router.isFallback(r.destination) ?? false,
+      onAllDown: r.onAllDown,
+      revoked: this.#ha?.router.isRevoked(r.destination) ?? false,
+      ...(r.publish && this.#published ? { published: this.#published.isPublished(r.destination) } : {}),
       switches: this.#ha?.router.switches.get(r.destination) ?? 0,
     }));
     const drops = {

@@ -54,8 +54,27 @@ export interface TwinsecEvents {
    * usability: CHILD_SA installed and health check passing), so routing daemons use or withdraw it.
    */
   interface: { connection: string; name: string; up: boolean; reason: string };
-  /** A destination route moved to other next hops. */
-  'route-switch': { destination: string; from: string[]; to: string[]; reason: string };
+  /**
+   * A destination route moved to other next hops; `to` empty: withdrawn (onAllDown: revoke).
+   * `revoked` is set when the switch withdrew the route (true) or brought it back (false).
+   */
+  'route-switch': { destination: string; from: string[]; to: string[]; reason: string; revoked?: boolean };
+  /**
+   * A published route was added to or removed from the OS routing table (`ok`), or the `ip` command
+   * failed (`ok: false`, `detail` says why).
+   */
+  'route-publish': { destination: string; published: boolean; ok: boolean; detail?: string };
+  /**
+   * A connection's health check failed for `failedSeconds` while its SA was established: its SAs
+   * are deleted (the peer told) and negotiated again. `attempt` counts resets since the check last
+   * passed; the next one waits `nextAfterSeconds` of failure.
+   */
+  'connection-reset': {
+    connection: string;
+    failedSeconds: number;
+    attempt: number;
+    nextAfterSeconds: number;
+  };
   /** Free-form protocol progress worth a debug log line. */
   'ike-debug': { connection: string; message: string };
 }

@@ -204,6 +204,18 @@ export function attachEventLogging(bus: EventBus, log: Logger, opts: EventLoggin
         `route ${e.destination}: ${names(e.from)} -> ${names(e.to)} (${e.reason})`,
       );
     }),
+    bus.on('route-publish', (e) => {
+      const what = `route ${e.destination} ${e.published ? 'published in' : 'withdrawn from'} the OS routing table`;
+      if (e.ok) log.info({ event: 'route-publish', ...e }, what);
+      else log.error({ event: 'route-publish', ...e }, `${what}: failed: ${e.detail}`);
+    }),
+    bus.on('connection-reset', (e) => {
+      log.warn(
+        { event: 'connection-reset', ...e },
+        `${e.connection}: health check failing for ${e.failedSeconds} s with the SA established: ` +
+          `deleting and negotiating it again (reset ${e.attempt}; the next after ${e.nextAfterSeconds} s of failure)`,
+      );
+    }),
     bus.on('ike-debug', (e) => {
       log.debug({ event: 'ike-debug', connection: e.connection }, `${e.connection}: ${e.message}`);
     }),

@@ -437,6 +437,7 @@ function resolveConfig(raw: RawConfig, psks: Map<string, PskFromFile>, baseDir: 
       via: r.via,
       publish: r.publish,
       holdDown: r.holdDown,
+      onAllDown: r.onAllDown,
     })),
     ...(raw.metrics ? { metrics: { listen: parseListen(raw.metrics.listen) as ListenAddress } } : {}),
   };

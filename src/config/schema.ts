@@ -148,6 +148,13 @@ export const healthCheckSchema = z.strictObject({
   interval: z.number().min(0.01).max(3600).default(1),
   /** Consecutive lost probes that mark the connection down. */
   retries: z.number().int().min(1).max(100).default(3),
+  /**
+   * Seconds the check may fail while the connection's SA is established before twinsec deletes the
+   * SA (telling the peer) and negotiates again: a peer that lost its SAs without telling us (a
+   * reboot with no DPD, a NAT that forgot the mapping) is otherwise never recovered. Repeated
+   * resets back off (src/ha/reset.ts). 0 disables.
+   */
+  resetAfter: z.number().min(0).max(86_400).default(60),
 });
 
 /** Dead peer detection (seconds); bounded so a dead peer is always noticed. */
@@ -233,6 +240,14 @@ export const routeSchema = z.strictObject({
   publish: z.boolean().default(false),
   /** Seconds a recovered higher-weight next hop must stay healthy before traffic moves back. */
   holdDown: z.number().min(0).max(3600).default(3),
+  /**
+   * No next hop usable: `reserve` keeps the route on the highest-weight next hop (traffic resumes
+   * the moment it returns); `revoke` withdraws it from the engine and, when published, from the OS
+   * table, so another path (a second gateway, a BGP or default route) takes the traffic. It comes
+   * back the moment a next hop is usable again. The seed's cloud calls these reserve_route and
+   * revoke_route.
+   */
+  onAllDown: z.enum(['reserve', 'revoke']).default('reserve'),
 });
 
 const port = z.number().int().min(1).max(65_535);

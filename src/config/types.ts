@@ -57,12 +57,23 @@ export interface ConnectionConfig {
    */
   perSite?: true;
   /** Absent: the connection's health follows its SA state. */
-  healthCheck?: { source: string; destination: string; interval: number; retries: number };
+  healthCheck?: HealthCheckConfig;
   /**
    * Route-based: the connection's own TUN device and its inside address (with prefix). Absent:
    * policy-based, through the shared TUN and the `routes` table.
    */
   interface?: { name: string; address: string; mtu: number };
+}
+
+export interface HealthCheckConfig {
+  source: string;
+  destination: string;
+  /** Seconds between probes. */
+  interval: number;
+  /** Consecutive lost probes that mark the connection down. */
+  retries: number;
+  /** Seconds of failed checks on an established SA before the SA is renegotiated; 0: never. */
+  resetAfter: number;
 }
 
 export interface RouteConfig {
@@ -71,6 +82,8 @@ export interface RouteConfig {
   publish: boolean;
   /** Seconds a recovered higher-weight next hop must stay healthy before it takes traffic back. */
   holdDown: number;
+  /** No next hop usable: keep the route on the highest weight (reserve) or withdraw it (revoke). */
+  onAllDown: 'reserve' | 'revoke';
 }
 
 export interface LimitsConfig {

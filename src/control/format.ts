@@ -44,7 +44,7 @@ export function formatStatus(report: StatusReport, view: StatusView = {}): strin
       rows.push([
         name,
         c.adminDown ? 'down (admin)' : c.state,
-        c.health ?? '-',
+        (c.health ?? '-') + (c.resets ? ` (${c.resets} reset${c.resets > 1 ? 's' : ''})` : ''),
         rtt,
         `v${c.version}`,
         `${c.local} -> ${c.remote}` +
@@ -153,7 +153,10 @@ export function formatRoutes(report: StatusReport): string {
   else {
     const rows = report.routes.map((r) => [
       r.destination,
-      (r.active.length > 0 ? r.active.join(', ') : '(none)') + (r.fallback ? ' (no next hop healthy)' : ''),
+      r.revoked
+        ? '(withdrawn: no next hop healthy, onAllDown revoke)'
+        : (r.active.length > 0 ? r.active.join(', ') : '(none)') +
+          (r.fallback ? ' (no next hop healthy, kept: onAllDown reserve)' : ''),
       String(r.switches ?? 0),
     ]);
     out.push(...table([['ROUTE', 'ACTIVE VIA', 'SWITCHES'], ...rows]));

@@ -34,3 +34,71 @@ export async function addInterfaceAddress(address: string, dev: string): Promise
   const family = isIPv6(address.split('/')[0]!) ? '-6' : '-4';
   await ip([family, 'addr', 'replace', address, 'dev', dev]);
 }
+
+/**
+ * The published routes of one daemon in the OS table, kept to what the HA layer wants: a route
+ * withdrawn by `onAllDown: revoke` goes, and comes back when a next hop is usable. Changes to one
+ * destination run in order and only the latest wish counts (a flap during a slow `ip` call ends in
+ * the state asked for last). Each change, or its failure, is reported.
+ */
+export class PublishedRoutes {
+  readonly #tun: string;
+  readonly #report: (e: { destination: string; published: boolean; ok: boolean; detail?: string }) => void;
+  /** Wanted state by destination; `#applied` what the table has (as far as we know). */
+  readonly #wanted = new Map<string, boolean>();
+  readonly #applied = new Map<string, boolean>();
+  readonly #busy = new Map<string, Promise<void>>();
+
+  constructor(
+    tun: string,
+    report: (e: { destination: string; published: boolean; ok: boolean; detail?: string }) => void,
+  ) {
+    this.#tun = tun;
+    this.#report = report;
+  }
+
+  /** Records a route published (or not) outside this class, e.g. at start. */
+  known(destination: string, published: boolean): void {
+    this.#applied.set(destination, published);
+    this.#wanted.set(destination, published);
+  }
+
+  isPublished(destination: string): boolean {
+    return this.#applied.get(destination) ?? false;
+  }
+
+  /** Every destination ever asked for. */
+  destinations(): string[] {
+    return [...this.#wanted.keys()];
+  }
+
+  /** Asks for the route to be in the table (true) or not; resolves once the table agrees. */
+  set(destination: string, published: boolean): Promise<void> {
+    this.#wanted.set(destination, published);
+    const running = this.#busy.get(destination);
+    if (running) return running;
+    const run = (async () => {
+      for (;;) {
+        const want = this.#wanted.get(destination)!;
+        // Never published by us: not in the table (the TUN is ours, and new).
+        if ((this.#applied.get(destination) ?? false) === want) break;
+        try {
+          if (want) await publishRoute(destination, this.#tun);
+          else await withdrawRoute(destination, this.#tun);
+          this.#applied.set(destination, want);
+          this.#report({ destination, published: want, ok: true });
+        } catch (err) {
+          this.#report({ destination, published: want, ok: false, detail: (err as Error).message });
+          break;
+        }
+      }
+    })().finally(() => this.#busy.delete(destination));
+    this.#busy.set(destination, run);
+    return run;
+  }
+
+  /** Every change asked for so far, done. */
+  async settled(): Promise<void> {
+    await Promise.all([...this.#busy.values()]);
+  }
+}

@@ -86,6 +86,28 @@ export class HealthCheck {
     this.tick();
   }
 
+  /**
+   * Takes over what the check this one replaces (a reload with the same probe settings) knew, so
+   * the connection's health does not fall back to 'unknown' while the first new probe is out.
+   */
+  inherit(prev: HealthCheck): void {
+    this.state = prev.state;
+    this.lost = prev.lost;
+    this.lastRttMs = prev.lastRttMs;
+  }
+
+  /** Whether `other` probes the same way (source, destination, interval, retries). */
+  sameProbes(other: HealthCheck): boolean {
+    const a = this.#cfg;
+    const b = other.#cfg;
+    return (
+      a.source === b.source &&
+      a.destination === b.destination &&
+      a.interval === b.interval &&
+      a.retries === b.retries
+    );
+  }
+
   stop(): void {
     clearInterval(this.#timer);
     this.#timer = undefined;

@@ -19,6 +19,8 @@
  *   twinsec_health_check_rtt_seconds{connection}        histogram, 0.1 ms .. 5 s
  *   twinsec_route_active{destination,connection}        1: the next hop carries the route now; 0: it does not
  *   twinsec_route_switches_total{destination}
+ *   twinsec_route_withdrawn{destination}                1: no next hop usable and onAllDown revoke withdrew it
+ *   twinsec_connection_resets_total{connection}         SAs renegotiated because the health check kept failing
  *   twinsec_ike_sa_established_total{connection,version}
  *   twinsec_ike_negotiation_failures_total{connection,version,reason}   at most MAX_FAILURE_REASONS reasons, then "other"
  *   twinsec_event_loop_lag_seconds{quantile}            "0.5", "0.99", "1" (the maximum) over the last window (loop-lag.ts)
@@ -130,6 +132,8 @@ export class Metrics {
   readonly #rtt: Histogram<'connection'>;
   readonly #routeActive: Gauge<'destination' | 'connection'>;
   readonly #switches: Counter<'destination'>;
+  readonly #withdrawn: Gauge<'destination'>;
+  readonly #resets: Counter<'connection'>;
   readonly #established: Counter<'connection' | 'version'>;
   readonly #failures: Counter<'connection' | 'version' | 'reason'>;
 
@@ -220,6 +224,19 @@ export class Metrics {
       registers,
       collect,
     });
+    this.#withdrawn = new Gauge({
+      name: 'twinsec_route_withdrawn',
+      help: 'Whether the destination route is withdrawn now (1: no next hop usable and onAllDown revoke) or in place (0).',
+      labelNames: ['destination'],
+      registers,
+      collect,
+    });
+    this.#resets = new Counter({
+      name: 'twinsec_connection_resets_total',
+      help: "Times the connection's SAs were deleted and negotiated again because its health check kept failing while they were established (healthCheck.resetAfter).",
+      labelNames: ['connection'],
+      registers,
+    });
     this.#established = new Counter({
       name: 'twinsec_ike_sa_established_total',
       help: 'IKE SAs of the connection that reached the established state.',
@@ -268,6 +285,7 @@ export class Metrics {
         });
       }),
       bus.on('health-rtt', (e) => this.observeRtt(e.connection, e.seconds)),
+      bus.on('connection-reset', (e) => this.#resets.inc({ connection: e.connection })),
       bus.on('child-down', (e) => {
         if (e.counters) this.saRemoved(e.connection, e.spiIn, e.spiOut, e.counters);
       }),
@@ -369,6 +387,8 @@ export class Metrics {
       const version = String(c.version);
       this.#up.set({ connection, version }, c.state === 'established' && c.children.length > 0 ? 1 : 0);
       this.#healthy.set({ connection }, c.health === 'up' ? 1 : 0);
+      // Health-checked connections show their reset count from the start, zero or not.
+      if (c.resets !== undefined) this.#resets.inc({ connection }, 0);
       if (c.interface) this.#iface.set({ connection, interface: c.interface.name }, c.interface.up ? 1 : 0);
       this.#established.inc({ connection, version }, 0);
       for (const d of ['in', 'out'] as const) {
@@ -405,6 +425,7 @@ export class Metrics {
 
   #routes(s: StatusReport): void {
     this.#routeActive.reset();
+    this.#withdrawn.reset();
     const configured = new Map<string, string[]>();
     for (const r of this.#o.routes?.() ?? []) {
       configured.set(
@@ -425,6 +446,7 @@ export class Metrics {
         this.#routeActive.set({ destination, connection }, r.active.includes(connection) ? 1 : 0);
       }
       this.#bump(this.#switches, `switches|${destination}`, { destination }, r.switches);
+      this.#withdrawn.set({ destination }, r.revoked ? 1 : 0);
     }
   }
 

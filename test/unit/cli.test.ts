@@ -65,7 +65,16 @@ const REPORT: StatusReport = {
       ],
     },
   },
-  routes: [{ destination: '198.19.1.0/24', active: ['t1'], fallback: false, switches: 0 }],
+  routes: [
+    {
+      destination: '198.19.1.0/24',
+      active: ['t1'],
+      fallback: false,
+      onAllDown: 'reserve',
+      revoked: false,
+      switches: 0,
+    },
+  ],
   drops: { esp: { replay: 2 }, ike: {} },
 };
 

@@ -43,7 +43,13 @@ t.test('the documented example loads', async (t) => {
   t.same(t1.ike, { proposals: ['aes256gcm16-prfsha256-x25519'], lifetime: 86400 });
   t.same(t1.esp, { proposals: ['aes256gcm16'], lifetime: 3600 });
   t.same(c.routes, [
-    { destination: '198.19.1.0/24', via: [{ connection: 't1', weight: 100 }], publish: true, holdDown: 3 },
+    {
+      destination: '198.19.1.0/24',
+      via: [{ connection: 't1', weight: 100 }],
+      publish: true,
+      holdDown: 3,
+      onAllDown: 'reserve',
+    },
   ]);
 });
 
@@ -93,6 +99,7 @@ routes:
     via: [{ connection: 'v6', weight: 100 }],
     publish: false,
     holdDown: 3,
+    onAllDown: 'reserve',
   });
 });
 
@@ -331,12 +338,33 @@ t.test('healthCheck and holdDown: defaults and errors by path', async (t) => {
     destination: '198.19.1.1',
     interval: 0.1,
     retries: 3,
+    resetAfter: 60,
   });
+  t.equal(c.connections.t1!.healthCheck!.resetAfter, 60, 'resetAfter defaults to 60 s');
   t.equal(c.routes[0]!.holdDown, 3);
+  t.equal(c.routes[0]!.onAllDown, 'reserve', 'onAllDown defaults to reserve');
   t.same(issuesOf(withConn('    healthCheck: { source: nope, destination: 198.19.1.1, retries: 0 }\n')), [
     'connections.t1.healthCheck.source: invalid IP address',
     'connections.t1.healthCheck.retries: must be >= 1',
   ]);
+  const set = parseConfig(
+    withConn(
+      '    healthCheck: { source: 198.18.1.1, destination: 198.19.1.1, resetAfter: 0 }\nroutes:\n  - destination: 198.19.1.0/24\n    via: [ { connection: t1 } ]\n    onAllDown: revoke\n',
+    ),
+  );
+  t.equal(set.connections.t1!.healthCheck!.resetAfter, 0, 'resetAfter 0 (disabled) is accepted');
+  t.equal(set.routes[0]!.onAllDown, 'revoke');
+  t.same(
+    issuesOf(
+      withConn(
+        '    healthCheck: { source: 198.18.1.1, destination: 198.19.1.1, resetAfter: -1 }\nroutes:\n  - destination: 198.19.1.0/24\n    via: [ { connection: t1 } ]\n    onAllDown: withdraw\n',
+      ),
+    ),
+    [
+      'connections.t1.healthCheck.resetAfter: must be >= 0',
+      "routes[0].onAllDown: must be one of 'reserve', 'revoke'",
+    ],
+  );
 });
 
 t.test('qos: control traffic marking, defaults and errors by path', async (t) => {

@@ -36,6 +36,7 @@ const route: RouteConfig = {
   ],
   publish: true,
   holdDown: 3,
+  onAllDown: 'reserve',
 };
 
 t.test(
@@ -117,6 +118,7 @@ t.test('equal weights share the route; a member that fails leaves at once', asyn
       ],
       publish: false,
       holdDown: 3,
+      onAllDown: 'reserve',
     },
   ]);
   s.set('a', true);

@@ -57,7 +57,16 @@ function fakeStatus(): StatusReport {
       }),
       t2: conn({ state: 'connecting', health: 'down', lastRttMs: null, local: '192.0.2.2' }),
     },
-    routes: [{ destination: '198.19.1.0/24', active: ['t1'], fallback: false, switches: 0 }],
+    routes: [
+      {
+        destination: '198.19.1.0/24',
+        active: ['t1'],
+        fallback: false,
+        onAllDown: 'reserve',
+        revoked: false,
+        switches: 0,
+      },
+    ],
     drops: {
       esp: { malformed: 1, noSa: 2, replay: 3, integrity: 0, policy: 0, noRoute: 4, mtu: 0, queue: 0 },
       ike: {},
@@ -241,7 +250,14 @@ t.test('values follow the snapshot between scrapes', async (t) => {
     children: [child('00000001', '00000002', { bytesOut: 64 })],
   });
   status.connections.t1 = { ...status.connections.t1!, health: 'down' };
-  status.routes[0] = { destination: '198.19.1.0/24', active: ['t2'], fallback: false, switches: 1 };
+  status.routes[0] = {
+    destination: '198.19.1.0/24',
+    active: ['t2'],
+    fallback: false,
+    onAllDown: 'reserve',
+    revoked: false,
+    switches: 1,
+  };
   bus.emit('ike-state', { connection: 't2', from: 'connecting', to: 'established', reason: 'auth ok' });
   bus.emit('ike-state', { connection: 't2', from: 'established', to: 'deleting', reason: 'x' });
   const e = await scrape();

@@ -337,6 +337,19 @@ export class IkeCore implements CoreServices {
     return true;
   }
 
+  /**
+   * A health check reset (src/ha/reset.ts): DELETE to the peer for every SA of the connection
+   * (bounded wait: a peer that lost its SAs does not answer), then a new negotiation at once if the
+   * connection initiates; a listening one waits for its peer. An operator's `down` is left alone.
+   */
+  async reset(name: string, reason: string): Promise<boolean> {
+    if (!this.conns.get(name) || this.#stopped || this.conns.isDown(name)) return false;
+    await this.#deleteAll(this.#sasOf(name), reason);
+    this.conns.clearRetry(name);
+    if (this.conns.get(name)?.start === 'initiate') this.initiate(name);
+    return true;
+  }
+
   isAdminDown(name: string): boolean {
     return this.conns.isDown(name);
   }
