@@ -35,6 +35,11 @@ export async function addInterfaceAddress(address: string, dev: string): Promise
   await ip([family, 'addr', 'replace', address, 'dev', dev]);
 }
 
+export interface RouteOps {
+  publish(destination: string, tun: string): Promise<void>;
+  withdraw(destination: string, tun: string): Promise<void>;
+}
+
 /**
  * The published routes of one daemon in the OS table, kept to what the HA layer wants: a route
  * withdrawn by `onAllDown: revoke` goes, and comes back when a next hop is usable. Changes to one
@@ -48,13 +53,17 @@ export class PublishedRoutes {
   readonly #wanted = new Map<string, boolean>();
   readonly #applied = new Map<string, boolean>();
   readonly #busy = new Map<string, Promise<void>>();
+  readonly #ops: RouteOps;
 
   constructor(
     tun: string,
     report: (e: { destination: string; published: boolean; ok: boolean; detail?: string }) => void,
+    /** The table's operations (tests inject their own). */
+    ops: RouteOps = { publish: publishRoute, withdraw: withdrawRoute },
   ) {
     this.#tun = tun;
     this.#report = report;
+    this.#ops = ops;
   }
 
   /** Records a route published (or not) outside this class, e.g. at start. */
@@ -83,8 +92,8 @@ export class PublishedRoutes {
         // Never published by us: not in the table (the TUN is ours, and new).
         if ((this.#applied.get(destination) ?? false) === want) break;
         try {
-          if (want) await publishRoute(destination, this.#tun);
-          else await withdrawRoute(destination, this.#tun);
+          if (want) await this.#ops.publish(destination, this.#tun);
+          else await this.#ops.withdraw(destination, this.#tun);
           this.#applied.set(destination, want);
           this.#report({ destination, published: want, ok: true });
         } catch (err) {

@@ -58,3 +58,40 @@ t.test(
     });
   },
 );
+
+t.test(
+  'reset (health check resetAfter): DELETE to the peer, then an initiator negotiates again',
+  async (t) => {
+    const c = conn('t1');
+    const p = await pair([c], [mirror(c, { start: 'listen' })]);
+    t.teardown(p.stop);
+    await until(() => state(p.a, 't1') === 'established' && state(p.b, 't1') === 'established');
+    const spiBefore = p.a.daemon.status().connections.t1!.children[0]!.spiIn;
+    const before = p.net.log.length;
+    t.equal(await p.a.daemon.ike!.reset('t1', 'health check failing'), true);
+    await until(
+      () => state(p.a, 't1') === 'established' && p.a.daemon.status().connections.t1!.children.length === 1,
+    );
+    const after = p.net.steps().slice(before);
+    t.ok(after.includes(`INFORMATIONAL request ${A} -> ${B}`), 'DELETE sent');
+    t.ok(
+      after.indexOf(`IKE_SA_INIT request ${A} -> ${B}`) > after.indexOf(`INFORMATIONAL request ${A} -> ${B}`),
+    );
+    t.not(p.a.daemon.status().connections.t1!.children[0]!.spiIn, spiBefore, 'a new CHILD_SA');
+    await until(() => p.b.daemon.status().connections.t1!.ikeSas!.established === 1);
+    t.equal(p.b.daemon.status().connections.t1!.children.length, 1, 'the peer holds only the new one');
+
+    // The listening side resets: its SAs go (the peer told), and it waits for the peer.
+    const mark = p.net.log.length;
+    t.equal(await p.b.daemon.ike!.reset('t1', 'health check failing'), true);
+    await until(() => state(p.b, 't1') === 'down' && state(p.a, 't1') !== 'established');
+    await new Promise((r) => setTimeout(r, 200));
+    t.notOk(
+      p.net.steps().slice(mark).includes(`IKE_SA_INIT request ${B} -> ${A}`),
+      'a listening connection does not initiate',
+    );
+    await p.a.daemon.down('t1');
+    t.equal(await p.a.daemon.ike!.reset('t1', 'x'), false, 'an operator down is left alone');
+    t.equal(await p.a.daemon.ike!.reset('nope', 'x'), false);
+  },
+);

@@ -144,3 +144,120 @@ t.test('the hold-down re-evaluates by itself', async (t) => {
   t.same(s.r.active(DEST), ['t1']);
   s.r.stop();
 });
+
+/** A revoke route and the callbacks it makes. */
+function revokeSetup(onAllDown: 'reserve' | 'revoke', previous?: Router) {
+  let now = 1_000_000;
+  const state = new Map<string, Usability>();
+  const applied: { destination: string; connections: string[] }[][] = [];
+  const switches: RouteSwitch[] = [];
+  const revoked: [string, boolean][] = [];
+  const set = (c: string, usable: boolean) =>
+    state.set(c, { usable, since: now, reason: usable ? 'up' : 'down: 3 probes lost' });
+  const r = new Router({
+    routes: [{ ...route, onAllDown }],
+    usability: (c) => state.get(c) ?? { usable: false, since: 0, reason: 'down: no CHILD_SA' },
+    apply: (e) => applied.push(e),
+    onSwitch: (s) => switches.push(s),
+    onRevoked: (d, v) => revoked.push([d, v]),
+    now: () => now,
+    previous,
+  });
+  return {
+    r,
+    set,
+    applied,
+    switches,
+    revoked,
+    advance: (ms: number) => {
+      now += ms;
+    },
+  };
+}
+
+const hasRoute = (entries: { destination: string }[] | undefined) =>
+  (entries ?? []).some((e) => e.destination === DEST);
+
+t.test('onAllDown revoke: withdrawn while no next hop is usable, back at once when one is', async (t) => {
+  const s = revokeSetup('revoke');
+  s.r.evaluate();
+  t.equal(s.r.isRevoked(DEST), true, 'nothing usable at start: withdrawn');
+  t.notOk(hasRoute(s.applied.at(-1)), 'not in the engine');
+  t.same(s.revoked, [], 'it starts withdrawn: no callback');
+  t.same(s.switches, [], 'the first decision is no switch');
+
+  s.set('t1', true);
+  s.set('t2', true);
+  s.r.evaluate();
+  t.same(s.revoked, [[DEST, false]], 'brought back');
+  t.same(s.r.active(DEST), ['t1'], 'on the highest weight at once (no hold-down from withdrawn)');
+  t.ok(hasRoute(s.applied.at(-1)), 'in the engine');
+  t.match(s.switches.at(-1), { from: [], to: ['t1'], revoked: false, reason: /restored/ });
+
+  s.set('t1', false);
+  s.r.evaluate();
+  t.same(s.r.active(DEST), ['t2'], 'one next hop down: the other carries it, nothing withdrawn');
+  t.equal(s.r.isRevoked(DEST), false);
+
+  s.set('t2', false);
+  s.r.evaluate();
+  t.equal(s.r.isRevoked(DEST), true, 'all down: withdrawn');
+  t.equal(s.r.isFallback(DEST), true);
+  t.same(s.r.active(DEST), []);
+  t.notOk(hasRoute(s.applied.at(-1)), 'removed from the engine (a shorter route may carry it)');
+  t.same(s.revoked.at(-1), [DEST, true]);
+  t.match(s.switches.at(-1), {
+    from: ['t2'],
+    to: [],
+    revoked: true,
+    reason: /withdrawn \(onAllDown: revoke\)/,
+  });
+
+  s.advance(100);
+  s.set('t2', true);
+  s.r.evaluate();
+  t.same(s.r.active(DEST), ['t2'], 'the standby coming back restores it at once');
+  t.same(s.revoked.at(-1), [DEST, false]);
+  s.set('t1', true);
+  s.r.evaluate();
+  t.same(s.r.active(DEST), ['t2'], 'the primary then waits for its hold-down as usual');
+  s.advance(3000);
+  s.r.evaluate();
+  t.same(s.r.active(DEST), ['t1']);
+  t.equal(s.revoked.length, 3, 'one callback per change');
+  s.r.stop();
+});
+
+t.test('onAllDown reserve: the route stays on the highest weight, never withdrawn', async (t) => {
+  const s = revokeSetup('reserve');
+  s.set('t1', true);
+  s.r.evaluate();
+  s.set('t1', false);
+  s.r.evaluate();
+  t.equal(s.r.isRevoked(DEST), false);
+  t.equal(s.r.isFallback(DEST), true);
+  t.same(s.r.active(DEST), ['t1'], 'kept on t1');
+  t.ok(hasRoute(s.applied.at(-1)), 'still in the engine');
+  t.same(s.revoked, [], 'no withdraw callback');
+  s.r.stop();
+});
+
+t.test('a router replacing another (reload) keeps next hops and the withdrawn state', async (t) => {
+  const a = revokeSetup('revoke');
+  a.set('t2', true);
+  a.r.evaluate();
+  t.same(a.r.active(DEST), ['t2']);
+  const b = revokeSetup('revoke', a.r);
+  b.set('t2', true);
+  b.set('t1', true);
+  b.r.evaluate();
+  t.same(b.r.active(DEST), ['t2'], 'the primary still waits for its hold-down after the reload');
+  t.same(b.revoked, [], 'not withdrawn before, no callback now');
+  const c = revokeSetup('revoke');
+  c.r.evaluate();
+  const d = revokeSetup('revoke', c.r);
+  d.r.evaluate();
+  t.equal(d.r.isRevoked(DEST), true, 'withdrawn before the reload, still withdrawn');
+  t.same(d.revoked, []);
+  for (const x of [a, b, c, d]) x.r.stop();
+});
