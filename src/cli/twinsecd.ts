@@ -202,8 +202,16 @@ async function main(): Promise<void> {
   for (const w of configWarnings(config)) process.stderr.write(`warning: ${w}\n`);
   if (args.check) {
     const routes = config.routes.length;
+    const revoke = config.routes.filter((r) => r.onAllDown === 'revoke').length;
+    const checks = Object.values(config.connections).filter((c) => c.healthCheck);
+    const resetting = checks.filter((c) => c.healthCheck!.resetAfter > 0).length;
     process.stdout.write(
-      `configuration OK: ${Object.keys(config.connections).length} connections, ${routes} routes\n`,
+      `configuration OK: ${Object.keys(config.connections).length} connections, ${routes} routes` +
+        (revoke ? ` (${revoke} withdrawn while every next hop is down)` : '') +
+        (checks.length
+          ? `, ${checks.length} health checks (${resetting} resetting the SA when failing)`
+          : '') +
+        '\n',
     );
     return;
   }

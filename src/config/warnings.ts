@@ -64,5 +64,22 @@ export function configWarnings(config: Config): string[] {
         `${(f.mode & 0o777).toString(8).padStart(4, '0')}); chmod 600 it`,
     );
   }
+  // A withdrawn route leaves the engine; unpublished, the OS still routes its traffic into the TUN,
+  // where nothing carries it any more: dropped (no_route), unless a shorter routes[] entry does.
+  config.routes.forEach((r, i) => {
+    if (r.onAllDown !== 'revoke' || r.publish) return;
+    out.push(
+      `routes[${i}].onAllDown: revoke without publish: while ${r.destination} is withdrawn, what the ` +
+        `host routes into ${config.tun.name} for it is dropped (publish: true lets the OS table fall back to another path)`,
+    );
+  });
+  // A reset of a listening connection deletes its SAs and waits: only the peer can negotiate again.
+  for (const c of Object.values(config.connections)) {
+    if (c.start !== 'listen' || !c.healthCheck || c.healthCheck.resetAfter === 0) continue;
+    out.push(
+      `connections.${c.name}.healthCheck.resetAfter: with start: listen a reset only deletes the SAs; ` +
+        'the peer must negotiate again (start: initiate renegotiates itself, resetAfter: 0 never resets)',
+    );
+  }
   return out;
 }

@@ -362,7 +362,7 @@ t.test('healthCheck and holdDown: defaults and errors by path', async (t) => {
     ),
     [
       'connections.t1.healthCheck.resetAfter: must be >= 0',
-      "routes[0].onAllDown: must be one of 'reserve', 'revoke'",
+      'routes[0].onAllDown: must be one of reserve, revoke',
     ],
   );
 });
