@@ -54,6 +54,8 @@ export class Router {
   readonly #revoked = new Set<string>();
   readonly switches = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
+  /** The data plane has this router's table (its first evaluation always programs it: a reload may drop routes). */
+  #programmed = false;
 
   constructor(o: RouterOptions) {
     this.#o = o;
@@ -152,7 +154,8 @@ export class Router {
         ...(revoke !== wasRevoked ? { revoked: revoke } : {}),
       });
     }
-    if (changed) {
+    if (changed || !this.#programmed) {
+      this.#programmed = true;
       this.#o.apply(
         this.#o.routes
           .filter((r) => !this.#revoked.has(r.destination))
