@@ -25,6 +25,7 @@ import {
   show,
   typeOf,
 } from './aliyun-download.js';
+import { bgpTunnelHealth, readHealthCheck, readTransport } from './aliyun-health.js';
 import type { BgpPlan } from './frr.js';
 
 /**
@@ -37,14 +38,6 @@ const INTERFACE_PREFIX = 'tw-';
 /** Alibaba: TunnelCidr is a /30 from 169.254.0.0/16 (CreateVpnConnection TunnelBgpConfig.TunnelCidr). */
 const TUNNEL_CIDR_PREFIX = 30;
 const LINK_LOCAL: Cidr = { address: '169.254.0.0', prefix: 16, family: 4 };
-/**
- * Health check of each tunnel: twinsec's defaults (1 s x 3, `healthCheck` in the schema), written
- * out so the operator sees them. Its probes are marked control traffic (security issue #11), so a
- * saturated link does not fail them; a lost tunnel drops carrier after 3-4 s (README table), and
- * zebra withdraws the routes through the device at once. BFD (frr.ts) is the faster path.
- */
-const HEALTH_INTERVAL = 1;
-const HEALTH_RETRIES = 3;
 
 /** Does BgpConfigs hold at least one entry (`{"BgpConfig": [...]}` as the API returns it, or a list)? */
 export function hasBgpConfigs(v: unknown): boolean {
@@ -282,7 +275,8 @@ function readNetworks(r: Reader, root: Obj, given: string[] | undefined): string
  * A dual-tunnel download with BGP -> two route-based connections, t1 (tunnel 1, preferred) and t2,
  * each with its own device (tw-t1, tw-t2) holding the on-premises inside address, selectors
  * 0.0.0.0/0 (which prefixes use a tunnel is FRR's choice), a health check of the cloud's inside
- * address, and the plan for the FRR snippet. Tunnel 1 (preferred) is the first TunnelConfig entry,
+ * address (or as HealthCheckConfig says), DPD and encapsulation per tunnel (EnableDpd,
+ * EnableNatTraversal), and the plan for the FRR snippet. Tunnel 1 (preferred) is the first TunnelConfig entry,
  * as the download lists them.
  */
 export function aliyunBgpToConfig(
@@ -322,6 +316,7 @@ export function aliyunBgpToConfig(
     return { t, b };
   });
 
+  const rootHc = readHealthCheck(r, root, []);
   const read = pairs.map(({ t, b }) => {
     const local = r.address(t.item, 'Local', r.path(...t.base, 'Local'));
     const remote = r.address(t.item, 'Remote', r.path(...t.base, 'Remote'));
@@ -329,7 +324,13 @@ export function aliyunBgpToConfig(
       r.issue(r.path(...t.base, 'Remote'), `IPv${isIP(remote)} address but Local is IPv${isIP(local)}`);
     const sa = readSa(r, t.item, t.base);
     const bgp = b ? readTunnelBgp(r, b.item, b.base) : undefined;
-    return { t, local, remote, sa, bgp };
+    // Per tunnel, the root's as fallback (tunnel-level wins).
+    const hc = readHealthCheck(r, t.item, t.base) ?? rootHc;
+    const transport = readTransport(r, [
+      { obj: t.item, base: t.base },
+      { obj: root, base: [] },
+    ]);
+    return { t, local, remote, sa, bgp, hc, transport };
   });
   const [one, two] = read as [(typeof read)[0], (typeof read)[0]];
   if (one.local && one.remote && one.local === two.local && one.remote === two.remote) {
@@ -372,6 +373,7 @@ export function aliyunBgpToConfig(
     const bgp = x.bgp!;
     const ifname = `${INTERFACE_PREFIX}${name}`;
     const { version, mode, localId, remoteId, psk, ike, esp } = saConnection(r, x.sa, x.t.base);
+    const health = bgpTunnelHealth(r, x.hc, bgp.onPrem, bgp.cloud);
     connections[name] = {
       version,
       ...(mode ? { mode } : {}),
@@ -385,12 +387,8 @@ export function aliyunBgpToConfig(
       localSubnets: ['0.0.0.0/0'],
       remoteSubnets: ['0.0.0.0/0'],
       start: 'initiate',
-      healthCheck: {
-        source: bgp.onPrem,
-        destination: bgp.cloud,
-        interval: HEALTH_INTERVAL,
-        retries: HEALTH_RETRIES,
-      },
+      ...x.transport,
+      ...(health ? { healthCheck: health } : {}),
       interface: { name: ifname, address: `${bgp.onPrem}/${bgp.cidr.prefix}` },
     };
     const tunnelId = id(x.t.item);
@@ -406,5 +404,6 @@ export function aliyunBgpToConfig(
   });
   const config: ImportedConfig = { connections };
   selfCheck(config);
-  return { config, warnings: r.warnings, bgp: plan };
+  // Root-level settings warn once, not once per tunnel.
+  return { config, warnings: [...new Set(r.warnings)], bgp: plan };
 }

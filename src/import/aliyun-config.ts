@@ -29,8 +29,15 @@ export interface ImportedConnection {
   localSubnets: string[];
   remoteSubnets: string[];
   start: 'initiate';
-  /** BGP dual-tunnel import: probes of the cloud's inside address over the tunnel. */
+  /** EnableNatTraversal false: raw ESP only (absent: twinsec's `auto`, UDP when a NAT is detected). */
+  encapsulation?: 'esp';
+  /**
+   * HealthCheckConfig (sip -> dip) when enabled; for the BGP dual-tunnel import, by default probes
+   * of the cloud's inside address over the tunnel.
+   */
   healthCheck?: { source: string; destination: string; interval: number; retries: number };
+  /** EnableDpd true (Alibaba's default): twinsec's DPD timers, written out. */
+  dpd?: { delay: number; timeout: number };
   /** BGP dual-tunnel import: the route-based connection's own device and inside address. */
   interface?: { name: string; address: string };
 }
@@ -39,6 +46,8 @@ export interface ImportedRoute {
   destination: string;
   via: { connection: string; weight: number }[];
   publish: boolean;
+  /** HealthCheckConfig.Policy (when the check is enabled): revoke_route -> revoke, reserve_route -> reserve. */
+  onAllDown?: 'revoke' | 'reserve';
 }
 
 /** The generated configuration: only what differs from twinsec's defaults (tun, control... stay implicit). */

@@ -9,6 +9,7 @@
  *   the Reader, the per-tunnel IkeConfig/IpsecConfig);
  * - aliyun-bgp.ts: the dual-tunnel download with BGP (two route-based connections and the plan for
  *   the FRR snippet, frr.ts);
+ * - aliyun-health.ts: HealthCheckConfig/VcoHealthCheck, EnableDpd and EnableNatTraversal;
  * - aliyun-config.ts: the generated configuration's shape, its YAML rendering and the self-check.
  * The public API is exported from here.
  *
@@ -40,6 +41,7 @@ import {
   show,
   typeOf,
 } from './aliyun-download.js';
+import { readHealthCheck, readTransport, singleTunnelHealth } from './aliyun-health.js';
 import { type BgpPlan, frrConfig } from './frr.js';
 
 export { ALIYUN_DEFAULT_ASN, parseAsn } from './aliyun-bgp.js';
@@ -130,6 +132,10 @@ export function aliyunToConfig(
   const remoteSubnets = r.subnets(root, 'RemoteSubnet', r.path('RemoteSubnet'));
 
   const sa = readSa(r, root, []);
+  const hc = readHealthCheck(r, root, []);
+  const health =
+    hc && localSubnets && remoteSubnets ? singleTunnelHealth(r, hc, localSubnets, remoteSubnets) : undefined;
+  const transport = readTransport(r, [{ obj: root, base: [] }]);
 
   if (r.issues.length > 0) throw new ImportError(r.issues);
   const { version, mode, localId, remoteId, psk, ike, esp } = saConnection(r, sa, []);
@@ -146,6 +152,8 @@ export function aliyunToConfig(
     localSubnets: localSubnets!.map((c) => `${c.address}/${c.prefix}`),
     remoteSubnets: remoteSubnets!.map((c) => `${c.address}/${c.prefix}`),
     start: 'initiate',
+    ...transport,
+    ...(health ? { healthCheck: health } : {}),
   };
   for (const c of remoteSubnets!) {
     if (contains(c, conn.remote)) {
@@ -162,6 +170,9 @@ export function aliyunToConfig(
       destination,
       via: [{ connection: name, weight: 100 }],
       publish: true,
+      // Policy applies only with the check on; reserve (the default) is written out too, so the
+      // choice is visible.
+      ...(health && hc ? { onAllDown: hc.onAllDown } : {}),
     })),
   };
   selfCheck(config);

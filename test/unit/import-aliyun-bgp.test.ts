@@ -78,6 +78,7 @@ t.test('the sample imports to two route-based connections that the config parser
     localSubnets: ['0.0.0.0/0'],
     remoteSubnets: ['0.0.0.0/0'],
     start: 'initiate',
+    dpd: { delay: 10, timeout: 20 },
   };
   t.same(r.config, {
     connections: {
