@@ -511,7 +511,10 @@ t.test('CLI: --frr writes the snippet, the YAML passes twinsecd --check', async 
   writeFileSync(out, r.stdout, { mode: 0o600 });
   const c = await node(TWINSECD, ['--check', '--config', out]);
   t.equal(c.code, 0, c.stderr);
-  t.equal(c.stdout, 'configuration OK: 2 connections, 0 routes\n');
+  t.equal(
+    c.stdout,
+    'configuration OK: 2 connections, 0 routes, 2 health checks (2 resetting the SA when failing)\n',
+  );
 
   const asn = await node(TWINSEC, [
     'import-aliyun',

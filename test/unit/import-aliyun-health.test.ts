@@ -445,7 +445,10 @@ t.test('CLI: a download with a health check, DPD and NAT-T off passes twinsecd -
   writeFileSync(out, r.stdout, { mode: 0o600 });
   const c = await node(TWINSECD, ['--check', '--config', out]);
   t.equal(c.code, 0, c.stderr);
-  t.equal(c.stdout, 'configuration OK: 1 connections, 1 routes\n');
+  t.equal(
+    c.stdout,
+    'configuration OK: 1 connections, 1 routes (1 withdrawn while every next hop is down), 1 health checks (1 resetting the SA when failing)\n',
+  );
   const cfg = parseConfig(r.stdout, { baseDir: '/' });
   t.same(cfg.connections.t1!.healthCheck, {
     source: '10.10.1.1',
