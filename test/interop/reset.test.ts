@@ -62,11 +62,7 @@ const EARLY_TOLERANCE_MS = 100;
 /** ... nor much after it (a busy event loop delays timers). */
 const LATE_TOLERANCE_MS = 1500;
 
-/** ike-core.ts SIMULTANEOUS_WINDOW (10 s, not exported) plus a margin. */
-const STALE_AGE_MS = 10_500;
-
 const tail = (s: string | undefined, n: number) => (s ?? '').split('\n').slice(-n).join('\n');
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 interface Case {
   name: string;
@@ -216,7 +212,6 @@ async function runCase(t: Test, c: Case): Promise<void> {
   const d = twinsec;
   await charon.waitFor(() => charon.established('gw'), 20_000, 'strongSwan IKE SA ESTABLISHED');
   await d.waitForState('t1', 'established', 15_000);
-  const establishedAt = Date.now();
   await waitFor(async () => (await d.status()).connections.t1?.health === 'up', 10_000, {
     what: 'health check up',
     intervalMs: 100,
@@ -234,12 +229,8 @@ async function runCase(t: Test, c: Case): Promise<void> {
   t.equal((await d.status()).connections.t1?.resets, 0, 'status: resets 0 before the kill');
   const saBefore = d.liveIkeSas('t1');
   t.equal(saBefore.length, 1, `twinsec: one IKE SA for t1 before the kill (${saBefore.join(', ')})`);
-  if (!twInit) {
-    // twinsec treats an SA younger than 10 s as a simultaneous negotiation, never as stale, on the
-    // peer's INITIAL_CONTACT (ike-core.ts SIMULTANEOUS_WINDOW). A gateway that restarts has had its
-    // SA for longer than that; so has this one before the kill.
-    await sleep(Math.max(0, establishedAt + STALE_AGE_MS - Date.now()));
-  }
+  // No wait for the SA to age: a peer's INITIAL_CONTACT replaces an SA it started itself however
+  // young (ike-core.ts peerInitialContact); case (c) kills charon a few seconds after the SA came up.
   const eventsBefore = d.logEvents().length;
 
   // kill -9 and start again at once, same configuration.
@@ -310,7 +301,10 @@ async function runCase(t: Test, c: Case): Promise<void> {
   const reset = after.find((e) => e.event === 'connection-reset' && e.connection === 't1');
   const resets = st?.resets as number | undefined;
   const metric = await resetsMetric(lab, tw);
-  t.ok(down, `twinsec logged health t1 -> down (+${down ? down.at - killedAt : '?'} ms after the kill)`);
+  // With twinsec as responder the restarted charon's INITIAL_CONTACT may replace the stale SA before
+  // the check has lost `retries` probes: then health never goes down, and that is the better outcome.
+  if (twInit)
+    t.ok(down, `twinsec logged health t1 -> down (+${down ? down.at - killedAt : '?'} ms after the kill)`);
   const downToReset = down && reset ? reset.at - down.at : Number.NaN;
   t.comment(
     `${c.name}: health down +${down ? down.at - killedAt : '?'} ms after the kill; ` +

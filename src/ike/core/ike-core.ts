@@ -442,7 +442,8 @@ export class IkeCore implements CoreServices {
     // `remote` is one peer address), and of another connection only when the same identity was
     // authenticated from the same address (the twin tunnels of one gateway pair). An SA younger
     // than a few seconds is not stale but a simultaneous negotiation (e.g. the second tunnel coming
-    // up right now), whose peer copy exists: deleting it would leave the two sides with different SAs.
+    // up right now), whose peer copy exists: deleting it would leave the two sides with different SAs
+    // (see the loop for which SAs can be such a race).
     //
     // `keepChildren` (IKEv1): strongSwan also sends INITIAL-CONTACT in the main mode that
     // re-authenticates an ISAKMP SA, and keeps using the IPsec SAs of the old one (IKEv1 ties no
@@ -456,7 +457,14 @@ export class IkeCore implements CoreServices {
     const now = this.clock.now();
     for (const o of this.table.withIdentity(sa.peerIdentity)) {
       if (o === sa || !samePeer(o, sa)) continue;
-      if (o.phase !== 'established' || now - o.createdAt < SIMULTANEOUS_WINDOW) continue;
+      if (o.phase !== 'established') continue;
+      // The window guards negotiations that may cross: one we started (the peer may have started its
+      // own at the same moment, each side sending INITIAL_CONTACT), or another connection's (the twin
+      // tunnel coming up now). An SA of this connection that the peer itself started is not such a
+      // race: a new one from the peer saying it holds no other means the peer lost it (a restart),
+      // however young it is.
+      const mayCross = o.initiator || o.conn.name !== sa.conn.name;
+      if (mayCross && now - o.createdAt < SIMULTANEOUS_WINDOW) continue;
       if (keepChildren) {
         if (o.conn.name !== sa.conn.name) continue;
         const n = o.children.length;
