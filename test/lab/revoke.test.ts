@@ -16,6 +16,9 @@
  * own change notifications, microsecond timestamps of the monitor's clock, the same wall clock as
  * Date.now()): cheaper than polling `ip route` and exact. Spot checks with `ip -j route show`.
  *
+ * The status during the cut comes from `twinsec status --json` (the CLI, the contract); before and after
+ * from the same report over the control socket in-process (quickStatus: no node process per call).
+ *
  * Both links stay cut for CUT_HOLD_MS only: far below healthCheck.resetAfter (default 60 s: no SA is
  * renegotiated meanwhile) and the IKE liveness check's delay (10 s), so the repair finds the SAs as they
  * were and the figures measure the HA layer alone.
@@ -252,7 +255,12 @@ async function revokeCase(t: Test): Promise<void> {
   const h = await startLab(t, { onpremOnAllDown: 'revoke' });
   const mon = await startRouteMonitor(h.lab, h.ns.onGw);
 
-  const before = await haStatus(h.onprem);
+  // The route went in when t1 first became usable; the status says so once `ip route replace` has
+  // returned, which may be just after the kernel table (and so the LAN ping of waitHaReady) had it.
+  await waitFor(async () => routeOf(await quickStatus(h.onprem))?.published, 3000, { intervalMs: 50 }).catch(
+    () => undefined,
+  );
+  const before = await quickStatus(h.onprem);
   t.same(
     routeView(before),
     { onAllDown: 'revoke', active: ['t1'], fallback: false, revoked: false, published: true },
@@ -351,7 +359,7 @@ async function revokeCase(t: Test): Promise<void> {
   await waitLanPing(h);
   const lanOk = await lanPingOnce(h);
   t.equal(lanOk.code, 0, 'after: a LAN ping is answered');
-  const after = await haStatus(h.onprem);
+  const after = await quickStatus(h.onprem);
   t.same(
     routeView(after),
     { onAllDown: 'revoke', active: ['t1'], fallback: false, revoked: false, published: true },
@@ -382,7 +390,7 @@ async function revokeCase(t: Test): Promise<void> {
 async function reserveCase(t: Test): Promise<void> {
   const h = await startLab(t, {});
   const mon = await startRouteMonitor(h.lab, h.ns.onGw);
-  const before = await haStatus(h.onprem);
+  const before = await quickStatus(h.onprem);
   t.same(
     routeView(before),
     { onAllDown: 'reserve', active: ['t1'], fallback: false, revoked: false, published: true },
@@ -420,9 +428,20 @@ async function reserveCase(t: Test): Promise<void> {
 
   const repairStartedAt = Date.now();
   await repairLinks(h.lab, h.ns, [1], 'silent');
+  // The route never left t1, so LAN traffic flows again as soon as link 1 carries it, possibly before
+  // the next probe has marked t1 up (the status may still say fallback for up to an interval or so).
   await waitLanPing(h);
   t.comment(`reserve: repair of link 1 -> LAN ping answered: ${Date.now() - repairStartedAt} ms (polled)`);
-  const after = await haStatus(h.onprem);
+  const t1Up = await waitFor(
+    async () => {
+      const s = await quickStatus(h.onprem);
+      return s.connections.t1?.health === 'up' && routeOf(s)?.fallback === false;
+    },
+    5000,
+    { intervalMs: 50 },
+  ).catch(() => false);
+  t.ok(t1Up, 'status: t1 healthy again, the route no longer a fallback');
+  const after = await quickStatus(h.onprem);
   t.same(
     routeView(after),
     { onAllDown: 'reserve', active: ['t1'], fallback: false, revoked: false, published: true },
