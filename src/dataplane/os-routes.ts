@@ -24,9 +24,19 @@ export async function publishRoute(destination: string, tun: string): Promise<vo
   await ip([family, 'route', 'replace', destination, 'dev', tun, 'proto', 'static']);
 }
 
+/** `ip route del` failures that mean the route is not in the table (nothing left to withdraw). */
+const ALREADY_ABSENT = /No such process|FIB table does not exist|Cannot find device/;
+
+/**
+ * Removes a published route; a route already absent (or its TUN gone) counts as removed. Any other
+ * failure (no permission, `ip` timing out) is thrown, so the caller neither reports the route
+ * withdrawn nor forgets it is still in the table.
+ */
 export async function withdrawRoute(destination: string, tun: string): Promise<void> {
   const family = isIPv6(destination.split('/')[0]!) ? '-6' : '-4';
-  await ip([family, 'route', 'del', destination, 'dev', tun]).catch(() => {});
+  await ip([family, 'route', 'del', destination, 'dev', tun]).catch((err: Error) => {
+    if (!ALREADY_ABSENT.test(err.message)) throw err;
+  });
 }
 
 /** The inside address of a route-based connection's interface (`address/prefix`). */

@@ -13,7 +13,8 @@
  * The on-prem gateway routes by source (`ip rule from 192.0.2.2 table 101`, default via 192.0.2.1 there;
  * the same for link 2 with table 102) and has no default route in its main table, so each tunnel's
  * packets leave on their own link. Link 1 fails silently (`iptables -j DROP` in the router, both ways)
- * or by carrier loss (`ip link set r1 down` in the router: the on-prem side sees NO-CARRIER).
+ * or by carrier loss (`ip link set r1 down` in the router: the on-prem side sees NO-CARRIER); cutLinks
+ * fails link 2, or both at once, the same ways (revoke.test.ts).
  *
  * Measurements come from outside the daemons: `ping -D -O` from a LAN host (timestamps, sequence
  * numbers) and the daemons' own JSON log lines (`health`, `route-switch` events with their times).
@@ -89,6 +90,10 @@ export interface HaLabOptions {
    * tunnel's probes through that tunnel. Default false: both probe from the LAN gateway address.
    */
   probeSources?: { t1: string; t2: string } | false;
+  /** The on-prem route's `onAllDown`; default false: not in the config (the daemon's default, reserve). */
+  onpremOnAllDown?: 'reserve' | 'revoke' | false;
+  /** The on-prem gateway's `metrics.listen` (inside its namespace), e.g. '127.0.0.1:9464'; default none. */
+  onpremMetrics?: string | false;
 }
 
 export interface HaNamespaces {
@@ -112,6 +117,11 @@ export interface HaRouteStatus {
   active: string[];
   fallback: boolean;
   switches: number;
+  onAllDown?: 'reserve' | 'revoke';
+  /** Withdrawn (onAllDown: revoke and no next hop usable). */
+  revoked?: boolean;
+  /** In the OS routing table now (`publish: true` routes). */
+  published?: boolean;
 }
 export interface HaStatus {
   connections: Record<string, HaConnStatus>;
@@ -186,6 +196,8 @@ export function onpremConfig(o: {
   start?: 'initiate' | 'listen';
   probeSources?: { t1: string; t2: string } | false;
   version?: IkeVersion;
+  onAllDown?: 'reserve' | 'revoke' | false;
+  metrics?: string | false;
 }) {
   const c = (local: string, localId: string, probeFrom: string | undefined) =>
     conn(
@@ -208,6 +220,7 @@ export function onpremConfig(o: {
   const ps = o.probeSources || undefined;
   return {
     log: { level: o.logLevel },
+    ...(o.metrics ? { metrics: { listen: o.metrics } } : {}),
     connections: { t1: c(ADDR.onWan1, ID.on1, ps?.t1), t2: c(ADDR.onWan2, ID.on2, ps?.t2) },
     routes: [
       {
@@ -218,6 +231,7 @@ export function onpremConfig(o: {
         ],
         publish: true,
         holdDown: o.holdDown,
+        ...(o.onAllDown ? { onAllDown: o.onAllDown } : {}),
       },
     ],
   };
@@ -316,9 +330,21 @@ export async function buildTopology(lab: Lab): Promise<HaNamespaces> {
   return ns;
 }
 
-/** Both directions of link 1 in the router, inserted and removed atomically (iptables-restore). */
-const iptSilent = (op: '-I' | '-D') =>
-  ['*filter', `${op} FORWARD -i r1 -j DROP`, `${op} FORWARD -o r1 -j DROP`, 'COMMIT', ''].join('\n');
+/** The router's port of each on-prem link. */
+const ROUTER_PORT = { 1: 'r1', 2: 'r2' } as const;
+export type LinkNo = keyof typeof ROUTER_PORT;
+
+/** Both directions of the given links in the router, inserted and removed atomically (iptables-restore). */
+const iptSilent = (op: '-I' | '-D', links: readonly LinkNo[]) =>
+  [
+    '*filter',
+    ...links.flatMap((l) => [
+      `${op} FORWARD -i ${ROUTER_PORT[l]} -j DROP`,
+      `${op} FORWARD -o ${ROUTER_PORT[l]} -j DROP`,
+    ]),
+    'COMMIT',
+    '',
+  ].join('\n');
 
 export interface HaLab {
   lab: Lab;
@@ -326,12 +352,16 @@ export interface HaLab {
   onprem: Twinsec;
   /** Undefined with `cloud: 'none'`. */
   cloud: Twinsec | undefined;
-  opts: Required<HaLabOptions>;
+  opts: HaLabOpts;
 }
+
+/** The options a lab runs with: defaults filled in, except the on-prem extras (absent: not configured). */
+export type HaLabOpts = Required<Omit<HaLabOptions, 'onpremOnAllDown' | 'onpremMetrics'>> &
+  Pick<HaLabOptions, 'onpremOnAllDown' | 'onpremMetrics'>;
 
 /** The topology and both twinsec gateways (started, not yet waited for). */
 export async function startHaLab(lab: Lab, options: HaLabOptions = {}): Promise<HaLab> {
-  const opts: Required<HaLabOptions> = {
+  const opts: HaLabOpts = {
     version: 2,
     interval: 0.1,
     retries: 3,
@@ -357,29 +387,58 @@ export async function startHaLab(lab: Lab, options: HaLabOptions = {}): Promise<
   const onprem = await startTwinsec(
     lab,
     ns.onGw,
-    onpremConfig({ ...cfg, start: opts.onpremStart, probeSources: opts.probeSources }),
+    onpremConfig({
+      ...cfg,
+      start: opts.onpremStart,
+      probeSources: opts.probeSources,
+      onAllDown: opts.onpremOnAllDown,
+      metrics: opts.onpremMetrics,
+    }),
   );
   return { lab, ns, onprem, cloud, opts };
 }
 
-/** Fails link 1 (silently in the router, or by carrier loss); returns Date.now() once done. */
-export async function cutLink1(lab: Lab, ns: HaNamespaces, mode: CutMode): Promise<number> {
+/**
+ * Fails the given on-prem links (silently in the router, all in one iptables-restore, or by carrier
+ * loss); returns Date.now() once done.
+ */
+export async function cutLinks(
+  lab: Lab,
+  ns: HaNamespaces,
+  links: readonly LinkNo[],
+  mode: CutMode,
+): Promise<number> {
   if (mode === 'silent') {
-    await lab.exec(ns.router, 'iptables-restore', ['--noflush'], { input: iptSilent('-I') });
+    await lab.exec(ns.router, 'iptables-restore', ['--noflush'], { input: iptSilent('-I', links) });
   } else {
-    await lab.exec(ns.router, 'ip', ['link', 'set', 'r1', 'down']);
+    for (const l of links) await lab.exec(ns.router, 'ip', ['link', 'set', ROUTER_PORT[l], 'down']);
   }
   return Date.now();
 }
 
-/** Undoes cutLink1; returns Date.now() once done. */
-export async function repairLink1(lab: Lab, ns: HaNamespaces, mode: CutMode): Promise<number> {
+/** Undoes cutLinks for the given links (a subset of those cut is fine); returns Date.now() once done. */
+export async function repairLinks(
+  lab: Lab,
+  ns: HaNamespaces,
+  links: readonly LinkNo[],
+  mode: CutMode,
+): Promise<number> {
   if (mode === 'silent') {
-    await lab.exec(ns.router, 'iptables-restore', ['--noflush'], { input: iptSilent('-D') });
+    await lab.exec(ns.router, 'iptables-restore', ['--noflush'], { input: iptSilent('-D', links) });
   } else {
-    await lab.exec(ns.router, 'ip', ['link', 'set', 'r1', 'up']);
+    for (const l of links) await lab.exec(ns.router, 'ip', ['link', 'set', ROUTER_PORT[l], 'up']);
   }
   return Date.now();
+}
+
+/** Fails link 1 (silently in the router, or by carrier loss); returns Date.now() once done. */
+export function cutLink1(lab: Lab, ns: HaNamespaces, mode: CutMode): Promise<number> {
+  return cutLinks(lab, ns, [1], mode);
+}
+
+/** Undoes cutLink1; returns Date.now() once done. */
+export function repairLink1(lab: Lab, ns: HaNamespaces, mode: CutMode): Promise<number> {
+  return repairLinks(lab, ns, [1], mode);
 }
 
 /** Both tunnels established and healthy on `side`, the route on the primary. */
