@@ -319,6 +319,8 @@ export class Daemon {
   async stop(): Promise<void> {
     this.#unwatchLoop?.();
     this.#ha?.stop();
+    // Route changes still running finish before the TUN (and its routes) go; none start after.
+    await this.#published?.close();
     await this.#ike?.stop();
     await this.#transport?.close();
     await this.#dp?.close();

@@ -54,26 +54,36 @@ export interface RouteOps {
  * The published routes of one daemon in the OS table, kept to what the HA layer wants: a route
  * withdrawn by `onAllDown: revoke` goes, and comes back when a next hop is usable. Changes to one
  * destination run in order and only the latest wish counts (a flap during a slow `ip` call ends in
- * the state asked for last). Each change, or its failure, is reported.
+ * the state asked for last). Each change, or its failure, is reported; a failed change is tried
+ * again every RETRY_MS while it is still wanted (an `ip` that failed once, e.g. under memory
+ * pressure, must not leave a usable route out of the table until the next failover).
  */
+/** How long a failed publish or withdraw waits before it is tried again (ms). */
+export const RETRY_MS = 5000;
+
 export class PublishedRoutes {
   readonly #tun: string;
+  readonly #retries = new Map<string, NodeJS.Timeout>();
+  #closed = false;
   readonly #report: (e: { destination: string; published: boolean; ok: boolean; detail?: string }) => void;
   /** Wanted state by destination; `#applied` what the table has (as far as we know). */
   readonly #wanted = new Map<string, boolean>();
   readonly #applied = new Map<string, boolean>();
   readonly #busy = new Map<string, Promise<void>>();
   readonly #ops: RouteOps;
+  readonly #retryMs: number;
 
   constructor(
     tun: string,
     report: (e: { destination: string; published: boolean; ok: boolean; detail?: string }) => void,
     /** The table's operations (tests inject their own). */
     ops: RouteOps = { publish: publishRoute, withdraw: withdrawRoute },
+    retryMs = RETRY_MS,
   ) {
     this.#tun = tun;
     this.#report = report;
     this.#ops = ops;
+    this.#retryMs = retryMs;
   }
 
   /** Records a route published (or not) outside this class, e.g. at start. */
@@ -93,6 +103,7 @@ export class PublishedRoutes {
 
   /** Asks for the route to be in the table (true) or not; resolves once the table agrees. */
   set(destination: string, published: boolean): Promise<void> {
+    if (this.#closed) return Promise.resolve();
     this.#wanted.set(destination, published);
     const running = this.#busy.get(destination);
     if (running) return running;
@@ -108,6 +119,7 @@ export class PublishedRoutes {
           this.#report({ destination, published: want, ok: true });
         } catch (err) {
           this.#report({ destination, published: want, ok: false, detail: (err as Error).message });
+          this.#retryLater(destination);
           break;
         }
       }
@@ -116,8 +128,26 @@ export class PublishedRoutes {
     return run;
   }
 
+  #retryLater(destination: string): void {
+    if (this.#closed || this.#retries.has(destination)) return;
+    const t = setTimeout(() => {
+      this.#retries.delete(destination);
+      if (!this.#closed) void this.set(destination, this.#wanted.get(destination)!);
+    }, this.#retryMs);
+    t.unref();
+    this.#retries.set(destination, t);
+  }
+
   /** Every change asked for so far, done. */
   async settled(): Promise<void> {
     await Promise.all([...this.#busy.values()]);
+  }
+
+  /** No more changes or retries (shutdown: the TUN and its routes go next); waits for those running. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const t of this.#retries.values()) clearTimeout(t);
+    this.#retries.clear();
+    await this.settled();
   }
 }

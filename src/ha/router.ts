@@ -52,6 +52,11 @@ export class Router {
   readonly #fallback = new Map<string, boolean>();
   /** Routes withdrawn by `onAllDown: revoke`. */
   readonly #revoked = new Set<string>();
+  /**
+   * Routes that have had a next hop: a revoke route starts withdrawn, and its first next hop is the
+   * first decision (no switch), not a restore.
+   */
+  readonly #carried = new Set<string>();
   readonly switches = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
   /** The data plane has this router's table (its first evaluation always programs it: a reload may drop routes). */
@@ -68,6 +73,7 @@ export class Router {
         this.#active.set(d, was);
         this.#fallback.set(d, prev!.isFallback(d));
       }
+      if (prev?.hasCarried(d)) this.#carried.add(d);
       if (r.onAllDown === 'revoke' && (was === undefined || prev!.isRevoked(d))) this.#revoked.add(d);
     }
   }
@@ -79,6 +85,11 @@ export class Router {
   /** True when no next hop is usable (the route is then kept on its highest weight, or revoked). */
   isFallback(destination: string): boolean {
     return this.#fallback.get(destination) ?? false;
+  }
+
+  /** Whether the route has had a next hop since this router (or the one it replaced) started. */
+  hasCarried(destination: string): boolean {
+    return this.#carried.has(destination);
   }
 
   /** True while the route is withdrawn (onAllDown: revoke and no next hop usable). */
@@ -143,8 +154,10 @@ export class Router {
       if (cur && prev.length === target.length && prev.every((c) => target.includes(c))) continue;
       this.#active.set(dest, target);
       changed = true;
-      // The first decision is no switch.
-      if (!cur) continue;
+      // The first decision is no switch, nor is a revoke route's first next hop after the start.
+      const first = !cur || (target.length > 0 && !this.#carried.has(dest));
+      if (target.length > 0) this.#carried.add(dest);
+      if (first) continue;
       this.switches.set(dest, (this.switches.get(dest) ?? 0) + 1);
       this.#o.onSwitch({
         destination: dest,

@@ -2,7 +2,7 @@
 import t from 'tap';
 import { PublishedRoutes } from '../../src/dataplane/os-routes.js';
 
-function setup(fail = new Set<string>()) {
+function setup(fail = new Set<string>(), retryMs = 5000) {
   const calls: string[] = [];
   const reports: { destination: string; published: boolean; ok: boolean; detail?: string }[] = [];
   let release: (() => void)[] = [];
@@ -12,7 +12,12 @@ function setup(fail = new Set<string>()) {
       release.push(() => (fail.has(`${kind} ${d}`) ? reject(new Error(`ip: ${kind} failed`)) : resolve()));
     });
   };
-  const pr = new PublishedRoutes('tw0', (e) => reports.push(e), { publish: op('add'), withdraw: op('del') });
+  const pr = new PublishedRoutes(
+    'tw0',
+    (e) => reports.push(e),
+    { publish: op('add'), withdraw: op('del') },
+    retryMs,
+  );
   const step = async () => {
     const r = release;
     release = [];
