@@ -10,7 +10,8 @@
  *      fuzz_decap_driver: FUZZ_RUNS generated inputs, fixed seed, ~1 s (one check point)
  *      (the sanitizer build and the rest of native/test/run.sh are not part of npm test)
  *   5. tap over dist/test/{unit,exchange}/**\/*.test.js (parallel), then
- *      dist/test/{interop,lab}/**\/*.test.js with --jobs=1 (network namespaces; need root + strongSwan)
+ *      dist/test/{interop,lab}/**\/*.test.js (network namespaces; need root + strongSwan): the PAIRED
+ *      ones two at a time, then the rest with --jobs=1
  *
  * Options:
  *   --only unit,exchange   restrict the tap suites (folders under test/); checks always run
@@ -33,6 +34,30 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'node_modules', '.bin');
 const SUITES = ['unit', 'exchange', 'interop', 'lab'];
 const SERIAL = new Set(['interop', 'lab']);
+/**
+ * Namespace tests that may run two at a time: each asserts protocol states, SPIs and pings with
+ * margins of seconds, uses little CPU (a handshake now and then, a few pings a second) and shares
+ * nothing with another test but the machine (every namespace, charon and twinsecd is its own). The
+ * others stay alone: throughput (iperf), floods, the sub-second failover and carrier timings,
+ * capture windows timed to the keep-alive interval (ikev1-nat), no echo lost at 50/s through
+ * rekeys (rekey*: a neighbour's CPU bursts cost them an echo), hundreds of tunnels. Pairing these
+ * saves about three minutes of CI.
+ */
+const PAIRED = new Set([
+  'interop/aliyun-v1.test.js',
+  'interop/cli-ops.test.js',
+  'interop/harness-selftest.test.js',
+  'interop/ikev1-3des.test.js',
+  'interop/ikev1-aggressive.test.js',
+  'interop/ikev1-dpd.test.js',
+  'interop/ikev1-legacy.test.js',
+  'interop/ikev1.test.js',
+  'interop/ikev2.test.js',
+  'interop/metrics.test.js',
+  'interop/nat-rebind.test.js',
+  'interop/reset.test.js',
+  'interop/restart.test.js',
+]);
 const TAP_TIMEOUT_S = 600;
 const SKIPS_FILE = join('test', 'skips.json');
 /** Inputs for the standalone fuzz run: about 1 s. The driver's generator has a fixed seed (reproducible). */
@@ -278,6 +303,7 @@ async function main() {
   const skips = [];
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const parallel = [];
+  const paired = [];
   const serial = [];
   for (const suite of opts.only) {
     const files = testFiles(suite);
@@ -289,7 +315,10 @@ async function main() {
           skips.push({ file: sourceName(f), path: [], reason: `suite ${suite} ${reason}` });
         continue;
       }
-      serial.push(...files);
+      for (const f of files) {
+        const name = relative(join(ROOT, 'dist', 'test'), f);
+        (PAIRED.has(name) ? paired : serial).push(f);
+      }
     } else {
       parallel.push(...files);
     }
@@ -297,6 +326,7 @@ async function main() {
   const tapArgs = ['--disable-coverage', '--reporter=tap', `--timeout=${TAP_TIMEOUT_S}`];
   for (const [files, extra] of [
     [parallel, []],
+    [paired, ['--jobs=2']],
     [serial, ['--jobs=1']],
   ]) {
     if (files.length === 0) continue;
@@ -321,7 +351,8 @@ async function main() {
       failures.push(`tap exited ${r.code}${c.found ? '' : ' without a summary'}`);
     }
   }
-  if (parallel.length + serial.length === 0) console.log('\n# no test files found under dist/test');
+  if (parallel.length + paired.length + serial.length === 0)
+    console.log('\n# no test files found under dist/test');
 
   const skipFailures = reportSkips(skips, ci);
   if (skipFailures > 0) {
