@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import { isIPv6 } from 'node:net';
 import { promisify } from 'node:util';
 import { TwinsecError } from '../errors.js';
+import type { TwinsecEvents } from '../events.js';
 
 const run = promisify(execFile);
 
@@ -45,10 +46,16 @@ export async function addInterfaceAddress(address: string, dev: string): Promise
   await ip([family, 'addr', 'replace', address, 'dev', dev]);
 }
 
+/** One change of the table or its failure, as the `route-publish` event carries it. */
+type PublishReport = TwinsecEvents['route-publish'];
+
 export interface RouteOps {
   publish(destination: string, tun: string): Promise<void>;
   withdraw(destination: string, tun: string): Promise<void>;
 }
+
+/** How long a failed publish or withdraw waits before it is tried again (ms). */
+export const RETRY_MS = 5000;
 
 /**
  * The published routes of one daemon in the OS table, kept to what the HA layer wants: a route
@@ -58,14 +65,11 @@ export interface RouteOps {
  * again every RETRY_MS while it is still wanted (an `ip` that failed once, e.g. under memory
  * pressure, must not leave a usable route out of the table until the next failover).
  */
-/** How long a failed publish or withdraw waits before it is tried again (ms). */
-export const RETRY_MS = 5000;
-
 export class PublishedRoutes {
   readonly #tun: string;
   readonly #retries = new Map<string, NodeJS.Timeout>();
   #closed = false;
-  readonly #report: (e: { destination: string; published: boolean; ok: boolean; detail?: string }) => void;
+  readonly #report: (e: PublishReport) => void;
   /** Wanted state by destination; `#applied` what the table has (as far as we know). */
   readonly #wanted = new Map<string, boolean>();
   readonly #applied = new Map<string, boolean>();
@@ -75,7 +79,7 @@ export class PublishedRoutes {
 
   constructor(
     tun: string,
-    report: (e: { destination: string; published: boolean; ok: boolean; detail?: string }) => void,
+    report: (e: PublishReport) => void,
     /** The table's operations (tests inject their own). */
     ops: RouteOps = { publish: publishRoute, withdraw: withdrawRoute },
     retryMs = RETRY_MS,

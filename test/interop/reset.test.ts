@@ -19,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { Lab, type LabProcess, labUnavailable, waitFor } from '../lab/netns.js';
-import { type Charon, charonUnavailable, startCharon } from '../lab/strongswan.js';
+import { type Charon, charonUnavailable, settleToOneIkeSa, startCharon } from '../lab/strongswan.js';
 import {
   startTwinsec,
   type Twinsec,
@@ -270,15 +270,7 @@ async function runCase(t: Test, c: Case): Promise<void> {
     what: 'health check up again',
     intervalMs: 100,
   }).catch(() => {});
-  let gw: Awaited<ReturnType<Charon['listSas']>> = [];
-  await waitFor(
-    async () => {
-      gw = (await ch.listSas()).filter((s) => s.name === 'gw');
-      return gw.length === 1;
-    },
-    3000,
-    { what: 'strongSwan down to one IKE SA', intervalMs: 200 },
-  ).catch(() => {});
+  const gw = await settleToOneIkeSa(ch, 'gw');
   t.equal(
     gw.length,
     1,

@@ -10,7 +10,7 @@
  */
 import t from 'tap';
 import { Lab, labUnavailable, waitFor } from '../lab/netns.js';
-import { type Charon, charonUnavailable, startCharon } from '../lab/strongswan.js';
+import { type Charon, charonUnavailable, settleToOneIkeSa, startCharon } from '../lab/strongswan.js';
 import { startTwinsec, type Twinsec, type TwinsecConfigYaml, twinsecUnavailable } from '../lab/twinsec.js';
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0];
@@ -206,15 +206,7 @@ t.test(
     t.ok(firstOk && toTraffic < 5000, `traffic back ${toTraffic} ms after the restart (< 5000 ms)`);
 
     // INITIAL_CONTACT: strongSwan drops the stale IKE SA (allow a couple of seconds).
-    let gw: Awaited<ReturnType<Charon['listSas']>> = [];
-    await waitFor(
-      async () => {
-        gw = (await charon.listSas()).filter((s) => s.name === 'gw');
-        return gw.length === 1;
-      },
-      3000,
-      { what: 'strongSwan down to one IKE SA', intervalMs: 200 },
-    ).catch(() => {});
+    const gw = await settleToOneIkeSa(charon, 'gw');
     t.comment(
       `strongSwan IKE SAs for gw: ${gw.length} (${gw.map((s) => `#${s.uniqueId} ${s.state}`).join(', ')})`,
     );

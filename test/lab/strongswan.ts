@@ -399,6 +399,23 @@ function readLog(file: string): string {
 }
 
 /**
+ * The IKE SAs charon lists for connection `name`, once they are down to one (a peer's INITIAL_CONTACT
+ * or DELETE takes it a moment), or whatever it lists after `timeoutMs`: the caller asserts.
+ */
+export async function settleToOneIkeSa(charon: Charon, name: string, timeoutMs = 3000): Promise<IkeSaInfo[]> {
+  let sas: IkeSaInfo[] = [];
+  await waitFor(
+    async () => {
+      sas = (await charon.listSas()).filter((s) => s.name === name);
+      return sas.length === 1;
+    },
+    timeoutMs,
+    { what: 'strongSwan down to one IKE SA', intervalMs: 200 },
+  ).catch(() => {});
+  return sas;
+}
+
+/**
  * Writes strongswan.conf + swanctl.conf into `opts.dir`, starts charon inside `ns` with a private /run,
  * waits for its vici socket and loads the configuration.
  */
